@@ -1,0 +1,3 @@
+"""Commands: models, augment."""
+
+from kaggle_flow.cli.app import app  # noqa: F401

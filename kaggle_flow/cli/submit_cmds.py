@@ -1,0 +1,3 @@
+"""Commands: submit_cmds."""
+
+from kaggle_flow.cli.app import app  # noqa: F401

@@ -1,0 +1,3 @@
+"""Commands: train_cmds."""
+
+from kaggle_flow.cli.app import app  # noqa: F401

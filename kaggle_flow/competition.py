@@ -1,0 +1,181 @@
+"""Competitions as data: competitions/NAME.toml, validated on load into a frozen model.
+
+The built-in TOMLs ship inside the package (kaggle_flow.competitions); a competitions/NAME.toml in
+the working directory is found next to them and wins on a name clash. Validation uses pydantic
+models with extra keys forbidden, so an unknown key or a wrong type is one line naming the file and
+the key.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kaggle_flow.errors import ConfigError, NotFoundError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Layout(_Strict):
+    """Where the images and labels are. `kind` picks the reader in layouts.py."""
+
+    kind: Literal["csv", "folders", "prefix"]
+    train_dir: str = "train"  # images (csv, prefix) or one folder per class (folders)
+    train_csv: str | None = None  # csv: the list of training images and labels
+    id_column: str = "id"  # csv: column holding the image file name
+    label_column: str = "label"  # csv: column holding the label
+    label_form: Literal["index", "name"] = "index"  # csv: label given as class index or class name
+    prefix_labels: dict[str, int] = Field(default_factory=dict)  # prefix: file-name prefix -> index
+    valid_dir: str | None = None  # extra labelled images, pooled with train
+    valid_csv: str | None = None  # prefix: labels of valid_dir from a CSV
+    valid_id_column: str = "imgName"
+    valid_label_column: str = "Label"
+    test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class)
+
+
+class Submission(_Strict):
+    """The CSV the site accepts."""
+
+    id_column: str = "id"
+    label_column: str = "label"
+    id_form: Literal["name", "stem"] = "name"  # test_0001.jpg or test_0001
+    label_form: Literal["index", "name"] = "index"
+    sample: str | None = "sample_submission.csv"  # row order to follow, when the file exists
+    solution: str | None = "solution.csv"  # test labels for local scoring, when the file exists
+
+
+class Recipe(_Strict):
+    """The competition's default training recipe; `flow train` flags override it."""
+
+    model: str = "resnet18"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    loss: str = "ce"
+    preset: str = "light"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    erasing: float = 0.0
+    ema: float = 0.0
+    balance: bool = False
+    sizes: list[int] = Field(default_factory=list)
+    patience: int = 0
+    pretrained: bool = False
+
+
+class Source(_Strict):
+    """How to obtain the data."""
+
+    embedded: Literal["mnist", "digits"] | None = None
+    url: str = ""
+    how: str = ""
+
+
+class Competition(_Strict):
+    name: str
+    title: str
+    classes: list[str]
+    metric: Literal["accuracy", "macro_f1", "balanced_accuracy", "kappa"] = "accuracy"
+    image_size: int = 224
+    channels: Literal[1, 3] = 3
+    mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
+    max_params: int | None = None  # model-size limit of the contest, in parameters
+    layout: Layout
+    submission: Submission = Field(default_factory=Submission)
+    train: Recipe = Field(default_factory=Recipe)
+    data: Source = Field(default_factory=Source)
+    path: Path
+
+    @model_validator(mode="after")
+    def _check(self) -> Competition:
+        if len(self.classes) < 2:
+            raise ValueError("classes: a competition needs at least 2 classes")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError("classes: class names must be unique")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError(f"mean/std: need {self.channels} values each (one per channel)")
+        for prefix, index in self.layout.prefix_labels.items():
+            if not 0 <= index < len(self.classes):
+                raise ValueError(f"layout.prefix_labels: {prefix!r} maps to {index}, not a class index")
+        return self
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("kaggle_flow.competitions")))
+
+
+def _search_dirs() -> list[Path]:
+    return [Path.cwd() / "competitions", builtin_dir()]
+
+
+def competition_files() -> dict[str, Path]:
+    """Name -> TOML file; the working directory's competitions/ wins over the built-in ones."""
+    found: dict[str, Path] = {}
+    for folder in reversed(_search_dirs()):
+        if folder.is_dir():
+            for file in sorted(folder.glob("*.toml")):
+                found[file.stem] = file
+    return dict(sorted(found.items()))
+
+
+def list_competitions() -> list[str]:
+    return list(competition_files())
+
+
+def _format_validation(file: Path, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{file}: unknown key '{key}'"
+    if first["type"] == "missing":
+        return f"{file}: missing key '{key}'"
+    if first["type"] == "value_error":
+        return f"{file}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{file}: key '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def load_file(file: Path) -> Competition:
+    """Read and validate one competition TOML."""
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    for key in ("name", "path"):
+        if key in raw:
+            raise ConfigError(f"{file}: unknown key '{key}' (the name is the file name)")
+    try:
+        return Competition(name=file.stem, path=file, **raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(file, exc)) from None
+
+
+def get_competition(name: str) -> Competition:
+    files = competition_files()
+    if name not in files:
+        raise NotFoundError(f"unknown competition '{name}' (known: {', '.join(files) or 'none'})")
+    return load_file(files[name])

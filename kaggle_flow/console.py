@@ -1,0 +1,51 @@
+"""All terminal output: one rich console for results, one for warnings and errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+
+def info(message: str) -> None:
+    out.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    err.print(f"Warning: {message}", markup=False, style="yellow")
+
+
+def error(message: str) -> None:
+    err.print(f"Error: {message}", markup=False, style="bold red")
+
+
+def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*(str(v) for v in row))
+    out.print(t)
+
+
+def progress(items: Iterable[T], total: int | None, description: str, min_total: int = 500) -> Iterator[T]:
+    """Iterate with a rich progress bar when the work is large enough to be worth one."""
+    if total is None or total < min_total or os.environ.get("FLOW_NO_PROGRESS"):
+        yield from items
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)

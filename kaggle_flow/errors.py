@@ -1,0 +1,17 @@
+"""Domain errors. The library raises them; the CLI prints `Error: <message>` and exits 1."""
+
+
+class FlowError(Exception):
+    """A problem the user can act on; the message names the file, row and value."""
+
+
+class ConfigError(FlowError):
+    """A competition TOML that cannot be read or does not validate."""
+
+
+class DataError(FlowError):
+    """Missing data folder, missing files, bad CSV rows, broken images under --strict."""
+
+
+class NotFoundError(FlowError):
+    """An unknown name (competition, model, preset, run...) or a missing artifact."""

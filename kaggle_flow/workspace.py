@@ -1,0 +1,116 @@
+"""The working directory: which competition is current, where its data and runs live.
+
+    data/COMP/           raw competition files (or --data DIR)
+    runs/COMP/           eda/, folds.csv, balanced lists, one folder per training run
+    submissions/COMP/    submission CSVs
+    .flow/current        the competition used last in this directory
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kaggle_flow import console
+from kaggle_flow.competition import Competition, get_competition
+from kaggle_flow.errors import DataError, FlowError
+
+STATE_DIR = Path(".flow")
+
+
+def current_file() -> Path:
+    return STATE_DIR / "current"
+
+
+def resolve_name(name: str | None) -> str:
+    """The competition named, or the one used last here (and say which)."""
+    if name:
+        return name
+    file = current_file()
+    if file.is_file() and file.read_text().strip():
+        remembered = file.read_text().strip()
+        console.info(f"Using competition '{remembered}' (the last one used here)")
+        return remembered
+    raise FlowError("no competition given and none used before in this directory: name one, e.g. `flow eda mnist`")
+
+
+def remember(name: str) -> None:
+    STATE_DIR.mkdir(exist_ok=True)
+    current_file().write_text(name + "\n")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One competition in the working directory."""
+
+    comp: Competition
+    data_dir: Path
+    runs_dir: Path
+    submissions_dir: Path
+
+    def eda_dir(self) -> Path:
+        return self.runs_dir / "eda"
+
+    def folds_file(self) -> Path:
+        return self.runs_dir / "folds.csv"
+
+    def balanced_file(self, fold: int) -> Path:
+        return self.runs_dir / f"balanced_fold{fold}.csv"
+
+    def broken_file(self) -> Path:
+        return self.eda_dir() / "broken.csv"
+
+    def ensure_data(self) -> Path:
+        """The data folder; embedded competitions are written on first use."""
+        if self.comp.data.embedded:
+            from kaggle_flow import sources
+
+            return sources.materialize(self.comp, self.data_dir)
+        if not self.data_dir.is_dir():
+            raise DataError(f"{self.data_dir}: no data for '{self.comp.name}' here; {self.comp.data.how}")
+        return self.data_dir
+
+    def table(self, *, strict: bool = False, quiet: bool = False) -> pd.DataFrame:
+        """The canonical table, less the images `flow eda` found broken (an error with strict)."""
+        from kaggle_flow.layouts import read_table
+
+        table = read_table(self.ensure_data(), self.comp)
+        broken = self.broken_ids()
+        if broken:
+            hit = table["id"].isin(broken)
+            if hit.any():
+                names = ", ".join(table.loc[hit, "id"].head(5))
+                more = f" and {int(hit.sum()) - 5} more" if hit.sum() > 5 else ""
+                if strict:
+                    raise DataError(f"{self.broken_file()}: {int(hit.sum())} broken images: {names}{more}")
+                if not quiet:
+                    console.warn(f"leaving out {int(hit.sum())} broken images found by `flow eda`: {names}{more}")
+                table = table.loc[~hit].reset_index(drop=True)
+        return table
+
+    def broken_ids(self) -> set[str]:
+        file = self.broken_file()
+        if not file.is_file():
+            return set()
+        return set(pd.read_csv(file, dtype=str, keep_default_na=False)["id"])
+
+    def folds(self) -> pd.DataFrame:
+        file = self.folds_file()
+        if not file.is_file():
+            raise FlowError(f"{file}: no folds yet; run `flow split {self.comp.name}` first")
+        return pd.read_csv(file, dtype={"id": str})
+
+
+def open_workspace(name: str | None, data: Path | None = None, *, remember_it: bool = True) -> Workspace:
+    """Resolve the competition (named or current) and its folders; remember it as current."""
+    comp = get_competition(resolve_name(name))
+    if remember_it:
+        remember(comp.name)
+    return Workspace(
+        comp=comp,
+        data_dir=Path(data) if data else Path("data") / comp.name,
+        runs_dir=Path("runs") / comp.name,
+        submissions_dir=Path("submissions") / comp.name,
+    )
