@@ -1,0 +1,32 @@
+"""Shared fixtures: embedded data materialized once per session, a fresh working directory per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("FLOW_NO_PROGRESS", "1")
+
+
+@pytest.fixture(scope="session")
+def embedded_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data/mnist and data/digits, written once for the whole session."""
+    from kaggle_flow.competition import get_competition
+    from kaggle_flow.sources import materialize
+
+    root = tmp_path_factory.mktemp("embedded") / "data"
+    for name in ("digits", "mnist"):
+        materialize(get_competition(name), root / name)
+    return root
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_data: Path) -> Path:
+    """An empty working directory whose data/ already holds the embedded competitions."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for name in ("digits", "mnist"):
+        (tmp_path / "data" / name).symlink_to(embedded_data / name, target_is_directory=True)
+    return tmp_path
