@@ -1,3 +1,95 @@
-"""Commands: eda_cmds."""
+"""Commands: eda."""
 
-from kaggle_flow.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
+
+
+def _distribution(d: dict[str, float], digits: int = 0) -> str:
+    if not d:
+        return "-"
+    fmt = f"{{:.{digits}f}}"
+    return f"{fmt.format(d['min'])} / {fmt.format(d['median'])} / {fmt.format(d['max'])}"
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+def _show(report: dict[str, Any]) -> None:
+    import pandas as pd
+
+    from kaggle_flow import console
+    from kaggle_flow.eda import describe_broken
+
+    n = report["images"]
+    rows = [(c["class"], c["count"], f"{c['share']:.1%}") for c in report["classes"]]
+    title = f"{report['competition']}: {n['train']} training, {n['test']} test images"
+    if n["broken"]:
+        title += f" ({n['broken']} broken, not counted)"
+    console.table(title, ["class", "count", "share"], rows)
+    ratio = report["imbalance_ratio"]
+    if ratio:
+        console.info(f"Imbalance ratio (largest / smallest class): {ratio:.2f}")
+    else:
+        console.info("Imbalance ratio: a class has no images")
+
+    sizes = report["sizes"]
+    common = ", ".join(f"{s['size']} ({s['count']})" for s in sizes["common"]) or "-"
+    console.info(f"Width min/median/max: {_distribution(sizes['width'])}; height: {_distribution(sizes['height'])}; "
+                 f"aspect: {_distribution(sizes['aspect'], 2)}")
+    console.info(f"Sizes: {sizes['distinct_sizes']} distinct; most common: {common}")
+    console.info(f"Modes: {_counts(report['modes'])}")
+    console.info(f"Formats: {_counts(report['formats'])}")
+
+    unusual = report["warnings"]["unusual_mode"]
+    if unusual["count"]:
+        first = unusual["examples"][0]
+        console.warn(f"{_n(unusual['count'], 'image')} in an unusual mode ({_counts(unusual['by_mode'])}), "
+                     f"e.g. {first['id']}: {first['note']}")
+    rotated = report["warnings"]["exif_rotated"]
+    if rotated["count"]:
+        names = ", ".join(e["id"] for e in rotated["examples"][:5])
+        more = f" and {rotated['count'] - 5} more" if rotated["count"] > 5 else ""
+        console.warn(f"{_n(rotated['count'], 'image')} with an EXIF rotation (orientation != 1): {names}{more}")
+
+    dup = report["duplicates"]
+    console.info(
+        f"Exact duplicates: {_n(dup['train_groups'], 'group')} in train "
+        f"({_n(dup['train_extra'], 'extra copy', 'extra copies')}), "
+        f"{dup['conflicting_groups']} with conflicting labels; {_n(dup['test_groups'], 'group')} in test; "
+        f"{_n(dup['train_test'], 'test image')} also in train"
+    )
+    for group in dup["conflicting"][:5]:
+        console.warn("same image, different labels: " + ", ".join(f"{g['id']} ({g['label']})" for g in group))
+    if dup["conflicting_groups"] > 5:
+        console.warn(f"{dup['conflicting_groups'] - 5} more groups with conflicting labels in the report")
+    if report["broken"]:
+        broken = pd.DataFrame(report["broken"])
+        console.warn(f"{_n(len(broken), 'broken image')} left out of later steps: {describe_broken(broken)}")
+    files = report["files"]
+    console.info(f"Saved {files['report']}, {files['broken']}, {files['images']}")
+    console.info(f"Plots: {files['class_histogram']}, {files['sizes']}, {files['modes']}")
+
+
+@app.command("eda")
+def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False) -> None:
+    """Class counts, image sizes, modes and formats, broken images and exact duplicates.
+
+    Reads only the image headers. Broken images (unreadable, zero-byte, not an image, truncated)
+    go to runs/COMP/eda/broken.csv and are left out of every later step; with --strict they are an
+    error. The report and plots are saved in runs/COMP/eda/.
+
+    Example: flow eda lemon --data ~/data/lemon_lesson
+    """
+    from kaggle_flow.eda import run_eda
+    from kaggle_flow.workspace import open_workspace
+
+    ws = open_workspace(comp, data)
+    _show(run_eda(ws, strict=strict))

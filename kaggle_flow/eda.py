@@ -1,0 +1,453 @@
+"""What is in the data and what is broken: statistics on the canonical table and the image headers.
+
+Images are never decoded. Each file is read once: its bytes are hashed (exact duplicates) and
+handed to PIL, which parses only the header (size, mode, format, EXIF orientation). A cheap check
+of the file's end catches truncated JPEG/PNG/GIF/BMP/WebP files, the usual result of a broken
+download. The scan runs in a process pool for large data sets.
+
+    run_eda(ws)  ->  runs/COMP/eda/report.json, broken.csv, images.csv, class_histogram.png,
+                     sizes.png, modes.png
+
+broken.csv lists the images that cannot be used (unreadable, zero-byte, not an image, truncated);
+workspace.table() leaves them out of every later step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pandas as pd
+
+from kaggle_flow.errors import DataError
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+# Problems that make an image unusable: it goes to broken.csv and out of every later step.
+ZERO_BYTE = "zero-byte"
+NOT_IMAGE = "not an image"
+TRUNCATED = "truncated"
+UNREADABLE = "unreadable"
+PROBLEMS = (UNREADABLE, ZERO_BYTE, NOT_IMAGE, TRUNCATED)
+
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+EXAMPLES = 200  # examples per warning kind kept in report.json (images.csv has every image)
+SERIAL_BELOW = 1000  # smaller scans run in this process: a pool costs more than it saves
+CHUNK = 256  # files per task sent to a worker process
+
+
+class ImageInfo(NamedTuple):
+    """What the header of one image file says (no pixel is decoded)."""
+
+    bytes: int = 0
+    hash: str = ""
+    format: str = ""
+    mode: str = ""
+    width: int = 0
+    height: int = 0
+    bits: int = 8  # bits per sample; 16 for 16-bit PNGs even when PIL calls them RGB
+    orientation: int = 0  # EXIF orientation tag; 0 when absent
+    grey_palette: bool = False  # mode P whose palette holds only greys
+    transparency: bool = False  # mode P/L/RGB with a transparent colour
+    problem: str = ""  # one of PROBLEMS, or "" for a usable image
+
+
+SCAN_COLUMNS = list(ImageInfo._fields)
+
+
+# --- one file -------------------------------------------------------------------------------
+
+
+def _truncated(data: bytes, fmt: str) -> bool:
+    """True when the file stops before its format's end marker (trailing padding is allowed)."""
+    if fmt in ("JPEG", "MPO"):
+        # The last scan (after the last SOS marker) must be closed by an EOI marker; markers cannot
+        # occur inside entropy-coded data, and an EXIF thumbnail's EOI comes before the main SOS.
+        eoi = data.rfind(b"\xff\xd9")
+        return eoi < 0 or eoi < data.rfind(b"\xff\xda")
+    if fmt == "PNG":
+        return b"IEND\xaeB`\x82" not in data[-4096:]
+    if fmt == "GIF":
+        return not data.rstrip(b"\x00").endswith(b";")
+    if fmt == "BMP":
+        return len(data) < int.from_bytes(data[2:6], "little")
+    if fmt == "WEBP":
+        return len(data) < 8 + int.from_bytes(data[4:8], "little")
+    return False
+
+
+def _sniff(data: bytes) -> str:
+    """The format told by the magic bytes alone (for files whose header PIL cannot finish)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return ""
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation tag, read from the header only (PNG's getexif would decode the image)."""
+    from PIL import Image
+
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return 0
+        exif = Image.Exif()
+        exif.load(raw)
+    else:
+        exif = image.getexif()
+    value = exif.get(0x0112, 0)
+    return int(value) if isinstance(value, int) else 0
+
+
+def _grey_palette(image: Any) -> bool:
+    """True when every palette entry is a grey (read from the header: getpalette() would decode)."""
+    palette = image.palette
+    layout = (palette.rawmode or palette.mode) if palette is not None else ""
+    if layout not in ("RGB", "RGBA", "RGBX", "BGR", "BGRA", "BGRX"):
+        return False
+    data, step = bytes(palette.palette), len(layout)
+    return all(data[i] == data[i + 1] == data[i + 2] for i in range(0, len(data) - 2, step))
+
+
+def scan_image(path: str | os.PathLike[str]) -> ImageInfo:
+    """Hash one file and read its image header; a problem is reported, never raised."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return ImageInfo(problem=UNREADABLE)
+    if not data:
+        return ImageInfo(problem=ZERO_BYTE)
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    base = ImageInfo(bytes=len(data), hash=digest)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, odd EXIF: the header is enough
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format or ""
+                mode = image.mode
+                width, height = image.size
+                bits = 16 if fmt == "PNG" and len(data) > 24 and data[24] == 16 else 8
+                if mode in HIGH_BIT_MODES:
+                    bits = 32 if mode in ("I", "F") else 16
+                grey = mode in ("P", "PA") and _grey_palette(image)
+                transparency = "transparency" in image.info
+                try:
+                    orientation = _orientation(image)
+                except Exception:  # a malformed EXIF block says nothing about the pixels
+                    orientation = 0
+    except UnidentifiedImageError:
+        return base._replace(problem=NOT_IMAGE)
+    except Exception:  # PIL raises many kinds (SyntaxError, struct.error, OSError...) on bad headers
+        sniffed = _sniff(data)
+        cut = sniffed and _truncated(data, sniffed)
+        return base._replace(format=sniffed, problem=TRUNCATED if cut else UNREADABLE)
+    problem = TRUNCATED if _truncated(data, fmt) else ""
+    return ImageInfo(len(data), digest, fmt, mode, width, height, bits, orientation, grey, transparency, problem)
+
+
+def _scan_chunk(paths: Sequence[str]) -> list[ImageInfo]:
+    return [scan_image(p) for p in paths]
+
+
+def _workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover (macOS, Windows)
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool(workers: int) -> Any:
+    """A process pool; "fork" where the OS has it, so workers start without re-importing anything."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def scan_images(
+    paths: Iterable[str | os.PathLike[str]], *, workers: int | None = None, show_progress: bool = True
+) -> pd.DataFrame:
+    """Scan many files (a process pool when there are many); one row per file, in order."""
+    from PIL import Image
+
+    from kaggle_flow import console
+
+    paths = [str(p) for p in paths]
+    workers = _workers() if workers is None else workers
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(paths) >= SERIAL_BELOW:
+            Image.init()  # load the format plugins once, before the workers are forked
+            pool = stack.enter_context(_pool(workers))
+            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+            # map() submits every chunk now, so the workers exist before a progress thread does
+            results: Iterable[ImageInfo] = itertools.chain.from_iterable(pool.map(_scan_chunk, chunks))
+        else:
+            results = map(scan_image, paths)
+        if show_progress:
+            results = console.progress(results, len(paths), "Reading image headers")
+        frame = pd.DataFrame(list(results), columns=SCAN_COLUMNS)
+    for column in ("bytes", "width", "height", "bits", "orientation"):
+        frame[column] = frame[column].astype("int64")
+    return frame
+
+
+# --- statistics on the table ----------------------------------------------------------------
+
+
+def class_counts(table: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """Training images per class: class, count, share (every class listed, empty ones too)."""
+    labels = table.loc[table["split"] == "train", "label"].astype(int)
+    counts = labels.value_counts().reindex(range(len(class_names)), fill_value=0).astype(int)
+    total = int(counts.sum())
+    return pd.DataFrame(
+        {
+            "class": list(class_names),
+            "count": counts.to_numpy(),
+            "share": (counts / total).to_numpy() if total else 0.0,
+        }
+    )
+
+
+def imbalance_ratio(counts: pd.DataFrame) -> float | None:
+    """Largest class over smallest; None when a class is empty (no finite ratio)."""
+    smallest = int(counts["count"].min())
+    return float(counts["count"].max() / smallest) if smallest > 0 else None
+
+
+def mode_note(
+    mode: str, channels: int, *, bits: int = 8, grey_palette: bool = False, transparency: bool = False
+) -> str:
+    """Why an image mode deserves a look in a competition with `channels` channels ("" if it is normal)."""
+    notes = []
+    if mode == "CMYK":
+        notes.append("CMYK: colours shift when converted to RGB")
+    elif mode in ("YCbCr", "LAB", "HSV"):
+        notes.append(f"{mode} colour space")
+    if bits > 8:
+        notes.append(f"{bits}-bit: scaled to 8 bits when read")
+    if mode in ALPHA_MODES or (transparency and mode in ("P", "L", "RGB")):
+        notes.append("alpha channel: dropped when read")
+    grey = mode in GREY_MODES or (mode in ("P", "PA") and grey_palette)
+    if channels == 3 and grey:
+        notes.append("greyscale in a 3-channel competition")
+    elif channels == 1 and not grey:
+        notes.append("colour in a 1-channel competition")
+    return "; ".join(notes)
+
+
+def distribution(values: pd.Series) -> dict[str, float]:
+    """min / median / mean / max of a numeric column (empty dict when there are no values)."""
+    if values.empty:
+        return {}
+    return {
+        "min": float(values.min()),
+        "median": float(values.median()),
+        "mean": round(float(values.mean()), 4),
+        "max": float(values.max()),
+    }
+
+
+def size_summary(images: pd.DataFrame, top: int = 5) -> dict[str, Any]:
+    """Width, height and aspect ratio of the readable images, with the most common sizes."""
+    ok = images[images["problem"] == ""]
+    aspect = (ok["width"] / ok["height"].where(ok["height"] > 0)).dropna()
+    sizes = (ok["width"].astype(str) + "x" + ok["height"].astype(str)).value_counts()
+    return {
+        "width": distribution(ok["width"]),
+        "height": distribution(ok["height"]),
+        "aspect": distribution(aspect.round(4)),
+        "distinct_sizes": int(len(sizes)),
+        "common": [{"size": s, "count": int(n)} for s, n in sizes.head(top).items()],
+        "bytes": distribution(ok["bytes"]),
+    }
+
+
+def counts_of(values: pd.Series) -> dict[str, int]:
+    """Value -> count, most common first."""
+    return {str(k): int(v) for k, v in values.value_counts().items()}
+
+
+def find_duplicates(
+    images: pd.DataFrame, class_names: Sequence[str] | None = None, limit: int = 1000
+) -> dict[str, Any]:
+    """Exact duplicates (same bytes) within train, within test, between train and test, and the
+    training duplicates whose labels disagree. Broken images take no part.
+
+    `images` needs the columns id, split, label, hash, problem. Lists hold at most `limit` groups;
+    the counts are exact.
+    """
+    name = (lambda i: class_names[i]) if class_names else str
+    ok = images[(images["problem"] == "") & (images["hash"] != "")]
+    train, test = ok[ok["split"] == "train"], ok[ok["split"] == "test"]
+
+    def groups(rows: pd.DataFrame) -> list[pd.DataFrame]:
+        dup = rows[rows["hash"].duplicated(keep=False)]
+        return [g for _, g in dup.groupby("hash", sort=False)]
+
+    train_groups, test_groups = groups(train), groups(test)
+    conflicting = [g for g in train_groups if g["label"].nunique() > 1]
+    train_by_hash = train.groupby("hash")
+    shared = test[test["hash"].isin(set(train["hash"]))]
+    cross = []
+    for test_id, digest in zip(shared["id"], shared["hash"]):
+        same = train_by_hash.get_group(digest)
+        cross.append({"test": test_id, "train": list(same["id"]), "labels": sorted({name(int(x)) for x in same["label"]})})
+    return {
+        "train_groups": len(train_groups),
+        "train_images": int(sum(len(g) for g in train_groups)),
+        "train_extra": int(sum(len(g) - 1 for g in train_groups)),
+        "conflicting_groups": len(conflicting),
+        "test_groups": len(test_groups),
+        "test_images": int(sum(len(g) for g in test_groups)),
+        "train_test": len(cross),
+        "train": [list(g["id"]) for g in train_groups[:limit]],
+        "conflicting": [
+            [{"id": i, "label": name(int(lab))} for i, lab in zip(g["id"], g["label"])] for g in conflicting[:limit]
+        ],
+        "test": [list(g["id"]) for g in test_groups[:limit]],
+        "train_test_pairs": cross[:limit],
+    }
+
+
+def flag_images(images: pd.DataFrame, channels: int) -> pd.DataFrame:
+    """Add `mode_note` and `exif_rotated` to the scan of the usable images."""
+    out = images.copy()
+    usable = out["problem"] == ""
+    out["mode_note"] = [
+        mode_note(m, channels, bits=b, grey_palette=g, transparency=t) if u else ""
+        for m, b, g, t, u in zip(out["mode"], out["bits"], out["grey_palette"], out["transparency"], usable)
+    ]
+    out["exif_rotated"] = usable & ~out["orientation"].isin([0, 1])
+    return out
+
+
+def broken_list(images: pd.DataFrame) -> pd.DataFrame:
+    """id, path, problem of the unusable images (the rows of broken.csv)."""
+    return images.loc[images["problem"] != "", ["id", "path", "problem"]].reset_index(drop=True)
+
+
+def describe_broken(broken: pd.DataFrame, limit: int = 10) -> str:
+    """'a.jpg (zero-byte), b.jpg (truncated) and 3 more'."""
+    names = ", ".join(f"{i} ({p})" for i, p in zip(broken["id"].head(limit), broken["problem"].head(limit)))
+    more = f" and {len(broken) - limit} more" if len(broken) > limit else ""
+    return names + more
+
+
+def _warnings(flagged: pd.DataFrame) -> dict[str, Any]:
+    unusual = flagged[flagged["mode_note"] != ""]
+    rotated = flagged[flagged["exif_rotated"]]
+    return {
+        "unusual_mode": {
+            "count": len(unusual),
+            "by_mode": counts_of(unusual["mode"] + (unusual["bits"] > 8).map({True: " 16-bit", False: ""})),
+            "examples": [
+                {"id": i, "mode": m, "note": n} for i, m, n in zip(unusual["id"], unusual["mode"], unusual["mode_note"])
+            ][:EXAMPLES],
+        },
+        "exif_rotated": {
+            "count": len(rotated),
+            "by_orientation": counts_of(rotated["orientation"]),
+            "examples": [
+                {"id": i, "orientation": int(o)} for i, o in zip(rotated["id"], rotated["orientation"])
+            ][:EXAMPLES],
+        },
+    }
+
+
+def build_report(
+    table: pd.DataFrame, images: pd.DataFrame, class_names: Sequence[str], channels: int
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The report dict and the per-image table, from the canonical table and its scan (same order)."""
+    merged = pd.concat([table.reset_index(drop=True), images.reset_index(drop=True)], axis=1)
+    flagged = flag_images(merged, channels)
+    usable = flagged[flagged["problem"] == ""]
+    counts = class_counts(usable, class_names)  # what later steps train on: broken images left out
+    broken = broken_list(flagged)
+    report: dict[str, Any] = {
+        "images": {
+            "train": int((table["split"] == "train").sum()),
+            "test": int((table["split"] == "test").sum()),
+            "broken": len(broken),
+        },
+        "classes": [
+            {"class": c, "count": int(n), "share": round(float(s), 6)}
+            for c, n, s in zip(counts["class"], counts["count"], counts["share"])
+        ],
+        "imbalance_ratio": imbalance_ratio(counts),
+        "sizes": size_summary(flagged),
+        "modes": counts_of(usable["mode"]),
+        "formats": counts_of(usable["format"]),
+        "broken": broken.to_dict("records"),
+        "warnings": _warnings(flagged),
+        "duplicates": find_duplicates(flagged, class_names),
+    }
+    return report, flagged
+
+
+# --- the whole step -------------------------------------------------------------------------
+
+
+def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) -> dict[str, Any]:
+    """Scan every image of the competition, save the report and plots, list the broken images.
+
+    The table is read fresh (not ws.table()), so images fixed since the last run leave broken.csv.
+    With `strict`, broken images raise DataError after the report is saved.
+    """
+    from kaggle_flow import plots
+    from kaggle_flow.fileio import write_csv, write_json
+    from kaggle_flow.layouts import read_table
+
+    data_dir = ws.ensure_data()
+    table = read_table(data_dir, ws.comp)
+    images = scan_images(table["path"], workers=workers)
+    report, flagged = build_report(table, images, ws.comp.classes, ws.comp.channels)
+
+    out = ws.eda_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "report": out / "report.json",
+        "broken": out / "broken.csv",
+        "images": out / "images.csv",
+        "class_histogram": out / "class_histogram.png",
+        "sizes": out / "sizes.png",
+        "modes": out / "modes.png",
+    }
+    broken = broken_list(flagged)
+    write_csv(files["broken"], broken)
+    columns = ["id", "split", "label", "bytes", "format", "mode", "width", "height", "bits", "orientation"]
+    columns += ["problem", "mode_note", "hash"]
+    write_csv(files["images"], flagged[columns])
+    usable = flagged[flagged["problem"] == ""]
+    counts = pd.DataFrame(report["classes"])
+    plots.class_histogram(counts, files["class_histogram"], title=ws.comp.name)
+    plots.sizes(usable, files["sizes"])
+    plots.modes(report["modes"], report["formats"], files["modes"])
+    report = {"competition": ws.comp.name, "data_dir": str(data_dir), "channels": ws.comp.channels, **report}
+    report["files"] = {k: str(v) for k, v in files.items()}
+    write_json(files["report"], report)
+    if strict and len(broken):
+        raise DataError(f"{data_dir}: {len(broken)} broken images: {describe_broken(broken)}")
+    return report
