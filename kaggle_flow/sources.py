@@ -74,7 +74,9 @@ def materialize(comp: Competition, root: Path) -> Path:
         pd.DataFrame({"id": train_ids, "label": labels[train_idx]}).to_csv(staging / "train.csv", index=False)
         pd.DataFrame({"id": test_ids, "label": 0}).to_csv(staging / "sample_submission.csv", index=False)
         pd.DataFrame({"id": test_ids, "label": labels[test_idx]}).to_csv(staging / "solution.csv", index=False)
-        if root.exists():
+        if root.is_symlink():
+            root.unlink()
+        elif root.exists():
             shutil.rmtree(root)
         staging.rename(root)
     finally:
