@@ -60,25 +60,29 @@ class Submission(_Strict):
 class Recipe(_Strict):
     """The competition's default training recipe; `flow train` flags override it."""
 
-    model: str = "resnet18"
+    model: str = "resnet18"  # a name of `flow models`
     epochs: int = 10
-    batch_size: int = 32
-    lr: float = 3e-4
-    optimizer: str = "adam"
+    batch_size: int = 32  # images per step
+    lr: float = 3e-4  # peak learning rate (after warmup)
+    optimizer: str = "adam"  # adam, adamw, sgd (momentum 0.9)
     weight_decay: float = 0.0
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
+    schedule: str = "cosine"  # cosine, step, constant
+    warmup_epochs: float = 1.0  # linear warmup from 0, in epochs (fractions allowed)
     label_smoothing: float = 0.1
-    loss: str = "ce"
-    preset: str = "light"
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    erasing: float = 0.0
-    ema: float = 0.0
-    balance: bool = False
-    sizes: list[int] = Field(default_factory=list)
-    patience: int = 0
-    pretrained: bool = False
+    loss: str = "ce"  # ce, weighted (inverse class frequency), focal
+    focal_gamma: float = 2.0  # focal loss exponent (0 gives cross entropy)
+    preset: str = "light"  # a name of `flow augment --list`
+    mixup: float = 0.0  # Beta(a, a) parameter; 0 = off
+    cutmix: float = 0.0  # Beta(a, a) parameter; 0 = off
+    erasing: float = 0.0  # probability of random erasing
+    cutout: float = 0.0  # probability of cutout
+    gridmask: float = 0.0  # probability of grid mask
+    ema: float = 0.0  # decay of the weights' moving average; 0 = off
+    balance: bool = False  # train on label-shuffled rows, drawn afresh each epoch
+    sizes: list[int] = Field(default_factory=list)  # progressive resizing, px; last = final size
+    patience: int = 0  # stop after this many epochs without improvement; 0 = never
+    pretrained: bool = False  # start from ImageNet weights
+    seed: int = 42
 
 
 class Source(_Strict):

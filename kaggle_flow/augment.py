@@ -1,0 +1,346 @@
+"""Augmentation presets (albumentations) and batch-level mixing (mixup, cutmix).
+
+A preset is a named list of albumentations transforms for images already resized to the training size;
+`build_train_transform` wraps it: resize -> preset -> optional random erasing / cutout / grid mask ->
+uint8 HWC with the competition's channels. Normalization happens later, in the data loader.
+
+    flow augment --list                 # every preset and its transforms
+    flow augment mnist --preset affine  # a PNG grid of augmented training images
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from kaggle_flow.errors import FlowError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named augmentation recipe; build(size) gives its transforms for size x size images."""
+
+    name: str
+    description: str
+    build: Callable[[int], list]
+
+
+def _none(size: int) -> list:
+    return []
+
+
+def _flip(size: int) -> list:
+    return [A.HorizontalFlip(p=0.5)]
+
+
+def _affine(size: int) -> list:
+    return [A.Affine(translate_percent=(-0.1, 0.1), scale=(0.9, 1.1), rotate=(-12, 12), shear=(-8, 8), p=0.9)]
+
+
+def _light(size: int) -> list:
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.Affine(translate_percent=(-0.06, 0.06), scale=(0.95, 1.05), rotate=(-10, 10), p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.3),
+    ]
+
+
+def _medium(size: int) -> list:
+    return [
+        A.RandomResizedCrop(size=(size, size), scale=(0.6, 1.0), ratio=(0.8, 1.25), p=1.0),
+        A.HorizontalFlip(p=0.5),
+        A.Affine(rotate=(-15, 15), p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+        A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=20, val_shift_limit=10, p=0.3),
+    ]
+
+
+def _heavy(size: int) -> list:
+    return [
+        A.RandomResizedCrop(size=(size, size), scale=(0.4, 1.0), ratio=(0.75, 1.33), p=1.0),
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.2),
+        A.Affine(rotate=(-30, 30), shear=(-10, 10), p=0.7),
+        A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05, p=0.7),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 5), p=1.0), A.MotionBlur(blur_limit=(3, 5), p=1.0),
+                 A.GaussNoise(std_range=(0.02, 0.08), p=1.0)], p=0.3),
+    ]
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("none", "No augmentation (resize only)", _none),
+        Preset("flip", "Horizontal flip only", _flip),
+        Preset("affine", "Shift, scale, rotate, shear; no flip (digits, text, anything with a handedness)", _affine),
+        Preset("light", "Flip, a small affine, a little brightness/contrast", _light),
+        Preset("medium", "Random resized crop, flip, rotate, brightness/contrast, hue/saturation", _medium),
+        Preset("heavy", "Strong crop, flips, rotate/shear, colour jitter, blur or noise (big data, long runs)", _heavy),
+    ]
+}
+
+# Transforms that only change colour: left out for grey (1-channel) images.
+_COLOUR_ONLY = (A.HueSaturationValue, A.RGBShift, A.ChannelShuffle, A.ToGray, A.ToSepia)
+
+
+def list_presets() -> list[Preset]:
+    return list(PRESETS.values())
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise NotFoundError(f"unknown augmentation preset '{name}' (valid: {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+# --- description -----------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    if isinstance(value, dict):
+        parts = list(value.values())
+        if parts and all(v == parts[0] for v in parts):
+            return _fmt(parts[0])  # the same range for x and y
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def describe_transform(t: Any) -> str:
+    """`Name(arg=value, ..., p=P)` showing only the arguments that differ from their defaults."""
+    if isinstance(t, (A.OneOf, A.SomeOf)):
+        inner = " | ".join(describe_transform(c) for c in t.transforms)
+        return f"{type(t).__name__}[{inner}](p={_fmt(float(t.p))})"
+    args = t.get_transform_init_args()
+    defaults = {
+        k: v.default for k, v in inspect.signature(type(t)).parameters.items() if v.default is not inspect.Parameter.empty
+    }
+    shown = []
+    for key, value in args.items():
+        if key in ("p", "mask_interpolation", "fill_mask") or value is None:
+            continue
+        if _is_range(value):
+            if _is_constant(value, 1.0 if key == "scale" else 0.0):
+                continue  # a range that does nothing: rotate (0, 0), scale (1, 1)
+        elif key in defaults and _same(value, defaults[key]):
+            continue  # settings left at their defaults (interpolation, border, fill...)
+        shown.append(f"{key}={_fmt(value)}")
+    shown.append(f"p={_fmt(float(t.p))}")
+    return f"{type(t).__name__}({', '.join(shown)})"
+
+
+def _is_range(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, tuple) and len(value) == 2)
+
+
+def _is_constant(value: Any, identity: float) -> bool:
+    parts = value.values() if isinstance(value, dict) else [value]
+    try:
+        return all(float(a) == identity and float(b) == identity for a, b in parts)
+    except (TypeError, ValueError):
+        return False
+
+
+def _same(value: Any, default: Any) -> bool:
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
+
+
+def describe_preset(name: str, size: int) -> list[str]:
+    """One line per transform of a preset at a given size, with its parameters."""
+    transforms = get_preset(name).build(size)
+    if not transforms:
+        return ["(nothing: images are only resized)"]
+    return [describe_transform(t) for t in transforms]
+
+
+# --- the transforms used by training -------------------------------------------------------------
+
+
+class EnsureChannels(A.ImageOnlyTransform):
+    """The last step: uint8 HWC with exactly `channels` channels, whatever came in (HW, HW1, HW3)."""
+
+    def __init__(self, channels: int = 3, p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.channels = channels
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if img.shape[2] == self.channels:
+            return img
+        if self.channels == 1:
+            return cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_RGB2GRAY)[:, :, None]
+        return np.repeat(img[:, :, :1], self.channels, axis=2)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("channels",)
+
+
+def _extras(size: int, erasing: float, cutout: float, gridmask: float) -> list:
+    for name, p in (("erasing", erasing), ("cutout", cutout), ("gridmask", gridmask)):
+        if not 0.0 <= p <= 1.0:
+            raise FlowError(f"--{name} is a probability between 0 and 1 (got {p})")
+    extras: list = []
+    if erasing > 0:  # random erasing (Zhong et al. 2017): one rectangle of 2-33% of the image, random values
+        extras.append(A.Erasing(scale=(0.02, 0.33), ratio=(0.3, 3.3), fill="random_uniform", p=erasing))
+    if cutout > 0:  # cutout (DeVries & Taylor 2017): one square hole, a quarter to a half of the side
+        extras.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(0.25, 0.5),
+                                      hole_width_range=(0.25, 0.5), fill=0, p=cutout))
+    if gridmask > 0:  # grid mask (Chen et al. 2020): a regular grid of dropped squares
+        unit = max(2, size // 4)
+        extras.append(A.GridDropout(ratio=0.4, unit_size_range=(unit, max(unit, size // 2)), random_offset=True,
+                                    fill=0, p=gridmask))
+    return extras
+
+
+def build_train_transform(
+    preset: str, size: int, channels: int, erasing: float = 0.0, cutout: float = 0.0, gridmask: float = 0.0
+) -> A.Compose:
+    """Resize to size x size (INTER_AREA), apply the preset, then erasing / cutout / grid mask with
+    probability p each. Gives uint8 HWC images with `channels` channels."""
+    transforms = [t for t in get_preset(preset).build(size) if not (channels == 1 and isinstance(t, _COLOUR_ONLY))]
+    return A.Compose(
+        [A.Resize(size, size, interpolation=cv2.INTER_AREA), *transforms, *_extras(size, erasing, cutout, gridmask),
+         EnsureChannels(channels)]
+    )
+
+
+def build_eval_transform(size: int) -> A.Compose:
+    """Resize only (INTER_AREA), the way evaluation and test images are seen."""
+    return A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
+
+
+# --- mixing ----------------------------------------------------------------------------------
+
+
+def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A box (y0, y1, x0, x1) of about (1 - lam) of the image, centred at a random pixel, clipped."""
+    ratio = np.sqrt(1.0 - lam)
+    cut_h, cut_w = int(height * ratio), int(width * ratio)
+    cy, cx = int(rng.integers(height)), int(rng.integers(width))
+    y0, y1 = np.clip(cy - cut_h // 2, 0, height), np.clip(cy + cut_h // 2, 0, height)
+    x0, x1 = np.clip(cx - cut_w // 2, 0, width), np.clip(cx + cut_w // 2, 0, width)
+    return int(y0), int(y1), int(x0), int(x1)
+
+
+def mix_batch(
+    images: np.ndarray, targets: np.ndarray, mixup: float, cutmix: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of a batch with a shuffled copy of itself.
+
+    Args:
+        images: float32 [N, C, H, W].
+        targets: float32 [N, K] (one-hot or soft labels).
+        mixup, cutmix: Beta(alpha, alpha) parameters; 0 turns one off. With both on, each batch
+            uses one of them, chosen with probability 0.5.
+        rng: draws, in this order: the choice (only when both are on), lam, the permutation, then
+            for CutMix the box centre (row, column).
+
+    Returns:
+        New arrays (the inputs are not changed). Targets are mixed with exactly the lam used for the
+        images; for CutMix that is 1 - (box area / image area) after clipping the box.
+    """
+    if mixup < 0 or cutmix < 0:
+        raise FlowError(f"--mixup and --cutmix are Beta alphas >= 0 (got {mixup}, {cutmix})")
+    if mixup == 0 and cutmix == 0:
+        return images, targets
+    use_cutmix = cutmix > 0 and (mixup == 0 or rng.random() >= 0.5)
+    alpha = cutmix if use_cutmix else mixup
+    lam = float(rng.beta(alpha, alpha))
+    perm = rng.permutation(len(images))
+    images = np.asarray(images, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.float32)
+    if use_cutmix:
+        height, width = images.shape[2], images.shape[3]
+        y0, y1, x0, x1 = cutmix_box(height, width, lam, rng)
+        mixed = images.copy()
+        mixed[:, :, y0:y1, x0:x1] = images[perm, :, y0:y1, x0:x1]
+        lam = 1.0 - (y1 - y0) * (x1 - x0) / float(height * width)
+    else:
+        mixed = (lam * images + (1.0 - lam) * images[perm]).astype(np.float32)
+    soft = (lam * targets + (1.0 - lam) * targets[perm]).astype(np.float32)
+    return mixed, soft
+
+
+# --- preview ---------------------------------------------------------------------------------
+
+
+def preview_grid(
+    images: Sequence[np.ndarray], titles: Sequence[str], out: Path, title: str | None = None
+) -> Path:
+    """Save uint8 HWC images as a square-ish grid PNG with a title over each (atomic write)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kaggle_flow.fileio import atomic_path
+
+    n = len(images)
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + (0.4 if title else 0)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, name in zip(axes.ravel(), images, titles):
+        if image.ndim == 3 and image.shape[2] == 1:
+            ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(image, interpolation="nearest")
+        ax.set_title(str(name), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return Path(out)
+
+
+def preview(
+    rows: Any,
+    class_names: Sequence[str],
+    preset: str,
+    size: int,
+    channels: int,
+    out: Path,
+    *,
+    n: int = 16,
+    seed: int = 0,
+    erasing: float = 0.0,
+    cutout: float = 0.0,
+    gridmask: float = 0.0,
+) -> Path:
+    """Augment n random training rows (canonical table) with a preset and save the grid to `out`."""
+    from kaggle_flow.data import load_image
+
+    if n < 1:
+        raise FlowError(f"--n must be at least 1 (got {n})")
+    labelled = rows[rows["label"].notna()] if "label" in rows else rows
+    if labelled.empty:
+        raise FlowError("no labelled training images to show")
+    picked = labelled.sample(n=min(n, len(labelled)), random_state=seed)
+    transform = build_train_transform(preset, size, channels, erasing=erasing, cutout=cutout, gridmask=gridmask)
+    transform.set_random_seed(seed)
+    images, titles = [], []
+    for path, label in zip(picked["path"], picked["label"]):
+        try:
+            image = load_image(path, size, channels)
+        except Exception as exc:  # PIL raises many kinds for a bad file
+            raise FlowError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") from None
+        images.append(transform(image=image)["image"])
+        titles.append(class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label))
+    return preview_grid(images, titles, out, title=f"preset '{preset}' at {size} px")

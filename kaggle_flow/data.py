@@ -1,0 +1,333 @@
+"""Images for paddle: a uint8 cache on disk, a Dataset over canonical-table rows, the DataLoaders.
+
+Decoding a JPEG costs far more than anything done to it afterwards, so every image is decoded and
+resized once, to the training size, into a uint8 array on disk (a numpy .npy opened as a memmap):
+
+    runs/COMP/cache/{size}px-{channels}ch-{key}.npy    [N, size, size, channels] uint8
+    runs/COMP/cache/{size}px-{channels}ch-{key}.json   the file list and the images that failed
+
+The key hashes the files (path, byte size, modification time), the size and the channels, so a
+changed file list or size builds a new cache; an unchanged one is reused by the next run. The cache
+is filled in parallel (threads: PIL releases the GIL while decoding and resizing) before epoch 1, so
+no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
+
+Per item: uint8 from the cache -> albumentations train transform (none for evaluation) -> float32
+CHW normalized with the competition's mean/std. Randomness is seeded from (seed, epoch, worker), so
+a run is repeatable and a resumed run replays the same epochs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import paddle
+from PIL import Image, ImageOps
+
+from kaggle_flow import console
+from kaggle_flow.fileio import atomic_path, write_json
+
+CACHE_VERSION = 1  # bump when the decoding below changes, so old caches are not reused
+DEFAULT_WORKERS = 0  # DataLoader worker processes: on 2 CPU cores the model, not the loading, is the
+# bottleneck (mnist, smallcnn: 287 img/s with 0 workers, 299 with 2), so the main process loads
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grey images scaled to 0..255 (PIL's convert would clip them)."""
+    array = np.asarray(image)
+    top = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+    if image.mode == "F":
+        top = max(float(array.max(initial=0)), 1.0) if array.max(initial=0) > 1.0 else 1.0
+    return Image.fromarray(np.clip(array.astype(np.float64) * (255.0 / top), 0, 255).astype(np.uint8), "L")
+
+
+def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.ndarray:
+    """One image file -> uint8 [size, size, channels]: EXIF-rotated, alpha on white, resized.
+
+    Raises whatever PIL raises for a file that is not a readable image.
+    """
+    with Image.open(path) as opened:
+        opened.draft("L" if channels == 1 else "RGB", (size, size))  # JPEG: decode at a reduced scale
+        image = ImageOps.exif_transpose(opened)
+        image.load()
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        image = _to_8bit(image)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[:, :, None] if channels == 1 else array
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def _cache_key(paths: Sequence[str], size: int, channels: int) -> str:
+    digest = hashlib.sha1(f"v{CACHE_VERSION} {size} {channels}\n".encode())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            digest.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\t-\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class ImageCache:
+    """Decoded images of a file list at one size: `images[index[path]]` is uint8 [H, W, C]."""
+
+    file: Path
+    paths: list[str]
+    failed: dict[str, str]  # path -> why it could not be read
+    size: int
+    channels: int
+    images: np.ndarray = field(repr=False)
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {p: i for i, p in enumerate(self.paths)}
+
+
+def build_cache(paths: Sequence[str], size: int, channels: int, cache_dir: Path | None = None) -> ImageCache:
+    """Decode every file once into cache_dir (or memory when None); reuse a cache already built.
+
+    `decode` below is the only call that reads image files, so tests can count it.
+    """
+    paths = [str(p) for p in paths]
+    if cache_dir is None:
+        images, failed = _fill(paths, size, channels, np.zeros((len(paths), size, size, channels), np.uint8))
+        return ImageCache(Path(":memory:"), paths, failed, size, channels, images)
+    cache_dir = Path(cache_dir)
+    stem = f"{size}px-{channels}ch-{_cache_key(paths, size, channels)}"
+    npy, meta = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
+    if npy.is_file() and meta.is_file():
+        try:
+            info = json.loads(meta.read_text())
+            images = np.load(npy, mmap_mode="r")
+            if info.get("paths") == paths and images.shape == (len(paths), size, size, channels):
+                return ImageCache(npy, paths, dict(info.get("failed", {})), size, channels, images)
+        except (OSError, ValueError):
+            pass  # unreadable: build it again
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(npy) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, channels))
+        _, failed = _fill(paths, size, channels, array)
+        array.flush()
+        del array
+        write_json(meta, {"size": size, "channels": channels, "paths": paths, "failed": failed})
+    return ImageCache(npy, paths, failed, size, channels, np.load(npy, mmap_mode="r"))
+
+
+def decode(path: str, size: int, channels: int) -> np.ndarray:
+    """Read one file for the cache (a seam for tests that count decodes)."""
+    return load_image(path, size, channels)
+
+
+def _fill(paths: list[str], size: int, channels: int, out: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
+    failed: dict[str, str] = {}
+
+    def work(i: int) -> tuple[int, str | None]:
+        try:
+            out[i] = decode(paths[i], size, channels)
+            return i, None
+        except Exception as exc:  # any unreadable file: left out, reported
+            return i, f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+    threads = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        results = pool.map(work, range(len(paths)))
+        for i, why in console.progress(results, len(paths), f"Caching {len(paths)} images at {size} px"):
+            if why is not None:
+                failed[paths[i]] = why
+    return out, failed
+
+
+def warn_failed(failed: dict[str, str], rows: pd.DataFrame) -> None:
+    """One warning listing the images of `rows` that could not be read."""
+    bad = rows.loc[rows["path"].isin(failed), ["id", "path"]]
+    if bad.empty:
+        return
+    names = ", ".join(f"{r.id} ({failed[r.path]})" for r in bad.head(5).itertuples())
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    console.warn(f"left out {len(bad)} images that could not be read: {names}{more}")
+
+
+# --- dataset ----------------------------------------------------------------------------------
+
+
+def normalizer(mean: Sequence[float], std: Sequence[float]) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 HWC -> float32 CHW, (x - 255 mean) / (255 std)."""
+    m = (np.asarray(mean, np.float32) * 255.0).reshape(-1, 1, 1)
+    s = (np.asarray(std, np.float32) * 255.0).reshape(-1, 1, 1)
+
+    def normalize(image: np.ndarray) -> np.ndarray:
+        chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+        return (chw - m) / s
+
+    return normalize
+
+
+class ImageDataset(paddle.io.Dataset):
+    """Rows of the canonical table over an ImageCache; items are (float32 CHW, int64 label).
+
+    Rows whose image failed to load are dropped (see `kept`: positions of the rows kept). A test row
+    has label -1.
+    """
+
+    def __init__(
+        self,
+        rows: pd.DataFrame,
+        cache: ImageCache,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        transform: Any = None,
+        seed: int = 0,
+        report: bool = True,
+    ) -> None:
+        super().__init__()
+        index = cache.index
+        usable = rows["path"].map(lambda p: p in index and p not in cache.failed).to_numpy(dtype=bool)
+        if report:
+            warn_failed(cache.failed, rows)
+        self.kept = np.flatnonzero(usable)
+        kept = rows.iloc[self.kept]
+        self.slots = np.asarray([index[p] for p in kept["path"]], dtype=np.int64)
+        labels = kept["label"] if "label" in kept else pd.Series([-1] * len(kept))
+        self.labels = pd.array(labels, dtype="Int64").fillna(-1).to_numpy(dtype=np.int64)
+        self.ids = kept["id"].tolist()
+        self.cache = cache
+        self.transform = transform
+        self.normalize = normalizer(mean, std)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def reseed(self, worker: int = 0) -> None:
+        """Seed the augmentations from (seed, epoch, worker): the same epoch gives the same images."""
+        if self.transform is not None and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, self.epoch, worker]).generate_state(1)[0]))
+
+    def image(self, i: int) -> np.ndarray:
+        """The augmented uint8 HWC image of item i."""
+        image = np.asarray(self.cache.images[self.slots[i]])
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+            if image.ndim == 2:
+                image = image[:, :, None]
+        return image
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.int64]:
+        return self.normalize(self.image(i)), self.labels[i]
+
+
+class EpochSampler(paddle.io.Sampler):
+    """A permutation drawn from (seed, epoch): the order of an epoch is the same on every run."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True) -> None:
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        if not self.shuffle:
+            return iter(range(self.n))
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _worker_init(worker: int) -> None:
+    info = paddle.io.get_worker_info()
+    if info is not None and isinstance(info.dataset, ImageDataset):
+        info.dataset.reseed(worker + 1)
+
+
+@dataclass
+class Loader:
+    """A DataLoader and what it iterates, with `set_epoch` to be called before each epoch."""
+
+    loader: paddle.io.DataLoader
+    dataset: ImageDataset
+    sampler: EpochSampler
+    workers: int
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.epoch = epoch
+        self.sampler.epoch = epoch
+        if self.workers == 0:
+            self.dataset.reseed(0)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def make_loader(
+    dataset: ImageDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    workers: int = DEFAULT_WORKERS,
+    drop_last: bool = False,
+) -> Loader:
+    """A paddle DataLoader with a seeded sampler; `drop_last` avoids a 1-image batch for BatchNorm."""
+    sampler = EpochSampler(len(dataset), seed, shuffle)
+    batches = paddle.io.BatchSampler(sampler=sampler, batch_size=batch_size, drop_last=drop_last)
+    loader = paddle.io.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        use_shared_memory=workers > 0,
+    )
+    return Loader(loader, dataset, sampler, workers)
+
+
+def eval_loader(
+    rows: pd.DataFrame,
+    config: dict[str, Any],
+    batch_size: int = 128,
+    cache_dir: Path | None = None,
+    *,
+    hflip: bool = False,
+    workers: int = 0,
+    report: bool = True,
+) -> Loader:
+    """Un-augmented, unshuffled batches of `rows` at the run's size, channels and normalization.
+
+    `loader.dataset.kept` gives the positions in `rows` of the images that could be read; `hflip`
+    mirrors every image (for test-time augmentation).
+    """
+    size, channels = int(config["image_size"]), int(config["channels"])
+    cache = build_cache(rows["path"].tolist(), size, channels, cache_dir)
+    transform = _HFlip() if hflip else None
+    dataset = ImageDataset(rows, cache, mean=config["mean"], std=config["std"], transform=transform, report=report)
+    return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers)
+
+
+class _HFlip:
+    """A horizontal mirror with the albumentations call convention."""
+
+    def __call__(self, *, image: np.ndarray) -> dict[str, np.ndarray]:
+        return {"image": np.ascontiguousarray(image[:, ::-1])}

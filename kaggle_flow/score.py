@@ -1,0 +1,157 @@
+"""Metrics and local scoring: a submission CSV against the test labels, where they are known.
+
+Metrics are a registry of frozen dataclasses (scikit-learn does the arithmetic); a competition
+names its metric in its TOML. `score_submission` matches rows by id, so row order does not matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow.competition import Competition
+from kaggle_flow.errors import DataError, FlowError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score of predicted against true class indices; higher is better for all of them."""
+
+    name: str
+    description: str
+    fn: Callable[[np.ndarray, np.ndarray, int], float]
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+        return float(self.fn(np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), num_classes))
+
+
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return accuracy_score(y_true, y_pred)
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    from sklearn.metrics import f1_score
+
+    present = np.union1d(y_true, y_pred)  # classes absent from both would add a meaningless 0
+    return f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
+        return balanced_accuracy_score(y_true, y_pred)
+
+
+def _kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(np.union1d(y_true, y_pred)) < 2:
+        return 1.0  # one class everywhere: perfect agreement (sklearn would give nan)
+    return cohen_kappa_score(y_true, y_pred, labels=list(range(k)), weights="quadratic")
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "share of images whose class is right", _accuracy),
+        Metric("macro_f1", "F1 per class, averaged with equal weight per class", _macro_f1),
+        Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
+        Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
+    )
+}
+
+
+def list_metrics() -> list[str]:
+    return list(METRICS)
+
+
+def get_metric(name: str) -> Metric:
+    if name not in METRICS:
+        raise NotFoundError(f"unknown metric '{name}' (known: {', '.join(METRICS)})")
+    return METRICS[name]
+
+
+def solution_file(comp: Competition, data_dir: Path) -> Path | None:
+    """data/COMP/<submission.solution> when the test labels are known locally, else None."""
+    if not comp.submission.solution:
+        return None
+    file = Path(data_dir) / comp.submission.solution
+    return file if file.is_file() else None
+
+
+def _read(file: Path, comp: Competition) -> pd.DataFrame:
+    if not Path(file).is_file():
+        raise FlowError(f"{file}: file not found")
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    for column in (comp.submission.id_column, comp.submission.label_column):
+        if column not in frame.columns:
+            raise DataError(f"{file}: missing column '{column}' (found: {', '.join(map(str, frame.columns))})")
+    ids = frame[comp.submission.id_column].str.strip()
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        pos = int(dup.nonzero()[0][0])
+        raise DataError(f"{file} line {pos + 2}: duplicate id '{ids.iloc[pos]}'")
+    return frame
+
+
+def _labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
+    """Class indices from a label column holding indices or class names."""
+    values = frame[comp.submission.label_column].str.strip()
+    names = {name: i for i, name in enumerate(comp.classes)}
+    out = np.empty(len(values), dtype=int)
+    for pos, value in enumerate(values):
+        if comp.submission.label_form == "name" and value in names:
+            out[pos] = names[value]
+        elif value.isdigit() and int(value) < comp.num_classes:
+            out[pos] = int(value)
+        elif value in names:
+            out[pos] = names[value]
+        else:
+            raise DataError(f"{file} line {pos + 2}: label '{value}' is not a class")
+    return out
+
+
+def score_submission(comp: Competition, file: Path, solution: Path, metric: str | None = None) -> float:
+    """Score a submission CSV against a solution CSV with the competition's metric, matching by id.
+
+    Example:
+        >>> score_submission(comp, Path("submissions/mnist/20250101-120000_r1.csv"), Path("data/mnist/solution.csv"))
+        0.987
+    """
+    id_col = comp.submission.id_column
+    sub = _read(file, comp)
+    sol = _read(solution, comp)
+    sub_ids = sub[id_col].str.strip()
+    sol_ids = sol[id_col].str.strip()
+    missing = ~sol_ids.isin(set(sub_ids))
+    if missing.any():
+        n = int(missing.sum())
+        raise FlowError(f"{file}: id '{sol_ids[missing].iloc[0]}' of {solution} has no row ({n} missing)")
+    extra = ~sub_ids.isin(set(sol_ids))
+    if extra.any():
+        pos = int(extra.to_numpy().nonzero()[0][0])
+        raise FlowError(f"{file} line {pos + 2}: id '{sub_ids.iloc[pos]}' is not in {solution}")
+    y_pred = pd.Series(_labels(sub, comp, file), index=sub_ids.to_numpy())
+    y_true = _labels(sol, comp, solution)
+    return get_metric(metric or comp.metric)(y_true, y_pred.loc[sol_ids.to_numpy()].to_numpy(), comp.num_classes)
+
+
+def newest_submission(submissions_dir: Path) -> Path:
+    """The newest submission CSV of a competition (names start with the time)."""
+    files = sorted(p for p in Path(submissions_dir).glob("*.csv") if p.name != "ledger.csv")
+    if not files:
+        raise NotFoundError(f"{submissions_dir}: no submissions yet; run `flow submit` first")
+    return files[-1]

@@ -1,0 +1,73 @@
+"""The two pictures of a training run: curves.png (loss, metric, lr per epoch) and confusion.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow.fileio import atomic_path
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(metrics: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Three panels over epochs: train/val loss, val accuracy and metric, learning rate."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    epochs = metrics["epoch"]
+    axes[0].plot(epochs, metrics["train_loss"], "o-", label="train")
+    axes[0].plot(epochs, metrics["val_loss"], "o-", label="validation")
+    axes[0].set_title("loss (train: on smoothed/mixed targets)")
+    axes[0].legend()
+    axes[1].plot(epochs, metrics["val_acc"], "o-", label="val accuracy")
+    if metric != "accuracy":
+        axes[1].plot(epochs, metrics["val_metric"], "o-", label=f"val {metric}")
+    axes[1].plot(epochs, metrics["train_acc"], "o--", alpha=0.6, label="train accuracy")
+    axes[1].set_title(f"validation {metric}")
+    axes[1].legend()
+    axes[2].plot(epochs, metrics["lr"], "o-")
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: str = "validation") -> Path:
+    """A confusion matrix with counts, rows = true class, columns = predicted class."""
+    plt = _pyplot()
+    k = len(classes)
+    side = min(max(4.0, 0.45 * k + 2), 24.0)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=90 if max(len(c) for c in classes) > 3 else 0)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: {int(np.trace(matrix))}/{int(matrix.sum())} correct")
+    if k <= 30:
+        top = matrix.max() if matrix.size else 0
+        for i in range(k):
+            for j in range(k):
+                if matrix[i, j]:
+                    color = "white" if matrix[i, j] > top / 2 else "black"
+                    ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,78 @@
+"""`flow models` and `flow augment`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kaggle_flow.cli import app
+from kaggle_flow.models import MODELS
+
+runner = CliRunner()
+
+
+def flow(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip() and "ccache" not in line and "warnings.warn" not in line]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_models_lists_every_model(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name in MODELS:
+        assert name in result.output
+    assert "108,794" in result.output  # smallcnn for 10 classes
+
+
+def test_models_filter(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["models", "--filter", "resnet"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "resnet50" in result.output and "smallcnn" not in result.output
+    result = flow("models", "--filter", "transformer")
+    assert result.exit_code == 0 and "No model matches 'transformer'." in result.output
+
+
+def test_augment_list_describes_every_preset(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["augment", "--list"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name in ("none", "flip", "affine", "light", "medium", "heavy"):
+        assert f"{name}: " in result.output
+    assert "HorizontalFlip(p=0.5)" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_augment_writes_a_png_grid(workdir: Path) -> None:
+    result = flow("augment", "digits", "--preset", "affine", "--n", "6", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    png = workdir / "runs/digits/augment_affine.png"
+    assert "Saved runs/digits/augment_affine.png" in result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(png.parent.glob(".*.tmp"))
+
+
+def test_augment_with_dropouts_on_mnist(workdir: Path) -> None:
+    result = flow("augment", "mnist", "--preset", "heavy", "--n", "4", "--cutout", "1", "--gridmask", "0.5", "--erasing", "0.5")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "runs/mnist/augment_heavy.png").is_file()
+
+
+def test_augment_unknown_preset(workdir: Path) -> None:
+    line = one_line_error(flow("augment", "digits", "--preset", "wild"))
+    assert line == "Error: unknown augmentation preset 'wild' (valid: none, flip, affine, light, medium, heavy)"
+    assert not (workdir / "runs/digits").exists()
+
+
+def test_augment_bad_probability(workdir: Path) -> None:
+    line = one_line_error(flow("augment", "digits", "--preset", "none", "--cutout", "2"))
+    assert line == "Error: --cutout is a probability between 0 and 1 (got 2.0)"

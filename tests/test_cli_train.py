@@ -1,0 +1,99 @@
+"""`flow train` and `flow runs` through the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from kaggle_flow.cli import app
+
+runner = CliRunner()
+
+
+def _error_line(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_train_digits_end_to_end_and_runs(workdir: Path) -> None:
+    result = runner.invoke(app, ["train", "digits", "--epochs", "2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "No folds yet: made a stratified 10% hold-out (seed 42) as fold 0 in runs/digits/folds.csv" in result.output
+    runs = [p for p in (workdir / "runs/digits").iterdir() if p.name.endswith("-smallcnn-f0")]
+    assert len(runs) == 1
+    run = runs[0]
+    for name in ("config.json", "metrics.csv", "best.pdparams", "last.pdparams", "last.pdopt", "curves.png",
+                 "confusion.png", "oof.csv", "summary.json"):
+        assert (run / name).is_file(), name
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2]
+    assert {"lr", "train_loss", "val_loss", "val_acc", "val_metric", "recall_0"} <= set(metrics.columns)
+    config = json.loads((run / "config.json").read_text())
+    assert config["competition"] == "digits" and config["epochs"] == 2 and config["seed"] == 3
+    assert config["image_size"] == 16 and config["channels"] == 1 and config["run"] == run.name
+    oof = pd.read_csv(run / "oof.csv")
+    assert len(oof) == 150 and list(oof.columns[:3]) == ["id", "label", "pred"] and "prob_9" in oof.columns
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == 2 and summary["best_score"] > 0.5
+
+    listed = runner.invoke(app, ["runs", "digits"])
+    assert listed.exit_code == 0, listed.output
+    assert run.name in listed.output and "smallcnn" in listed.output and "finished" in listed.output
+
+
+def test_runs_without_runs(workdir: Path) -> None:
+    result = runner.invoke(app, ["runs", "digits"])
+    assert result.exit_code == 0
+    assert "No runs yet in runs/digits; train one with: flow train digits" in result.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--optimizer", "Error: unknown optimizer 'nope' (valid: adam, adamw, sgd)"),
+        ("--schedule", "Error: unknown schedule 'nope' (valid: cosine, step, constant)"),
+        ("--preset", "Error: unknown augmentation preset 'nope' (valid: none, flip, affine, light, medium, heavy)"),
+        ("--loss", "Error: unknown loss 'nope' (valid: ce, weighted, focal)"),
+    ],
+)
+def test_unknown_names_are_one_line(workdir: Path, flag: str, message: str) -> None:
+    assert _error_line(["train", "digits", flag, "nope"]) == message
+
+
+def test_unknown_model_lists_the_models(workdir: Path) -> None:
+    from kaggle_flow.models import MODELS
+
+    assert _error_line(["train", "digits", "--model", "nope"]) == f"Error: unknown model 'nope' (valid: {', '.join(MODELS)})"
+
+
+def test_too_small_images_and_too_many_params(workdir: Path) -> None:
+    assert _error_line(["train", "digits", "--model", "resnet18"]) == (
+        "Error: image size 16 is too small for resnet18: it needs at least 32 px"
+    )
+    assert _error_line(["train", "digits", "--max-params", "1000"]) == (
+        "Error: smallcnn has 141,098 parameters, over the competition's limit of 1,000: pick a smaller model"
+    )
+    assert _error_line(["train", "digits", "--sizes", "8,x"]) == (
+        "Error: --sizes takes pixel sizes separated by commas, e.g. 64,128,224 (got '8,x')"
+    )
+    assert not (workdir / "runs/digits").exists() or not [
+        p for p in (workdir / "runs/digits").iterdir() if p.is_dir() and p.name not in ("eda", "cache")
+    ]
+
+
+def test_folds_all_needs_k_folds_and_resume_needs_a_run(workdir: Path) -> None:
+    runner.invoke(app, ["split", "digits", "--val-size", "0.1"])
+    assert _error_line(["train", "digits", "--folds", "all"]) == (
+        "Error: runs/digits/folds.csv: a single hold-out, not K folds; make folds first: flow split digits --folds 5"
+    )
+    assert _error_line(["train", "digits", "--folds", "3"]) == "Error: --folds takes 'all' (got '3')"
+    line = _error_line(["train", "digits", "--resume", "nope"])
+    assert line.startswith("Error: unknown run 'nope' in runs/digits (runs: ")

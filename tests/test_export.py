@@ -1,0 +1,124 @@
+"""`flow export`: the exported model, loaded in a fresh process without flow, predicts like flow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from kaggle_flow.cli import app
+
+runner = CliRunner()
+
+# Imports only paddle, numpy and PIL: what a consumer of the export has.
+CONSUMER = r"""
+import json, sys
+import numpy as np
+import paddle
+from PIL import Image
+
+export, images, out = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
+spec = json.load(open(f"{export}/preprocess.json"))
+size, mode = spec["size"], spec["mode"]
+mean = np.asarray(spec["mean"], np.float32).reshape(-1, 1, 1)
+std = np.asarray(spec["std"], np.float32).reshape(-1, 1, 1)
+batch = []
+for path in images:
+    image = Image.open(path).convert(mode)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    array = np.asarray(image, np.float32) * spec["scale"]
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    batch.append((array - mean) / std)
+model = paddle.jit.load(f"{export}/model")
+model.eval()
+logits = model(paddle.to_tensor(np.stack(batch).astype(np.float32))).numpy()
+probs = np.exp(logits - logits.max(1, keepdims=True))
+np.save(out, probs / probs.sum(1, keepdims=True))
+"""
+
+
+def flow(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, embedded_data: Path) -> Path:
+    """A working directory with one 1-epoch digits run."""
+    import os
+
+    root = tmp_path_factory.mktemp("export")
+    (root / "data").mkdir()
+    (root / "data" / "digits").symlink_to(embedded_data / "digits", target_is_directory=True)
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        assert flow("split", "digits", "--val-size", "0.2").exit_code == 0
+        result = flow("train", "digits", "--epochs", "1")
+        assert result.exit_code == 0, result.output
+    finally:
+        os.chdir(old)
+    return root
+
+
+def test_export_round_trip_in_a_fresh_process(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.runs import resolve_run
+    from kaggle_flow.workspace import open_workspace
+
+    monkeypatch.chdir(trained)
+    result = flow("export", "--comp", "digits")
+    assert result.exit_code == 0, result.output
+    ws = open_workspace("digits")
+    run_dir = resolve_run(ws, None, best=True)
+    export = run_dir / "export"
+    assert f"Exported {run_dir.name} to {export}" in result.output
+    spec = json.loads((export / "preprocess.json").read_text())
+    assert spec["size"] == 16 and spec["channels"] == 1 and spec["classes"] == [str(i) for i in range(10)]
+    assert (export / "model.pdiparams").is_file()
+
+    table = ws.table()
+    rows = table[table["split"] == "test"].head(24).reset_index(drop=True)
+    want = predict_probs(run_dir, rows)
+    out = trained / "exported_probs.npy"
+    python = Path(sys.executable)
+    done = subprocess.run(
+        [str(python), "-c", CONSUMER, str(export), *rows["path"], str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.load(out), want, atol=1e-4)
+
+
+def test_export_onnx_without_paddle2onnx(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("paddle2onnx") is not None:
+        pytest.skip("paddle2onnx is installed")
+    monkeypatch.chdir(trained)
+    result = flow("export", "--comp", "digits", "--onnx")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: paddle2onnx is not installed: pip install paddle2onnx"
+
+
+def test_export_a_cross_validation_run_names_its_folds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_cli_submit import fake_run
+
+    monkeypatch.chdir(tmp_path)
+    parent = tmp_path / "runs/digits/cv"
+    for k in range(2):
+        fake_run(parent, f"fold{k}")
+    (parent / "config.json").write_text((parent / "fold0/config.json").read_text())
+    result = flow("export", "cv", "--comp", "digits")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: runs/digits/cv: a cross-validation run has one model per fold (fold0, fold1): "
+        "export one, e.g. flow export runs/digits/cv/fold0"
+    )
+    result = flow("export", "runs/digits/cv/fold1")  # the competition is remembered
+    assert result.exit_code == 0, result.output
+    assert (parent / "fold1/export/preprocess.json").is_file()
