@@ -78,8 +78,12 @@ def test_too_small_images_and_too_many_params(workdir: Path) -> None:
     assert _error_line(["train", "digits", "--model", "resnet18"]) == (
         "Error: image size 16 is too small for resnet18: it needs at least 32 px"
     )
+    from kaggle_flow.models import count_params, create_model
+
+    n = count_params(create_model("smallcnn", 10, 1))
+    assert 100_000 < n < 200_000
     assert _error_line(["train", "digits", "--max-params", "1000"]) == (
-        "Error: smallcnn has 141,098 parameters, over the competition's limit of 1,000: pick a smaller model"
+        f"Error: smallcnn has {n:,} parameters, over the competition's limit of 1,000: pick a smaller model"
     )
     assert _error_line(["train", "digits", "--sizes", "8,x"]) == (
         "Error: --sizes takes pixel sizes separated by commas, e.g. 64,128,224 (got '8,x')"
