@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import paddle
+import pandas as pd
 from PIL import Image, ImageOps
 
 from kaggle_flow import console

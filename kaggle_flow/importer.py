@@ -7,7 +7,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition, competition_files, load_file
+from kaggle_flow.competition import (
+    IMAGE_EXTENSIONS,
+    Competition,
+    competition_files,
+    load_file,
+)
 from kaggle_flow.errors import DataError, FlowError
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import paddle
 import paddle.nn.functional as F
+import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.errors import FlowError, NotFoundError

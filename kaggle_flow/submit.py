@@ -337,7 +337,13 @@ def read_test_rows(ws: Workspace, *, strict: bool = False, table: pd.DataFrame |
 
 def cv_run(ws: Workspace, run: str | None) -> Path:
     """The cross-validation run for --folds all: the one named (or the parent of a fold), else the best."""
-    from kaggle_flow.runs import fold_dirs, has_weights, list_runs, load_summary, resolve_run
+    from kaggle_flow.runs import (
+        fold_dirs,
+        has_weights,
+        list_runs,
+        load_summary,
+        resolve_run,
+    )
 
     hint = f"train one with `flow train {ws.comp.name} --folds all`"
     if run is not None:

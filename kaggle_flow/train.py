@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import paddle
 import paddle.nn.functional as F
+import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.errors import FlowError
@@ -516,7 +516,13 @@ class _Bar:
         self.progress = None
         if os.environ.get("FLOW_NO_PROGRESS"):
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -586,12 +592,12 @@ def _fit(
     resume: bool,
     on_epoch_end: EpochHook | None,
 ) -> dict[str, Any]:
+    import warnings
+
     from kaggle_flow import augment, models
     from kaggle_flow.balance import label_shuffle
     from kaggle_flow.data import ImageDataset, build_cache, make_loader, warn_failed
     from kaggle_flow.predict import comp_runs_dir, device
-
-    import warnings
 
     warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
     started = time.time()

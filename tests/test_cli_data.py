@@ -4,24 +4,8 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+from clitools import flow, one_line_error
 from trees import garbage_tree, lemon_tree, palm_tree, zodiac_tree
-from typer.testing import CliRunner
-
-from kaggle_flow.cli import app
-
-runner = CliRunner()
-
-
-def flow(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_competitions_lists_all(workdir: Path) -> None:

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
+from clitools import flow, one_line_error, runner
 
 from kaggle_flow.cli import app
 from kaggle_flow.models import MODELS
-
-runner = CliRunner()
-
-
-def flow(*args: str):
-    return runner.invoke(app, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip() and "ccache" not in line and "warnings.warn" not in line]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_models_lists_every_model(tmp_path: Path, monkeypatch) -> None:

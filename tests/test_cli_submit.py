@@ -7,24 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from clitools import fake_run, flow, one_line_error
 from trees import lemon_tree, palm_tree, zodiac_tree
-from typer.testing import CliRunner
-
-from kaggle_flow.cli import app
-
-runner = CliRunner()
-
-
-def flow(*args: str):
-    return runner.invoke(app, [str(a.relative_to(Path.cwd())) if isinstance(a, Path) else a for a in args])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def fake_probs(path: Path, n: int, k: int, seed: int = 0) -> Path:
@@ -136,27 +120,6 @@ def test_submissions_empty(workdir: Path) -> None:
     result = flow("submissions", "digits")
     assert result.exit_code == 0, result.output
     assert "No submissions yet for 'digits'" in result.output
-
-
-def fake_run(runs: Path, name: str, *, comp: str = "digits", classes: int = 10, seed: int = 0, score: float = 0.5) -> Path:
-    """A run folder with a randomly initialized smallcnn: enough to predict, no training needed."""
-    import json
-
-    import paddle
-
-    from kaggle_flow.models import create_model
-
-    run = runs / name
-    run.mkdir(parents=True)
-    paddle.seed(seed)
-    paddle.save(create_model("smallcnn", classes, 1).state_dict(), str(run / "best.pdparams"))
-    config = {
-        "competition": comp, "classes": [str(i) for i in range(classes)], "num_classes": classes, "model": "smallcnn",
-        "image_size": 16, "channels": 1, "mean": [0.3], "std": [0.35], "epochs": 1, "lr": 0.003, "preset": "affine",
-    }
-    (run / "config.json").write_text(json.dumps(config))
-    (run / "summary.json").write_text(json.dumps({"best_score": score, "metric": "accuracy", "status": "done"}))
-    return run
 
 
 def test_predict_with_a_run_of_another_competition(workdir: Path) -> None:

@@ -7,20 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from clitools import flow, one_line_error, runner
 
 from kaggle_flow.cli import app
-
-runner = CliRunner()
-
-
-def _error_line(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_train_digits_end_to_end_and_runs(workdir: Path) -> None:
@@ -65,27 +54,27 @@ def test_runs_without_runs(workdir: Path) -> None:
     ],
 )
 def test_unknown_names_are_one_line(workdir: Path, flag: str, message: str) -> None:
-    assert _error_line(["train", "digits", flag, "nope"]) == message
+    assert one_line_error(flow(*["train", "digits", flag, "nope"])) == message
 
 
 def test_unknown_model_lists_the_models(workdir: Path) -> None:
     from kaggle_flow.models import MODELS
 
-    assert _error_line(["train", "digits", "--model", "nope"]) == f"Error: unknown model 'nope' (valid: {', '.join(MODELS)})"
+    assert one_line_error(flow(*["train", "digits", "--model", "nope"])) == f"Error: unknown model 'nope' (valid: {', '.join(MODELS)})"
 
 
 def test_too_small_images_and_too_many_params(workdir: Path) -> None:
-    assert _error_line(["train", "digits", "--model", "resnet18"]) == (
+    assert one_line_error(flow(*["train", "digits", "--model", "resnet18"])) == (
         "Error: image size 16 is too small for resnet18: it needs at least 32 px"
     )
     from kaggle_flow.models import count_params, create_model
 
     n = count_params(create_model("smallcnn", 10, 1))
     assert 100_000 < n < 200_000
-    assert _error_line(["train", "digits", "--max-params", "1000"]) == (
+    assert one_line_error(flow(*["train", "digits", "--max-params", "1000"])) == (
         f"Error: smallcnn has {n:,} parameters, over the competition's limit of 1,000: pick a smaller model"
     )
-    assert _error_line(["train", "digits", "--sizes", "8,x"]) == (
+    assert one_line_error(flow(*["train", "digits", "--sizes", "8,x"])) == (
         "Error: --sizes takes pixel sizes separated by commas, e.g. 64,128,224 (got '8,x')"
     )
     assert not (workdir / "runs/digits").exists() or not [
@@ -95,9 +84,9 @@ def test_too_small_images_and_too_many_params(workdir: Path) -> None:
 
 def test_folds_all_needs_k_folds_and_resume_needs_a_run(workdir: Path) -> None:
     runner.invoke(app, ["split", "digits", "--val-size", "0.1"])
-    assert _error_line(["train", "digits", "--folds", "all"]) == (
+    assert one_line_error(flow(*["train", "digits", "--folds", "all"])) == (
         "Error: runs/digits/folds.csv: a single hold-out, not K folds; make folds first: flow split digits --folds 5"
     )
-    assert _error_line(["train", "digits", "--folds", "3"]) == "Error: --folds takes 'all' (got '3')"
-    line = _error_line(["train", "digits", "--resume", "nope"])
+    assert one_line_error(flow(*["train", "digits", "--folds", "3"])) == "Error: --folds takes 'all' (got '3')"
+    line = one_line_error(flow(*["train", "digits", "--resume", "nope"]))
     assert line.startswith("Error: unknown run 'nope' in runs/digits (runs: ")

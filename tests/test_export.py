@@ -9,11 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from kaggle_flow.cli import app
-
-runner = CliRunner()
+from clitools import fake_run, flow
 
 # Imports only paddle, numpy and PIL: what a consumer of the export has.
 CONSUMER = r"""
@@ -42,9 +38,6 @@ probs = np.exp(logits - logits.max(1, keepdims=True))
 np.save(out, probs / probs.sum(1, keepdims=True))
 """
 
-
-def flow(*args: str):
-    return runner.invoke(app, list(args))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +99,6 @@ def test_export_onnx_without_paddle2onnx(trained: Path, monkeypatch: pytest.Monk
 
 
 def test_export_a_cross_validation_run_names_its_folds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_cli_submit import fake_run
 
     monkeypatch.chdir(tmp_path)
     parent = tmp_path / "runs/digits/cv"

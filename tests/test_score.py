@@ -10,8 +10,20 @@ import pytest
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.ledger import add_entry, ledger_file, read_ledger, recipe_summary, set_local_score
-from kaggle_flow.score import METRICS, get_metric, list_metrics, newest_submission, score_submission
+from kaggle_flow.ledger import (
+    add_entry,
+    ledger_file,
+    read_ledger,
+    recipe_summary,
+    set_local_score,
+)
+from kaggle_flow.score import (
+    METRICS,
+    get_metric,
+    list_metrics,
+    newest_submission,
+    score_submission,
+)
 
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 2])
 Y_PRED = np.array([0, 1, 1, 1, 2, 2, 0, 2])
