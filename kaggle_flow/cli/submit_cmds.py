@@ -66,7 +66,7 @@ def predict_cmd(
     With --ensemble the runs' probabilities are averaged and saved under runs/COMP/ensemble-TIME/
     (its config.json lists the members; `flow submit --run ensemble-TIME` submits it).
 
-    Examples: flow predict mnist --best --tta ; flow predict digits --ensemble r1,r2 ; flow predict lemon --folds all
+    Examples: flow predict lemon --best --tta ; flow predict digits --ensemble r1,r2 ; flow predict lemon --folds all
     """
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
@@ -249,7 +249,7 @@ def run_cmd(
 
     Training uses the competition's default recipe; any other option is passed on to `flow train`.
 
-    Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --lr 1e-3
+    Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
     from typer.main import get_command
 
