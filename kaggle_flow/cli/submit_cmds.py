@@ -264,7 +264,7 @@ def run_cmd(
         ("split", [name, "--val-size", str(val_size), "--seed", str(seed), *data_args]),
         ("balance", [name, "--fold", "0", "--seed", str(seed), *data_args]),
         ("train", [name, "--fold", "0", "--seed", str(seed), *data_args, *extra]),
-        ("submit", [name, *data_args]),
+        ("submit", [name, *data_args]),  # --run: the run just trained (added below)
         ("score", [name, *data_args]),
     ]
     group = get_command(app)
@@ -273,6 +273,8 @@ def run_cmd(
         if step == "score" and not _has_solution(name, data):
             console.info(f"\n== {i}/{len(steps)} flow score: skipped (no local labels; score it on the competition site)")
             continue
+        if step == "submit":
+            args = [*args, "--run", _newest_run(name)]
         console.info(f"\n== {i}/{len(steps)} flow {step} {' '.join(args)}")
         step_start = time.perf_counter()
         code = group.main([step, *args], prog_name="flow", standalone_mode=False)
@@ -290,6 +292,13 @@ def _last_score(name: str) -> str:
     ledger = read_ledger(ws.submissions_dir)
     score = ledger["local_score"].iloc[-1] if len(ledger) else ""
     return f"local {ws.comp.metric} {float(score):.4f}" if score else "no local score"
+
+
+def _newest_run(name: str) -> str:
+    from kaggle_flow.runs import resolve_run
+    from kaggle_flow.workspace import open_workspace
+
+    return resolve_run(open_workspace(name, remember_it=False), None, best=False).name
 
 
 def _has_solution(name: str, data: Path | None) -> bool:
