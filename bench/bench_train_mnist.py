@@ -86,7 +86,7 @@ def main() -> None:
     recipe = (
         f"{config['model']}, {config['epochs']} epochs, batch {config['batch_size']}, {config['optimizer']} lr "
         f"{config['lr']:g} {config['schedule']} (warmup {config['warmup_epochs']} epochs), label smoothing "
-        f"{config['label_smoothing']}, preset {config['preset']}, {config['image_size']} px"
+        f"{config['label_smoothing']}, EMA {config['ema']}, preset {config['preset']}, {config['image_size']} px"
     )
     print()
     print("MNIST-5k, hold-out fold 0 (400 images, stratified 10%, seed 42)")
