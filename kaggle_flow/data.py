@@ -165,7 +165,7 @@ def warn_failed(failed: dict[str, str], rows: pd.DataFrame) -> None:
         return
     names = ", ".join(f"{r.id} ({failed[r.path]})" for r in bad.head(5).itertuples())
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    console.warn(f"left out {len(bad)} images that could not be read: {names}{more}")
+    console.warn(f"{len(bad)} images could not be read: {names}{more}")
 
 
 # --- dataset ----------------------------------------------------------------------------------

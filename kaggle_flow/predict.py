@@ -101,7 +101,8 @@ def _single_run_probs(run_dir: Path, rows: pd.DataFrame, tta: bool, batch_size: 
     probs = total / len(views)
     if kept is not None and len(kept) < len(rows):
         missing = np.setdiff1d(np.arange(len(rows)), kept)
-        probs[missing] = 1.0 / k  # unreadable image: no information, uniform
+        # an unreadable image: no information of its own, so the average prediction of the others
+        probs[missing] = probs[kept].mean(axis=0) if len(kept) else 1.0 / k
     return probs.astype(np.float32)
 
 
@@ -109,8 +110,8 @@ def predict_probs(run_dir: Path, rows: pd.DataFrame, *, tta: bool = False, batch
     """Softmax probabilities [len(rows), K] in row order, from the run's best weights.
 
     A cross-validation run averages its folds. With `tta` each image is also predicted mirrored
-    left-right and the two are averaged. An image that cannot be read gets uniform probabilities
-    (with a warning listing it), so the output always has one row per input row.
+    left-right and the two are averaged. An image that cannot be read gets the average prediction of
+    the readable ones (with a warning listing it), so the output always has one row per input row.
     """
     run_dir = Path(run_dir)
     rows = rows.reset_index(drop=True)

@@ -327,7 +327,7 @@ def make_ensemble(runs_dir: Path, run_dirs: list[Path], comp: Competition, *, tt
 
 def read_test_rows(ws: Workspace, *, strict: bool = False, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The test rows of the workspace's table (or of `table`); a one-line error when there are none."""
-    table = ws.table(strict=strict) if table is None else table
+    table = ws.table(strict=strict, keep_test=True) if table is None else table
     test = table[table["split"] == "test"].reset_index(drop=True)
     if test.empty:
         where = ws.data_dir / ws.comp.layout.test_dir if ws.comp.layout.test_dir else ws.data_dir

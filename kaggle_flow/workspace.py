@@ -72,14 +72,26 @@ class Workspace:
             raise DataError(f"{self.data_dir}: no data for '{self.comp.name}' here; {self.comp.data.how}")
         return self.data_dir
 
-    def table(self, *, strict: bool = False, quiet: bool = False) -> pd.DataFrame:
-        """The canonical table, less the images `flow eda` found broken (an error with strict)."""
+    def table(self, *, strict: bool = False, quiet: bool = False, keep_test: bool = False) -> pd.DataFrame:
+        """The canonical table, less the images `flow eda` found broken (an error with strict).
+
+        With keep_test, broken test images stay: a submission needs a row for every test id, and
+        prediction gives an unreadable image the average prediction of the readable ones.
+        """
         from kaggle_flow.layouts import read_table
 
         table = read_table(self.ensure_data(), self.comp)
         broken = self.broken_ids()
         if broken:
             hit = table["id"].isin(broken)
+            if keep_test and not strict:
+                kept = hit & (table["split"] == "test")
+                if kept.any() and not quiet:
+                    names = ", ".join(table.loc[kept, "id"].head(5))
+                    console.warn(
+                        f"{int(kept.sum())} broken test images keep their row, predicted as the average of the others: {names}"
+                    )
+                hit &= table["split"] != "test"
             if hit.any():
                 names = ", ".join(table.loc[hit, "id"].head(5))
                 more = f" and {int(hit.sum()) - 5} more" if hit.sum() > 5 else ""

@@ -66,7 +66,7 @@ def test_broken_image_is_skipped_and_reported(tiny: Path, capsys: pytest.Capture
     (tiny / "data/tiny/train/img_004.png").write_bytes(b"not a png at all")
     run = train.train(open_workspace("tiny"), {"epochs": 1})
     err = capsys.readouterr().err
-    assert "Warning: left out 1 images that could not be read: img_004.png (UnidentifiedImageError" in err
+    assert "Warning: 1 images could not be read: img_004.png (UnidentifiedImageError" in err
     oof = pd.read_csv(run / "oof.csv")
     assert "img_004.png" not in set(oof["id"])
 

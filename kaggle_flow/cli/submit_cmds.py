@@ -126,7 +126,7 @@ def submit_cmd(
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
-    table = ws.table(strict=strict)
+    table = ws.table(strict=strict, keep_test=True)
     test = read_test_rows(ws, table=table)
     sample = read_sample(ws.comp, ws.ensure_data())
     if probs_file is not None:
