@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed-$(EXTRA): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[$(EXTRA),test]"
+	$(BIN)/pip install -q -e ".[$(EXTRA),test,visualdl,onnx]"
 	touch $@
 
 install: $(VENV)/.installed-$(EXTRA)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -90,12 +91,38 @@ def test_export_round_trip_in_a_fresh_process(trained: Path, monkeypatch: pytest
 def test_export_onnx_without_paddle2onnx(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    if importlib.util.find_spec("paddle2onnx") is not None:
-        pytest.skip("paddle2onnx is installed")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "paddle2onnx" else real_find_spec(name, *a))
     monkeypatch.chdir(trained)
     result = flow("export", "--comp", "digits", "--onnx")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: paddle2onnx is not installed: pip install paddle2onnx"
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("paddle2onnx", "onnxruntime")),
+    reason="paddle2onnx and onnxruntime are not installed (pip install -e '.[onnx]')",
+)
+def test_export_onnx_predicts_like_flow(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxruntime
+
+    from kaggle_flow.data import eval_loader
+    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.runs import load_config, resolve_run
+    from kaggle_flow.workspace import open_workspace
+
+    monkeypatch.chdir(trained)
+    result = flow("export", "--comp", "digits", "--onnx")
+    assert result.exit_code == 0, result.output
+    ws = open_workspace("digits")
+    run_dir = resolve_run(ws, None, best=True)
+    table = ws.table()
+    rows = table[table["split"] == "test"].head(16).reset_index(drop=True)
+    images = np.concatenate([x.numpy() for x, _ in eval_loader(rows, load_config(run_dir), batch_size=16)])
+    session = onnxruntime.InferenceSession(str(run_dir / "export" / "model.onnx"))
+    (logits,) = session.run(None, {session.get_inputs()[0].name: images})
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probs / probs.sum(1, keepdims=True), predict_probs(run_dir, rows), atol=1e-4)
 
 
 def test_export_a_cross_validation_run_names_its_folds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
