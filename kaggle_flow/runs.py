@@ -18,6 +18,7 @@ folder) plus config.json, oof.csv and summary.json (the CV score) of its own. RU
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,14 @@ def _run_folders(runs_dir: Path) -> list[Path]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and p.name not in NOT_RUNS and (p / "config.json").is_file())
+    folders = [p for p in runs_dir.iterdir() if p.is_dir() and p.name not in NOT_RUNS and (p / "config.json").is_file()]
+    return sorted(folders, key=_creation_order)
+
+
+def _creation_order(run_dir: Path) -> tuple[str, int, str]:
+    """Oldest first: the time stamp in the name, then when config.json was written (same second)."""
+    stamp = re.search(r"\d{8}-\d{6}", run_dir.name)
+    return (stamp.group(0) if stamp else "", (run_dir / "config.json").stat().st_mtime_ns, run_dir.name)
 
 
 def list_runs(runs_dir: Path) -> pd.DataFrame:
