@@ -163,9 +163,8 @@ def warn_failed(failed: dict[str, str], rows: pd.DataFrame) -> None:
     bad = rows.loc[rows["path"].isin(failed), ["id", "path"]]
     if bad.empty:
         return
-    names = ", ".join(f"{r.id} ({failed[r.path]})" for r in bad.head(5).itertuples())
-    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    console.warn(f"{len(bad)} images could not be read: {names}{more}")
+    names = console.shortlist(f"{r.id} ({failed[r.path]})" for r in bad.itertuples())
+    console.warn(f"{len(bad)} images could not be read: {names}")
 
 
 # --- dataset ----------------------------------------------------------------------------------

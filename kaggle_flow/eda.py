@@ -351,9 +351,9 @@ def broken_list(images: pd.DataFrame) -> pd.DataFrame:
 
 def describe_broken(broken: pd.DataFrame, limit: int = 10) -> str:
     """'a.jpg (zero-byte), b.jpg (truncated) and 3 more'."""
-    names = ", ".join(f"{i} ({p})" for i, p in zip(broken["id"].head(limit), broken["problem"].head(limit)))
-    more = f" and {len(broken) - limit} more" if len(broken) > limit else ""
-    return names + more
+    from kaggle_flow.console import shortlist
+
+    return shortlist((f"{i} ({p})" for i, p in zip(broken["id"], broken["problem"])), limit)
 
 
 def _warnings(flagged: pd.DataFrame) -> dict[str, Any]:

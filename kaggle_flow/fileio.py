@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +42,24 @@ def write_csv(path: str | os.PathLike[str], frame: Any, **kwargs: Any) -> Path:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
     return Path(path)
+
+
+def read_csv(file: str | os.PathLike[str], columns: Sequence[str] = ()) -> Any:
+    """A CSV as strings (no NaN guessing), or a one-line DataError: file missing, unreadable, or
+    without one of `columns`."""
+    import pandas as pd
+
+    from kaggle_flow.errors import DataError
+
+    file = Path(file)
+    if not file.is_file():
+        raise DataError(f"{file}: file not found")
+    try:
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        raise DataError(f"{file}: missing column '{missing[0]}' (found: {found})")
+    return frame

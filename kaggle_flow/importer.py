@@ -14,6 +14,7 @@ from kaggle_flow.competition import (
     load_file,
 )
 from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.fileio import read_csv
 
 
 def _safe_extract(archive: Path, target: Path) -> None:
@@ -89,13 +90,12 @@ def _toml_list(values: list[str]) -> str:
 
 def infer_toml(name: str, source: Path) -> str:
     """TOML text for a competition, guessed from a folder-per-class tree or a labels CSV."""
-    import pandas as pd
 
     if not source.exists():
         raise DataError(f"{source}: not found")
     lines = [f'title = "{name}"']
     if source.is_file() and source.suffix.lower() == ".csv":
-        frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+        frame = read_csv(source)
         if frame.shape[1] < 2:
             raise DataError(f"{source}: need an id column and a label column (found: {', '.join(frame.columns)})")
         id_col, label_col = frame.columns[:2]

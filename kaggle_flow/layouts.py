@@ -19,6 +19,7 @@ import pandas as pd
 
 from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition, Layout
 from kaggle_flow.errors import DataError
+from kaggle_flow.fileio import read_csv
 
 COLUMNS = ["id", "path", "label", "split"]
 
@@ -48,21 +49,6 @@ def _inside(root: Path, image_id: str, where: str) -> Path:
     if not path.is_relative_to(root.resolve()):
         raise DataError(f"{where}: id '{image_id}' points outside the data folder {root}")
     return path
-
-
-def _read_csv(file: Path, columns: list[str]) -> pd.DataFrame:
-    if not file.is_file():
-        raise DataError(f"{file}: file not found")
-    try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{file}: missing column '{missing[0]}' (found: {', '.join(map(str, frame.columns)) or 'none'})"
-        )
-    return frame
 
 
 def _parse_label(value: str, comp: Competition, form: str, where: str) -> int:
@@ -107,7 +93,7 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
     if layout.train_csv is None:
         raise DataError(f"{comp.path}: layout 'csv' needs layout.train_csv")
     file = root / layout.train_csv
-    frame = _read_csv(file, [layout.id_column, layout.label_column])
+    frame = read_csv(file, [layout.id_column, layout.label_column])
     images = _require_dir(root / layout.train_dir, "training image")
     ids = frame[layout.id_column].str.strip()
     _check_unique(ids, file)
@@ -167,7 +153,7 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
         valid = root / layout.valid_dir
         csv_path = valid / layout.valid_csv if (valid / layout.valid_csv).is_file() else root / layout.valid_csv
         if valid.is_dir() and csv_path.is_file():
-            frame = _read_csv(csv_path, [layout.valid_id_column, layout.valid_label_column])
+            frame = read_csv(csv_path, [layout.valid_id_column, layout.valid_label_column])
             ids = frame[layout.valid_id_column].str.strip()
             _check_unique(ids, csv_path)
             for line, (image_id, value) in enumerate(zip(ids, frame[layout.valid_label_column]), start=2):

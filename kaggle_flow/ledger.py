@@ -14,8 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from kaggle_flow.errors import DataError
-from kaggle_flow.fileio import write_csv
+from kaggle_flow.fileio import read_csv, write_csv
 
 LEDGER = "ledger.csv"
 COLUMNS = ["time", "file", "run", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score"]
@@ -31,10 +30,7 @@ def read_ledger(submissions_dir: Path) -> pd.DataFrame:
     file = ledger_file(submissions_dir)
     if not file.is_file():
         return pd.DataFrame({c: pd.Series(dtype=str) for c in COLUMNS})
-    try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    frame = read_csv(file)
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = ""

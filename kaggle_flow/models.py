@@ -378,8 +378,7 @@ def load_weights(
             for p in layer.parameters()}
     missing = [k for k in own if k not in state]
     if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise FlowError(f"{file}: does not fit {name}: missing keys {', '.join(missing[:3])}{more}")
+        raise FlowError(f"{file}: does not fit {name}: missing keys {console.shortlist(missing, 3)}")
     loaded, skipped, bad = {}, [], []
     for key, param in own.items():
         want, got = list(param.shape), state[key]
@@ -393,8 +392,7 @@ def load_weights(
         else:
             bad.append(f"{key} {list(got.shape)} vs {want}")
     if bad:
-        more = f" and {len(bad) - 2} more" if len(bad) > 2 else ""
-        raise FlowError(f"{file}: does not fit {name}: shape mismatch {'; '.join(bad[:2])}{more}")
+        raise FlowError(f"{file}: does not fit {name}: shape mismatch {console.shortlist(bad, 2, sep='; ')}")
     if skipped and not new_head_ok:
         console.warn(f"{file}: classifier head of another class count; {', '.join(skipped)} left freshly initialized")
     model.set_state_dict(loaded)

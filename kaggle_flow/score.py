@@ -15,6 +15,7 @@ import pandas as pd
 
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
+from kaggle_flow.fileio import read_csv
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,7 @@ def solution_file(comp: Competition, data_dir: Path) -> Path | None:
 
 
 def _read(file: Path, comp: Competition) -> pd.DataFrame:
-    if not Path(file).is_file():
-        raise FlowError(f"{file}: file not found")
-    try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
-    for column in (comp.submission.id_column, comp.submission.label_column):
-        if column not in frame.columns:
-            raise DataError(f"{file}: missing column '{column}' (found: {', '.join(map(str, frame.columns))})")
+    frame = read_csv(file, [comp.submission.id_column, comp.submission.label_column])
     ids = frame[comp.submission.id_column].str.strip()
     dup = ids.duplicated().to_numpy()
     if dup.any():

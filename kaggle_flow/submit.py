@@ -26,7 +26,7 @@ import pandas as pd
 
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
-from kaggle_flow.fileio import atomic_path, write_json
+from kaggle_flow.fileio import atomic_path, read_csv, write_json
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -70,10 +70,7 @@ def read_sample(comp: Competition, data_dir: Path) -> pd.DataFrame | None:
     file = sample_file(comp, data_dir)
     if file is None:
         return None
-    try:
-        sample = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    sample = read_csv(file)
     _check_columns(comp, [str(c) for c in sample.columns], str(file))
     sample.attrs["file"] = str(file)
     return sample

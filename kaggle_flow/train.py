@@ -516,23 +516,9 @@ class _Bar:
         self.progress = None
         if os.environ.get("FLOW_NO_PROGRESS"):
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
-            console=console.err,
-            transient=True,
-        )
+        self.progress = console.progress_bar(TextColumn("{task.fields[stats]}"))
         self.total_epochs, self.steps = total_epochs, steps
         self.task = self.progress.add_task("", total=steps, stats="")
 

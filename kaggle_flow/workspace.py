@@ -16,6 +16,7 @@ import pandas as pd
 from kaggle_flow import console
 from kaggle_flow.competition import Competition, get_competition
 from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.fileio import read_csv
 
 STATE_DIR = Path(".flow")
 
@@ -87,18 +88,17 @@ class Workspace:
             if keep_test and not strict:
                 kept = hit & (table["split"] == "test")
                 if kept.any() and not quiet:
-                    names = ", ".join(table.loc[kept, "id"].head(5))
+                    names = console.shortlist(table.loc[kept, "id"])
                     console.warn(
                         f"{int(kept.sum())} broken test images keep their row, predicted as the average of the others: {names}"
                     )
                 hit &= table["split"] != "test"
             if hit.any():
-                names = ", ".join(table.loc[hit, "id"].head(5))
-                more = f" and {int(hit.sum()) - 5} more" if hit.sum() > 5 else ""
+                names = console.shortlist(table.loc[hit, "id"])
                 if strict:
-                    raise DataError(f"{self.broken_file()}: {int(hit.sum())} broken images: {names}{more}")
+                    raise DataError(f"{self.broken_file()}: {int(hit.sum())} broken images: {names}")
                 if not quiet:
-                    console.warn(f"leaving out {int(hit.sum())} broken images found by `flow eda`: {names}{more}")
+                    console.warn(f"leaving out {int(hit.sum())} broken images found by `flow eda`: {names}")
                 table = table.loc[~hit].reset_index(drop=True)
         return table
 
@@ -106,7 +106,7 @@ class Workspace:
         file = self.broken_file()
         if not file.is_file():
             return set()
-        return set(pd.read_csv(file, dtype=str, keep_default_na=False)["id"])
+        return set(read_csv(file, ["id"])["id"])
 
     def folds(self) -> pd.DataFrame:
         file = self.folds_file()
