@@ -281,14 +281,14 @@ def epoch_sizes(config: dict[str, Any]) -> list[int]:
 # --- folds -------------------------------------------------------------------------------------
 
 
-def check_model(config: dict[str, Any]) -> int:
-    """Build the model once to count its parameters; refuse it over --max-params. Returns the count."""
+def check_model(config: dict[str, Any]) -> None:
+    """Refuse a model over --max-params before any run folder exists (built only when there is a limit)."""
     from kaggle_flow import models
 
+    if config["max_params"] is None:
+        return
     model = models.create_model(config["model"], int(config["num_classes"]), in_channels=int(config["channels"]))
-    n = models.count_params(model)
-    models.check_params(n, config["max_params"], config["model"])
-    return n
+    models.check_params(models.count_params(model), config["max_params"], config["model"])
 
 
 def ensure_folds(ws: Any, table: pd.DataFrame) -> pd.DataFrame:
