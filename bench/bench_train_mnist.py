@@ -12,7 +12,6 @@ images, seed 42). Prints held-out accuracy and wall time of each. Runs in a temp
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
@@ -30,9 +29,7 @@ def flow_recipe() -> tuple[float, float, dict]:
     start = time.perf_counter()
     run = train(ws)
     seconds = time.perf_counter() - start
-    summary = json.loads((run / "summary.json").read_text())
-    config = json.loads((run / "config.json").read_text())
-    return float(summary["best_score"]), seconds, config
+    return float(run.summary.best_score), seconds, run.config.model_dump()
 
 
 def course_recipe() -> tuple[float, float]:
@@ -40,11 +37,12 @@ def course_recipe() -> tuple[float, float]:
     import paddle
     from PIL import Image
 
-    from kaggle_flow.split import train_val
+    from kaggle_flow.split import ensure_folds, train_val
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")
-    train_rows, val_rows = train_val(ws.table(), ws.folds(), 0)
+    table = ws.table()
+    train_rows, val_rows = train_val(table, ensure_folds(ws, table), 0)
 
     class Digits(paddle.io.Dataset):
         def __init__(self, rows) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,6 @@ validation is not timed in either. Prints images/s of each and the ratio flow / 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -35,7 +34,7 @@ def flow_loop(epochs: int) -> float:
 
     ws = open_workspace("mnist")
     run = train(ws, {**OVERRIDES, "epochs": epochs})
-    timing = json.loads((run / "summary.json").read_text())["timing"]
+    timing = run.summary.timing
     later = timing[1:]
     return sum(t["images_per_s"] * t["seconds"] for t in later) / sum(t["seconds"] for t in later)
 
@@ -47,11 +46,12 @@ def plain_loop(epochs: int) -> float:
     from PIL import Image
 
     from kaggle_flow.models import create_model
-    from kaggle_flow.split import train_val
+    from kaggle_flow.split import ensure_folds, train_val
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")
-    rows, _ = train_val(ws.table(), ws.folds(), 0)
+    table = ws.table()
+    rows, _ = train_val(table, ensure_folds(ws, table), 0)
     x = np.stack([np.asarray(Image.open(p), np.float32) for p in rows["path"]])[:, None] / 255.0
     x = (x - 0.1307) / 0.3081
     y = rows["label"].to_numpy(dtype=np.int64)
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     os.chdir(tempfile.mkdtemp(prefix="flow-bench-overhead-"))
-    from kaggle_flow.train import ensure_folds
+    from kaggle_flow.split import ensure_folds
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")

@@ -223,58 +223,6 @@ def build_eval_transform(size: int) -> A.Compose:
     return A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
 
 
-# --- mixing ----------------------------------------------------------------------------------
-
-
-def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """A box (y0, y1, x0, x1) of about (1 - lam) of the image, centred at a random pixel, clipped."""
-    ratio = np.sqrt(1.0 - lam)
-    cut_h, cut_w = int(height * ratio), int(width * ratio)
-    cy, cx = int(rng.integers(height)), int(rng.integers(width))
-    y0, y1 = np.clip(cy - cut_h // 2, 0, height), np.clip(cy + cut_h // 2, 0, height)
-    x0, x1 = np.clip(cx - cut_w // 2, 0, width), np.clip(cx + cut_w // 2, 0, width)
-    return int(y0), int(y1), int(x0), int(x1)
-
-
-def mix_batch(
-    images: np.ndarray, targets: np.ndarray, mixup: float, cutmix: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) of a batch with a shuffled copy of itself.
-
-    Args:
-        images: float32 [N, C, H, W].
-        targets: float32 [N, K] (one-hot or soft labels).
-        mixup, cutmix: Beta(alpha, alpha) parameters; 0 turns one off. With both on, each batch
-            uses one of them, chosen with probability 0.5.
-        rng: draws, in this order: the choice (only when both are on), lam, the permutation, then
-            for CutMix the box centre (row, column).
-
-    Returns:
-        New arrays (the inputs are not changed). Targets are mixed with exactly the lam used for the
-        images; for CutMix that is 1 - (box area / image area) after clipping the box.
-    """
-    if mixup < 0 or cutmix < 0:
-        raise FlowError(f"--mixup and --cutmix are Beta alphas >= 0 (got {mixup}, {cutmix})")
-    if mixup == 0 and cutmix == 0:
-        return images, targets
-    use_cutmix = cutmix > 0 and (mixup == 0 or rng.random() >= 0.5)
-    alpha = cutmix if use_cutmix else mixup
-    lam = float(rng.beta(alpha, alpha))
-    perm = rng.permutation(len(images))
-    images = np.asarray(images, dtype=np.float32)
-    targets = np.asarray(targets, dtype=np.float32)
-    if use_cutmix:
-        height, width = images.shape[2], images.shape[3]
-        y0, y1, x0, x1 = cutmix_box(height, width, lam, rng)
-        mixed = images.copy()
-        mixed[:, :, y0:y1, x0:x1] = images[perm, :, y0:y1, x0:x1]
-        lam = 1.0 - (y1 - y0) * (x1 - x0) / float(height * width)
-    else:
-        mixed = (lam * images + (1.0 - lam) * images[perm]).astype(np.float32)
-    soft = (lam * targets + (1.0 - lam) * targets[perm]).astype(np.float32)
-    return mixed, soft
-
-
 # --- preview ---------------------------------------------------------------------------------
 
 

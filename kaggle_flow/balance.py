@@ -1,9 +1,27 @@
-"""Label shuffling, as the lemon course teaches it: every class padded to the largest one."""
+"""Label shuffling, as the lemon course teaches it: every class padded to the largest one.
+
+`flow balance` shows what it does to a fold's training rows and records in runs/COMP/balance.json
+that later training of the competition shuffles labels (training redraws the list every epoch);
+`flow balance --off` records the opposite. No paddle here: the CLI imports this module directly.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+from kaggle_flow.errors import DataError
+from kaggle_flow.fileio import write_json
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+SETTING = "label_shuffling"  # the key of balance.json
 
 
 def label_shuffle(train: pd.DataFrame, *, seed: int = 42) -> pd.DataFrame:
@@ -25,3 +43,50 @@ def label_shuffle(train: pd.DataFrame, *, seed: int = 42) -> pd.DataFrame:
     picked = [g.iloc[rng.permutation(largest) % len(g)] for g in groups]
     balanced = pd.concat(picked, ignore_index=True)
     return balanced.iloc[rng.permutation(len(balanced))].reset_index(drop=True)
+
+
+def balance_counts(train: pd.DataFrame, class_names: Sequence[str], *, seed: int = 42) -> pd.DataFrame:
+    """class, before, after: images per class in `train` and in its label-shuffled list."""
+    after = label_shuffle(train, seed=seed)
+    classes = range(len(class_names))
+    return pd.DataFrame(
+        {
+            "class": list(class_names),
+            "before": train["label"].value_counts().reindex(classes, fill_value=0).astype(int).to_numpy(),
+            "after": after["label"].value_counts().reindex(classes, fill_value=0).astype(int).to_numpy(),
+        }
+    )
+
+
+def balance_setting(ws: Workspace) -> bool | None:
+    """Whether `flow balance` turned label shuffling on (True) or off (False); None: never set."""
+    file = ws.balance_file()
+    if not file.is_file():
+        return None
+    try:
+        value = json.loads(file.read_text(encoding="utf-8")).get(SETTING)
+    except (OSError, ValueError, AttributeError):
+        value = None
+    if not isinstance(value, bool):
+        raise DataError(f"{file}: not a balance setting; run flow balance {ws.comp.name} (or --off) to rewrite it")
+    return value
+
+
+def set_balance(ws: Workspace, on: bool) -> Path:
+    """Record label shuffling on or off for the competition's later training; the file written."""
+    return write_json(ws.balance_file(), {SETTING: on})
+
+
+def turn_on(ws: Workspace, *, fold: int = 0, seed: int | None = None, strict: bool = False) -> pd.DataFrame:
+    """`flow balance`: the before/after class counts of the fold's training rows, then record the
+    setting on (only once the counts could be made: a missing fold or stale folds change nothing).
+
+    Without folds.csv the default folds are made first, as training would.
+    """
+    from kaggle_flow.split import DEFAULT_SEED, ensure_folds, train_val
+
+    table = ws.table(strict=strict)
+    train, _ = train_val(table, ensure_folds(ws, table), fold)
+    counts = balance_counts(train, ws.comp.classes, seed=DEFAULT_SEED if seed is None else seed)
+    set_balance(ws, True)
+    return counts

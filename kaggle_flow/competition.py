@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -58,31 +58,44 @@ class Submission(_Strict):
 
 
 class Recipe(_Strict):
-    """The competition's default training recipe; `flow train` flags override it."""
+    """The competition's default training recipe; `flow train` flags override it.
+
+    Every number is range-checked here, so a TOML with a bad value fails when it is loaded (naming the
+    file and the key) and a flag with a bad value fails before anything is trained (naming the flag).
+    Non-finite numbers (inf, nan) are refused everywhere.
+    """
 
     model: str = "resnet18"  # a name of `flow models`
-    epochs: int = 10
-    batch_size: int = 32  # images per step
-    lr: float = 3e-4  # peak learning rate (after warmup)
-    optimizer: str = "adam"  # adam, adamw, sgd (momentum 0.9)
-    weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine, step, constant
-    warmup_epochs: float = 1.0  # linear warmup from 0, in epochs (fractions allowed)
-    label_smoothing: float = 0.1
-    loss: str = "ce"  # ce, weighted (inverse class frequency), focal
-    focal_gamma: float = 2.0  # focal loss exponent (0 gives cross entropy)
+    epochs: Annotated[int, Field(ge=1)] = 10
+    batch_size: Annotated[int, Field(ge=1)] = 32  # images per step
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3e-4  # peak learning rate (after warmup)
+    optimizer: str = "adam"  # a name of the optimizer registry (optim.py)
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    schedule: str = "cosine"  # a name of the schedule registry (optim.py)
+    warmup_epochs: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0  # linear warmup from 0, in epochs
+    label_smoothing: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.1
+    loss: str = "ce"  # a name of the loss registry (optim.py)
+    focal_gamma: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 2.0  # focal loss exponent (0: cross entropy)
     preset: str = "light"  # a name of `flow augment --list`
-    mixup: float = 0.0  # Beta(a, a) parameter; 0 = off
-    cutmix: float = 0.0  # Beta(a, a) parameter; 0 = off
-    erasing: float = 0.0  # probability of random erasing
-    cutout: float = 0.0  # probability of cutout
-    gridmask: float = 0.0  # probability of grid mask
-    ema: float = 0.0  # decay of the weights' moving average; 0 = off
+    mixup: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # Beta(a, a) parameter; 0 = off
+    cutmix: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # Beta(a, a) parameter; 0 = off
+    erasing: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # probability of random erasing
+    cutout: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # probability of cutout
+    gridmask: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # probability of grid mask
+    ema: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0  # decay of the weights' average; 0 = off
     balance: bool = False  # train on label-shuffled rows, drawn afresh each epoch
-    sizes: list[int] = Field(default_factory=list)  # progressive resizing, px; last = final size
-    patience: int = 0  # stop after this many epochs without improvement; 0 = never
+    sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)  # progressive resizing, px
+    patience: Annotated[int, Field(ge=0)] = 0  # stop after this many epochs without improvement; 0 = never
     pretrained: bool = False  # start from ImageNet weights
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _sizes_fit_epochs(self) -> Recipe:
+        if len(self.sizes) > self.epochs:
+            raise ValueError(
+                f"sizes: {len(self.sizes)} sizes for {self.epochs} epochs: need at least one epoch per size"
+            )
+        return self
 
 
 class Source(_Strict):
@@ -98,11 +111,11 @@ class Competition(_Strict):
     title: str
     classes: list[str]
     metric: Literal["accuracy", "macro_f1", "balanced_accuracy", "kappa"] = "accuracy"
-    image_size: int = 224
+    image_size: Annotated[int, Field(ge=1)] = 224
     channels: Literal[1, 3] = 3
-    mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
-    max_params: int | None = None  # model-size limit of the contest, in parameters
+    mean: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
+    max_params: Annotated[int, Field(ge=1)] | None = None  # model-size limit of the contest, in parameters
     layout: Layout
     submission: Submission = Field(default_factory=Submission)
     train: Recipe = Field(default_factory=Recipe)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import paddle
@@ -34,6 +34,9 @@ from PIL import Image, ImageOps
 
 from kaggle_flow import console
 from kaggle_flow.fileio import atomic_path, write_json
+
+if TYPE_CHECKING:
+    from kaggle_flow.config import RunConfig
 
 CACHE_VERSION = 1  # bump when the decoding below changes, so old caches are not reused
 DEFAULT_WORKERS = 0  # DataLoader worker processes: on 2 CPU cores the model, not the loading, is the
@@ -305,7 +308,7 @@ def make_loader(
 
 def eval_loader(
     rows: pd.DataFrame,
-    config: dict[str, Any],
+    config: RunConfig,
     batch_size: int = 128,
     cache_dir: Path | None = None,
     *,
@@ -318,10 +321,9 @@ def eval_loader(
     `loader.dataset.kept` gives the positions in `rows` of the images that could be read; `hflip`
     mirrors every image (for test-time augmentation).
     """
-    size, channels = int(config["image_size"]), int(config["channels"])
-    cache = build_cache(rows["path"].tolist(), size, channels, cache_dir)
+    cache = build_cache(rows["path"].tolist(), config.image_size, config.channels, cache_dir)
     transform = _HFlip() if hflip else None
-    dataset = ImageDataset(rows, cache, mean=config["mean"], std=config["std"], transform=transform, report=report)
+    dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=transform, report=report)
     return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers)
 
 

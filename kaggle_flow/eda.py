@@ -9,7 +9,8 @@ download. The scan runs in a process pool for large data sets.
                      sizes.png, modes.png
 
 broken.csv lists the images that cannot be used (unreadable, zero-byte, not an image, truncated);
-workspace.table() leaves them out of every later step.
+workspace.table() leaves them out of every later step. Class counts and duplicates are over the
+labelled images: the training images and the download's own validation set, if it has one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from kaggle_flow.errors import DataError
+from kaggle_flow.layouts import LABELLED, split_counts
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -218,8 +220,8 @@ def scan_images(
 
 
 def class_counts(table: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
-    """Training images per class: class, count, share (every class listed, empty ones too)."""
-    labels = table.loc[table["split"] == "train", "label"].astype(int)
+    """Labelled images per class: class, count, share (every class listed, empty ones too)."""
+    labels = table.loc[table["split"].isin(LABELLED), "label"].astype(int)
     counts = labels.value_counts().reindex(range(len(class_names)), fill_value=0).astype(int)
     total = int(counts.sum())
     return pd.DataFrame(
@@ -293,15 +295,16 @@ def counts_of(values: pd.Series) -> dict[str, int]:
 def find_duplicates(
     images: pd.DataFrame, class_names: Sequence[str] | None = None, limit: int = 1000
 ) -> dict[str, Any]:
-    """Exact duplicates (same bytes) within train, within test, between train and test, and the
-    training duplicates whose labels disagree. Broken images take no part.
+    """Exact duplicates (same bytes) within the labelled images ("train": train and valid rows
+    together, so a copy across the download's own validation split counts), within test, between
+    the two, and the labelled duplicates whose labels disagree. Broken images take no part.
 
     `images` needs the columns id, split, label, hash, problem. Lists hold at most `limit` groups;
     the counts are exact.
     """
     name = (lambda i: class_names[i]) if class_names else str
     ok = images[(images["problem"] == "") & (images["hash"] != "")]
-    train, test = ok[ok["split"] == "train"], ok[ok["split"] == "test"]
+    train, test = ok[ok["split"].isin(LABELLED)], ok[ok["split"] == "test"]
 
     def groups(rows: pd.DataFrame) -> list[pd.DataFrame]:
         dup = rows[rows["hash"].duplicated(keep=False)]
@@ -387,11 +390,7 @@ def build_report(
     counts = class_counts(usable, class_names)  # what later steps train on: broken images left out
     broken = broken_list(flagged)
     report: dict[str, Any] = {
-        "images": {
-            "train": int((table["split"] == "train").sum()),
-            "test": int((table["split"] == "test").sum()),
-            "broken": len(broken),
-        },
+        "images": {**split_counts(table), "broken": len(broken)},
         "classes": [
             {"class": c, "count": int(n), "share": round(float(s), 6)}
             for c, n, s in zip(counts["class"], counts["count"], counts["share"])

@@ -15,71 +15,87 @@ kaggle_flow.data.load_image and normalizer, so the exported model reproduces `fl
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_json
+from kaggle_flow.runs import Run, resolve_run
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
 
 EXPORT_DIR = "export"
 MODEL_PREFIX = "model"
 
 
-def preprocess_spec(config: dict[str, Any]) -> dict[str, Any]:
-    """The preprocessing a run's model expects, from its resolved config."""
-    channels = int(config["channels"])
+def preprocess_spec(config: RunConfig) -> dict[str, Any]:
+    """The preprocessing a run's model expects, from its config."""
     return {
-        "size": int(config["image_size"]),
-        "channels": channels,
-        "mode": "L" if channels == 1 else "RGB",
+        "size": config.image_size,
+        "channels": config.channels,
+        "mode": "L" if config.channels == 1 else "RGB",
         "decode": "PIL: Image.open; for JPEG Image.draft(mode, (size, size)); ImageOps.exif_transpose; "
         "alpha composited on white; convert(mode)",
         "resize": "bilinear",
         "scale": 1 / 255,
-        "mean": [float(v) for v in config["mean"]],
-        "std": [float(v) for v in config["std"]],
+        "mean": list(config.mean),
+        "std": list(config.std),
         "layout": "NCHW",
         "output": "logits",
-        "classes": list(config["classes"]),
+        "classes": list(config.classes),
     }
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None, *, onnx: bool = False) -> list[Path]:
+@dataclass(frozen=True)
+class Export:
+    run: Run
+    folder: Path  # runs/COMP/RUN/export
+    files: list[Path]  # the model files first, preprocess.json last
+
+
+def export(ws: Workspace, run: str | None = None, *, onnx: bool = False) -> Export:
+    """`flow export`: the named run (default: the best one) saved for inference into RUN/export/."""
+    chosen = resolve_run(ws, run, best=run is None)
+    folder = chosen.path / EXPORT_DIR
+    return Export(chosen, folder, export_run(chosen, folder, onnx=onnx))
+
+
+def export_run(run: Run, out_dir: Path | None = None, *, onnx: bool = False) -> list[Path]:
     """paddle.jit.save the run's best model with input [None, C, S, S] float32 into out_dir.
 
     Args:
-        run_dir: a training run folder (config.json, best.pdparams).
-        out_dir: where to write; default run_dir/export.
+        run: a training run with best weights (a fold of a CV run, not the CV run itself).
+        out_dir: where to write; default RUN/export.
         onnx: also write model.onnx through paddle2onnx (a FlowError when it is not installed).
 
     Returns:
         The files written, the model files first.
 
     Example:
-        >>> export_run(Path("runs/mnist/20250101-120000-smallcnn"))
+        >>> export_run(load_run("runs/mnist/20250101-120000-smallcnn-f0"))
     """
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / EXPORT_DIR
+    out_dir = Path(out_dir) if out_dir is not None else run.path / EXPORT_DIR
     if onnx and importlib.util.find_spec("paddle2onnx") is None:
         raise FlowError("paddle2onnx is not installed: pip install paddle2onnx")
-    weights = run_dir / "best.pdparams"
-    if not weights.is_file():
-        folds = sorted(p.name for p in run_dir.glob("fold*") if (p / "best.pdparams").is_file())
+    if run.kind == "cv":
+        folds = [f for f in run.folds() if f.best.is_file()]
         if folds:
+            names = ", ".join(f.name for f in folds)
             raise FlowError(
-                f"{run_dir}: a cross-validation run has one model per fold ({', '.join(folds)}): "
-                f"export one, e.g. flow export {run_dir / folds[0]}"
+                f"{run.path}: a cross-validation run has one model per fold ({names}): export one, e.g. flow export {folds[0].id}"
             )
-        raise FlowError(f"{weights}: no best model in this run folder")
+    if not isinstance(run.config, RunConfig):
+        raise FlowError(f"{run.path}: an ensemble averages its members; export one of them ({', '.join(run.config.members)})")
 
     import paddle
 
     from kaggle_flow.predict import load_model
-    from kaggle_flow.runs import load_config
 
-    config = load_config(run_dir)
-    spec = preprocess_spec(config)
-    model = load_model(run_dir, config)  # the very model `flow predict` uses
+    spec = preprocess_spec(run.config)
+    model = load_model(run)  # the very model `flow predict` uses
     size = spec["size"]
     input_spec = [paddle.static.InputSpec([None, spec["channels"], size, size], "float32", name="image")]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,10 @@ Every reader returns a pandas DataFrame with the columns of `COLUMNS`:
     id     str    the image's name as the competition knows it (train.csv id, or class/file.jpg)
     path   str    the image file
     label  Int64  class index; <NA> for test rows
-    split  str    "train" (labelled) or "test"
+    split  str    "train", "valid" (labelled: the download's own validation set) or "test"
 
+Rows read from a layout's `valid_dir` keep their origin as split "valid": `flow split` makes them
+the validation fold by default. Code that wants every labelled row uses `labelled(table)`.
 A new layout is one new reader registered in `READERS`; nothing after reading changes.
 """
 
@@ -22,6 +24,24 @@ from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 
 COLUMNS = ["id", "path", "label", "split"]
+LABELLED = ("train", "valid")  # the splits that carry a label
+SPLIT_WORDS = {"train": "training", "valid": "validation", "test": "test"}
+
+
+def labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows (train and the download's validation set), index reset."""
+    return table[table["split"].isin(LABELLED)].reset_index(drop=True)
+
+
+def split_counts(table: pd.DataFrame) -> dict[str, int]:
+    """Images per split: {"train": n, "valid": n, "test": n}."""
+    return {split: int((table["split"] == split).sum()) for split in SPLIT_WORDS}
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """'16 training and 5 test images'; the validation count only when the download has one."""
+    parts = [f"{counts.get(s, 0)} {word}" for s, word in SPLIT_WORDS.items() if counts.get(s) or s != "valid"]
+    return (", ".join(parts[:-1]) + " and " + parts[-1]) + " images"
 
 
 def _frame(rows: list[tuple[str, str, int | None, str]]) -> pd.DataFrame:
@@ -70,7 +90,7 @@ def _check_unique(ids: pd.Series, file: Path, line_offset: int = 2) -> None:
 
 
 def _check_classes(rows: list[tuple[str, str, int | None, str]], comp: Competition, where: Path) -> None:
-    present = {label for _, _, label, split in rows if split == "train"}
+    present = {label for _, _, label, split in rows if split in LABELLED}
     empty = [name for i, name in enumerate(comp.classes) if i not in present]
     if empty:
         raise DataError(f"{where}: class '{empty[0]}' has no training images")
@@ -129,7 +149,7 @@ def read_folders_layout(root: Path, comp: Competition) -> pd.DataFrame:
     rows = _class_folder_rows(train, comp)
     if layout.valid_dir and (root / layout.valid_dir).is_dir():
         valid = root / layout.valid_dir
-        rows += [(f"{layout.valid_dir}/{i}", p, lab, s) for i, p, lab, s in _class_folder_rows(valid, comp)]
+        rows += [(f"{layout.valid_dir}/{i}", p, lab, "valid") for i, p, lab, _ in _class_folder_rows(valid, comp)]
     _check_classes(rows, comp, train)
     return _frame(rows + _test_rows(root, layout))
 
@@ -162,7 +182,7 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
                 path = _inside(valid, image_id, where)
                 if not path.is_file():
                     raise DataError(f"{where}: image '{image_id}' not found in {valid}")
-                rows.append((f"{layout.valid_dir}/{image_id}", str(path), label, "train"))
+                rows.append((f"{layout.valid_dir}/{image_id}", str(path), label, "valid"))
     _check_classes(rows, comp, train)
     return _frame(rows + _test_rows(root, layout))
 

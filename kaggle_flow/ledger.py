@@ -1,23 +1,28 @@
 """The submission ledger: submissions/COMP/ledger.csv, one row per submission file.
 
-A row says which run and recipe made a file, its cross-validation score (the run's best validation
-score) and, once `flow score` has run, its local score on the known test labels. Every change
-reads the file, edits the frame and writes it back through a temp file and a rename, so the ledger
-is never half written.
+A row says which run (its id and kind: single, cv, ensemble) and recipe made a file, its
+cross-validation score (the run's best validation score, the out-of-fold score of a CV run) and,
+once `flow score` has run, its local score on the known test labels. Every change reads the file,
+edits the frame and writes it back through a temp file and a rename, so the ledger is never half
+written; a ledger written before a column existed reads with that column blank.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from kaggle_flow.config import RunConfig
 from kaggle_flow.fileio import read_csv, write_csv
 
+if TYPE_CHECKING:
+    from kaggle_flow.runs import EnsembleConfig, Run
+
 LEDGER = "ledger.csv"
-COLUMNS = ["time", "file", "run", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score"]
+COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score"]
 RECIPE_KEYS = ("model", "epochs", "lr", "batch_size", "preset")
 
 
@@ -34,17 +39,14 @@ def read_ledger(submissions_dir: Path) -> pd.DataFrame:
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = ""
-    return frame
+    return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
 
 
-def recipe_summary(config: dict[str, Any]) -> dict[str, str]:
-    """Model, epochs, lr, batch size and preset from a run's resolved config (top level or `recipe`)."""
-    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
-    out: dict[str, str] = {}
-    for key in RECIPE_KEYS:
-        value = config.get(key, recipe.get(key, ""))
-        out[key] = "" if value is None else str(value)
-    return out
+def recipe_summary(config: RunConfig | EnsembleConfig | None) -> dict[str, str]:
+    """Model, epochs, lr, batch size and preset of a run's config (blank for an ensemble or no run)."""
+    if not isinstance(config, RunConfig):
+        return dict.fromkeys(RECIPE_KEYS, "")
+    return {key: str(getattr(config, key)) for key in RECIPE_KEYS}
 
 
 def _fmt(score: float | None) -> str:
@@ -55,23 +57,26 @@ def add_entry(
     submissions_dir: Path,
     *,
     file: Path,
-    run: str,
-    config: dict[str, Any] | None = None,
+    run: Run | str,
     cv_score: float | None = None,
     tta: bool = False,
     when: float | None = None,
 ) -> pd.DataFrame:
     """Append one submission's row and return the new ledger.
 
+    `run` is the Run that made the file, or only a name (probabilities saved outside a run folder).
+
     Example:
-        >>> add_entry(ws.submissions_dir, file=path, run="r1", config=load_config(run_dir), cv_score=0.97)
+        >>> add_entry(ws.submissions_dir, file=path, run=run, cv_score=run.summary.best_score)
     """
     frame = read_ledger(submissions_dir)
+    name, kind, config = (run, "", None) if isinstance(run, str) else (run.id, run.kind, run.config)
     row = {
         "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when if when is not None else time.time())),
         "file": Path(file).name,
-        "run": run,
-        **recipe_summary(config or {}),
+        "run": name,
+        "kind": kind,
+        **recipe_summary(config),
         "tta": "yes" if tta else "no",
         "cv_score": _fmt(cv_score),
         "local_score": "",

@@ -1,125 +1,188 @@
-"""Class probabilities of a trained run for any rows of the canonical table.
+"""Class probabilities of a trained run, and the test-set prediction `flow predict` and `flow submit` make.
 
-A run is rebuilt from its own config.json (model, size, channels, mean/std) and its best weights, so
-predicting never depends on the competition TOML having stayed the same; `check_run` says when a run
-does not fit the competition at hand. A cross-validation parent run predicts the mean over its folds.
+A run is rebuilt from its own RunConfig (model, size, channels, mean/std) and its best weights, so
+predicting never depends on the competition TOML having stayed the same; `Run.check_fits` says when
+a run does not fit the competition at hand. The three kinds of run predict alike:
+
+    single    its best weights
+    cv        the mean of its folds' predictions
+    ensemble  the mean of its members' predictions (each of any kind)
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 import pandas as pd
 
 from kaggle_flow import console
+from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.runs import fold_dirs, load_config
+from kaggle_flow.loop import loader_probs, use_device
+from kaggle_flow.runs import EnsembleConfig, Run, all_runs, create_ensemble, resolve_run
+from kaggle_flow.submit import read_test_rows, save_probs
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
 
 
-def device() -> str:
-    """'gpu' when paddle was built with CUDA and a GPU is present, else 'cpu'."""
-    try:
-        if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
-            return "gpu"
-    except Exception:  # a CUDA build on a machine without a driver
-        pass
-    return "cpu"
-
-
-def comp_runs_dir(run_dir: Path) -> Path:
-    """runs/COMP for a run folder (a fold of a cross-validation run sits one level deeper)."""
-    run_dir = Path(run_dir)
-    return run_dir.parent.parent if (run_dir.parent / "config.json").is_file() else run_dir.parent
-
-
-def check_run(run_dir: Path, comp: Any) -> None:
-    """A one-line FlowError when the run was trained for another competition or class list."""
-    config = load_config(run_dir)
-    if config.get("kind") == "ensemble":
-        return
-    name = config.get("competition")
-    if name is not None and name != comp.name:
-        raise FlowError(f"{run_dir}: a run of '{name}', not of '{comp.name}'")
-    classes = config.get("classes")
-    if classes is not None and len(classes) != comp.num_classes:
-        raise FlowError(f"{run_dir}: trained for {len(classes)} classes, '{comp.name}' has {comp.num_classes}")
-    if classes is not None and list(classes) != list(comp.classes):
-        raise FlowError(f"{run_dir}: trained with classes {classes}, '{comp.name}' now has {list(comp.classes)}")
-
-
-def load_model(run_dir: Path, config: dict[str, Any] | None = None, weights: str = "best.pdparams") -> paddle.nn.Layer:
-    """The run's model with its best weights, in eval mode."""
+def load_model(run: Run) -> paddle.nn.Layer:
+    """The run's model with its best weights, in eval mode, on the current paddle device."""
     from kaggle_flow.models import create_model
 
-    config = config or load_config(run_dir)
-    file = Path(run_dir) / weights
-    if not file.is_file():
-        raise NotFoundError(f"{file}: no trained weights in this run folder (did the training finish an epoch?)")
-    model = create_model(str(config["model"]), int(config["num_classes"]), in_channels=int(config["channels"]))
-    model.set_state_dict(paddle.load(str(file)))
+    if not isinstance(run.config, RunConfig):
+        raise FlowError(f"{run.path}: an ensemble has no model of its own (its members have)")
+    if not run.best.is_file():
+        raise NotFoundError(f"{run.best}: no trained weights in this run folder (did the training finish an epoch?)")
+    config = run.config
+    model = create_model(config.model, config.num_classes, in_channels=config.channels)
+    model.set_state_dict(paddle.load(str(run.best)))
     model.eval()
     return model
 
 
-@paddle.no_grad()
-def loader_probs(model: paddle.nn.Layer, loader: Any, *, amp: bool = False) -> np.ndarray:
-    """Softmax probabilities [N, K] over a loader's batches, in its order."""
-    model.eval()
-    out = []
-    for images, _ in loader:
-        if amp:
-            with paddle.amp.auto_cast():
-                logits = model(images)
-        else:
-            logits = model(images)
-        out.append(F.softmax(logits.astype("float32"), axis=1).numpy())
-    if not out:
-        return np.zeros((0, 0), np.float32)
-    return np.concatenate(out, axis=0)
+def predict_probs(run: Run, rows: pd.DataFrame, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
+    """Softmax probabilities [len(rows), K] in row order (float32).
+
+    A cross-validation run averages its folds, an ensemble its members. With `tta` each image is
+    also predicted mirrored left-right and the two are averaged (an ensemble made with --tta always
+    is). An image that cannot be read gets the average prediction of the readable ones (with a
+    warning listing it), so the output always has one row per input row.
+    """
+    rows = rows.reset_index(drop=True)
+    if isinstance(run.config, EnsembleConfig):
+        tta = tta or run.config.tta
+        return _mean([predict_probs(m, rows, tta=tta, batch_size=batch_size) for m in run.members()])
+    if run.kind == "cv":
+        folds = run.folds()
+        trained = [f for f in folds if f.best.is_file()]
+        if not trained:
+            raise NotFoundError(f"{run.path}: no fold has trained weights yet")
+        if len(trained) < len(folds):
+            console.warn(f"{run.path}: only {len(trained)} of {len(folds)} folds have weights; averaging those")
+        return _mean([_single_probs(f, rows, tta, batch_size) for f in trained])
+    return _single_probs(run, rows, tta, batch_size)
 
 
-def _single_run_probs(run_dir: Path, rows: pd.DataFrame, tta: bool, batch_size: int) -> np.ndarray:
+def _mean(probs: list[np.ndarray]) -> np.ndarray:
+    return np.mean(probs, axis=0).astype(np.float32)
+
+
+def _single_probs(run: Run, rows: pd.DataFrame, tta: bool, batch_size: int) -> np.ndarray:
     from kaggle_flow.data import eval_loader
 
-    config = load_config(run_dir)
-    paddle.set_device(device())
-    model = load_model(run_dir, config)
-    k = int(config["num_classes"])
-    cache_dir = comp_runs_dir(run_dir) / "cache"
+    assert isinstance(run.config, RunConfig)
+    use_device()
+    model = load_model(run)
     views = [False, True] if tta else [False]
-    total = np.zeros((len(rows), k), np.float64)
-    kept: np.ndarray | None = None
+    total = np.zeros((len(rows), run.config.num_classes), np.float64)
+    kept = np.arange(len(rows))
     for i, flip in enumerate(views):
-        loader = eval_loader(rows, config, batch_size=batch_size, cache_dir=cache_dir, hflip=flip, report=i == 0)
+        loader = eval_loader(rows, run.config, batch_size, run.cache_dir, hflip=flip, report=i == 0)
         kept = loader.dataset.kept
         if len(kept):
             total[kept] += loader_probs(model, loader)
     probs = total / len(views)
-    if kept is not None and len(kept) < len(rows):
+    if len(kept) < len(rows):
         missing = np.setdiff1d(np.arange(len(rows)), kept)
         # an unreadable image: no information of its own, so the average prediction of the others
-        probs[missing] = probs[kept].mean(axis=0) if len(kept) else 1.0 / k
+        probs[missing] = probs[kept].mean(axis=0) if len(kept) else 1.0 / run.config.num_classes
     return probs.astype(np.float32)
 
 
-def predict_probs(run_dir: Path, rows: pd.DataFrame, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
-    """Softmax probabilities [len(rows), K] in row order, from the run's best weights.
+# --- the test set ------------------------------------------------------------------------------
 
-    A cross-validation run averages its folds. With `tta` each image is also predicted mirrored
-    left-right and the two are averaged. An image that cannot be read gets the average prediction of
-    the readable ones (with a warning listing it), so the output always has one row per input row.
+
+@dataclass(frozen=True)
+class Prediction:
+    """The test rows, their probabilities, and the run that made them (a new ensemble for --ensemble)."""
+
+    run: Run
+    probs: np.ndarray  # [len(test), K]
+    test: pd.DataFrame
+    tta: bool = False
+    new_ensemble: bool = False
+
+    @property
+    def counts(self) -> pd.DataFrame:
+        """class, predicted: test images per predicted class."""
+        classes = list(self.run.config.classes)
+        predicted = np.bincount(self.probs.argmax(axis=1), minlength=len(classes))
+        return pd.DataFrame({"class": classes, "predicted": predicted})
+
+
+def predict_test(
+    ws: Workspace,
+    *,
+    run: str | None = None,
+    tta: bool = False,
+    ensemble: str | None = None,
+    folds: str | None = None,
+    strict: bool = False,
+    table: pd.DataFrame | None = None,
+    save: bool = True,
+) -> Prediction:
+    """Predict the test images with the run the options pick, and save the probabilities in its folder.
+
+    Args:
+        ws: the Workspace.
+        run: a run id or folder (see `runs.resolve_run`); None: the run with the best validation score.
+        tta: also predict the mirrored images and average.
+        ensemble: comma-separated run ids: their mean, saved as a new runs/COMP/ensemble-TIME run.
+        folds: "all": the cross-validation run named by `run` (or the parent of a fold), else the best one.
+        strict: broken test images are an error instead of being predicted as the average of the others.
+        table: the workspace's table when the caller has read it already (with its test rows).
+        save: write the run's test_probs.npy (`flow submit` saves only after the CSV passed its checks).
+
+    Every run is checked against the competition before any is predicted.
+
+    Example:
+        >>> predict_test(ws, ensemble="20250101-120000-smallcnn-f0,20250101-130000-resnet18-f0")
     """
-    run_dir = Path(run_dir)
-    rows = rows.reset_index(drop=True)
-    if (run_dir / "best.pdparams").is_file():
-        return _single_run_probs(run_dir, rows, tta, batch_size)
-    folds = [f for f in fold_dirs(run_dir) if (f / "best.pdparams").is_file()]
-    if not folds:
-        raise NotFoundError(f"{run_dir}: no trained weights (best.pdparams) in this run folder")
-    if len(folds) < len(fold_dirs(run_dir)):
-        console.warn(f"{run_dir}: only {len(folds)} of {len(fold_dirs(run_dir))} folds have weights; averaging those")
-    return np.mean([_single_run_probs(f, rows, tta, batch_size) for f in folds], axis=0).astype(np.float32)
+    if folds is not None and folds != "all":
+        raise FlowError(f"--folds takes 'all' (got '{folds}')")
+    if ensemble is not None and (run is not None or folds is not None):
+        raise FlowError("--ensemble lists its runs: leave out --run and --folds")
+    test = read_test_rows(ws, table if table is not None else ws.table(strict=strict, keep_test=True))
+    if ensemble is not None:
+        members = _ensemble_members(ws, ensemble)
+        probs = _mean([predict_probs(m, test, tta=tta) for m in members])
+        chosen = create_ensemble(ws.runs_dir, members, ws.comp, tta=tta)
+    else:
+        chosen = _cv_run(ws, run) if folds == "all" else resolve_run(ws, run, best=True)
+        chosen.check_fits(ws.comp)
+        probs = predict_probs(chosen, test, tta=tta)
+    if save:
+        save_probs(chosen, probs)
+    return Prediction(chosen, probs, test, tta=tta, new_ensemble=ensemble is not None)
+
+
+def _ensemble_members(ws: Workspace, ensemble: str) -> list[Run]:
+    names = [n.strip() for n in ensemble.split(",") if n.strip()]
+    if len(names) < 2:
+        raise FlowError(f"--ensemble needs at least two runs (got '{ensemble}')")
+    members = [resolve_run(ws, name) for name in names]
+    for member in members:  # every member checked before any is predicted
+        member.check_fits(ws.comp)
+        if not member.has_weights():
+            raise NotFoundError(f"{member.path}: no trained weights yet, so it cannot be part of an ensemble")
+    return members
+
+
+def _cv_run(ws: Workspace, name: str | None) -> Run:
+    """The cross-validation run for --folds all: the one named (or the parent of a fold), else the best."""
+    hint = f"train one with `flow train {ws.comp.name} --folds all`"
+    if name is not None:
+        run = resolve_run(ws, name)
+        for candidate in (run, run.parent):
+            if candidate is not None and candidate.kind == "cv":
+                return candidate
+        raise FlowError(f"{run.path}: not a cross-validation run; {hint}")
+    runs = [r for r in all_runs(ws.runs_dir) if r.kind == "cv" and r.has_weights()]
+    if not runs:
+        raise NotFoundError(f"{ws.runs_dir}: no cross-validation run; {hint}")
+    scores = {r.name: r.summary.best_score for r in runs}
+    return max(runs, key=lambda r: (scores[r.name] is not None, scores[r.name] or 0.0, r.name))

@@ -1,18 +1,26 @@
-"""Run folders: runs/COMP/RUN-ID/, one per `flow train`, everything needed to resume or predict.
+"""What a run folder is: `Run`, and how runs are found, listed and named.
 
-    config.json      the resolved config (recipe + flags + competition facts: classes, size, mean/std)
-    metrics.csv      one row per epoch: epoch, size, lr, train/val loss and accuracy, val_metric, recall_*
-    best.pdparams    the weights (EMA weights with --ema) of the epoch with the best val_metric
-    last.pdparams    the weights after the last finished epoch, with last.pdopt (optimizer and LR
-                     schedule) and last.pdstate (epoch, schedule, EMA, best so far, RNG): --resume
-    summary.json     best_score, best_epoch, metric, epochs_done, duration_s, status
-    curves.png       loss, metric and learning rate per epoch
-    confusion.png    validation confusion matrix of the best model
-    oof.csv          id, label, pred, prob_0..prob_{K-1} for the validation rows (best model)
+    runs/COMP/RUN-ID/
+      config.json      the RunConfig (recipe + flags + competition facts)
+      metrics.csv      one row per epoch: epoch, size, lr, train/val loss and accuracy, val_metric, recall_*
+      best.pdparams    the weights (EMA weights with --ema) of the epoch with the best val_metric
+      last.pdparams    the weights after the last finished epoch, with last.pdopt (optimizer) and
+      last.pdopt       last.pdstate (epoch, schedule, EMA, scaler, best so far, RNG, the config):
+      last.pdstate     what `--resume` continues from
+      summary.json     status, best_score, best_epoch, epochs_done, duration_s, images/s
+      curves.png       loss, metric and learning rate per epoch
+      confusion.png    validation confusion matrix of the best model
+      oof.csv          id, label, pred, prob_0..prob_{K-1} for the validation rows (best model)
+      test_probs.npy   test-set probabilities, once predicted
 
-A cross-validation run (`--folds all`) is a parent folder holding fold0/, fold1/... (each a full run
-folder) plus config.json, oof.csv and summary.json (the CV score) of its own. RUN-ID is
-`YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for a cross-validation run), made unique with a suffix.
+Three kinds of run share that layout:
+  single    one model validated on one fold
+  cv        `--folds all`: fold0/, fold1/, ... each a single run, plus the parent's config.json,
+            oof.csv (every fold's validation rows) and summary.json (the CV score)
+  ensemble  `flow predict --ensemble A,B`: a config.json listing its members, test_probs.npy
+
+RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
+made unique with a suffix.
 """
 
 from __future__ import annotations
@@ -20,20 +28,205 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
+from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.fileio import write_json
+from kaggle_flow.workspace import cache_dir_of
 
-NOT_RUNS = {"eda", "cache"}
+if TYPE_CHECKING:
+    from kaggle_flow.competition import Competition
+    from kaggle_flow.workspace import Workspace
+
+RunKind = Literal["single", "cv", "ensemble"]
+FINISHED = ("finished", "stopped early")  # statuses of a run whose best model can be used
+ENSEMBLE_PREFIX = "ensemble-"
 
 
-def new_run_dir(runs_dir: Path, model: str, tag: str) -> Path:
-    """Create and return a fresh, unique runs/COMP/YYYYMMDD-HHMMSS-MODEL-TAG folder."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{tag}"
-    runs_dir = Path(runs_dir)
+class Summary(BaseModel):
+    """summary.json: how a run went. Read leniently: a run still training has none yet."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str = "no summary"  # finished, stopped early, interrupted
+    metric: str = ""
+    best_score: float | None = None
+    best_epoch: int = 0
+    epochs_done: int = 0
+    epochs: int = 0
+    duration_s: float = 0.0
+    images_per_s: float | None = None
+    timing: list[dict[str, Any]] = Field(default_factory=list)  # per epoch: epoch, seconds, images_per_s
+    params: int | None = None
+    cv_score: float | None = None  # cross-validation runs: the out-of-fold score
+    fold_scores: list[float | None] = Field(default_factory=list)
+
+
+class EnsembleConfig(BaseModel):
+    """config.json of an ensemble: the member runs (relative to runs/COMP) whose probabilities it averages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["ensemble"] = "ensemble"
+    competition: str
+    classes: list[str]
+    members: list[str]
+    tta: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder and its config; every file name of a run is spelled here and nowhere else."""
+
+    path: Path
+    config: RunConfig | EnsembleConfig
+
+    # --- what it is ---
+    @property
+    def kind(self) -> RunKind:
+        if isinstance(self.config, EnsembleConfig):
+            return "ensemble"
+        return "cv" if self.config.folds == "all" else "single"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def id(self) -> str:
+        """The name `--run` and `--resume` take: RUN, or RUN/foldK for a fold of a CV run."""
+        parent = self.parent
+        return f"{parent.name}/{self.name}" if parent is not None else self.name
+
+    @property
+    def parent(self) -> Run | None:
+        """The cross-validation run this run is a fold of."""
+        if (self.path.parent / "config.json").is_file():
+            return load_run(self.path.parent)
+        return None
+
+    @property
+    def comp_dir(self) -> Path:
+        """runs/COMP: where the competition's folds, cache and runs live."""
+        return self.path.parent.parent if self.parent is not None else self.path.parent
+
+    @property
+    def cache_dir(self) -> Path:
+        """runs/COMP/cache: the decoded images this run's competition shares."""
+        return cache_dir_of(self.comp_dir)
+
+    def folds(self) -> list[Run]:
+        """The fold runs of a cross-validation run, in fold order ([] for the other kinds)."""
+        found = [p for p in self.path.glob("fold*") if p.name[4:].isdigit() and (p / "config.json").is_file()]
+        return [load_run(p) for p in sorted(found, key=lambda p: int(p.name[4:]))]
+
+    def members(self) -> list[Run]:
+        """The runs an ensemble averages."""
+        if not isinstance(self.config, EnsembleConfig):
+            return []
+        return [load_run(self.comp_dir / m) for m in self.config.members]
+
+    # --- its files ---
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def summary_file(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pdparams"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pdparams"
+
+    @property
+    def last_opt(self) -> Path:
+        return self.path / "last.pdopt"
+
+    @property
+    def last_state(self) -> Path:
+        return self.path / "last.pdstate"
+
+    @property
+    def oof(self) -> Path:
+        return self.path / "oof.csv"
+
+    @property
+    def test_probs(self) -> Path:
+        return self.path / "test_probs.npy"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
+    def confusion(self) -> Path:
+        return self.path / "confusion.png"
+
+    # --- its state ---
+    @property
+    def summary(self) -> Summary:
+        try:
+            return Summary.model_validate(json.loads(self.summary_file.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return Summary()
+
+    def write_summary(self, summary: Summary) -> Summary:
+        write_json(self.summary_file, summary.model_dump())
+        return summary
+
+    def has_weights(self) -> bool:
+        """Whether it can predict: its best weights, every fold's, or every member's."""
+        if self.kind == "ensemble":
+            return True
+        if self.kind == "cv":
+            folds = self.folds()
+            return bool(folds) and all(f.best.is_file() for f in folds)
+        return self.best.is_file()
+
+    def check_fits(self, comp: Competition) -> None:
+        """A one-line FlowError when the run was trained for another competition or class list."""
+        if self.config.competition != comp.name:
+            raise FlowError(f"{self.path}: a run of '{self.config.competition}', not of '{comp.name}'")
+        if list(self.config.classes) != list(comp.classes):
+            raise FlowError(f"{self.path}: trained with classes {self.config.classes}, '{comp.name}' now has {list(comp.classes)}")
+
+
+def load_run(path: Path | str) -> Run:
+    """The run in a folder; a one-line error when it is not one (or its config.json is broken)."""
+    path = Path(path)
+    file = path / "config.json"
+    if not file.is_file():
+        raise NotFoundError(f"{path}: not a run folder (no config.json)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FlowError(f"{file}: not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise FlowError(f"{file}: not a JSON object")
+    if data.get("kind") == "ensemble":
+        try:
+            return Run(path, EnsembleConfig.model_validate(data))
+        except ValueError as exc:
+            raise FlowError(f"{file}: not an ensemble config: {str(exc).splitlines()[0]}") from None
+    return Run(path, load_config(data, file))
+
+
+def _new_folder(runs_dir: Path, stem: str) -> Path:
     runs_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         candidate = runs_dir / (stem if n == 1 else f"{stem}-{n}")
@@ -45,142 +238,122 @@ def new_run_dir(runs_dir: Path, model: str, tag: str) -> Path:
     raise FlowError(f"{runs_dir}: cannot find a free run name for {stem}")
 
 
-def _read_json(file: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def create_run(runs_dir: Path, config: RunConfig) -> Run:
+    """A fresh runs/COMP/YYYYMMDD-HHMMSS-MODEL-TAG folder with its config.json."""
+    tag = f"cv{config.n_folds}" if config.folds == "all" else f"f{config.fold}"
+    path = _new_folder(Path(runs_dir), f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{tag}")
+    config = config.model_copy(update={"run": path.name})
+    write_json(path / "config.json", config.model_dump(mode="json"))
+    return Run(path, config)
 
 
-def load_config(run_dir: Path) -> dict[str, Any]:
-    """The run's config.json; a one-line error when the folder is not a run."""
-    file = Path(run_dir) / "config.json"
-    if not file.is_file():
-        raise NotFoundError(f"{run_dir}: not a run folder (no config.json)")
-    try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise FlowError(f"{file}: not readable JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise FlowError(f"{file}: not a JSON object")
-    return config
+def create_fold(parent: Run, fold: int) -> Run:
+    """The fold K sub-run of a cross-validation run (its folder and config.json; kept when it exists)."""
+    path = parent.path / f"fold{fold}"
+    if (path / "config.json").is_file():
+        return load_run(path)
+    assert isinstance(parent.config, RunConfig)
+    config = parent.config.for_fold(fold, f"{parent.name}/fold{fold}")
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / "config.json", config.model_dump(mode="json"))
+    return Run(path, config)
 
 
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    """summary.json of a run ({} while it has none, e.g. still training)."""
-    return _read_json(Path(run_dir) / "summary.json")
+def create_ensemble(runs_dir: Path, members: list[Run], comp: Competition, *, tta: bool = False) -> Run:
+    """runs/COMP/ensemble-TIME/ with a config.json listing its members."""
+    path = _new_folder(Path(runs_dir), f"{ENSEMBLE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}")
+    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta)
+    write_json(path / "config.json", config.model_dump(mode="json"))
+    return Run(path, config)
 
 
-def fold_dirs(run_dir: Path) -> list[Path]:
-    """The fold sub-runs of a cross-validation run, in fold order ([] for a single run)."""
-    found = [p for p in Path(run_dir).glob("fold*") if p.is_dir() and (p / "config.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
-
-
-def has_weights(run_dir: Path) -> bool:
-    """Whether a run can predict: best weights of its own, or of every fold."""
-    run_dir = Path(run_dir)
-    if (run_dir / "best.pdparams").is_file():
-        return True
-    folds = fold_dirs(run_dir)
-    return bool(folds) and all((f / "best.pdparams").is_file() for f in folds)
-
-
-def recipe_text(config: dict[str, Any]) -> str:
+def recipe_text(config: RunConfig | EnsembleConfig) -> str:
     """A short description of a training recipe, e.g. `adam 3e-03 cosine ls0.1 affine bs64`."""
-    if config.get("kind") == "ensemble":
-        return f"ensemble of {len(config.get('members', []))}"
-    parts = [str(config.get("optimizer", "?")), f"{float(config.get('lr', 0)):.0e}", str(config.get("schedule", "?"))]
-    if config.get("label_smoothing"):
-        parts.append(f"ls{config['label_smoothing']}")
-    parts.append(str(config.get("preset", "?")))
+    if isinstance(config, EnsembleConfig):
+        return f"ensemble of {len(config.members)}"
+    parts = [config.optimizer, f"{config.lr:.0e}", config.schedule]
+    if config.label_smoothing:
+        parts.append(f"ls{config.label_smoothing:g}")
+    parts.append(config.preset)
     for key in ("mixup", "cutmix", "ema"):
-        if config.get(key):
-            parts.append(f"{key}{config[key]}")
-    if config.get("balance"):
+        if getattr(config, key):
+            parts.append(f"{key}{getattr(config, key):g}")
+    if config.balance:
         parts.append("balance")
-    if config.get("sizes"):
-        parts.append("sizes " + ",".join(str(s) for s in config["sizes"]))
-    parts.append(f"bs{config.get('batch_size', '?')}")
+    if config.sizes:
+        parts.append("sizes " + ",".join(str(s) for s in config.sizes))
+    parts.append(f"bs{config.batch_size}")
     return " ".join(parts)
 
 
-def _run_folders(runs_dir: Path) -> list[Path]:
+def all_runs(runs_dir: Path) -> list[Run]:
+    """The runs of runs/COMP, oldest first (folds of a CV run are inside their parent)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    folders = [p for p in runs_dir.iterdir() if p.is_dir() and p.name not in NOT_RUNS and (p / "config.json").is_file()]
-    return sorted(folders, key=_creation_order)
+    found = []
+    for path in runs_dir.iterdir():
+        if path.is_dir() and (path / "config.json").is_file():
+            try:
+                found.append(load_run(path))
+            except FlowError:
+                continue  # a broken folder is not a run; `flow runs` lists the readable ones
+    return sorted(found, key=_creation_order)
 
 
-def _creation_order(run_dir: Path) -> tuple[str, int, str]:
+def _creation_order(run: Run) -> tuple[str, int, str]:
     """Oldest first: the time stamp in the name, then when config.json was written (same second)."""
-    stamp = re.search(r"\d{8}-\d{6}", run_dir.name)
-    return (stamp.group(0) if stamp else "", (run_dir / "config.json").stat().st_mtime_ns, run_dir.name)
+    stamp = re.search(r"\d{8}-\d{6}", run.name)
+    return (stamp.group(0) if stamp else "", run.config_file.stat().st_mtime_ns, run.name)
 
 
 def list_runs(runs_dir: Path) -> pd.DataFrame:
-    """One row per run folder of runs/COMP (cross-validation runs as one row), oldest first.
+    """One row per run of runs/COMP (cross-validation runs as one row), oldest first.
 
-    Columns: run, path, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status.
+    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status.
     """
     rows = []
-    for run_dir in _run_folders(runs_dir):
-        config, summary = _read_json(run_dir / "config.json"), load_summary(run_dir)
-        folds = fold_dirs(run_dir)
-        if config.get("kind") == "ensemble":
-            fold = "-"
-        elif folds:
-            fold = f"all ({len(folds)})"
+    for run in all_runs(runs_dir):
+        summary, config = run.summary, run.config
+        if isinstance(config, EnsembleConfig):
+            model, fold, epochs, status = "ensemble", "-", "", "ensemble"
         else:
-            fold = str(config.get("fold", "?"))
-        status = summary.get("status", "ensemble" if config.get("kind") == "ensemble" else "no summary")
-        rows.append(
-            {
-                "run": run_dir.name,
-                "path": str(run_dir),
-                "model": config.get("model", "ensemble" if config.get("kind") == "ensemble" else "?"),
-                "recipe": recipe_text(config),
-                "fold": fold,
-                "metric": summary.get("metric", config.get("metric", "")),
-                "best_score": summary.get("best_score"),
-                "best_epoch": summary.get("best_epoch"),
-                "epochs": f"{summary.get('epochs_done', 0)}/{config.get('epochs', '?')}" if "epochs" in config else "",
-                "duration_s": summary.get("duration_s"),
-                "status": status,
-            }
-        )
-    columns = ["run", "path", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s", "status"]
+            model, epochs, status = config.model, f"{summary.epochs_done}/{config.epochs}", summary.status
+            fold = f"all ({len(run.folds())})" if run.kind == "cv" else str(config.fold)
+        rows.append({
+            "run": run.name, "path": str(run.path), "kind": run.kind, "model": model, "recipe": recipe_text(config),
+            "fold": fold, "metric": summary.metric or getattr(config, "metric", ""), "best_score": summary.best_score,
+            "best_epoch": summary.best_epoch, "epochs": epochs, "duration_s": summary.duration_s, "status": status,
+        })
+    columns = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s", "status"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def resolve_run(ws: Any, run: str | None, best: bool = False) -> Path:
-    """The folder of a run of the workspace's competition.
+def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> Run:
+    """The run of the workspace's competition that a name means.
 
     Args:
         ws: the Workspace (its runs_dir is runs/COMP).
-        run: a run id (`20261122-153012-smallcnn-f0`), a fold of a CV run (`RUN/fold1`), a path to a
+        name: a run id (`20261122-153012-smallcnn-f0`), a fold of a CV run (`RUN/fold1`), a path to a
             run folder, `best`, `last`, or None.
-        best: with run None, the run with the highest best_score (else the newest run).
+        best: with name None, the run with the highest best_score (else the newest usable run).
 
     Raises NotFoundError listing the runs when the name matches none.
     """
-    runs_dir = Path(ws.runs_dir)
-    folders = [p for p in _run_folders(runs_dir) if has_weights(p) or (p / "config.json").is_file()]
-    if run is None or run in ("best", "last"):
-        usable = [p for p in folders if has_weights(p)]
+    runs = all_runs(ws.runs_dir)
+    if name is None or name in ("best", "last"):
+        usable = [r for r in runs if r.has_weights() and r.kind != "ensemble"]
         if not usable:
-            raise NotFoundError(f"{runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
-        if run == "last" or (run is None and not best):
+            raise NotFoundError(f"{ws.runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
+        if name == "last" or (name is None and not best):
             return usable[-1]
-        scored = [(load_summary(p).get("best_score"), p) for p in usable]
-        scored = [(float(s), p) for s, p in scored if s is not None]
+        scored = [r for r in usable if r.summary.best_score is not None]
         if not scored:
             return usable[-1]
-        return max(scored, key=lambda sp: (sp[0], sp[1].name))[1]
-    for candidate in (runs_dir / run, Path(run)):
+        return max(scored, key=lambda r: (r.summary.best_score, r.name))
+    for candidate in (Path(ws.runs_dir) / name, Path(name)):
         if (candidate / "config.json").is_file():
-            return candidate
-    known = ", ".join(p.name for p in folders[-10:]) or "none"
-    raise NotFoundError(f"unknown run '{run}' in {runs_dir} (runs: {known})")
+            return load_run(candidate)
+    known = ", ".join(r.name for r in runs[-10:]) or "none"
+    raise NotFoundError(f"unknown run '{name}' in {ws.runs_dir} (runs: {known})")
+

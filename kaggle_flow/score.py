@@ -1,7 +1,8 @@
 """Metrics and local scoring: a submission CSV against the test labels, where they are known.
 
 Metrics are a registry of frozen dataclasses (scikit-learn does the arithmetic); a competition
-names its metric in its TOML. `score_submission` matches rows by id, so row order does not matter.
+names its metric in its TOML. `score_submission` matches rows by id, so row order does not matter;
+`local_score` is `flow score`: a submission of the workspace scored and its ledger row filled.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,10 @@ import pandas as pd
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import read_csv
+from kaggle_flow.ledger import LEDGER, set_local_score
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,31 @@ def score_submission(comp: Competition, file: Path, solution: Path, metric: str 
 
 def newest_submission(submissions_dir: Path) -> Path:
     """The newest submission CSV of a competition (names start with the time)."""
-    files = sorted(p for p in Path(submissions_dir).glob("*.csv") if p.name != "ledger.csv")
+    files = sorted(p for p in Path(submissions_dir).glob("*.csv") if p.name != LEDGER)
     if not files:
         raise NotFoundError(f"{submissions_dir}: no submissions yet; run `flow submit` first")
     return files[-1]
+
+
+@dataclass(frozen=True)
+class LocalScore:
+    file: Path  # the submission scored
+    metric: str
+    value: float
+    in_ledger: bool  # whether its ledger row now has the score
+
+
+def local_score(ws: Workspace, file: Path | None = None) -> LocalScore:
+    """Score a submission (default: the newest) against the competition's local test labels.
+
+    A file of submissions/COMP gets the score in its ledger row. A one-line error when the labels
+    are not known locally.
+    """
+    solution = solution_file(ws.comp, ws.ensure_data())
+    if solution is None:
+        name = ws.comp.submission.solution or "solution.csv"
+        raise FlowError(f"no local labels for '{ws.comp.name}' ({ws.data_dir / name} not found): score it on the competition site")
+    file = Path(file) if file is not None else newest_submission(ws.submissions_dir)
+    value = score_submission(ws.comp, file, solution)
+    in_ledger = file.parent.resolve() == ws.submissions_dir.resolve() and set_local_score(ws.submissions_dir, file, value)
+    return LocalScore(file, ws.comp.metric, value, in_ledger)

@@ -1,16 +1,127 @@
-"""Stratified folds with scikit-learn: a pure function on the canonical table.
+"""Stratified folds with scikit-learn, and the runs/COMP/folds.csv every later step reads.
 
-The result has one row per labelled image: `id, label, fold`. With K folds, `fold` is the fold in
-which the row is validation (0..K-1). With a single hold-out (`val_size`), validation rows have
-fold 0 and the rest fold -1, so `--fold 0` means "the hold-out" in both cases.
+Folds have one row per labelled image: `id, label, split, fold`. With K folds, `fold` is the fold in
+which the row is validation (0..K-1). With a single hold-out, validation rows have fold 0 and the
+rest fold -1, so `--fold 0` means "the hold-out" in both cases.
+
+The default (`flow split` with no flags, or training before any split) is defined here, once: the
+download's own validation set (split "valid") as fold 0 when it has one, else a stratified 10%
+hold-out (seed 42). An explicit --folds K or --val-size F pools the train and valid rows.
+
+folds.csv has a sidecar, runs/COMP/folds.json: the fingerprint of the table the folds were made from
+and a description for messages. `load_folds` refuses folds made from other data (a re-import, an
+edited label, rows added or removed, images `flow eda` found broken since).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
-from kaggle_flow.errors import FlowError
+from kaggle_flow import console
+from kaggle_flow.errors import DataError, FlowError, NotFoundError
+from kaggle_flow.fileio import read_csv, write_csv, write_json
+from kaggle_flow.layouts import labelled
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+DEFAULT_VAL_SIZE = 0.1  # share of the labelled images held out when the download has no validation set
+DEFAULT_SEED = 42
+FOLD_COLUMNS = ["id", "label", "split", "fold"]
+
+
+# --- making folds (pure functions on the table) -----------------------------------------------
+
+
+def _namer(class_names: Sequence[str] | None) -> Callable[[int], str]:
+    return (lambda i: class_names[i]) if class_names else str
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:g}%"
+
+
+def _rows(table: pd.DataFrame) -> pd.DataFrame:
+    return labelled(table)[["id", "label", "split"]]
+
+
+def _result(rows: pd.DataFrame, fold: np.ndarray, description: str) -> pd.DataFrame:
+    out = rows.copy()
+    out["fold"] = fold
+    out.attrs["description"] = description
+    return out
+
+
+def _kfold(labels: np.ndarray, folds: int, seed: int, name: Callable[[int], str]) -> np.ndarray:
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds < 2:
+        raise FlowError(f"--folds must be at least 2 (got {folds})")
+    counts = pd.Series(labels).value_counts()
+    small = counts[counts < folds]
+    if len(small):
+        raise FlowError(
+            f"class '{name(int(small.index[0]))}' has {int(small.iloc[0])} images, fewer than the {folds} folds asked for"
+        )
+    fold = np.full(len(labels), -1, dtype=int)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        fold[val_idx] = k
+    return fold
+
+
+def _holdout(labels: np.ndarray, val_size: float, seed: int, name: Callable[[int], str], what: str) -> np.ndarray:
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if not 0 < val_size < 1:
+        raise FlowError(f"--val-size must be between 0 and 1 (got {val_size})")
+    counts = pd.Series(labels).value_counts()
+    small = counts[counts < 2]
+    if len(small):
+        raise FlowError(f"class '{name(int(small.index[0]))}' has {int(small.iloc[0])} image, too few to hold one out")
+    n_val = int(np.ceil(val_size * len(labels)))
+    if n_val < len(counts) or len(labels) - n_val < len(counts):
+        raise FlowError(
+            f"{what} gives {n_val} validation images of {len(labels)}: "
+            f"need at least one per class ({len(counts)}) on each side"
+        )
+    fold = np.full(len(labels), -1, dtype=int)
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+    _, val_idx = next(splitter.split(np.zeros(len(labels)), labels))
+    fold[val_idx] = 0
+    return fold
+
+
+def default_folds(
+    table: pd.DataFrame, class_names: Sequence[str] | None, *, seed: int = DEFAULT_SEED
+) -> pd.DataFrame:
+    """The validation fold used unless one is asked for.
+
+    The download's validation set is the competition's own judgement of a fair validation, so its
+    rows are fold 0 and every "train" row is fold -1. Without one: a stratified 10% hold-out.
+    """
+    rows = _rows(table)
+    name = _namer(class_names)
+    is_valid = (rows["split"] == "valid").to_numpy()
+    labels = rows["label"].to_numpy(dtype=int)
+    if not is_valid.any():
+        fold = _holdout(labels, DEFAULT_VAL_SIZE, seed, name, f"the default {_percent(DEFAULT_VAL_SIZE)} hold-out")
+        return _result(rows, fold, f"a stratified {_percent(DEFAULT_VAL_SIZE)} hold-out (seed {seed}) as fold 0")
+    only_valid = sorted(set(labels[is_valid]) - set(labels[~is_valid]))
+    if only_valid:
+        raise FlowError(
+            f"class '{name(int(only_valid[0]))}' has no images outside the download's validation set; "
+            "pool them: flow split --val-size F or --folds K"
+        )
+    fold = np.where(is_valid, 0, -1)
+    return _result(rows, fold, f"the download's validation set ({int(is_valid.sum())} images) as fold 0")
 
 
 def make_folds(
@@ -18,49 +129,37 @@ def make_folds(
     *,
     folds: int | None = None,
     val_size: float | None = None,
-    seed: int = 42,
-    class_names: list[str] | None = None,
+    seed: int | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Assign each training row to a validation fold, stratified by label."""
-    from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+    """Assign each labelled row a validation fold, stratified by label.
 
-    train = table.loc[table["split"] == "train", ["id", "label"]].reset_index(drop=True)
-    labels = train["label"].to_numpy(dtype=int)
-    counts = pd.Series(labels).value_counts()
-    name = (lambda i: class_names[i]) if class_names else str
-
-    if (folds is None) == (val_size is None):
-        raise FlowError("give either --folds K or --val-size F")
-    fold = np.full(len(train), -1, dtype=int)
+    With neither `folds` nor `val_size`: `default_folds`. With one of them, the train and valid rows
+    are pooled. The result's description (for messages) is `describe_folds(result)`.
+    """
+    if folds is not None and val_size is not None:
+        raise FlowError("give either --folds K or --val-size F, not both")
+    seed = DEFAULT_SEED if seed is None else seed
+    if folds is None and val_size is None:
+        return default_folds(table, class_names, seed=seed)
+    rows = _rows(table)
+    labels = rows["label"].to_numpy(dtype=int)
+    name = _namer(class_names)
     if folds is not None:
-        if folds < 2:
-            raise FlowError(f"--folds must be at least 2 (got {folds})")
-        small = counts[counts < folds]
-        if len(small):
-            label = int(small.index[0])
-            raise FlowError(f"class '{name(label)}' has {int(small.iloc[0])} images, fewer than the {folds} folds asked for")
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-            fold[val_idx] = k
-    else:
-        assert val_size is not None
-        if not 0 < val_size < 1:
-            raise FlowError(f"--val-size must be between 0 and 1 (got {val_size})")
-        small = counts[counts < 2]
-        if len(small):
-            label = int(small.index[0])
-            raise FlowError(f"class '{name(label)}' has {int(small.iloc[0])} image, too few to hold one out")
-        n_val = int(np.ceil(val_size * len(labels)))
-        if n_val < len(counts) or len(labels) - n_val < len(counts):
-            raise FlowError(
-                f"--val-size {val_size} gives {n_val} validation images of {len(labels)}: "
-                f"need at least one per class ({len(counts)}) on each side"
-            )
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
-        _, val_idx = next(splitter.split(np.zeros(len(labels)), labels))
-        fold[val_idx] = 0
-    train["fold"] = fold
-    return train
+        return _result(rows, _kfold(labels, folds, seed, name), f"{folds} stratified folds (seed {seed})")
+    assert val_size is not None
+    fold = _holdout(labels, val_size, seed, name, f"--val-size {val_size}")
+    return _result(rows, fold, f"a stratified {_percent(val_size)} hold-out (seed {seed}) as fold 0")
+
+
+def describe_folds(folds: pd.DataFrame) -> str:
+    """What the folds are, for messages: "5 stratified folds (seed 42)", "the download's validation
+    set (40 images) as fold 0"... (set by make_folds and load_folds)."""
+    described = folds.attrs.get("description")
+    if described:
+        return str(described)
+    n_folds = int(folds["fold"].max()) + 1
+    return f"{n_folds} folds" if n_folds > 1 else "a hold-out as fold 0"
 
 
 def fold_counts(folds: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
@@ -71,12 +170,103 @@ def fold_counts(folds: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
 
 
 def train_val(table: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The training and validation rows of `table` for one fold."""
+    """The training and validation rows of `table` for one fold (labelled rows only)."""
     n_folds = int(folds["fold"].max()) + 1
     if not 0 <= fold < n_folds:
         raise FlowError(f"fold {fold} does not exist (folds: 0-{n_folds - 1})")
     val_ids = set(folds.loc[folds["fold"] == fold, "id"])
-    known = set(folds["id"])
-    train_rows = table[(table["split"] == "train") & table["id"].isin(known)]
-    is_val = train_rows["id"].isin(val_ids)
-    return train_rows[~is_val].reset_index(drop=True), train_rows[is_val].reset_index(drop=True)
+    rows = labelled(table)
+    rows = rows[rows["id"].isin(set(folds["id"]))]
+    is_val = rows["id"].isin(val_ids)
+    return rows[~is_val].reset_index(drop=True), rows[is_val].reset_index(drop=True)
+
+
+# --- folds.csv and its fingerprint ------------------------------------------------------------
+
+
+def table_fingerprint(table: pd.DataFrame) -> str:
+    """sha1 (16 hex digits) of the labelled rows' sorted (id, label, split).
+
+    Paths and test rows take no part: moving the data folder keeps the folds, a changed label, an
+    added or removed image, or an image moved between train and valid does not.
+    """
+    rows = labelled(table)
+    lines = sorted(f"{i}\t{int(lab)}\t{s}" for i, lab, s in zip(rows["id"], rows["label"], rows["split"]))
+    return hashlib.sha1("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+
+
+def save_folds(ws: Workspace, folds: pd.DataFrame, description: str) -> Path:
+    """Write folds.csv and, beside it, folds.json with the fingerprint and the description.
+
+    `folds` are make_folds' result: one row per labelled image of the table they were made from, so
+    their fingerprint is that table's. The old folds.json goes first: a crash between the two writes
+    leaves folds.csv without a fingerprint, which load_folds refuses, never one that lies.
+    """
+    ws.folds_meta_file().unlink(missing_ok=True)
+    write_csv(ws.folds_file(), folds[FOLD_COLUMNS])
+    write_json(ws.folds_meta_file(), {"fingerprint": table_fingerprint(folds), "description": description})
+    return ws.folds_file()
+
+
+def _stored(file: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _whole_numbers(frame: pd.DataFrame, column: str, file: Path) -> pd.Series:
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        pos = int(bad.to_numpy().nonzero()[0][0])
+        raise DataError(f"{file} line {pos + 2}: {column} '{frame[column].iloc[pos]}' is not a whole number")
+    return values.astype(int)
+
+
+def load_folds(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    """folds.csv, checked against the table it must have been made from.
+
+    Pass the table as `ws.table()` returns it (strict or quiet or keep_test, it has the same
+    labelled rows, or strict fails): images `flow eda` found broken are left out of it, so finding
+    new broken images (or fixing them) also makes the folds stale. `flow split`, `flow balance` and
+    training all fingerprint that table.
+    """
+    file = ws.folds_file()
+    if not file.is_file():
+        raise NotFoundError(f"{file}: no folds yet; run flow split {ws.comp.name} first")
+    meta = _stored(ws.folds_meta_file())
+    if meta.get("fingerprint") != table_fingerprint(table):
+        raise DataError(f"{file} was made from other data; run flow split {ws.comp.name} again")
+    frame = read_csv(file, ["id", "fold"])
+    frame["fold"] = _whole_numbers(frame, "fold", file)
+    if "label" in frame:
+        frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Int64")
+    frame.attrs["description"] = meta.get("description", "")
+    return frame
+
+
+def ensure_folds(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    """folds.csv when there is one (and it fits the table); else the default, saved and announced."""
+    if ws.folds_file().is_file():
+        return load_folds(ws, table)
+    folds = default_folds(table, ws.comp.classes)
+    file = save_folds(ws, folds, describe_folds(folds))
+    console.info(f"No folds yet: made {describe_folds(folds)} in {file}")
+    return folds
+
+
+def split_competition(
+    ws: Workspace,
+    *,
+    folds: int | None = None,
+    val_size: float | None = None,
+    seed: int | None = None,
+    strict: bool = False,
+) -> pd.DataFrame:
+    """`flow split`: make folds from the competition's table (the default without folds/val_size)
+    and save them; broken images are left out (an error with `strict`)."""
+    result = make_folds(ws.table(strict=strict), folds=folds, val_size=val_size, seed=seed, class_names=ws.comp.classes)
+    save_folds(ws, result, describe_folds(result))
+    return result

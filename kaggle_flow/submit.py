@@ -3,7 +3,9 @@
 Pure functions on pandas tables (no paddle): `format_submission` builds the frame in the
 competition's format, `check_submission` refuses anything the site would reject, and
 `write_submission` checks first and only then writes (temp file, then rename), so a failed check
-or an interrupted submit never leaves a CSV behind.
+or an interrupted submit never leaves a CSV behind. `submit` is `flow submit`: the test prediction
+(predict.py, imported only when it predicts), the checked CSV, the run's test_probs.npy and the
+ledger row (ledger.py), in that order.
 
 Format, from the competition's `[submission]` table:
 
@@ -15,23 +17,23 @@ Format, from the competition's `[submission]` table:
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
-from kaggle_flow.fileio import atomic_path, read_csv, write_json
+from kaggle_flow.fileio import atomic_path, read_csv
+from kaggle_flow.layouts import labelled
+from kaggle_flow.ledger import add_entry
+from kaggle_flow.runs import Run, load_run
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
-
-PROBS_FILE = "test_probs.npy"
 
 
 def submission_id(test_id: str, id_form: str) -> str:
@@ -183,18 +185,51 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
 
 
 def submission_name(run_name: str, when: float | None = None) -> str:
-    """TIME_RUN.csv: sorts by time, says which run made it."""
+    """TIME_RUN.csv: sorts by time, says which run made it (a fold RUN/foldK as RUN-foldK)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when if when is not None else time.time()))
-    return f"{stamp}_{run_name}.csv"
+    return f"{stamp}_{run_name.replace('/', '-')}.csv"
 
 
-def save_probs(run_dir: Path, probs: np.ndarray) -> Path:
-    """Save test probabilities as run_dir/test_probs.npy (temp file, then rename)."""
-    out = Path(run_dir) / PROBS_FILE
+def write_submission(
+    comp: Competition,
+    test_rows: pd.DataFrame,
+    probs: np.ndarray,
+    sample: pd.DataFrame | None,
+    *,
+    submissions_dir: Path,
+    name: str,
+    when: float | None = None,
+) -> tuple[Path, pd.DataFrame]:
+    """Format and check, then write submissions_dir/TIME_NAME.csv (temp file, then rename).
+
+    The check runs before anything is written: a failed check is an error and leaves no file.
+
+    Example:
+        >>> path, frame = write_submission(comp, test_rows, probs, sample, submissions_dir=ws.submissions_dir, name=run.id)
+    """
+    frame = format_submission(comp, test_rows, probs, sample)
+    check_submission(comp, frame, expected_ids(comp, test_rows))
+    out = Path(submissions_dir) / submission_name(name, when)
     with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+    return out, frame
+
+
+def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    """The test rows of the workspace's table; a one-line error when there are none."""
+    test = table[table["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        where = ws.data_dir / ws.comp.layout.test_dir if ws.comp.layout.test_dir else ws.data_dir
+        raise DataError(f"{where}: no test images for '{ws.comp.name}'")
+    return test
+
+
+def save_probs(run: Run, probs: np.ndarray) -> Path:
+    """The run's test probabilities (Run.test_probs), written to a temp file, then renamed."""
+    with atomic_path(run.test_probs) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, np.asarray(probs, dtype=np.float32))
-    return out
+    return run.test_probs
 
 
 def load_probs(file: Path, n_test: int, comp: Competition) -> np.ndarray:
@@ -213,186 +248,81 @@ def load_probs(file: Path, n_test: int, comp: Competition) -> np.ndarray:
     return probs
 
 
-def write_submission(
-    comp: Competition,
-    test_rows: pd.DataFrame,
-    probs: np.ndarray,
-    sample: pd.DataFrame | None,
-    *,
-    submissions_dir: Path,
-    run_dir: Path,
-    when: float | None = None,
-    keep_probs: bool = True,
-) -> tuple[Path, pd.DataFrame]:
-    """Format, check, then write submissions/COMP/TIME_RUN.csv and save run_dir/test_probs.npy.
-
-    The check runs before anything is written: a failed check is an error and leaves no file.
-    `keep_probs=False` skips saving the probabilities (they came from a saved file already).
-
-    Example:
-        >>> path, frame = write_submission(comp, test_rows, probs, sample,
-        ...                                submissions_dir=ws.submissions_dir, run_dir=run_dir)
-    """
-    frame = format_submission(comp, test_rows, probs, sample)
-    check_submission(comp, frame, expected_ids(comp, test_rows))
-    out = Path(submissions_dir) / submission_name(Path(run_dir).name, when)
-    with atomic_path(out) as tmp:
-        frame.to_csv(tmp, index=False)
-    if keep_probs:
-        save_probs(run_dir, probs)
-    return out, frame
+def class_counts(comp: Competition, labels: np.ndarray) -> np.ndarray:
+    """Images per class index (every class, zero included)."""
+    return np.bincount(np.asarray(labels, dtype=int), minlength=comp.num_classes)[: comp.num_classes]
 
 
-def class_distribution(comp: Competition, labels: np.ndarray) -> pd.Series:
-    """Images per class (all classes, zero included), indexed by class name."""
-    counts = pd.Series(np.asarray(labels, dtype=int)).value_counts().reindex(range(comp.num_classes), fill_value=0)
-    counts.index = comp.classes
-    return counts
-
-
-# --- predicting the test set with a run, an ensemble of runs, or the folds of a CV run ---------------
-
-ENSEMBLE_PREFIX = "ensemble-"
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """A run folder's config.json (an ensemble folder's lists its members)."""
-    from kaggle_flow.runs import load_config
-
-    return load_config(Path(run_dir))
-
-
-def is_ensemble(config: dict[str, Any]) -> bool:
-    return config.get("kind") == "ensemble"
-
-
-def cv_score(run_dir: Path) -> float | None:
-    """The run's best validation score from summary.json (None when there is none)."""
-    from kaggle_flow.runs import load_summary
-
-    score = load_summary(Path(run_dir)).get("best_score")
-    try:
-        return None if score is None else float(score)
-    except (TypeError, ValueError):
-        return None
-
-
-def predict_run(run_dir: Path, test_rows: pd.DataFrame, comp: Competition, *, tta: bool = False) -> np.ndarray:
-    """Test probabilities of a run (fold-averaged for a CV run, member-averaged for an ensemble folder)."""
-    from kaggle_flow.predict import check_run, predict_probs
-
-    config = read_config(run_dir)
-    if is_ensemble(config):
-        members = [Path(run_dir).parent / name for name in config.get("members", [])]
-        return average_runs(members, test_rows, comp, tta=tta)
-    check_run(Path(run_dir), comp)
-    if len(test_rows) == 0:
-        raise FlowError(f"no test images for '{comp.name}' (layout.test_dir = {comp.layout.test_dir!r})")
-    probs = np.asarray(predict_probs(Path(run_dir), test_rows, tta=tta))
-    check_probs(comp, probs, len(test_rows))
-    return probs
-
-
-def average_runs(run_dirs: list[Path], test_rows: pd.DataFrame, comp: Competition, *, tta: bool = False) -> np.ndarray:
-    """The mean of the runs' test probabilities (every run checked before any is predicted)."""
-    from kaggle_flow.predict import check_run
-
-    if not run_dirs:
-        raise FlowError("an ensemble needs at least one run")
-    for run_dir in run_dirs:
-        if not is_ensemble(read_config(run_dir)):
-            check_run(Path(run_dir), comp)
-    return np.mean([predict_run(r, test_rows, comp, tta=tta) for r in run_dirs], axis=0)
-
-
-def make_ensemble(runs_dir: Path, run_dirs: list[Path], comp: Competition, *, tta: bool = False) -> Path:
-    """runs/COMP/ensemble-TIME/ with a config.json listing its members (relative to runs/COMP)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(runs_dir) / f"{ENSEMBLE_PREFIX}{stamp}"
-    n = 1
-    while out.exists():
-        n += 1
-        out = Path(runs_dir) / f"{ENSEMBLE_PREFIX}{stamp}-{n}"
-    members = [os.path.relpath(Path(r).resolve(), Path(runs_dir).resolve()) for r in run_dirs]
-    out.mkdir(parents=True)
-    write_json(
-        out / "config.json",
-        {"kind": "ensemble", "competition": comp.name, "classes": comp.classes, "members": members, "tta": tta},
-    )
-    return out
-
-
-def read_test_rows(ws: Workspace, *, strict: bool = False, table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The test rows of the workspace's table (or of `table`); a one-line error when there are none."""
-    table = ws.table(strict=strict, keep_test=True) if table is None else table
-    test = table[table["split"] == "test"].reset_index(drop=True)
-    if test.empty:
-        where = ws.data_dir / ws.comp.layout.test_dir if ws.comp.layout.test_dir else ws.data_dir
-        raise DataError(f"{where}: no test images for '{ws.comp.name}'")
-    return test
-
-
-def cv_run(ws: Workspace, run: str | None) -> Path:
-    """The cross-validation run for --folds all: the one named (or the parent of a fold), else the best."""
-    from kaggle_flow.runs import (
-        fold_dirs,
-        has_weights,
-        list_runs,
-        load_summary,
-        resolve_run,
-    )
-
-    hint = f"train one with `flow train {ws.comp.name} --folds all`"
-    if run is not None:
-        run_dir = resolve_run(ws, run)
-        for candidate in (run_dir, run_dir.parent):
-            if fold_dirs(candidate):
-                return candidate
-        raise FlowError(f"{run_dir}: not a cross-validation run; {hint}")
-    parents = [Path(p) for p in list_runs(ws.runs_dir)["path"] if fold_dirs(Path(p)) and has_weights(Path(p))]
-    if not parents:
-        raise NotFoundError(f"{ws.runs_dir}: no cross-validation run; {hint}")
-    scores = {p: load_summary(p).get("best_score") for p in parents}
-    return max(parents, key=lambda p: (scores[p] is not None, float(scores[p] or 0.0), p.name))
+# --- flow submit ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """Test probabilities and the run folder they belong to (a new ensemble folder for --ensemble)."""
+class Submission:
+    """A checked submission file, written and in the ledger, and what it was made from."""
 
-    run_dir: Path
-    probs: np.ndarray
-    new_ensemble: bool = False
+    file: Path  # submissions/COMP/TIME_RUN.csv
+    frame: pd.DataFrame  # its rows
+    name: str  # the run's id (or, for --probs outside a run folder, the file's folder)
+    run: Run | None  # None: --probs from a folder that is not a run
+    probs: np.ndarray  # [len(test), K]
+    tta: bool
+    cv_score: float | None  # the run's validation score (the out-of-fold score of a CV run)
+    counts: pd.DataFrame  # class, train, predicted: images per class in the training set and the submission
 
 
-def predict_test(
+def submit(
     ws: Workspace,
-    test: pd.DataFrame,
     *,
     run: str | None = None,
     tta: bool = False,
     ensemble: str | None = None,
     folds: str | None = None,
-) -> Prediction:
-    """Predict the test rows with the run the options pick: a run, the best run, an ensemble, a CV run.
+    probs_file: Path | None = None,
+    strict: bool = False,
+    when: float | None = None,
+) -> Submission:
+    """Predict the test set (or read saved probabilities), write the checked CSV and its ledger row.
 
-    With no run named, the run with the best validation score (summary.json best_score) predicts.
+    Run, tta, ensemble and folds pick the run as in `predict.predict_test`; `probs_file` submits a
+    saved test_probs.npy instead. The sample submission is checked before anything is predicted and
+    the CSV before it is written; the run's test_probs.npy is saved only once the CSV is.
 
     Example:
-        >>> predict_test(ws, read_test_rows(ws), ensemble="20250101-120000-smallcnn-f0,20250101-130000-resnet18-f0")
+        >>> submit(ws, run="20250101-120000-smallcnn-f0", tta=True).file
+        PosixPath('submissions/mnist/20250101-121500_20250101-120000-smallcnn-f0.csv')
     """
-    from kaggle_flow.runs import resolve_run
+    table = ws.table(strict=strict, keep_test=True)
+    test = read_test_rows(ws, table)
+    sample = read_sample(ws.comp, ws.ensure_data())
+    if probs_file is not None:
+        if run is not None or ensemble is not None or folds is not None or tta:
+            raise FlowError("--probs gives the probabilities: leave out --run, --ensemble, --folds and --tta")
+        owner = _probs_owner(Path(probs_file), ws.comp)
+        probs = load_probs(probs_file, len(test), ws.comp)
+        name = owner.id if owner is not None else Path(probs_file).resolve().parent.name
+    else:
+        from kaggle_flow.predict import predict_test
 
-    if folds is not None and folds != "all":
-        raise FlowError(f"--folds takes 'all' (got '{folds}')")
-    if ensemble is not None:
-        if run is not None or folds is not None:
-            raise FlowError("--ensemble lists its runs: leave out --run and --folds")
-        names = [n.strip() for n in ensemble.split(",") if n.strip()]
-        if len(names) < 2:
-            raise FlowError(f"--ensemble needs at least two runs (got '{ensemble}')")
-        members = [resolve_run(ws, name) for name in names]
-        probs = average_runs(members, test, ws.comp, tta=tta)
-        return Prediction(make_ensemble(ws.runs_dir, members, ws.comp, tta=tta), probs, new_ensemble=True)
-    run_dir = cv_run(ws, run) if folds == "all" else resolve_run(ws, run, best=True)
-    return Prediction(run_dir, predict_run(run_dir, test, ws.comp, tta=tta))
+        pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, table=table, save=False)
+        owner, probs, name = pred.run, pred.probs, pred.run.id
+    file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when)
+    if probs_file is None:
+        save_probs(owner, probs)
+    score = owner.summary.best_score if owner is not None and owner.kind != "ensemble" else None
+    add_entry(ws.submissions_dir, file=file, run=owner if owner is not None else name, cv_score=score, tta=tta, when=when)
+    counts = pd.DataFrame({
+        "class": ws.comp.classes,
+        "train": class_counts(ws.comp, labelled(table)["label"].to_numpy(dtype=int)),
+        "predicted": class_counts(ws.comp, probs.argmax(axis=1)),
+    })
+    return Submission(file, frame, name, owner, probs, tta, score, counts)
+
+
+def _probs_owner(file: Path, comp: Competition) -> Run | None:
+    """The run whose folder holds a saved probability file (None when the folder is not a run)."""
+    try:
+        run = load_run(file.parent)
+    except NotFoundError:
+        return None
+    run.check_fits(comp)
+    return run

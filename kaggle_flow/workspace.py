@@ -1,7 +1,7 @@
 """The working directory: which competition is current, where its data and runs live.
 
     data/COMP/           raw competition files (or --data DIR)
-    runs/COMP/           eda/, folds.csv, balanced lists, one folder per training run
+    runs/COMP/           eda/, folds.csv + folds.json (its fingerprint), balance.json, one folder per run
     submissions/COMP/    submission CSVs
     .flow/current        the competition used last in this directory
 """
@@ -19,6 +19,12 @@ from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import read_csv
 
 STATE_DIR = Path(".flow")
+CACHE = "cache"
+
+
+def cache_dir_of(runs_dir: Path) -> Path:
+    """The image cache of the competition whose runs live in runs_dir (runs/COMP)."""
+    return Path(runs_dir) / CACHE
 
 
 def current_file() -> Path:
@@ -54,11 +60,20 @@ class Workspace:
     def eda_dir(self) -> Path:
         return self.runs_dir / "eda"
 
+    def cache_dir(self) -> Path:
+        """runs/COMP/cache: decoded images, shared by every run and fold of the competition."""
+        return cache_dir_of(self.runs_dir)
+
     def folds_file(self) -> Path:
         return self.runs_dir / "folds.csv"
 
-    def balanced_file(self, fold: int) -> Path:
-        return self.runs_dir / f"balanced_fold{fold}.csv"
+    def folds_meta_file(self) -> Path:
+        """folds.json: the fingerprint of the table folds.csv was made from (see split.load_folds)."""
+        return self.runs_dir / "folds.json"
+
+    def balance_file(self) -> Path:
+        """balance.json: whether later training shuffles labels (see balance.balance_setting)."""
+        return self.runs_dir / "balance.json"
 
     def broken_file(self) -> Path:
         return self.eda_dir() / "broken.csv"
@@ -107,12 +122,6 @@ class Workspace:
         if not file.is_file():
             return set()
         return set(read_csv(file, ["id"])["id"])
-
-    def folds(self) -> pd.DataFrame:
-        file = self.folds_file()
-        if not file.is_file():
-            raise FlowError(f"{file}: no folds yet; run `flow split {self.comp.name}` first")
-        return pd.read_csv(file, dtype={"id": str})
 
 
 def open_workspace(name: str | None, data: Path | None = None, *, remember_it: bool = True) -> Workspace:

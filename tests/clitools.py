@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typer.testing import CliRunner
 
 from kaggle_flow.cli import app
+
+if TYPE_CHECKING:
+    from kaggle_flow.runs import Run
 
 runner = CliRunner()
 
@@ -27,22 +30,39 @@ def one_line_error(result: Any) -> str:
     return lines[0]
 
 
-def fake_run(runs: Path, name: str, *, comp: str = "digits", classes: int = 10, seed: int = 0, score: float = 0.5) -> Path:
-    """A run folder with a randomly initialized smallcnn: enough to predict, no training needed."""
-    import json
+def fake_run(
+    runs: Path, name: str, *, comp: str = "digits", classes: int = 10, seed: int = 0, score: float = 0.5, **options: Any
+) -> Run:
+    """A run folder with a randomly initialized smallcnn: enough to predict, no training needed.
 
+    Its config.json is the RunConfig `flow train COMP --model smallcnn --epochs 1` would build
+    (`classes` other than the competition's: a run trained for another class list); `options` are
+    more RunConfig keys (folds="all", n_folds=2 for the parent of a cross-validation run).
+    """
     import paddle
 
+    from kaggle_flow.competition import get_competition
+    from kaggle_flow.config import build_config
+    from kaggle_flow.fileio import write_json
     from kaggle_flow.models import create_model
+    from kaggle_flow.runs import Summary, load_run
 
-    run = runs / name
-    run.mkdir(parents=True)
-    paddle.seed(seed)
-    paddle.save(create_model("smallcnn", classes, 1).state_dict(), str(run / "best.pdparams"))
-    config = {
-        "competition": comp, "classes": [str(i) for i in range(classes)], "num_classes": classes, "model": "smallcnn",
-        "image_size": 16, "channels": 1, "mean": [0.3], "std": [0.35], "epochs": 1, "lr": 0.003, "preset": "affine",
-    }
-    (run / "config.json").write_text(json.dumps(config))
-    (run / "summary.json").write_text(json.dumps({"best_score": score, "metric": "accuracy", "status": "done"}))
-    return run
+    path = runs / name
+    path.mkdir(parents=True)
+    config = build_config(get_competition(comp), {"model": "smallcnn", "epochs": 1, **options})
+    run_id = f"{runs.name}/{name}" if (runs / "config.json").is_file() else name
+    config = config.model_copy(update={"run": run_id, "classes": config.classes[:classes] + [f"c{i}" for i in range(len(config.classes), classes)]})
+    write_json(path / "config.json", config.model_dump(mode="json"))
+    if config.folds != "all":
+        paddle.seed(seed)
+        paddle.save(create_model("smallcnn", classes, config.channels).state_dict(), str(path / "best.pdparams"))
+    write_json(path / "summary.json", Summary(status="finished", metric=config.metric, best_score=score).model_dump())
+    return load_run(path)
+
+
+def fake_cv_run(runs: Path, name: str, *, n_folds: int = 2, comp: str = "digits", score: float = 0.5) -> Run:
+    """A cross-validation run of `n_folds` fake folds (each its own random smallcnn)."""
+    parent = fake_run(runs, name, comp=comp, score=score, folds="all", n_folds=n_folds)
+    for k in range(n_folds):
+        fake_run(parent.path, f"fold{k}", comp=comp, seed=10 + k, fold=k)
+    return parent

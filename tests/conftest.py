@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("FLOW_NO_PROGRESS", "1")
 
+import kaggle_flow  # noqa: E402,F401  (reads OMP_NUM_THREADS before any test module imports paddle)
+
 
 @pytest.fixture(scope="session")
 def embedded_data(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from clitools import flow, one_line_error
 from trees import garbage_tree, lemon_tree, palm_tree, zodiac_tree
+
+from kaggle_flow.balance import balance_setting
+from kaggle_flow.split import load_folds, train_val
+from kaggle_flow.workspace import open_workspace
 
 
 def test_competitions_lists_all(workdir: Path) -> None:
@@ -15,20 +22,129 @@ def test_competitions_lists_all(workdir: Path) -> None:
         assert name in result.output
 
 
+def _table_rows(output: str, names: list[str]) -> dict[str, list[int]]:
+    """The numbers of each class's row in a printed table."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if cells[0] in names:
+            rows[cells[0]] = [int(c) for c in cells[1:]]
+    return rows
+
+
 def test_split_then_balance_on_embedded_mnist(workdir: Path) -> None:
     result = flow("split", "mnist", "--folds", "5", "--seed", "1")
     assert result.exit_code == 0, result.output
     folds = pd.read_csv(workdir / "runs/mnist/folds.csv")
     assert len(folds) == 4000 and sorted(folds["fold"].unique()) == [0, 1, 2, 3, 4]
-    assert "Saved 5 stratified folds of 4000 images to runs/mnist/folds.csv" in result.output
+    assert "Saved 5 stratified folds (seed 1) to runs/mnist/folds.csv (4000 labelled images)" in result.output
 
     result = flow("balance", "--fold", "2")  # competition remembered from the last command
     assert result.exit_code == 0, result.output
     assert "Using competition 'mnist' (the last one used here)" in result.output
-    balanced = pd.read_csv(workdir / "runs/mnist/balanced_fold2.csv")
-    val_ids = set(folds.loc[folds["fold"] == 2, "id"])
-    assert not set(balanced["id"]) & val_ids
-    assert balanced["label"].value_counts().nunique() == 1
+    assert (
+        "Label shuffling is on for later `flow train mnist` runs (runs/mnist/balance.json); "
+        "`flow balance mnist --off` or `flow train --no-balance` turns it off"
+    ) in result.output
+    ws = open_workspace("mnist", remember_it=False)
+    assert balance_setting(ws) is True
+    train = folds[folds["fold"] != 2]  # the training rows of fold 2: validation rows never enter
+    shown = _table_rows(result.output, ws.comp.classes)
+    assert sum(before for before, _ in shown.values()) == len(train) == 3200
+
+    result = flow("balance", "--off")
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(
+        "Label shuffling is off for later `flow train mnist` runs (runs/mnist/balance.json); `flow balance mnist` turns it on"
+    )
+    assert balance_setting(ws) is False
+
+
+def test_balance_pads_every_class_to_the_largest(workdir: Path, tmp_path: Path) -> None:
+    root = lemon_tree(tmp_path / "lemon", per_class=[8, 4, 6, 10])
+    assert flow("split", "lemon", "--data", str(root), "--folds", "2").exit_code == 0
+    result = flow("balance", "lemon", "--data", str(root), "--fold", "1")
+    assert result.exit_code == 0, result.output
+    assert "Label shuffling, fold 1 (training rows only)" in result.output
+    assert _table_rows(result.output, ["excellent", "good", "off_grade", "processed"]) == {
+        "excellent": [4, 5], "good": [2, 5], "processed": [3, 5], "off_grade": [5, 5],
+    }
+
+
+def test_balance_before_split_makes_the_default_folds(workdir: Path) -> None:
+    result = flow("balance", "mnist")
+    assert result.exit_code == 0, result.output
+    assert "No folds yet: made a stratified 10% hold-out (seed 42) as fold 0 in runs/mnist/folds.csv" in result.output
+    folds = pd.read_csv(workdir / "runs/mnist/folds.csv")
+    assert (folds["fold"] == 0).sum() == 400
+
+
+def test_balance_unknown_fold_changes_nothing(workdir: Path) -> None:
+    assert flow("split", "mnist").exit_code == 0
+    assert one_line_error(flow("balance", "mnist", "--fold", "1")) == "Error: fold 1 does not exist (folds: 0-0)"
+    assert balance_setting(open_workspace("mnist", remember_it=False)) is None
+
+
+def test_default_split_uses_the_downloads_validation_set(workdir: Path, tmp_path: Path) -> None:
+    root = zodiac_tree(tmp_path / "zodiac")
+    result = flow("split", "zodiac", "--data", str(root))
+    assert result.exit_code == 0, result.output
+    assert (
+        "Saved the download's validation set (36 images) as fold 0 to runs/zodiac/folds.csv (72 labelled images)"
+    ) in result.output
+    assert _table_rows(result.output, ["pig"]) == {"pig": [3, 3]}  # train only, fold 0
+    ws = open_workspace("zodiac", root, remember_it=False)
+    table = ws.table()
+    train, val = train_val(table, load_folds(ws, table), 0)
+    assert set(val["id"]) == set(table.loc[table["split"] == "valid", "id"])
+    assert not train["id"].str.startswith("valid/").any()
+
+    result = flow("split", "zodiac", "--data", str(root), "--folds", "3")  # pools train and valid
+    assert result.exit_code == 0, result.output
+    assert "Saved 3 stratified folds (seed 42) to runs/zodiac/folds.csv (72 labelled images)" in result.output
+    train, val = train_val(table, load_folds(ws, table), 0)
+    assert len(val) == 24 and train["id"].str.startswith("valid/").any()
+
+
+def test_default_split_without_a_validation_set(workdir: Path, tmp_path: Path) -> None:
+    root = garbage_tree(tmp_path / "garbage", per_class=10)
+    result = flow("split", "garbage", "--data", str(root))
+    assert result.exit_code == 0, result.output
+    assert "Saved a stratified 10% hold-out (seed 42) as fold 0 to runs/garbage/folds.csv (20 labelled images)" in result.output
+    assert _table_rows(result.output, ["other", "recyclable"]) == {"other": [9, 1], "recyclable": [9, 1]}
+
+
+def test_class_only_in_the_validation_set(workdir: Path, tmp_path: Path) -> None:
+    root = zodiac_tree(tmp_path / "zodiac")
+    shutil.rmtree(root / "train" / "pig")
+    assert one_line_error(flow("split", "zodiac", "--data", str(root))) == (
+        "Error: class 'pig' has no images outside the download's validation set; "
+        "pool them: flow split --val-size F or --folds K"
+    )
+    assert flow("split", "zodiac", "--data", str(root), "--val-size", "0.5").exit_code == 0
+
+
+def _edit_lines(file: Path, edit: Callable[[list[str]], list[str]]) -> None:
+    file.write_text("\n".join(edit(file.read_text().splitlines())) + "\n")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda lines: [lines[0], lines[1].replace(",0", ",1"), *lines[2:]],  # a label changed
+        lambda lines: lines[:-1],  # a row removed
+    ],
+    ids=["label-changed", "row-removed"],
+)
+def test_folds_made_from_other_data(workdir: Path, tmp_path: Path, edit: Callable[[list[str]], list[str]]) -> None:
+    root = lemon_tree(tmp_path / "lemon", per_class=6)
+    assert flow("split", "lemon", "--data", str(root), "--folds", "2").exit_code == 0
+    assert flow("balance", "lemon", "--data", str(root)).exit_code == 0  # same data: the folds fit
+    _edit_lines(root / "train_images.csv", edit)
+    stale = "Error: runs/lemon/folds.csv was made from other data; run flow split lemon again"
+    assert one_line_error(flow("balance", "lemon", "--data", str(root))) == stale
+    assert flow("split", "lemon", "--data", str(root), "--folds", "2").exit_code == 0
+    assert flow("balance", "lemon", "--data", str(root)).exit_code == 0
 
 
 def test_no_competition_yet(workdir: Path) -> None:
@@ -86,6 +202,12 @@ def test_import_zip(workdir: Path, tmp_path: Path) -> None:
     assert one_line_error(flow("import", "lemon", str(archive))) == (
         "Error: data/lemon: already holds data; pass --force to replace it"
     )
+
+
+def test_import_counts_the_downloads_validation_set(workdir: Path, tmp_path: Path) -> None:
+    result = flow("import", "zodiac", str(zodiac_tree(tmp_path / "signs")))
+    assert result.exit_code == 0, result.output
+    assert "Imported zodiac into data/zodiac: 36 training, 36 validation and 5 test images" in result.output
 
 
 def test_import_refuses_zip_slip(workdir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`flow eda` through the CLI: the embedded digits, a lemon tree with broken images, errors."""
+"""`flow eda` through the CLI: the embedded digits, a lemon tree with broken images, a zodiac tree with its
+validation set, errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from trees import zodiac_tree
 from typer.testing import CliRunner
 
 from kaggle_flow.cli import app
@@ -50,7 +52,7 @@ def test_eda_digits(workdir: Path) -> None:
     for name in ("report.json", "broken.csv", "class_histogram.png", "sizes.png", "modes.png"):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
-    assert report["images"] == {"train": 1500, "test": 297, "broken": 0}
+    assert report["images"] == {"train": 1500, "valid": 0, "test": 297, "broken": 0}
     assert report["modes"] == {"L": 1797} and report["warnings"]["unusual_mode"]["count"] == 0  # grey is normal here
     assert "Imbalance ratio (largest / smallest class): 1.06" in result.output
     assert "Sizes: 1 distinct; most common: 8x8 (1797)" in result.output
@@ -65,7 +67,7 @@ def test_eda_lemon_lists_broken_and_split_leaves_them_out(lemon_dir: Path) -> No
         "Warning: 3 broken images left out of later steps: "
         "train_0_1.jpg (zero-byte), train_2_3.jpg (truncated), test_1.jpg (not an image)\n"
     ) in result.stderr
-    assert "lemon: 16 training, 3 test images (3 broken, not counted)" in result.output
+    assert "lemon: 16 training and 3 test images (3 broken, not counted)" in result.output
     assert "│ excellent │     3 │ 21.4% │" in result.output
     assert "Formats: JPEG 16" in result.output
     broken = pd.read_csv(Path("runs/lemon/eda/broken.csv"))
@@ -76,6 +78,29 @@ def test_eda_lemon_lists_broken_and_split_leaves_them_out(lemon_dir: Path) -> No
     folds = pd.read_csv(Path("runs/lemon/folds.csv"), dtype={"id": str})
     assert len(folds) == 14
     assert not folds["id"].isin(["train_0_1.jpg", "train_2_3.jpg"]).any()
+    # later steps read the table the same way (broken images left out), so the folds fit it
+    result = runner.invoke(app, ["balance", "lemon", "--data", str(lemon_dir)])
+    assert result.exit_code == 0, result.output
+
+
+def test_folds_made_before_eda_found_broken_images_are_stale(lemon_dir: Path) -> None:
+    result = runner.invoke(app, ["split", "lemon", "--data", str(lemon_dir), "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["eda", "lemon", "--data", str(lemon_dir)]).exit_code == 0
+    result = runner.invoke(app, ["balance", "lemon", "--data", str(lemon_dir)])
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        f"Error: {Path('runs/lemon/folds.csv')} was made from other data; run flow split lemon again\n"
+    )
+
+
+def test_eda_counts_the_downloads_validation_set(workdir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eda", "zodiac", "--data", str(zodiac_tree(tmp_path / "zodiac"))])
+    assert result.exit_code == 0, result.output
+    assert "zodiac: 36 training, 36 validation and 5 test images" in result.output
+    assert "│ pig     │     6 │  8.3% │" in result.output  # 3 training + 3 validation images
+    report = json.loads((workdir / "runs/zodiac/eda/report.json").read_text())
+    assert report["images"] == {"train": 36, "valid": 36, "test": 5, "broken": 0}
 
 
 def test_eda_strict_fails_on_broken_images(lemon_dir: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clitools import fake_run, flow, one_line_error
+from clitools import fake_cv_run, fake_run, flow, one_line_error
 from trees import lemon_tree, palm_tree, zodiac_tree
 
 
@@ -57,6 +57,25 @@ def test_submit_probs_that_do_not_match(cwd: Path) -> None:
         "Error: p/test_probs.npy: probabilities for 3 images, but the test set has 5"
     )
     assert not (cwd / "submissions").exists() or not any((cwd / "submissions").rglob("*.csv"))
+    probs = fake_probs(cwd / "p" / "test_probs.npy", 5, 4)
+    assert one_line_error(flow("submit", "lemon", "--data", data, "--probs", probs, "--tta")) == (
+        "Error: --probs gives the probabilities: leave out --run, --ensemble, --folds and --tta"
+    )
+
+
+def test_submit_saved_probs_of_a_run(workdir: Path) -> None:
+    run = fake_run(workdir / "runs/digits", "r1", score=0.75)
+    fake_probs(run.test_probs, 297, 10)
+    result = flow("submit", "digits", "--probs", run.test_probs)
+    assert result.exit_code == 0, result.output
+    ledger = pd.read_csv(workdir / "submissions/digits/ledger.csv", dtype=str, keep_default_na=False)
+    assert ledger[["run", "kind", "model", "epochs", "cv_score"]].values.tolist() == [["r1", "single", "smallcnn", "1", "0.750000"]]
+
+    other = fake_run(workdir / "runs/mnist", "m1", comp="mnist")
+    fake_probs(other.test_probs, 297, 10)
+    assert one_line_error(flow("submit", "digits", "--probs", other.test_probs)) == (
+        "Error: runs/mnist/m1: a run of 'mnist', not of 'digits'"
+    )
 
 
 def test_submit_sample_with_unexpected_column(cwd: Path) -> None:
@@ -134,14 +153,12 @@ def test_predict_with_a_run_of_another_competition(workdir: Path) -> None:
 
 def test_predict_with_a_run_of_another_class_count(workdir: Path) -> None:
     fake_run(workdir / "runs/digits", "r3", classes=3)
-    assert one_line_error(flow("predict", "digits", "--run", "r3")) == (
-        "Error: runs/digits/r3: trained for 3 classes, 'digits' has 10"
-    )
+    message = "Error: runs/digits/r3: trained with classes ['0', '1', '2'], 'digits' now has ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']"
+    assert one_line_error(flow("predict", "digits", "--run", "r3")) == message
     fake_run(workdir / "runs/digits", "r10")
-    assert one_line_error(flow("predict", "digits", "--ensemble", "r10,r3")) == (
-        "Error: runs/digits/r3: trained for 3 classes, 'digits' has 10"
-    )
+    assert one_line_error(flow("predict", "digits", "--ensemble", "r10,r3")) == message
     assert not list((workdir / "runs/digits").glob("ensemble-*"))
+    assert not (workdir / "runs/digits/r10/test_probs.npy").exists()  # checked before any is predicted
 
 
 def test_predict_without_runs(workdir: Path) -> None:
@@ -153,30 +170,37 @@ def test_predict_without_runs(workdir: Path) -> None:
     )
 
 
+def digits_test_rows() -> pd.DataFrame:
+    from kaggle_flow.workspace import open_workspace
+
+    table = open_workspace("digits", remember_it=False).table()
+    return table[table["split"] == "test"].reset_index(drop=True)
+
+
 def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
     from kaggle_flow.predict import predict_probs
-    from kaggle_flow.workspace import open_workspace
+    from kaggle_flow.runs import load_run
 
     a = fake_run(workdir / "runs/digits", "a", seed=1, score=0.4)
     b = fake_run(workdir / "runs/digits", "b", seed=2, score=0.6)
-    table = open_workspace("digits").table()
-    test = table[table["split"] == "test"].reset_index(drop=True)
+    test = digits_test_rows()
 
     result = flow("predict", "digits", "--run", "a", "--tta")
     assert result.exit_code == 0, result.output
     assert "Saved the test probabilities (297 x 10) to runs/digits/a/test_probs.npy" in result.output
-    tta = np.load(a / "test_probs.npy")
+    tta = np.load(a.test_probs)
     np.testing.assert_allclose(tta, predict_probs(a, test, tta=True), atol=1e-6)
     assert not np.allclose(tta, predict_probs(a, test))
 
     result = flow("predict", "--ensemble", "a,b")
     assert result.exit_code == 0, result.output
-    (ens,) = (workdir / "runs/digits").glob("ensemble-*")
+    (path,) = (workdir / "runs/digits").glob("ensemble-*")
+    ens = load_run(path)
+    assert ens.kind == "ensemble" and [m.id for m in ens.members()] == ["a", "b"]
+    assert f"Averaged a,b into runs/digits/{ens.name} (submit it with `flow submit --run {ens.name}`)" in result.output
     mean = (predict_probs(a, test) + predict_probs(b, test)) / 2
-    np.testing.assert_allclose(np.load(ens / "test_probs.npy"), mean, atol=1e-6)
-    import json
-
-    assert json.loads((ens / "config.json").read_text())["members"] == ["a", "b"]
+    np.testing.assert_allclose(np.load(ens.test_probs), mean, atol=1e-6)
+    np.testing.assert_allclose(predict_probs(ens, test), mean, atol=1e-6)
 
     result = flow("submit")  # the best run by validation score: b
     assert result.exit_code == 0, result.output
@@ -186,53 +210,98 @@ def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
     (sub,) = (workdir / "submissions/digits").glob(f"*_{ens.name}.csv")
     assert pd.read_csv(sub)["label"].tolist() == mean.argmax(axis=1).tolist()
     ledger = pd.read_csv(workdir / "submissions/digits/ledger.csv", dtype=str, keep_default_na=False)
-    assert ledger["run"].tolist() == ["b", ens.name] and ledger["cv_score"].tolist() == ["0.600000", ""]
+    assert ledger["run"].tolist() == ["b", ens.name] and ledger["kind"].tolist() == ["single", "ensemble"]
+    assert ledger["cv_score"].tolist() == ["0.600000", ""] and ledger["model"].tolist() == ["smallcnn", ""]
 
 
-def test_predict_folds_all_averages_the_folds(workdir: Path) -> None:
-    import json
-
+def test_predict_folds_all_picks_the_cross_validation_run(workdir: Path) -> None:
     from kaggle_flow.predict import predict_probs
-    from kaggle_flow.workspace import open_workspace
 
     fake_run(workdir / "runs/digits", "single", score=0.99)
-    parent = workdir / "runs/digits/cv"
-    folds = [fake_run(parent, f"fold{k}", seed=10 + k) for k in range(2)]
-    (parent / "config.json").write_text(json.dumps(json.loads((folds[0] / "config.json").read_text())))
-    (parent / "summary.json").write_text(json.dumps({"best_score": 0.5}))
-    table = open_workspace("digits").table()
-    test = table[table["split"] == "test"].reset_index(drop=True)
-    mean = (predict_probs(folds[0], test) + predict_probs(folds[1], test)) / 2
+    cv = fake_cv_run(workdir / "runs/digits", "cv")
+    assert cv.kind == "cv" and [f.id for f in cv.folds()] == ["cv/fold0", "cv/fold1"]
 
     result = flow("predict", "digits", "--folds", "all")  # the best CV run, not the best run
     assert result.exit_code == 0, result.output
-    np.testing.assert_allclose(np.load(parent / "test_probs.npy"), mean, atol=1e-6)
+    assert "Saved the test probabilities (297 x 10) to runs/digits/cv/test_probs.npy" in result.output
+    test = digits_test_rows()
+    mean = (predict_probs(cv.folds()[0], test) + predict_probs(cv.folds()[1], test)) / 2
+    np.testing.assert_allclose(np.load(cv.test_probs), mean, atol=1e-6)
+    cv.test_probs.unlink()
     result = flow("predict", "digits", "--folds", "all", "--run", "cv/fold1")  # a fold: its CV run
     assert result.exit_code == 0, result.output
-    assert "Saved the test probabilities (297 x 10) to runs/digits/cv/test_probs.npy" in result.output
+    np.testing.assert_allclose(np.load(cv.test_probs), mean, atol=1e-6)
     assert one_line_error(flow("predict", "digits", "--folds", "all", "--run", "single")) == (
         "Error: runs/digits/single: not a cross-validation run; train one with `flow train digits --folds all`"
     )
     assert one_line_error(flow("predict", "digits", "--folds", "3")) == "Error: --folds takes 'all' (got '3')"
+    assert one_line_error(flow("predict", "digits", "--folds", "all", "--ensemble", "cv,single")) == (
+        "Error: --ensemble lists its runs: leave out --run and --folds"
+    )
+
+
+def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiny_comp import make_tiny
+
+    from kaggle_flow import train
+    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.split import split_competition
+    from kaggle_flow.workspace import open_workspace
+
+    monkeypatch.chdir(tmp_path)
+    make_tiny(tmp_path)
+    ws = open_workspace("tiny")
+    split_competition(ws, folds=2, seed=0)
+    cv = train.train(ws, {"folds": "all", "epochs": 1})
+    assert cv.kind == "cv" and [f.name for f in cv.folds()] == ["fold0", "fold1"]
+    test = ws.table().query("split == 'test'").reset_index(drop=True)
+    fold_probs = [predict_probs(f, test) for f in cv.folds()]
+    assert not np.allclose(fold_probs[0], fold_probs[1])
+    mean = np.mean(fold_probs, axis=0)
+
+    result = flow("predict", "tiny", "--folds", "all")
+    assert result.exit_code == 0, result.output
+    assert f"Predicted with runs/tiny/{cv.name}" in result.output
+    np.testing.assert_allclose(np.load(cv.test_probs), mean, atol=1e-6)
+
+    cv.test_probs.unlink()
+    result = flow("submit", "tiny", "--folds", "all")
+    assert result.exit_code == 0, result.output
+    (sub,) = (tmp_path / "submissions/tiny").glob(f"*_{cv.name}.csv")
+    np.testing.assert_allclose(np.load(cv.test_probs), mean, atol=1e-6)  # what was submitted
+    frame = pd.read_csv(sub)
+    assert frame["id"].tolist() == [f"test_{i:02d}.png" for i in range(6)]
+    assert frame["label"].tolist() == mean.argmax(axis=1).tolist()
+    ledger = pd.read_csv(tmp_path / "submissions/tiny/ledger.csv", dtype=str, keep_default_na=False)
+    assert ledger["run"].tolist() == [cv.id] and ledger["kind"].tolist() == ["cv"]
+    assert float(ledger["cv_score"].iloc[0]) == pytest.approx(cv.summary.cv_score, abs=1e-6)
+
+    result = flow("submit", "tiny", "--run", f"{cv.name}/fold1")  # one fold alone: its own file name
+    assert result.exit_code == 0, result.output
+    (sub,) = (tmp_path / "submissions/tiny").glob(f"*_{cv.name}-fold1.csv")
+    assert pd.read_csv(sub)["label"].tolist() == fold_probs[1].argmax(axis=1).tolist()
 
 
 def test_ensemble_of_two_trained_runs(workdir: Path) -> None:
     from kaggle_flow.predict import predict_probs
+    from kaggle_flow.runs import all_runs
     from kaggle_flow.workspace import open_workspace
 
     assert flow("split", "digits", "--val-size", "0.2").exit_code == 0
     for seed in ("1", "2"):
         result = flow("train", "digits", "--epochs", "1", "--seed", seed)
         assert result.exit_code == 0, result.output
-    a, b = sorted(p for p in (workdir / "runs/digits").iterdir() if (p / "best.pdparams").is_file())
+    a, b = all_runs(open_workspace("digits").runs_dir)
     result = flow("predict", "digits", "--ensemble", f"{a.name},{b.name}")
     assert result.exit_code == 0, result.output
-    (ens,) = (workdir / "runs/digits").glob("ensemble-*")
-    table = open_workspace("digits").table()
-    test = table[table["split"] == "test"].reset_index(drop=True)
+    (ens,) = [r for r in all_runs(workdir / "runs/digits") if r.kind == "ensemble"]
+    test = digits_test_rows()
     mean = (predict_probs(a, test) + predict_probs(b, test)) / 2
-    np.testing.assert_allclose(np.load(ens / "test_probs.npy"), mean, atol=1e-6)
+    np.testing.assert_allclose(np.load(ens.test_probs), mean, atol=1e-6)
     result = flow("submit", "--ensemble", f"{a.name},{b.name}", "--tta")
     assert result.exit_code == 0, result.output
     result = flow("score")
     assert result.exit_code == 0 and "Local accuracy of submissions/digits/" in result.output
+    ledger = pd.read_csv(workdir / "submissions/digits/ledger.csv", dtype=str, keep_default_na=False)
+    assert ledger["kind"].tolist() == ["ensemble"] and ledger["tta"].tolist() == ["yes"]
+    assert float(ledger["local_score"].iloc[0]) > 0.5

@@ -90,3 +90,53 @@ def test_folds_all_needs_k_folds_and_resume_needs_a_run(workdir: Path) -> None:
     assert one_line_error(flow(*["train", "digits", "--folds", "3"])) == "Error: --folds takes 'all' (got '3')"
     line = one_line_error(flow(*["train", "digits", "--resume", "nope"]))
     assert line.startswith("Error: unknown run 'nope' in runs/digits (runs: ")
+
+
+def _trainable(file: Path) -> dict:
+    import paddle
+
+    return {k: v.numpy() for k, v in paddle.load(str(file)).items() if not k.endswith(("_mean", "_variance"))}
+
+
+def test_weights_start_training_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from tiny_comp import make_tiny
+
+    from kaggle_flow.runs import all_runs
+    from kaggle_flow.train import train
+    from kaggle_flow.workspace import open_workspace
+
+    monkeypatch.chdir(tmp_path)
+    make_tiny(tmp_path)
+    ws = open_workspace("tiny")
+    source = train(ws, {"epochs": 4})
+    start = _trainable(source.best)
+
+    def new_run(*flags: str):  # type: ignore[no-untyped-def]
+        result = flow("train", "tiny", "--epochs", "1", "--seed", "7", *flags)
+        assert result.exit_code == 0, result.output
+        return all_runs(ws.runs_dir)[-1]
+
+    # a learning rate too small to move anything: training ends where the file started it
+    still = new_run("--lr", "1e-9", "--weights", source.best)
+    assert still.config.weights == str(source.best)
+    for key, value in _trainable(still.last).items():
+        np.testing.assert_allclose(value, start[key], atol=1e-6, err_msg=key)
+    fresh = _trainable(new_run("--lr", "1e-9").last)
+    assert not np.allclose(fresh["fc.weight"], start["fc.weight"], atol=1e-3)
+
+    # with the recipe's rate, the first epoch starts from a model that already knows the stripes
+    scratch = pd.read_csv(new_run().metrics_file)
+    warm = pd.read_csv(new_run("--weights", source.best).metrics_file)
+    assert warm["train_loss"].iloc[0] < scratch["train_loss"].iloc[0]
+    assert warm["val_metric"].iloc[0] >= scratch["val_metric"].iloc[0]
+
+
+def test_weights_of_another_class_count_keep_a_fresh_head(workdir: Path) -> None:
+    from clitools import fake_run
+
+    other = fake_run(workdir / "runs/digits", "three", classes=3)
+    result = flow("train", "digits", "--epochs", "1", "--weights", other.best)
+    assert result.exit_code == 0, result.output
+    assert f"Warning: {other.best.relative_to(workdir)}: classifier head of another class count; fc.weight, fc.bias left freshly initialized" in result.output
+    assert one_line_error(flow("train", "digits", "--weights", "nope.pdparams")).startswith("Error: nope.pdparams")

@@ -11,6 +11,7 @@ from PIL import Image
 from tiny_comp import make_tiny
 
 from kaggle_flow import data, train
+from kaggle_flow.config import build_config
 from kaggle_flow.workspace import open_workspace
 
 
@@ -43,7 +44,7 @@ def test_training_decodes_every_image_once(tiny: Path, monkeypatch: pytest.Monke
     assert list((tiny / "runs/tiny/cache").glob("16px-1ch-*.npy"))
     train.train(ws, {"epochs": 1})  # a second run reuses the cache
     assert len(calls) == 60
-    assert (run / "best.pdparams").is_file()
+    assert run.best.is_file()
 
 
 def test_cache_key_follows_files_and_size(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +68,7 @@ def test_broken_image_is_skipped_and_reported(tiny: Path, capsys: pytest.Capture
     run = train.train(open_workspace("tiny"), {"epochs": 1})
     err = capsys.readouterr().err
     assert "Warning: 1 images could not be read: img_004.png (UnidentifiedImageError" in err
-    oof = pd.read_csv(run / "oof.csv")
+    oof = pd.read_csv(run.oof)
     assert "img_004.png" not in set(oof["id"])
 
 
@@ -86,7 +87,7 @@ def test_eval_loader_keeps_row_order_and_reports_unreadable(tiny: Path, capsys: 
     test = sorted((tiny / "data/tiny/test").glob("*.png"))
     test[1].write_bytes(b"broken")
     rows = pd.DataFrame({"id": [p.name for p in test], "path": [str(p) for p in test], "label": pd.array([pd.NA] * len(test), dtype="Int64")})
-    config = {"image_size": 16, "channels": 1, "mean": [0.5], "std": [0.25]}
+    config = build_config(open_workspace("tiny").comp)
     loader = data.eval_loader(rows, config, batch_size=4, cache_dir=tiny / "cache")
     assert list(loader.dataset.kept) == [0, 2, 3, 4, 5]
     batches = list(loader)

@@ -144,6 +144,22 @@ def test_class_counts_and_imbalance() -> None:
     assert eda.imbalance_ratio(counts.iloc[:2]) == 2.0
 
 
+def test_the_downloads_validation_set_counts_as_labelled() -> None:
+    images = pd.DataFrame(
+        {
+            "id": ["a", "b", "valid/c", "valid/d", "t"],
+            "split": ["train", "train", "valid", "valid", "test"],
+            "label": pd.array([0, 1, 1, 0, None], dtype="Int64"),
+            "hash": ["h1", "h2", "h1", "h3", "h3"],
+            "problem": [""] * 5,
+        }
+    )
+    assert eda.class_counts(images, ["x", "y"])["count"].tolist() == [2, 2]
+    dup = eda.find_duplicates(images, ["x", "y"])
+    assert dup["train"] == [["a", "valid/c"]] and dup["conflicting_groups"] == 1  # a copy across the split
+    assert dup["train_test_pairs"] == [{"test": "t", "train": ["valid/d"], "labels": ["x"]}]
+
+
 def test_find_duplicates() -> None:
     images = pd.DataFrame(
         {
@@ -192,7 +208,7 @@ def test_run_eda_saves_report_broken_list_and_plots(tmp_path: Path, samples: dic
     out = ws.eda_dir()
     for name in ("report.json", "broken.csv", "images.csv", "class_histogram.png", "sizes.png", "modes.png"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "report.json").read_text())["images"] == {"train": 26, "test": 2, "broken": 4}
+    assert json.loads((out / "report.json").read_text())["images"] == {"train": 26, "valid": 0, "test": 2, "broken": 4}
     broken = pd.read_csv(out / "broken.csv")
     assert list(broken.columns) == ["id", "path", "problem"]
     assert dict(zip(broken["id"], broken["problem"])) == {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clitools import fake_run, flow
+from clitools import fake_cv_run, flow
 
 # Imports only paddle, numpy and PIL: what a consumer of the export has.
 CONSUMER = r"""
@@ -69,16 +69,16 @@ def test_export_round_trip_in_a_fresh_process(trained: Path, monkeypatch: pytest
     result = flow("export", "--comp", "digits")
     assert result.exit_code == 0, result.output
     ws = open_workspace("digits")
-    run_dir = resolve_run(ws, None, best=True)
-    export = run_dir / "export"
-    assert f"Exported {run_dir.name} to {export}" in result.output
+    run = resolve_run(ws, None, best=True)
+    export = run.path / "export"
+    assert f"Exported {run.id} to {export}" in result.output
     spec = json.loads((export / "preprocess.json").read_text())
     assert spec["size"] == 16 and spec["channels"] == 1 and spec["classes"] == [str(i) for i in range(10)]
     assert (export / "model.pdiparams").is_file()
 
     table = ws.table()
     rows = table[table["split"] == "test"].head(24).reset_index(drop=True)
-    want = predict_probs(run_dir, rows)
+    want = predict_probs(run, rows)
     out = trained / "exported_probs.npy"
     python = Path(sys.executable)
     done = subprocess.run(
@@ -108,36 +108,32 @@ def test_export_onnx_predicts_like_flow(trained: Path, monkeypatch: pytest.Monke
 
     from kaggle_flow.data import eval_loader
     from kaggle_flow.predict import predict_probs
-    from kaggle_flow.runs import load_config, resolve_run
+    from kaggle_flow.runs import resolve_run
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(trained)
     result = flow("export", "--comp", "digits", "--onnx")
     assert result.exit_code == 0, result.output
     ws = open_workspace("digits")
-    run_dir = resolve_run(ws, None, best=True)
+    run = resolve_run(ws, None, best=True)
     table = ws.table()
     rows = table[table["split"] == "test"].head(16).reset_index(drop=True)
-    images = np.concatenate([x.numpy() for x, _ in eval_loader(rows, load_config(run_dir), batch_size=16)])
-    session = onnxruntime.InferenceSession(str(run_dir / "export" / "model.onnx"))
+    images = np.concatenate([x.numpy() for x, _ in eval_loader(rows, run.config, batch_size=16)])
+    session = onnxruntime.InferenceSession(str(run.path / "export" / "model.onnx"))
     (logits,) = session.run(None, {session.get_inputs()[0].name: images})
     probs = np.exp(logits - logits.max(1, keepdims=True))
-    np.testing.assert_allclose(probs / probs.sum(1, keepdims=True), predict_probs(run_dir, rows), atol=1e-4)
+    np.testing.assert_allclose(probs / probs.sum(1, keepdims=True), predict_probs(run, rows), atol=1e-4)
 
 
 def test_export_a_cross_validation_run_names_its_folds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-
     monkeypatch.chdir(tmp_path)
-    parent = tmp_path / "runs/digits/cv"
-    for k in range(2):
-        fake_run(parent, f"fold{k}")
-    (parent / "config.json").write_text((parent / "fold0/config.json").read_text())
+    cv = fake_cv_run(tmp_path / "runs/digits", "cv")
     result = flow("export", "cv", "--comp", "digits")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "Error: runs/digits/cv: a cross-validation run has one model per fold (fold0, fold1): "
-        "export one, e.g. flow export runs/digits/cv/fold0"
+        "Error: runs/digits/cv: a cross-validation run has one model per fold (fold0, fold1): export one, e.g. flow export cv/fold0"
     )
-    result = flow("export", "runs/digits/cv/fold1")  # the competition is remembered
+    result = flow("export", "cv/fold1")  # the competition is remembered
     assert result.exit_code == 0, result.output
-    assert (parent / "fold1/export/preprocess.json").is_file()
+    spec = json.loads((cv.path / "fold1/export/preprocess.json").read_text())
+    assert spec["classes"] == cv.config.classes and spec["mean"] == [0.3] and spec["mode"] == "L"

@@ -8,15 +8,15 @@ from trees import garbage_tree, lemon_tree, palm_tree, zodiac_tree
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import DataError
-from kaggle_flow.layouts import COLUMNS, read_table
+from kaggle_flow.layouts import COLUMNS, describe_counts, labelled, read_table, split_counts
 
 
 def _check_canonical(table: pd.DataFrame) -> None:
     assert list(table.columns) == COLUMNS
     assert str(table["label"].dtype) == "Int64"
-    assert set(table["split"]) <= {"train", "test"}
+    assert set(table["split"]) <= {"train", "valid", "test"}
     assert table.loc[table["split"] == "test", "label"].isna().all()
-    assert table.loc[table["split"] == "train", "label"].notna().all()
+    assert labelled(table)["label"].notna().all()
     assert not table["id"].duplicated().any()
     assert all(Path(p).is_file() for p in table["path"])
 
@@ -29,12 +29,21 @@ def test_lemon_layout(tmp_path: Path) -> None:
     assert table.loc[0, "id"] == "train_0_000.jpg"
 
 
-def test_zodiac_layout_pools_valid(tmp_path: Path) -> None:
+def test_zodiac_layout_keeps_its_validation_set(tmp_path: Path) -> None:
     table = read_table(zodiac_tree(tmp_path), get_competition("zodiac"))
     _check_canonical(table)
-    assert (table["split"] == "train").sum() == 12 * 3 * 2
-    assert table.loc[table["id"] == "dog/dog_000.jpg", "label"].item() == 10
-    assert "valid/pig/pig_v000.jpg" in set(table["id"])
+    assert split_counts(table) == {"train": 12 * 3, "valid": 12 * 3, "test": 5}
+    assert table.loc[table["id"] == "dog/dog_000.jpg", ["label", "split"]].values.tolist() == [[10, "train"]]
+    assert table.loc[table["id"] == "valid/pig/pig_v000.jpg", ["label", "split"]].values.tolist() == [[11, "valid"]]
+    valid_ids = table.loc[table["split"] == "valid", "id"]
+    assert valid_ids.str.startswith("valid/").all()
+    rows = labelled(table)
+    assert len(rows) == 72 and list(rows.index) == list(range(72)) and set(rows["split"]) == {"train", "valid"}
+
+
+def test_describe_counts() -> None:
+    assert describe_counts({"train": 16, "valid": 0, "test": 5}) == "16 training and 5 test images"
+    assert describe_counts({"train": 36, "valid": 36, "test": 5}) == "36 training, 36 validation and 5 test images"
 
 
 def test_palm_layout_labels_from_prefix_and_csv(tmp_path: Path) -> None:
@@ -43,7 +52,10 @@ def test_palm_layout_labels_from_prefix_and_csv(tmp_path: Path) -> None:
     labels = dict(zip(table["id"], table["label"]))
     assert labels["P0001.jpg"] == 1 and labels["H0001.jpg"] == 0 and labels["N0002.jpg"] == 0
     assert labels["PALM-Validation400/V0002.jpg"] == 1
-    assert (table["split"] == "test").sum() == 4
+    splits = dict(zip(table["id"], table["split"]))
+    assert splits["P0001.jpg"] == "train"
+    assert {i for i, s in splits.items() if s == "valid"} == {f"PALM-Validation400/V000{i}.jpg" for i in range(1, 5)}
+    assert split_counts(table) == {"train": 9, "valid": 4, "test": 4}
 
 
 def test_garbage_layout(tmp_path: Path) -> None:

@@ -117,18 +117,31 @@ def test_newest_submission(tmp_path: Path) -> None:
 
 
 def test_ledger_rows(tmp_path: Path) -> None:
+    from clitools import fake_run
+
     assert read_ledger(tmp_path).empty
-    config = {"model": "smallcnn", "recipe": {"epochs": 2, "lr": 0.003, "batch_size": 64, "preset": "affine"}}
-    assert recipe_summary(config) == {"model": "smallcnn", "epochs": "2", "lr": "0.003", "batch_size": "64", "preset": "affine"}
-    add_entry(tmp_path, file=tmp_path / "20250101-000000_r1.csv", run="r1", config=config, cv_score=0.9, when=0)
-    add_entry(tmp_path, file=tmp_path / "20250102-000000_r2.csv", run="r2", config={}, tta=True)
+    run = fake_run(tmp_path / "runs", "r1")
+    assert recipe_summary(run.config) == {"model": "smallcnn", "epochs": "1", "lr": "0.003", "batch_size": "64", "preset": "affine"}
+    add_entry(tmp_path, file=tmp_path / "20250101-000000_r1.csv", run=run, cv_score=0.9, when=0)
+    add_entry(tmp_path, file=tmp_path / "20250102-000000_r2.csv", run="r2", tta=True)  # probabilities outside a run
     assert set_local_score(tmp_path, tmp_path / "20250101-000000_r1.csv", 0.875)
     assert not set_local_score(tmp_path, tmp_path / "nope.csv", 0.5)
     ledger = pd.read_csv(ledger_file(tmp_path), dtype=str, keep_default_na=False)
     assert ledger["file"].tolist() == ["20250101-000000_r1.csv", "20250102-000000_r2.csv"]
-    assert ledger["run"].tolist() == ["r1", "r2"]
+    assert ledger["run"].tolist() == ["r1", "r2"] and ledger["kind"].tolist() == ["single", ""]
     assert ledger["model"].tolist() == ["smallcnn", ""]
     assert ledger["cv_score"].tolist() == ["0.900000", ""]
     assert ledger["local_score"].tolist() == ["0.875000", ""]
     assert ledger["tta"].tolist() == ["no", "yes"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_ledger_from_before_the_kind_column(tmp_path: Path) -> None:
+    ledger_file(tmp_path).write_text(
+        "time,file,run,model,epochs,lr,batch_size,preset,tta,cv_score,local_score\n"
+        "2025-01-01 00:00:00,20250101-000000_r1.csv,r1,smallcnn,2,0.003,64,affine,no,0.900000,\n"
+    )
+    add_entry(tmp_path, file=tmp_path / "20250102-000000_r2.csv", run="r2")
+    ledger = read_ledger(tmp_path)
+    assert list(ledger.columns[:4]) == ["time", "file", "run", "kind"]
+    assert ledger["kind"].tolist() == ["", ""] and ledger["model"].tolist() == ["smallcnn", ""]

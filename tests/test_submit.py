@@ -19,6 +19,7 @@ from kaggle_flow.submit import (
     load_probs,
     read_sample,
     submission_id,
+    submission_name,
     write_submission,
 )
 
@@ -179,28 +180,29 @@ def test_label_name_out_of_the_class_set(tmp_path: Path) -> None:
     assert str(exc.value) == f"submission line 2: label 'cat' is not a class (classes: {', '.join(comp.classes)})"
 
 
-def test_write_submission_checks_first_and_saves_probs(tmp_path: Path) -> None:
+def test_write_submission_checks_first(tmp_path: Path) -> None:
     comp, data, test, probs = setup("lemon", tmp_path)
-    subs, run = tmp_path / "submissions" / "lemon", tmp_path / "runs" / "lemon" / "r1"
-    run.mkdir(parents=True)
+    subs = tmp_path / "submissions" / "lemon"
     with pytest.raises(FlowError):
-        write_submission(comp, test, probs[:4], None, submissions_dir=subs, run_dir=run)
+        write_submission(comp, test, probs[:4], None, submissions_dir=subs, name="r1")
     assert not subs.exists() or not list(subs.iterdir())
-    assert not (run / "test_probs.npy").exists()
 
-    path, frame = write_submission(comp, test, probs, read_sample(comp, data), submissions_dir=subs, run_dir=run, when=0)
+    path, frame = write_submission(comp, test, probs, read_sample(comp, data), submissions_dir=subs, name="r1", when=0)
     assert path.parent == subs and path.name.endswith("_r1.csv")
     assert [p.name for p in subs.iterdir()] == [path.name]  # no temp file left
     written = pd.read_csv(path, dtype=str)
     assert list(written.columns) == ["id", "class_num"] and len(written) == 5
     assert written["class_num"].tolist() == [str(v) for v in frame["class_num"]]
-    np.testing.assert_allclose(np.load(run / "test_probs.npy"), probs, rtol=1e-6)
+
+
+def test_a_fold_submission_is_one_file_named_after_its_run() -> None:
+    assert submission_name("20250101-120000-smallcnn-cv2/fold1", when=0).endswith("_20250101-120000-smallcnn-cv2-fold1.csv")
 
 
 def test_interrupted_write_leaves_no_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     comp, data, test, probs = setup("lemon", tmp_path)
-    subs, run = tmp_path / "submissions", tmp_path / "run"
-    run.mkdir()
+    subs = tmp_path / "submissions"
+    subs.mkdir()
 
     def half_then_interrupt(self, path, **kwargs):  # type: ignore[no-untyped-def]
         Path(path).write_text("id,class_num\ntest_0004.jpg,")
@@ -208,5 +210,5 @@ def test_interrupted_write_leaves_no_csv(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        write_submission(comp, test, probs, None, submissions_dir=subs, run_dir=run)
+        write_submission(comp, test, probs, None, submissions_dir=subs, name="run")
     assert list(subs.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The training loop: schedules, losses, EMA, repeatability, resume, cross-validation, prediction."""
+"""The training side: registries, the step's parts, the config, whole runs (repeat, resume, folds)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ import pandas as pd
 import pytest
 from tiny_comp import make_tiny
 
-from kaggle_flow import augment, train
-from kaggle_flow.data import ImageDataset, build_cache, make_loader
+from kaggle_flow import loop, optim, train
+from kaggle_flow.config import build_config, parse_sizes
 from kaggle_flow.errors import FlowError
-from kaggle_flow.models import create_model
-from kaggle_flow.predict import check_run, predict_probs
-from kaggle_flow.runs import list_runs, load_config, resolve_run
+from kaggle_flow.runs import list_runs, load_run, resolve_run
 from kaggle_flow.workspace import open_workspace
 
 
@@ -29,41 +27,81 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# --- schedules ------------------------------------------------------------------------------------
+# --- schedules: every registered schedule follows its formula ---------------------------------------
 
 
-def _lrs(schedule: paddle.optimizer.lr.LRScheduler, n: int) -> list[float]:
+def _lrs(name: str, lr: float, total: int, warmup: int) -> list[float]:
+    schedule = optim.get_schedule(name).build(lr, total_steps=total, warmup_steps=warmup)
     out = []
-    for _ in range(n):
+    for _ in range(total):
         out.append(schedule())
         schedule.step()
     return out
 
 
-def test_cosine_with_warmup_follows_the_formula() -> None:
-    lr, total, warmup = 0.1, 50, 10
-    got = _lrs(train.build_schedule("cosine", lr, total_steps=total, warmup_steps=warmup), total)
-    for s in (0, 1, 5, 9, 10, 11, 25, 30, 49):
-        want = lr * s / warmup if s < warmup else lr * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup)))
-        assert got[s] == pytest.approx(want, abs=1e-9), s
-    assert max(got) == pytest.approx(lr)
+FORMULAS = {  # lr at step s of T, after W warmup steps (linear from 0 before)
+    "cosine": lambda lr, s, T, W: lr * 0.5 * (1 + math.cos(math.pi * (s - W) / (T - W))),
+    "step": lambda lr, s, T, W: lr * 0.1 ** ((s - W) // math.ceil((T - W) / 3)),
+    "constant": lambda lr, s, T, W: lr,
+}
 
 
-def test_cosine_without_warmup_starts_at_the_peak() -> None:
-    got = _lrs(train.build_schedule("cosine", 0.01, total_steps=20, warmup_steps=0), 20)
-    assert got[0] == pytest.approx(0.01)
-    assert got[10] == pytest.approx(0.005)
+@pytest.mark.parametrize("name", [s.name for s in optim.list_schedules()])
+@pytest.mark.parametrize("warmup", [0, 10])
+def test_every_schedule_follows_its_formula(name: str, warmup: int) -> None:
+    lr, total = 0.1, 50
+    got = _lrs(name, lr, total, warmup)
+    for s in range(total):
+        want = lr * s / warmup if s < warmup else FORMULAS[name](lr, s, total, warmup)
+        assert got[s] == pytest.approx(want, abs=1e-9), (name, s)
 
 
-def test_step_and_constant_schedules() -> None:
-    step = _lrs(train.build_schedule("step", 1.0, total_steps=30, warmup_steps=0), 30)
-    assert step[0] == 1.0 and step[9] == 1.0 and step[10] == pytest.approx(0.1) and step[29] == pytest.approx(0.01)
-    assert set(_lrs(train.build_schedule("constant", 0.5, total_steps=10, warmup_steps=0), 10)) == {0.5}
-    warm = _lrs(train.build_schedule("constant", 0.5, total_steps=10, warmup_steps=4), 10)
-    assert warm[:5] == pytest.approx([0.0, 0.125, 0.25, 0.375, 0.5]) and warm[9] == 0.5
+def test_every_schedule_has_a_formula_here() -> None:
+    assert set(FORMULAS) == {s.name for s in optim.list_schedules()}
 
 
-# --- losses ---------------------------------------------------------------------------------------
+# --- optimizers: every registered optimizer moves the weights as its update rule says --------------
+
+
+def _first_step(name: str, lr: float, weight_decay: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights before, their gradient, weights after one step of a fresh optimizer."""
+    paddle.seed(0)
+    model = paddle.nn.Linear(4, 3)
+    schedule = optim.get_schedule("constant").build(lr, total_steps=10, warmup_steps=0)
+    opt = optim.get_optimizer(name).build(schedule, model.parameters(), weight_decay)
+    before = model.weight.numpy().copy()
+    loss = (model(paddle.to_tensor(np.arange(8, dtype=np.float32).reshape(2, 4))) ** 2).mean()
+    loss.backward()
+    grad = model.weight.grad.numpy().copy()
+    opt.step()
+    return before, grad, model.weight.numpy()
+
+
+FIRST_STEPS = {  # the change of a weight w with gradient g on the first step, lr and weight decay wd
+    "adam": lambda w, g, lr, wd: -lr * (g + wd * w) / np.abs(g + wd * w),  # Adam's first step: lr * sign
+    "adamw": lambda w, g, lr, wd: -lr * np.sign(g) - lr * wd * w,  # decoupled decay
+    "sgd": lambda w, g, lr, wd: -lr * (g + wd * w),  # momentum has no history yet
+}
+
+
+@pytest.mark.parametrize("name", [o.name for o in optim.list_optimizers()])
+def test_every_optimizer_follows_its_update_rule(name: str) -> None:
+    lr, wd = 0.01, 0.1
+    before, grad, after = _first_step(name, lr, wd)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after - before, FIRST_STEPS[name](before, grad, lr, wd), rtol=1e-3, atol=1e-6)
+
+
+def test_every_optimizer_has_an_update_rule_here() -> None:
+    assert set(FIRST_STEPS) == {o.name for o in optim.list_optimizers()}
+
+
+def test_unknown_names_list_the_registry() -> None:
+    with pytest.raises(FlowError, match=r"^unknown schedule 'linear' \(valid: cosine, step, constant\)$"):
+        optim.get_schedule("linear")
+
+
+# --- losses -----------------------------------------------------------------------------------------
 
 
 def _logits_and_labels(seed: int = 0, n: int = 8, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +113,7 @@ def test_label_smoothing_loss_equals_its_formula() -> None:
     logits, labels = _logits_and_labels()
     k, eps = logits.shape[1], 0.1
     targets = F.label_smooth(F.one_hot(paddle.to_tensor(labels), k), epsilon=eps)
-    got = float(train.soft_cross_entropy(paddle.to_tensor(logits), targets))
+    got = float(optim.soft_cross_entropy(paddle.to_tensor(logits), targets))
     q = (1 - eps) * np.eye(k)[labels] + eps / k
     log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     assert got == pytest.approx(float(-(q * log_p).sum(axis=1).mean()), rel=1e-5)
@@ -85,22 +123,24 @@ def test_focal_with_gamma_0_and_weighted_with_equal_weights_are_cross_entropy() 
     logits, labels = _logits_and_labels(1)
     x, q = paddle.to_tensor(logits), F.one_hot(paddle.to_tensor(labels), logits.shape[1])
     ce = float(F.cross_entropy(x, paddle.to_tensor(labels)))
-    assert float(train.soft_cross_entropy(x, q)) == pytest.approx(ce, rel=1e-5)
-    assert float(train.focal_loss(x, q, 0.0)) == pytest.approx(ce, rel=1e-5)
-    assert float(train.weighted_cross_entropy(x, q, paddle.full([logits.shape[1]], 3.0))) == pytest.approx(ce, rel=1e-5)
-    assert float(train.focal_loss(x, q, 2.0)) < ce
+    assert float(optim.soft_cross_entropy(x, q)) == pytest.approx(ce, rel=1e-5)
+    assert float(optim.focal_loss(x, q, 0.0)) == pytest.approx(ce, rel=1e-5)
+    assert float(optim.weighted_cross_entropy(x, q, paddle.full([logits.shape[1]], 3.0))) == pytest.approx(ce, rel=1e-5)
+    assert float(optim.focal_loss(x, q, 2.0)) < ce
 
 
 def test_class_weights_are_inverse_frequency() -> None:
-    weights = train.class_weights(np.array([0, 0, 0, 1]), 2)
-    assert weights == pytest.approx([4 / 6, 4 / 2])
-    assert train.class_weights(np.array([0, 1, 0, 1]), 2) == pytest.approx([1.0, 1.0])
+    assert optim.class_weights(np.array([0, 0, 0, 1]), 2) == pytest.approx([4 / 6, 4 / 2])
+    assert optim.class_weights(np.array([0, 1, 0, 1]), 2) == pytest.approx([1.0, 1.0])
+
+
+# --- the step's parts: EMA, precision ---------------------------------------------------------------
 
 
 def test_ema_is_the_moving_average() -> None:
     paddle.seed(0)
     model = paddle.nn.Linear(2, 1)
-    ema = train.EMA(model, decay=0.5)
+    ema = loop.EMA(model, decay=0.5)
     start = model.weight.numpy().copy()
     model.weight.set_value(np.ones_like(start))
     ema.update(model)  # decay min(0.5, 2/11)
@@ -111,71 +151,82 @@ def test_ema_is_the_moving_average() -> None:
     assert model.weight.numpy() == pytest.approx(np.ones_like(start))
 
 
-# --- one tiny step for every registry entry -------------------------------------------------------
+def test_ema_off_changes_nothing() -> None:
+    paddle.seed(0)
+    model = paddle.nn.Linear(2, 1)
+    ema = loop.EMA(model, decay=0.0)
+    model.weight.set_value(np.full([2, 1], 3.0, np.float32))
+    ema.update(model)
+    with ema.applied(model):
+        assert (model.weight.numpy() == 3.0).all()
+    assert ema.state_dict() is None
 
 
-def _one_step(tmp_path: Path, *, preset: str = "none", schedule: str = "cosine", optimizer: str = "adam", loss: str = "ce") -> float:
-    make_tiny(tmp_path, per_class=4)
-    rows = pd.read_csv(tmp_path / "data/tiny/train.csv")
-    rows["path"] = [str(tmp_path / "data/tiny/train" / i) for i in rows["id"]]
-    cache = build_cache(rows["path"].tolist(), 16, 1, None)
-    transform = augment.build_train_transform(preset, 16, 1)
-    data = ImageDataset(rows, cache, mean=[0.5], std=[0.25], transform=transform)
-    images, labels = next(iter(make_loader(data, batch_size=8, shuffle=True, seed=0)))
-    model = create_model("smallcnn", 3, in_channels=1)
-    sched = train.build_schedule(schedule, 1e-3, total_steps=10, warmup_steps=2)
-    opt = train.build_optimizer(optimizer, sched, model.parameters(), 1e-4)
-    loss_fn = train.build_loss(loss, train_labels=rows["label"].to_numpy(), num_classes=3)
-    value = loss_fn(model(images), F.one_hot(labels.astype("int64"), 3))
-    value.backward()
-    opt.step()
-    sched.step()
-    assert list(images.shape) == [8, 1, 16, 16] and images.dtype == paddle.float32
-    return float(value)
+@pytest.mark.parametrize("enabled", [False, True])
+def test_the_precision_path_takes_the_same_step_on_a_cpu(enabled: bool) -> None:
+    """AMP on a CPU: paddle's autocast and scaler pass through, so the step equals a plain one."""
+
+    def step(precision: loop.Precision | None) -> np.ndarray:
+        paddle.seed(0)
+        model = paddle.nn.Linear(3, 2)
+        opt = paddle.optimizer.SGD(0.1, parameters=model.parameters())
+        x = paddle.to_tensor(np.arange(12, dtype=np.float32).reshape(4, 3))
+        if precision is None:
+            (model(x) ** 2).mean().backward()
+            opt.step()
+        else:
+            with precision.autocast():
+                out = model(x)
+            precision.backward_and_step((out.astype("float32") ** 2).mean(), opt)
+        return model.weight.numpy()
+
+    np.testing.assert_array_equal(step(loop.Precision(enabled)), step(None))
 
 
-@pytest.mark.parametrize("preset", [p.name for p in augment.list_presets()])
-def test_every_preset_trains_one_step(tmp_path: Path, preset: str) -> None:
-    assert math.isfinite(_one_step(tmp_path, preset=preset))
-
-
-@pytest.mark.parametrize("schedule", [s.name for s in train.list_schedules()])
-def test_every_schedule_trains_one_step(tmp_path: Path, schedule: str) -> None:
-    assert math.isfinite(_one_step(tmp_path, schedule=schedule))
-
-
-@pytest.mark.parametrize("optimizer", [o.name for o in train.list_optimizers()])
-def test_every_optimizer_trains_one_step(tmp_path: Path, optimizer: str) -> None:
-    assert math.isfinite(_one_step(tmp_path, optimizer=optimizer))
-
-
-@pytest.mark.parametrize("loss", [x.name for x in train.list_losses()])
-def test_every_loss_trains_one_step(tmp_path: Path, loss: str) -> None:
-    assert math.isfinite(_one_step(tmp_path, loss=loss))
-
-
-# --- config ---------------------------------------------------------------------------------------
+# --- the config --------------------------------------------------------------------------------------
 
 
 def test_config_is_the_recipe_overridden_by_flags(tiny: Path) -> None:
     ws = open_workspace("tiny")
-    config = train.resolve_config(ws.comp, {"lr": 0.01, "epochs": None, "sizes": [12, 16]})
-    assert config["lr"] == 0.01 and config["epochs"] == 2 and config["image_size"] == 16
-    assert config["classes"] == ["horizontal", "vertical", "diagonal"] and config["mean"] == [0.5]
-    assert train.epoch_sizes({**config, "epochs": 5}) == [12, 12, 16, 16, 16]
-    with pytest.raises(FlowError, match=r"^unknown schedule 'linear' \(valid: cosine, step, constant\)$"):
-        train.resolve_config(ws.comp, {"schedule": "linear"})
-    with pytest.raises(FlowError, match=r"^--label-smoothing must be in \[0, 1\) \(got 1.5\)$"):
-        train.resolve_config(ws.comp, {"label_smoothing": 1.5})
+    config = build_config(ws.comp, {"lr": 0.01, "epochs": None, "sizes": [12, 16]})
+    assert config.lr == 0.01 and config.epochs == 2 and config.image_size == 16
+    assert config.classes == ["horizontal", "vertical", "diagonal"] and config.mean == [0.5]
+    assert config.model_copy(update={"epochs": 5}).epoch_sizes() == [12, 12, 16, 16, 16]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"schedule": "linear"}, r"^unknown schedule 'linear' \(valid: cosine, step, constant\)$"),
+        ({"label_smoothing": 1.5}, r"^--label-smoothing must be below 1 \(got 1\.5\)$"),
+        ({"lr": float("inf")}, r"^--lr must be a finite number \(got inf\)$"),
+        ({"lr": float("nan")}, r"^--lr must be a finite number \(got nan\)$"),
+        ({"lr": -1.0}, r"^--lr must be above 0 \(got -1\.0\)$"),
+        ({"epochs": 0}, r"^--epochs must be 1 or more \(got 0\)$"),
+        ({"folds": "some"}, r"^--folds must be 'all' \(got 'some'\)$"),
+        ({"sizes": [8, 12, 16]}, r"^sizes: 3 sizes for 2 epochs"),
+        ({"colour": "red"}, r"^unknown training option 'colour'$"),
+    ],
+)
+def test_bad_options_are_one_line(tiny: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(FlowError, match=message):
+        build_config(open_workspace("tiny").comp, overrides)
+
+
+def test_parse_sizes() -> None:
+    assert parse_sizes("64, 128,224") == [64, 128, 224]
     with pytest.raises(FlowError, match="^--sizes takes pixel sizes"):
-        train.parse_sizes("64,big")
+        parse_sizes("64,big")
 
 
-# --- whole runs -----------------------------------------------------------------------------------
+def test_a_toml_recipe_with_a_bad_value_fails_when_loaded(tiny: Path) -> None:
+    toml = tiny / "competitions" / "tiny.toml"
+    toml.write_text(toml.read_text().replace("lr = 3e-3", "lr = -3e-3"))
+    with pytest.raises(FlowError, match=r"tiny\.toml: key 'train\.lr': Input should be greater than 0 \(got -0\.003\)$"):
+        open_workspace("tiny")
 
 
-def _files(run: Path) -> set[str]:
-    return {p.name for p in run.iterdir()}
+# --- whole runs ----------------------------------------------------------------------------------------
 
 
 def test_seed_repeats_a_cpu_run_exactly(tiny: Path) -> None:
@@ -183,16 +234,26 @@ def test_seed_repeats_a_cpu_run_exactly(tiny: Path) -> None:
     options = {"seed": 7, "preset": "affine", "mixup": 0.2}
     first = train.train(ws, options)
     second = train.train(ws, options)
-    assert first != second
-    assert (first / "metrics.csv").read_text() == (second / "metrics.csv").read_text()
-    assert (first / "oof.csv").read_text() == (second / "oof.csv").read_text()
+    assert first.path != second.path
+    assert first.metrics_file.read_text() == second.metrics_file.read_text()
+    assert first.oof.read_text() == second.oof.read_text()
     other = train.train(ws, {**options, "seed": 8})
-    assert (other / "metrics.csv").read_text() != (first / "metrics.csv").read_text()
+    assert other.metrics_file.read_text() != first.metrics_file.read_text()
+
+
+def test_seed_repeats_a_run_with_worker_processes(tiny: Path) -> None:
+    """Each worker reseeds its augmentations from (seed, epoch, worker): the same seed, the same run."""
+    ws = open_workspace("tiny")
+    options = {"seed": 3, "preset": "affine", "workers": 2, "epochs": 2}
+    first, second = train.train(ws, options), train.train(ws, options)
+    assert first.metrics_file.read_text() == second.metrics_file.read_text()
+    in_process = train.train(ws, {**options, "workers": 0})
+    assert json.loads(in_process.config_file.read_text())["workers"] == 0
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> None:
     ws = open_workspace("tiny")
-    options = {"epochs": 3, "ema": 0.9, "preset": "affine"}
+    options = {"epochs": 3, "ema": 0.9, "preset": "affine", "mixup": 0.3}
     whole = train.train(ws, options)
 
     def stop_after_two(epoch: int, row: dict) -> None:
@@ -201,80 +262,142 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
 
     with pytest.raises(train.TrainingInterrupted, match=r"^interrupted after epoch 2 of 3; continue with: flow train tiny --resume "):
         train.train(ws, options, on_epoch_end=stop_after_two)
-    broken = next(p for p in ws.runs_dir.iterdir() if (p / "config.json").is_file() and p != whole)
-    assert json.loads((broken / "summary.json").read_text())["status"] == "interrupted"
-    assert len(pd.read_csv(broken / "metrics.csv")) == 2
-    assert not list(broken.glob("*.tmp")) and not list(broken.glob(".*.tmp"))
-    for name in ("last.pdparams", "last.pdopt", "last.pdstate", "best.pdparams"):
-        assert paddle.load(str(broken / name))
-    assert paddle.load(str(broken / "last.pdstate"))["epoch"] == 2
+    broken = next(r for r in (load_run(p) for p in ws.runs_dir.iterdir() if (p / "config.json").is_file()) if r.path != whole.path)
+    assert broken.summary.status == "interrupted"
+    assert len(pd.read_csv(broken.metrics_file)) == 2
+    assert not list(broken.path.glob(".*.tmp"))
+    assert paddle.load(str(broken.last_state))["epoch"] == 2
 
     resumed = train.train(ws, resume=broken.name)
-    assert resumed == broken
-    summary = json.loads((broken / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["epochs_done"] == 3
-    assert (broken / "metrics.csv").read_text() == (whole / "metrics.csv").read_text()
-    assert not list(broken.glob(".*.tmp"))
+    assert resumed.path == broken.path
+    assert broken.summary.status == "finished" and broken.summary.epochs_done == 3
+    assert broken.metrics_file.read_text() == whole.metrics_file.read_text()
+    assert not list(broken.path.glob(".*.tmp"))
     with pytest.raises(FlowError, match="already finished"):
         train.train(ws, resume=broken.name)
 
 
-def test_patience_stops_early_and_options_combine(tiny: Path) -> None:
+def test_resume_validates_the_saved_config_again(tiny: Path) -> None:
+    ws = open_workspace("tiny")
+    run = train.train(ws, {"epochs": 1})
+    config = json.loads(run.config_file.read_text())
+    run.config_file.write_text(json.dumps({**config, "lr": "fast"}))
+    with pytest.raises(FlowError, match=r"config\.json: key 'lr' input should be a valid number"):
+        train.train(ws, resume=run.name)
+
+
+def _spy_epochs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Record, for each epoch, what the loop was given: rows per class, image size, mixed targets, loss."""
+    seen: list[dict] = []
+    real = train.train_one_epoch
+
+    def spy(state: loop.TrainState, loader, bar):  # type: ignore[no-untyped-def]
+        images, labels = next(iter(loader))
+        k = state.config.num_classes
+        mixed_images, mixed = state.mixer(images, F.one_hot(labels.astype("int64").reshape([-1]), k))
+        logits = paddle.to_tensor(np.random.default_rng(0).normal(size=(int(labels.shape[0]), k)).astype(np.float32))
+        seen.append({
+            "counts": np.bincount(loader.dataset.labels, minlength=k).tolist(),
+            "size": int(images.shape[-1]),
+            "steps": len(loader),
+            "mixed": not np.isin(mixed.numpy(), [0.0, 1.0]).all(),
+            "loss": float(state.loss_fn(logits, mixed)),
+            "focal": float(optim.focal_loss(logits, mixed, state.config.focal_gamma)),
+        })
+        return real(state, loader, bar)
+
+    monkeypatch.setattr(train, "train_one_epoch", spy)
+    return seen
+
+
+def test_options_combine_and_each_takes_effect(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Label shuffling, progressive sizes, cutmix, the focal loss and patience in one run, each visible."""
+    seen = _spy_epochs(monkeypatch)
+    make_tiny(tiny, per_class=20)
+    csv = tiny / "data/tiny/train.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if not ln.endswith(",2")][:30] + [ln for ln in lines[1:] if ln.endswith(",2")]) + "\n")
     ws = open_workspace("tiny")
     run = train.train(
         ws,
-        {"epochs": 4, "lr": 1e-9, "patience": 1, "balance": True, "cutmix": 0.5, "loss": "focal", "sizes": [12, 16],
-         "schedule": "step", "optimizer": "sgd", "label_smoothing": 0.0},
+        {"epochs": 4, "lr": 1e-9, "patience": 1, "balance": True, "cutmix": 1.0, "loss": "focal", "focal_gamma": 1.5,
+         "sizes": [12, 16], "schedule": "step", "optimizer": "sgd", "label_smoothing": 0.0, "batch_size": 8},
     )
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "stopped early" and summary["epochs_done"] < 4
-    assert {"best.pdparams", "oof.csv", "curves.png", "confusion.png"} <= _files(run)
+    train_rows = len(pd.read_csv(ws.folds_file()).query("fold != 0"))
+    assert seen[0]["counts"][0] == seen[0]["counts"][1] == seen[0]["counts"][2] > train_rows / 3  # padded to the largest
+    assert [s["size"] for s in seen] == [12, 12, 16, 16][: len(seen)]
+    assert seen[0]["steps"] == sum(seen[0]["counts"]) // 8
+    assert any(s["mixed"] for s in seen)  # soft targets: cutmix mixed the labels with the pixels
+    assert all(s["loss"] == pytest.approx(s["focal"], rel=1e-6) for s in seen)
+    assert run.summary.status == "stopped early" and run.summary.epochs_done == len(seen) < 4
+    assert run.config.balance and run.config.balance_reason == "--balance"
 
 
 def test_max_params_refused_before_a_run_folder_exists(tiny: Path) -> None:
     ws = open_workspace("tiny")
     with pytest.raises(FlowError, match=r"^smallcnn has [\d,]+ parameters, over the competition's limit of 1,000"):
         train.train(ws, {"max_params": 1000})
-    assert not ws.runs_dir.exists() or not [p for p in ws.runs_dir.iterdir() if p.is_dir()]
+    assert not ws.runs_dir.exists() or not [p for p in ws.runs_dir.iterdir() if p.is_dir() and p.name != "cache"]
 
 
-def test_folds_all_and_prediction(tiny: Path) -> None:
-    from kaggle_flow.fileio import write_csv
-    from kaggle_flow.split import make_folds
+def _two_folds(ws) -> None:  # type: ignore[no-untyped-def]
+    from kaggle_flow.split import make_folds, save_folds
 
+    folds = make_folds(ws.table(quiet=True), folds=2, seed=0)
+    save_folds(ws, folds, "2 stratified folds (seed 0)")
+
+
+def test_folds_all_trains_every_fold_and_scores_out_of_fold(tiny: Path) -> None:
     ws = open_workspace("tiny")
-    write_csv(ws.folds_file(), make_folds(ws.table(), folds=2, seed=0))
+    _two_folds(ws)
     parent = train.train(ws, {"folds": "all", "epochs": 1})
-    assert parent.name.endswith("-cv2")
-    assert [p.name for p in sorted(parent.glob("fold*"))] == ["fold0", "fold1"]
-    oof = pd.read_csv(parent / "oof.csv")
+    assert parent.kind == "cv" and parent.name.endswith("-cv2")
+    assert [f.id for f in parent.folds()] == [f"{parent.name}/fold0", f"{parent.name}/fold1"]
+    oof = pd.read_csv(parent.oof)
     assert len(oof) == 60 and oof["id"].is_unique
-    summary = json.loads((parent / "summary.json").read_text())
-    assert summary["cv_score"] == summary["best_score"] and len(summary["fold_scores"]) == 2
+    from kaggle_flow.score import get_metric
 
-    test = ws.table().query("split == 'test'").reset_index(drop=True)
-    probs = predict_probs(parent, test)
-    assert probs.shape == (len(test), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    folds = [predict_probs(parent / f"fold{k}", test) for k in range(2)]
-    assert probs == pytest.approx(np.mean(folds, axis=0), abs=1e-6)
-    reversed_probs = predict_probs(parent / "fold0", test.iloc[::-1])
-    assert reversed_probs == pytest.approx(folds[0][::-1], abs=1e-6)
-    tta = predict_probs(parent / "fold0", test, tta=True)
-    assert tta.shape == probs.shape and not np.allclose(tta, folds[0])
-
+    assert parent.summary.cv_score == pytest.approx(get_metric("macro_f1")(oof["label"].to_numpy(), oof["pred"].to_numpy(), 3))
+    assert len(parent.summary.fold_scores) == 2
     runs = list_runs(ws.runs_dir)
     assert list(runs["run"]) == [parent.name] and runs.loc[0, "fold"] == "all (2)"
-    assert resolve_run(ws, None, best=True) == parent
-    assert resolve_run(ws, f"{parent.name}/fold1") == parent / "fold1"
-    assert load_config(parent / "fold1")["fold"] == 1
+    assert resolve_run(ws, None, best=True).path == parent.path
+    assert resolve_run(ws, f"{parent.name}/fold1").config.fold == 1
 
 
-def test_check_run_refuses_another_competition(tiny: Path) -> None:
+def test_resume_of_a_cross_validation_run(tiny: Path) -> None:
+    """Finished folds are skipped, the interrupted fold continues, the result equals an uninterrupted run."""
+    ws = open_workspace("tiny")
+    _two_folds(ws)
+    whole = train.train(ws, {"folds": "all", "epochs": 2})
+
+    calls = []
+
+    def stop_in_fold1(epoch: int, row: dict) -> None:
+        calls.append(epoch)
+        if len(calls) == 3:  # fold 0: epochs 1 and 2; fold 1: epoch 1
+            raise KeyboardInterrupt
+
+    with pytest.raises(train.TrainingInterrupted, match=r"^interrupted after epoch 1 of 2; .* --resume \S+-cv2(-\d+)?$"):
+        train.train(ws, {"folds": "all", "epochs": 2}, on_epoch_end=stop_in_fold1)
+    broken = next(r for r in (load_run(p) for p in ws.runs_dir.glob("*-cv2*")) if r.path != whole.path)
+    fold0 = broken.folds()[0].best.stat().st_mtime_ns
+    resumed = train.train(ws, resume=broken.name)
+    assert resumed.path == broken.path
+    assert broken.folds()[0].best.stat().st_mtime_ns == fold0  # not trained again
+    for k in range(2):
+        assert broken.folds()[k].metrics_file.read_text() == whole.folds()[k].metrics_file.read_text()
+    assert broken.summary.cv_score == whole.summary.cv_score
+    with pytest.raises(FlowError, match=r"a fold of a cross-validation run; resume the whole run: --resume "):
+        train.train(ws, resume=f"{broken.name}/fold1")
+
+
+def test_a_run_fits_only_its_competition(tiny: Path) -> None:
     ws = open_workspace("tiny")
     run = train.train(ws, {"epochs": 1})
-    check_run(run, ws.comp)
+    run.check_fits(ws.comp)
     digits = open_workspace("digits", remember_it=False).comp
-    with pytest.raises(FlowError, match=rf"^{run}: a run of 'tiny', not of 'digits'$"):
-        check_run(run, digits)
+    with pytest.raises(FlowError, match=rf"^{run.path}: a run of 'tiny', not of 'digits'$"):
+        run.check_fits(digits)
     with pytest.raises(FlowError, match=r"^unknown run 'nope' in runs/tiny \(runs: "):
         resolve_run(ws, "nope")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,15 @@ def write_image(path: Path, seed: int, size: int = 16, mode: str = "RGB") -> Pat
     return path
 
 
-def lemon_tree(root: Path, per_class: int = 4, n_test: int = 5) -> Path:
-    """train_images.csv (id,class_num), train_images/, test_images/, sample_submit.csv."""
+def lemon_tree(root: Path, per_class: int | Sequence[int] = 4, n_test: int = 5) -> Path:
+    """train_images.csv (id,class_num), train_images/, test_images/, sample_submit.csv.
+
+    `per_class`: images of each of the 4 classes, or one count per class (an imbalanced tree).
+    """
+    counts = [per_class] * 4 if isinstance(per_class, int) else list(per_class)
     rows = []
-    for label in range(4):
-        for i in range(per_class):
+    for label, n in enumerate(counts):
+        for i in range(n):
             name = f"train_{label}_{i:03d}.jpg"
             write_image(root / "train_images" / name, seed=label * 100 + i)
             rows.append(f"{name},{label}")

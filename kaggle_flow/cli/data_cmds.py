@@ -61,72 +61,79 @@ def import_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.importer import import_data
+    from kaggle_flow.layouts import describe_counts, split_counts
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
     target = import_data(ws.comp, source, ws.data_dir, force=force)
-    table = ws.table(quiet=True)
-    n_train = int((table["split"] == "train").sum())
-    console.info(f"Imported {ws.comp.name} into {target}: {n_train} training and {len(table) - n_train} test images")
+    counts = split_counts(ws.table(quiet=True))
+    console.info(f"Imported {ws.comp.name} into {target}: {describe_counts(counts)}")
 
 
 @app.command("split")
 def split_cmd(
     comp: CompArg = None,
-    folds: Annotated[Optional[int], typer.Option("--folds", help="Stratified K folds.", metavar="K")] = None,
+    folds: Annotated[Optional[int], typer.Option("--folds", help="Stratified K folds of all labelled images.", metavar="K")] = None,
     val_size: Annotated[
-        Optional[float], typer.Option("--val-size", help="One stratified hold-out of this share.", metavar="F")
+        Optional[float],
+        typer.Option("--val-size", help="One stratified hold-out of this share of all labelled images.", metavar="F"),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed [default: 42].", show_default=False)] = None,
     data: DataOpt = None,
     strict: StrictOpt = False,
 ) -> None:
-    """Split the training images into stratified folds and save runs/COMP/folds.csv.
+    """Choose the validation images and save runs/COMP/folds.csv (with runs/COMP/folds.json, the
+    fingerprint of the data it was made from: later steps refuse folds made from other data).
 
-    Examples: flow split mnist --folds 5 ; flow split lemon --val-size 0.2 --seed 1
+    Without --folds or --val-size: the download's own validation set as fold 0 when it has one,
+    else a stratified 10% hold-out (seed 42). --folds K and --val-size F pool the download's
+    training and validation images.
+
+    Examples: flow split zodiac ; flow split mnist --folds 5 ; flow split lemon --val-size 0.2 --seed 1
     """
     from kaggle_flow import console
-    from kaggle_flow.fileio import write_csv
-    from kaggle_flow.split import fold_counts, make_folds
+    from kaggle_flow.split import describe_folds, fold_counts, split_competition
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
-    if folds is None and val_size is None:
-        folds = 5
-    result = make_folds(ws.table(strict=strict), folds=folds, val_size=val_size, seed=seed, class_names=ws.comp.classes)
-    write_csv(ws.folds_file(), result)
+    result = split_competition(ws, folds=folds, val_size=val_size, seed=seed, strict=strict)
     counts = fold_counts(result, ws.comp.classes)
     columns = ["class"] + [("train only" if f == -1 else f"fold {f}") for f in counts.columns]
     console.table("Images per class and fold", columns, [(n, *row) for n, row in zip(counts.index, counts.to_numpy())])
-    what = f"{folds} stratified folds" if folds else f"a stratified {val_size:.0%} hold-out (fold 0)"
-    console.info(f"Saved {what} of {len(result)} images to {ws.folds_file()}")
+    console.info(f"Saved {describe_folds(result)} to {ws.folds_file()} ({len(result)} labelled images)")
 
 
 @app.command("balance")
 def balance_cmd(
     comp: CompArg = None,
-    fold: Annotated[int, typer.Option("--fold", help="Balance the training rows of this fold.")] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
+    fold: Annotated[int, typer.Option("--fold", help="Show the counts of this fold's training rows.")] = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed of the draw counted [default: 42]; training redraws every epoch.", show_default=False)] = None,
+    off: Annotated[bool, typer.Option("--off", help="Turn label shuffling off for later training.")] = False,
     data: DataOpt = None,
     strict: StrictOpt = False,
 ) -> None:
-    """Label shuffling: pad every class to the largest one, on the training rows of a fold.
+    """Label shuffling on for this competition's later training: every class padded to the largest.
 
-    Example: flow balance lemon --fold 0
+    Shows the class counts of a fold's training rows before and after, and records the setting in
+    runs/COMP/balance.json (training redraws the list every epoch; validation rows never enter).
+    `flow train --balance/--no-balance` overrides it for one run.
+
+    Examples: flow balance lemon ; flow balance lemon --fold 2 ; flow balance lemon --off
     """
     from kaggle_flow import console
-    from kaggle_flow.balance import label_shuffle
-    from kaggle_flow.fileio import write_csv
-    from kaggle_flow.split import train_val
+    from kaggle_flow.balance import set_balance, turn_on
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
-    train, _ = train_val(ws.table(strict=strict), ws.folds(), fold)
-    balanced = label_shuffle(train, seed=seed)
-    out = ws.balanced_file(fold)
-    write_csv(out, balanced[["id", "label"]])
-    before = train["label"].value_counts().reindex(range(ws.comp.num_classes), fill_value=0)
-    after = balanced["label"].value_counts().reindex(range(ws.comp.num_classes), fill_value=0)
-    rows = [(name, int(b), int(a)) for name, b, a in zip(ws.comp.classes, before, after)]
+    name = ws.comp.name
+    if off:
+        file = set_balance(ws, False)
+        console.info(f"Label shuffling is off for later `flow train {name}` runs ({file}); `flow balance {name}` turns it on")
+        return
+    counts = turn_on(ws, fold=fold, seed=seed, strict=strict)
+    rows = counts[["class", "before", "after"]].itertuples(index=False)
     console.table(f"Label shuffling, fold {fold} (training rows only)", ["class", "before", "after"], rows)
-    console.info(f"Saved {len(balanced)} rows ({len(train)} images) to {out}")
+    console.info(
+        f"Label shuffling is on for later `flow train {name}` runs ({ws.balance_file()}); "
+        f"`flow balance {name} --off` or `flow train --no-balance` turns it off"
+    )

@@ -27,10 +27,11 @@ def _show(report: dict[str, Any]) -> None:
 
     from kaggle_flow import console
     from kaggle_flow.eda import describe_broken
+    from kaggle_flow.layouts import describe_counts
 
     n = report["images"]
     rows = [(c["class"], c["count"], f"{c['share']:.1%}") for c in report["classes"]]
-    title = f"{report['competition']}: {n['train']} training, {n['test']} test images"
+    title = f"{report['competition']}: {describe_counts(n)}"
     if n["broken"]:
         title += f" ({n['broken']} broken, not counted)"
     console.table(title, ["class", "count", "share"], rows)
@@ -61,10 +62,10 @@ def _show(report: dict[str, Any]) -> None:
 
     dup = report["duplicates"]
     console.info(
-        f"Exact duplicates: {_n(dup['train_groups'], 'group')} in train "
+        f"Exact duplicates: {_n(dup['train_groups'], 'group')} in the labelled images "
         f"({_n(dup['train_extra'], 'extra copy', 'extra copies')}), "
         f"{dup['conflicting_groups']} with conflicting labels; {_n(dup['test_groups'], 'group')} in test; "
-        f"{_n(dup['train_test'], 'test image')} also in train"
+        f"{_n(dup['train_test'], 'test image')} also labelled"
     )
     for group in dup["conflicting"][:5]:
         console.warn("same image, different labels: " + ", ".join(f"{g['id']} ({g['label']})" for g in group))

@@ -56,6 +56,7 @@ def augment_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.augment import describe_preset, get_preset, list_presets, preview
+    from kaggle_flow.layouts import labelled
 
     if list_:
         for p in list_presets():
@@ -70,7 +71,7 @@ def augment_cmd(
     table = ws.table(strict=strict)
     out = ws.runs_dir / f"augment_{preset}.png"
     preview(
-        table[table["split"] == "train"], ws.comp.classes, preset, size or ws.comp.image_size, ws.comp.channels, out,
+        labelled(table), ws.comp.classes, preset, size or ws.comp.image_size, ws.comp.channels, out,
         n=n, seed=seed, erasing=erasing, cutout=cutout, gridmask=gridmask,
     )
     console.info(f"Saved {out}")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
+from kaggle_flow.cli.options import training_options
 
 if TYPE_CHECKING:
-    import numpy as np
+    import pandas as pd
 
+    from kaggle_flow.config import RunConfig
+    from kaggle_flow.submit import Submission
     from kaggle_flow.workspace import Workspace
 
 RunOpt = Annotated[
@@ -31,23 +36,24 @@ FoldsOpt = Annotated[
 ]
 
 
-def _distribution_table(ws: Workspace, title: str, probs: np.ndarray, train_labels: Any | None = None) -> None:
+def _counts_table(title: str, counts: pd.DataFrame) -> None:
+    """Images per class, each count column followed by its share."""
     from kaggle_flow import console
-    from kaggle_flow.submit import class_distribution
 
-    pred = class_distribution(ws.comp, probs.argmax(axis=1))
-    n_pred = max(int(pred.sum()), 1)
-    if train_labels is None:
-        rows = [(name, int(c), f"{c / n_pred:.1%}") for name, c in pred.items()]
-        console.table(title, ["class", "predicted", "share"], rows)
-        return
-    train = class_distribution(ws.comp, train_labels)
-    n_train = max(int(train.sum()), 1)
+    columns = [c for c in counts.columns if c != "class"]
+    totals = {c: max(int(counts[c].sum()), 1) for c in columns}
     rows = [
-        (name, int(t), f"{t / n_train:.1%}", int(p), f"{p / n_pred:.1%}")
-        for name, t, p in zip(ws.comp.classes, train, pred)
+        (r["class"], *[v for c in columns for v in (int(r[c]), f"{r[c] / totals[c]:.1%}")])
+        for r in counts.to_dict("records")
     ]
-    console.table(title, ["class", "train", "train share", "predicted", "predicted share"], rows)
+    console.table(title, ["class", *[v for c in columns for v in (c, f"{c} share")]], rows)
+
+
+def _show_submission(sub: Submission) -> None:
+    from kaggle_flow import console
+
+    _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts)
+    console.info(f"Wrote {sub.file} ({len(sub.frame)} rows, checked: every test id once, labels in the class set)")
 
 
 @app.command("predict")
@@ -70,22 +76,18 @@ def predict_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
-    from kaggle_flow.submit import predict_test, read_test_rows, save_probs
+    from kaggle_flow.predict import predict_test
     from kaggle_flow.workspace import open_workspace
 
     if best and (run is not None or ensemble is not None):
         raise FlowError("--best picks the run: leave out --run and --ensemble")
-    ws = open_workspace(comp, data)
-    test = read_test_rows(ws, strict=strict)
-    pred = predict_test(ws, test, run=run, tta=tta, ensemble=ensemble, folds=folds)
-    run_dir, probs = pred.run_dir, pred.probs
-    out = save_probs(run_dir, probs)
+    pred = predict_test(open_workspace(comp, data), run=run, tta=tta, ensemble=ensemble, folds=folds, strict=strict)
     if pred.new_ensemble:
-        console.info(f"Averaged {ensemble} into {run_dir} (submit it with `flow submit --run {run_dir.name}`)")
+        console.info(f"Averaged {ensemble} into {pred.run.path} (submit it with `flow submit --run {pred.run.id}`)")
     else:
-        console.info(f"Predicted with {run_dir}" + (" (with TTA)" if tta else ""))
-    _distribution_table(ws, f"Predicted classes of {len(test)} test images", probs)
-    console.info(f"Saved the test probabilities ({probs.shape[0]} x {probs.shape[1]}) to {out}")
+        console.info(f"Predicted with {pred.run.path}" + (" (with TTA)" if tta else ""))
+    _counts_table(f"Predicted classes of {len(pred.test)} test images", pred.counts)
+    console.info(f"Saved the test probabilities ({pred.probs.shape[0]} x {pred.probs.shape[1]}) to {pred.run.test_probs}")
 
 
 @app.command("submit")
@@ -110,42 +112,11 @@ def submit_cmd(
 
     Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2
     """
-    from kaggle_flow import console
-    from kaggle_flow.errors import FlowError
-    from kaggle_flow.ledger import add_entry
-    from kaggle_flow.submit import (
-        cv_score,
-        is_ensemble,
-        load_probs,
-        predict_test,
-        read_config,
-        read_sample,
-        read_test_rows,
-        write_submission,
-    )
+    from kaggle_flow.submit import submit
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
-    table = ws.table(strict=strict, keep_test=True)
-    test = read_test_rows(ws, table=table)
-    sample = read_sample(ws.comp, ws.ensure_data())
-    if probs_file is not None:
-        if run is not None or ensemble is not None or folds is not None:
-            raise FlowError("--probs gives the probabilities: leave out --run, --ensemble and --folds")
-        probs = load_probs(probs_file, len(test), ws.comp)
-        run_dir = Path(probs_file).resolve().parent
-    else:
-        pred = predict_test(ws, test, run=run, tta=tta, ensemble=ensemble, folds=folds)
-        run_dir, probs = pred.run_dir, pred.probs
-    path, frame = write_submission(
-        ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, run_dir=run_dir, keep_probs=probs_file is None
-    )
-    config = read_config(run_dir) if (run_dir / "config.json").is_file() else {}
-    score = None if is_ensemble(config) else cv_score(run_dir)
-    add_entry(ws.submissions_dir, file=path, run=run_dir.name, config=config, cv_score=score, tta=tta)
-    train_labels = table.loc[table["split"] == "train", "label"].to_numpy(dtype=int)
-    _distribution_table(ws, f"Classes: training set vs. predicted ({run_dir.name})", probs, train_labels)
-    console.info(f"Wrote {path} ({len(frame)} rows, checked: every test id once, labels in the class set)")
+    _show_submission(submit(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, probs_file=probs_file, strict=strict))
 
 
 @app.command("score")
@@ -163,23 +134,13 @@ def score_cmd(
     Examples: flow score mnist ; flow score mnist submissions/mnist/20250101-120000_r1.csv
     """
     from kaggle_flow import console
-    from kaggle_flow.errors import FlowError
-    from kaggle_flow.ledger import set_local_score
-    from kaggle_flow.score import newest_submission, score_submission, solution_file
+    from kaggle_flow.score import local_score
     from kaggle_flow.workspace import open_workspace
 
     if file is None and comp is not None and comp.lower().endswith(".csv"):
         comp, file = None, Path(comp)  # `flow score FILE`: the competition is the current one
-    ws = open_workspace(comp, data)
-    solution = solution_file(ws.comp, ws.ensure_data())
-    if solution is None:
-        name = ws.comp.submission.solution or "solution.csv"
-        raise FlowError(f"no local labels for '{ws.comp.name}' ({ws.data_dir / name} not found): score it on the competition site")
-    file = file if file is not None else newest_submission(ws.submissions_dir)
-    value = score_submission(ws.comp, file, solution)
-    if Path(file).parent.resolve() == ws.submissions_dir.resolve():
-        set_local_score(ws.submissions_dir, file, value)
-    console.info(f"Local {ws.comp.metric} of {file}: {value:.4f}")
+    result = local_score(open_workspace(comp, data), file)
+    console.info(f"Local {result.metric} of {result.file}: {result.value:.4f}")
 
 
 @app.command("submissions")
@@ -197,14 +158,15 @@ def submissions_cmd(comp: CompArg = None) -> None:
     if ledger.empty:
         console.info(f"No submissions yet for '{ws.comp.name}' ({ledger_file(ws.submissions_dir)} is empty); run `flow submit`")
         return
+
     def short(score: str) -> str:
         return f"{float(score):.4f}" if score else "-"
 
     rows = [  # the time is in the file name; the ledger CSV has every column
-        (r.file, r.run, r.model, r.epochs, r.lr, r.preset, r.tta, short(r.cv_score), short(r.local_score))
+        (r.file, r.run, r.kind, r.model, r.epochs, r.lr, r.preset, r.tta, short(r.cv_score), short(r.local_score))
         for r in ledger.itertuples(index=False)
     ]
-    columns = ["file", "run", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
+    columns = ["file", "run", "kind", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
     console.table(f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})", columns, rows)
 
 
@@ -224,86 +186,80 @@ def export_cmd(
     Examples: flow export --comp mnist ; flow export 20250101-120000-smallcnn --onnx
     """
     from kaggle_flow import console
-    from kaggle_flow.export import export_run
-    from kaggle_flow.runs import resolve_run
+    from kaggle_flow.export import export
     from kaggle_flow.workspace import open_workspace
 
-    ws = open_workspace(comp)
-    run_dir = resolve_run(ws, run, best=run is None)
-    files = export_run(run_dir, onnx=onnx)
-    console.info(f"Exported {run_dir.name} to {files[0].parent}: " + ", ".join(f.name for f in files))
+    done = export(open_workspace(comp), run, onnx=onnx)
+    console.info(f"Exported {done.run.id} to {done.folder}: " + ", ".join(f.name for f in done.files))
 
 
-@app.command(
-    "run",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def run_cmd(
-    ctx: typer.Context,
-    comp: CompArg = None,
-    val_size: Annotated[float, typer.Option("--val-size", help="Hold-out share for validation.", metavar="F")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed of the split, the balancing and training.")] = 42,
-    data: DataOpt = None,
-) -> None:
+# --- flow run ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _step(i: int, step: str, ws: Workspace) -> Iterator[None]:
+    from kaggle_flow import console
+
+    console.info(f"\n== {i}/6 flow {step} {ws.comp.name}")
+    start = time.perf_counter()
+    yield
+    console.info(f"   ({step} took {time.perf_counter() - start:.1f} s)")
+
+
+@app.command("run")
+@training_options
+def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, *, overrides: dict[str, Any]) -> None:
     """The whole flow, one step after another: eda, split, balance, train, submit, score.
 
-    Training uses the competition's default recipe; any other option is passed on to `flow train`.
+    Takes every option of `flow train`. The split is the one in runs/COMP/folds.csv, else the
+    default of `flow split`; label shuffling is on when `flow balance`, the recipe or --balance say
+    so. The run that training made is submitted, and scored where the test labels are known.
 
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
-    from typer.main import get_command
+    from kaggle_flow import console, eda, split, submit, train
+    from kaggle_flow.layouts import describe_counts
+    from kaggle_flow.score import local_score, solution_file
+    from kaggle_flow.workspace import open_workspace
 
-    from kaggle_flow import console
-    from kaggle_flow.workspace import resolve_name
-
-    name = resolve_name(comp)
-    extra = list(ctx.args)
-    data_args = ["--data", str(data)] if data else []
-    steps: list[tuple[str, list[str]]] = [
-        ("eda", [name, *data_args]),
-        ("split", [name, "--val-size", str(val_size), "--seed", str(seed), *data_args]),
-        ("balance", [name, "--fold", "0", "--seed", str(seed), *data_args]),
-        ("train", [name, "--fold", "0", "--seed", str(seed), *data_args, *extra]),
-        ("submit", [name, *data_args]),  # --run: the run just trained (added below)
-        ("score", [name, *data_args]),
-    ]
-    group = get_command(app)
+    ws = open_workspace(comp, data)
+    config = train.resolve_config(ws, overrides)  # the flags checked before the first step, as training will use them
     start = time.perf_counter()
-    for i, (step, args) in enumerate(steps, start=1):
-        if step == "score" and not _has_solution(name, data):
-            console.info(f"\n== {i}/{len(steps)} flow score: skipped (no local labels; score it on the competition site)")
-            continue
-        if step == "submit":
-            args = [*args, "--run", _newest_run(name)]
-        console.info(f"\n== {i}/{len(steps)} flow {step} {' '.join(args)}")
-        step_start = time.perf_counter()
-        code = group.main([step, *args], prog_name="flow", standalone_mode=False)
-        if code not in (None, 0):
-            raise typer.Exit(int(code))  # the step has printed its error
-        console.info(f"   ({step} took {time.perf_counter() - step_start:.1f} s)")
-    console.info(f"\nflow run {name}: {_last_score(name)}; total wall time {time.perf_counter() - start:.1f} s")
+    with _step(1, "eda", ws):
+        report = eda.run_eda(ws, strict=strict)
+        broken = report["images"]["broken"]
+        console.info(f"{describe_counts(report['images'])}, {broken} broken; the report and plots are in {ws.eda_dir()}")
+    with _step(2, "split", ws):
+        table = ws.table(strict=strict)
+        folds = split.ensure_folds(ws, table)
+        console.info(f"Validation: {split.describe_folds(folds)} ({ws.folds_file()})")
+    with _step(3, "balance", ws):
+        _balance_step(ws, table, folds, config)
+    with _step(4, "train", ws):
+        run = train.train(ws, overrides, strict=strict)
+    with _step(5, "submit", ws):
+        sub = submit.submit(ws, run=run.id, strict=strict)
+        _show_submission(sub)
+    outcome = "no local score"
+    if solution_file(ws.comp, ws.ensure_data()) is None:
+        console.info("\n== 6/6 flow score: skipped (no local labels; score it on the competition site)")
+    else:
+        with _step(6, "score", ws):
+            result = local_score(ws, sub.file)
+            outcome = f"local {result.metric} {result.value:.4f}"
+            console.info(f"Local {result.metric} of {result.file}: {result.value:.4f}")
+    console.info(f"\nflow run {ws.comp.name}: {outcome} (run {run.id}); total wall time {time.perf_counter() - start:.1f} s")
 
 
-def _last_score(name: str) -> str:
-    from kaggle_flow.ledger import read_ledger
-    from kaggle_flow.workspace import open_workspace
+def _balance_step(ws: Workspace, table: pd.DataFrame, folds: pd.DataFrame, config: RunConfig) -> None:
+    """The class counts of the fold's training rows before and after label shuffling, and whether training shuffles."""
+    from kaggle_flow import console
+    from kaggle_flow.balance import balance_counts
+    from kaggle_flow.split import train_val
 
-    ws = open_workspace(name, remember_it=False)
-    ledger = read_ledger(ws.submissions_dir)
-    score = ledger["local_score"].iloc[-1] if len(ledger) else ""
-    return f"local {ws.comp.metric} {float(score):.4f}" if score else "no local score"
-
-
-def _newest_run(name: str) -> str:
-    from kaggle_flow.runs import resolve_run
-    from kaggle_flow.workspace import open_workspace
-
-    return resolve_run(open_workspace(name, remember_it=False), None, best=False).name
-
-
-def _has_solution(name: str, data: Path | None) -> bool:
-    from kaggle_flow.score import solution_file
-    from kaggle_flow.workspace import open_workspace
-
-    ws = open_workspace(name, data, remember_it=False)
-    return solution_file(ws.comp, ws.ensure_data()) is not None
+    train_rows, _ = train_val(table, folds, config.fold)
+    counts = balance_counts(train_rows, ws.comp.classes, seed=config.seed)
+    rows = counts[["class", "before", "after"]].itertuples(index=False)
+    console.table(f"Label shuffling, fold {config.fold} (training rows only)", ["class", "before", "after"], rows)
+    state = "on" if config.balance else "off"
+    console.info(f"Label shuffling is {state} for this training: {config.balance_reason}")

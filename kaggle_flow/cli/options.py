@@ -1,0 +1,102 @@
+"""The training options, defined once: `flow train` and `flow run` take the same flags.
+
+`@training_options` appends every option of `TRAINING_OPTIONS` to a command's own parameters (so
+both `--help`s list them all) and hands the command one `overrides` dict for `train.train`: the
+RunConfig keys the flags set, None where a flag was not given (the competition's recipe then).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+_R = "(default: the competition's recipe)"
+
+
+def _opt(type_: Any, flag: str, text: str, **kwargs: Any) -> Any:
+    return Annotated[Optional[type_], typer.Option(flag, help=text, show_default=False, **kwargs)]
+
+
+# parameter name (a RunConfig key) -> its option; every default is None (= the recipe) except the plain switches
+TRAINING_OPTIONS: dict[str, Any] = {
+    "model": _opt(str, "--model", f"Model name, see `flow models` {_R}."),
+    "epochs": _opt(int, "--epochs", f"Epochs {_R}."),
+    "batch_size": _opt(int, "--batch-size", f"Images per step {_R}."),
+    "lr": _opt(float, "--lr", f"Peak learning rate {_R}."),
+    "optimizer": _opt(str, "--optimizer", f"adam, adamw or sgd {_R}."),
+    "weight_decay": _opt(float, "--weight-decay", f"Weight decay {_R}."),
+    "schedule": _opt(str, "--schedule", f"cosine, step or constant {_R}."),
+    "warmup_epochs": _opt(float, "--warmup-epochs", f"Linear warmup from 0, in epochs {_R}."),
+    "label_smoothing": _opt(float, "--label-smoothing", f"Label smoothing epsilon {_R}."),
+    "loss": _opt(str, "--loss", f"ce, weighted or focal {_R}."),
+    "preset": _opt(str, "--preset", f"Augmentation preset, see `flow augment` {_R}."),
+    "erasing": _opt(float, "--erasing", f"Random erasing probability {_R}."),
+    "cutout": _opt(float, "--cutout", f"Cutout probability {_R}."),
+    "gridmask": _opt(float, "--gridmask", f"GridMask probability {_R}."),
+    "mixup": _opt(float, "--mixup", f"Mixup Beta parameter, 0 = off {_R}."),
+    "cutmix": _opt(float, "--cutmix", f"CutMix Beta parameter, 0 = off {_R}."),
+    "ema": _opt(float, "--ema", f"Decay of the weights' moving average, e.g. 0.999; 0 = off {_R}."),
+    "balance": _opt(
+        bool, "--balance/--no-balance",
+        "Label shuffling: every class as often as the largest, redrawn each epoch (default: `flow balance`, else the recipe).",
+    ),
+    "sizes": _opt(str, "--sizes", "Progressive resizing, e.g. 64,128,224: epochs divided among the sizes; the last is the final size."),
+    "fold": _opt(int, "--fold", "Validation fold of runs/COMP/folds.csv (default 0)."),
+    "folds": _opt(str, "--folds", "'all': one run per fold, out-of-fold predictions and the CV score.", metavar="all"),
+    "seed": _opt(int, "--seed", f"Random seed; the same seed repeats a CPU run {_R}."),
+    "patience": _opt(int, "--patience", f"Stop after N epochs without improvement; 0 = never {_R}."),
+    "amp": Annotated[bool, typer.Option("--amp", help="Mixed precision (GPU only; ignored on CPU).")],
+    "pretrained": _opt(bool, "--pretrained/--scratch", f"Start from ImageNet weights {_R}."),
+    "weights": _opt(Path, "--weights", "Start from this .pdparams file (e.g. a run's best.pdparams).", metavar="FILE"),
+    "max_params": _opt(int, "--max-params", "Refuse models with more parameters (default: the competition's limit)."),
+    "workers": _opt(int, "--workers", "DataLoader worker processes (default 0: the main process)."),
+    "visualdl": Annotated[bool, typer.Option("--visualdl", help="Write VisualDL logs into the run folder.")],
+}
+_SWITCHES = ("amp", "visualdl")  # plain flags: off means "not given"
+
+
+def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """The flags' values as RunConfig keys for `train.train` (None: not given, use the recipe)."""
+    from kaggle_flow.config import parse_sizes
+    from kaggle_flow.errors import FlowError
+
+    out = dict(values)
+    if out["folds"] is not None and out["folds"] != "all":
+        raise FlowError(f"--folds takes 'all' (got '{out['folds']}')")
+    if out["sizes"] is not None:
+        out["sizes"] = parse_sizes(out["sizes"])
+    if out["weights"] is not None:
+        out["weights"] = str(out["weights"])
+    for key in _SWITCHES:
+        out[key] = out[key] or None
+    return out
+
+
+def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every training option; it receives them as one `overrides` keyword argument.
+
+    Example:
+        @app.command("train")
+        @training_options
+        def train_cmd(comp: CompArg = None, *, overrides: dict[str, Any]) -> None: ...
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "overrides"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False if name in _SWITCHES else None, annotation=option)
+        for name, option in TRAINING_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in TRAINING_OPTIONS}
+        return command(**kwargs, overrides=to_overrides(given))
+
+    signature = inspect.Signature([*own, *added])
+    wrapper.__signature__ = signature  # type: ignore[attr-defined]  # what Typer reads the options from
+    wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return wrapper

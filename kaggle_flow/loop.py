@@ -1,0 +1,375 @@
+"""The parts of training that `train.fit` puts together, each readable on its own.
+
+    state = build_state(config, model, ...)          model, optimizer, schedule, loss, EMA, AMP, mixing
+    result = train_one_epoch(state, loader, bar)     the steps of one epoch
+    evaluation = evaluate(model, loader, ...)        validation loss, accuracy, metric, recall
+    checkpointer.save_best / save_last / resume      the best and last checkpoints, atomically
+
+The step has one path: mixed precision (`Precision`), the weight average (`EMA`) and mixup/cutmix
+(`Mixer`) are objects that do nothing when they are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from kaggle_flow import console, optim
+from kaggle_flow.config import RunConfig, load_config
+from kaggle_flow.errors import FlowError
+from kaggle_flow.fileio import atomic_path
+from kaggle_flow.mixing import Mixer
+
+if TYPE_CHECKING:
+    from kaggle_flow.data import Loader
+    from kaggle_flow.runs import Run
+
+
+def seed_everything(seed: int) -> None:
+    """paddle (dropout, init), numpy and Python's random from one number."""
+    paddle.seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def device() -> str:
+    """'gpu' when paddle was built with CUDA and a GPU is present, else 'cpu'."""
+    try:
+        if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+            return "gpu"
+    except Exception:  # a CUDA build on a machine without a driver
+        pass
+    return "cpu"
+
+
+def use_device() -> str:
+    """Run paddle on the GPU when there is one, else on the CPU with every usable core; which one."""
+    from kaggle_flow.machine import use_cpu_threads
+
+    place = device()
+    paddle.set_device(place)
+    if place == "cpu":
+        use_cpu_threads()
+    return place
+
+
+class EMA:
+    """Exponential moving average of the weights (and BatchNorm statistics); decay 0 turns it off.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) over the first updates, so a short run is
+    not dominated by the random initial weights.
+    """
+
+    def __init__(self, model: paddle.nn.Layer, decay: float) -> None:
+        self.decay, self.updates, self.enabled = decay, 0, decay > 0
+        floats = (paddle.float32, paddle.float64)
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype in floats} if self.enabled else {}
+
+    @paddle.no_grad()
+    def update(self, model: paddle.nn.Layer) -> None:
+        if not self.enabled:
+            return
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for key, value in model.state_dict().items():
+            if key in self.shadow:
+                self.shadow[key].set_value(self.shadow[key] * d + value.detach() * (1.0 - d))
+
+    @contextlib.contextmanager
+    def applied(self, model: paddle.nn.Layer) -> Iterator[None]:
+        """Swap the averaged weights in for the block (evaluating, saving)."""
+        if not self.enabled:
+            yield
+            return
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.set_state_dict(self.shadow)
+        try:
+            yield
+        finally:
+            model.set_state_dict(backup)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        return {"updates": self.updates, "shadow": {k: v.numpy() for k, v in self.shadow.items()}}
+
+    def set_state_dict(self, state: dict[str, Any] | None) -> None:
+        if not self.enabled or state is None:
+            return
+        self.updates = int(state["updates"])
+        for key, value in state["shadow"].items():
+            self.shadow[key].set_value(np.asarray(value))
+
+
+class Precision:
+    """Mixed precision on a GPU with --amp: autocast plus a loss scaler; plain float32 otherwise.
+
+    Off, `autocast()` is a null context and the scaler is paddle's GradScaler(enable=False), which
+    passes the loss and the optimizer step straight through.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.scaler = paddle.amp.GradScaler(enable=enabled, init_loss_scaling=2.0**15)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return paddle.amp.auto_cast() if self.enabled else contextlib.nullcontext()
+
+    def float32(self, logits: paddle.Tensor) -> paddle.Tensor:
+        """The logits in float32 for the loss (they already are without autocast)."""
+        return logits.astype("float32") if self.enabled else logits
+
+    def backward_and_step(self, loss: paddle.Tensor, optimizer: paddle.optimizer.Optimizer) -> None:
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return self.scaler.state_dict() if self.enabled else None
+
+    def set_state_dict(self, state: dict[str, Any] | None) -> None:
+        if self.enabled and state:
+            self.scaler.load_state_dict(state)
+
+
+@dataclass
+class TrainState:
+    """Everything a step changes or uses, built once per run."""
+
+    config: RunConfig
+    model: paddle.nn.Layer
+    optimizer: paddle.optimizer.Optimizer
+    schedule: paddle.optimizer.lr.LRScheduler
+    loss_fn: optim.LossFn
+    ema: EMA
+    precision: Precision
+    mixer: Mixer
+
+
+def build_state(config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.ndarray, steps_per_epoch: int, amp: bool) -> TrainState:
+    """Optimizer, schedule (stepped per iteration), loss, EMA, precision and mixing from the config."""
+    schedule = optim.get_schedule(config.schedule).build(
+        config.lr, total_steps=config.epochs * steps_per_epoch, warmup_steps=round(config.warmup_epochs * steps_per_epoch)
+    )
+    optimizer = optim.get_optimizer(config.optimizer).build(schedule, model.parameters(), config.weight_decay)
+    loss_fn = optim.get_loss(config.loss).build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma)
+    return TrainState(
+        config=config, model=model, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
+        ema=EMA(model, config.ema), precision=Precision(amp), mixer=Mixer(config.mixup, config.cutmix, config.seed),
+    )
+
+
+# --- one epoch ------------------------------------------------------------------------------------
+
+
+class EpochBar:
+    """A rich progress bar over the steps of each epoch (nothing with FLOW_NO_PROGRESS set)."""
+
+    def __init__(self, total_epochs: int, steps: int) -> None:
+        self.progress: Any = None
+        self.total_epochs, self.steps = total_epochs, steps
+        if os.environ.get("FLOW_NO_PROGRESS"):
+            return
+        from rich.progress import TextColumn
+
+        self.progress = console.progress_bar(TextColumn("{task.fields[stats]}"))
+        self.task = self.progress.add_task("", total=steps, stats="")
+
+    def __enter__(self) -> EpochBar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    @property
+    def active(self) -> bool:
+        return self.progress is not None
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.progress is not None:
+            self.progress.reset(self.task, total=self.steps, description=f"epoch {epoch}/{self.total_epochs}", stats="")
+
+    def step(self, stats: str, advance: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=advance, stats=stats)
+
+
+@dataclass
+class EpochResult:
+    loss: float  # mean training loss over the epoch's images
+    acc: float  # training accuracy (against the un-mixed labels)
+    lr: float  # the learning rate of the epoch's last step
+    images: int
+    seconds: float
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "out of memory" in text or "resourceexhausted" in text
+
+
+def train_one_epoch(state: TrainState, loader: Loader, bar: EpochBar) -> EpochResult:
+    """The steps of one epoch. Running sums stay tensors: the host syncs only when the bar redraws."""
+    model, k, smoothing = state.model, state.config.num_classes, state.config.label_smoothing
+    model.train()
+    t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
+    loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
+    for step, (images, labels) in enumerate(loader, start=1):
+        labels = labels.astype("int64").reshape([-1])
+        targets = F.one_hot(labels, k)
+        images, targets = state.mixer(images, targets)
+        if smoothing > 0:
+            targets = F.label_smooth(targets, epsilon=smoothing)
+        try:
+            with state.precision.autocast():
+                logits = model(images)
+            loss = state.loss_fn(state.precision.float32(logits), targets)
+            state.precision.backward_and_step(loss, state.optimizer)
+        except Exception as exc:  # paddle's GPU out-of-memory error class differs by version
+            if _out_of_memory(exc):
+                size, batch = int(images.shape[-1]), int(images.shape[0])
+                raise FlowError(f"out of GPU memory at --batch-size {batch} and {size} px: try --batch-size {max(1, batch // 2)}") from None
+            raise
+        state.optimizer.clear_grad()
+        lr = state.optimizer.get_lr()
+        state.schedule.step()
+        state.ema.update(model)
+        n = int(labels.shape[0])
+        seen += n
+        loss_sum += loss.detach() * n
+        correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
+        if bar.active and (step % 10 == 0 or step == len(loader)):
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            bar.step(f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}  {seen / elapsed:.0f} img/s", advance=10 if step % 10 == 0 else step % 10)
+    seconds = time.perf_counter() - t0
+    return EpochResult(float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), lr, seen, seconds)
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+@paddle.no_grad()
+def loader_probs(model: paddle.nn.Layer, loader: Loader, precision: Precision | None = None) -> np.ndarray:
+    """Softmax probabilities [N, K] over a loader's batches, in its order."""
+    model.eval()
+    autocast = precision.autocast if precision is not None else contextlib.nullcontext
+    out = []
+    for images, _ in loader:
+        with autocast():
+            logits = model(images)
+        out.append(F.softmax(logits.astype("float32"), axis=1).numpy())
+    return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
+
+
+@dataclass
+class Evaluation:
+    probs: np.ndarray  # [N, K]
+    pred: np.ndarray  # [N]
+    loss: float
+    acc: float
+    metric: float  # the competition's metric
+    recall: np.ndarray  # [K] per-class recall
+
+
+def evaluate(model: paddle.nn.Layer, loader: Loader, labels: np.ndarray, config: RunConfig, precision: Precision | None = None) -> Evaluation:
+    """Validation loss, accuracy, the competition metric and per-class recall from the probabilities."""
+    from sklearn.metrics import recall_score
+
+    from kaggle_flow.score import get_metric
+
+    k = config.num_classes
+    probs = loader_probs(model, loader, precision)
+    pred = probs.argmax(axis=1)
+    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    recall = recall_score(labels, pred, labels=list(range(k)), average=None, zero_division=0)
+    metric = get_metric(config.metric)(labels, pred, k)
+    return Evaluation(probs, pred, loss, float((pred == labels).mean()), metric, recall)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """Where a run stands after its last finished epoch: what `--resume` continues from."""
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    stale: int = 0  # epochs since the best one
+    stopped: bool = False  # early stopping ended the run
+    timing: list[dict[str, float]] = field(default_factory=list)
+
+    def record(self, epoch: int, score: float) -> bool:
+        """Count the epoch; True when its score is the best so far."""
+        self.epoch = epoch
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+
+class Checkpointer:
+    """The best weights and the last full checkpoint of a run, each written to temp files and renamed."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def save_best(self, model: paddle.nn.Layer) -> None:
+        with atomic_path(self.run.best) as tmp:
+            paddle.save(model.state_dict(), str(tmp))
+
+    def save_last(self, state: TrainState, progress: Progress) -> None:
+        """last.pdparams, last.pdopt, last.pdstate (with the config): renamed together after all are written."""
+        extra = {
+            "config": state.config.model_dump(mode="json"), "schedule": state.schedule.state_dict(),
+            "ema": state.ema.state_dict(), "scaler": state.precision.state_dict(), "rng": paddle.get_rng_state(),
+            "epoch": progress.epoch, "best_score": progress.best_score, "best_epoch": progress.best_epoch,
+            "stale": progress.stale, "stopped": progress.stopped, "timing": progress.timing,
+        }
+        with contextlib.ExitStack() as stack:
+            tmp_params = stack.enter_context(atomic_path(self.run.last))
+            tmp_opt = stack.enter_context(atomic_path(self.run.last_opt))
+            tmp_state = stack.enter_context(atomic_path(self.run.last_state))
+            paddle.save(state.model.state_dict(), str(tmp_params))
+            paddle.save(state.optimizer.state_dict(), str(tmp_opt))
+            paddle.save(extra, str(tmp_state))
+
+    def has_last(self) -> bool:
+        return all(p.is_file() for p in (self.run.last, self.run.last_opt, self.run.last_state))
+
+    def resume(self, state: TrainState) -> Progress:
+        """Load the last checkpoint into `state`; the progress it had reached."""
+        if not self.has_last():
+            raise FlowError(f"{self.run.path}: no checkpoint to resume (it stopped before its first epoch ended)")
+        saved = paddle.load(str(self.run.last_state))
+        load_config(saved["config"], self.run.last_state)  # validated again, like config.json
+        state.model.set_state_dict(paddle.load(str(self.run.last)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LinearWarmup's nested state reads as "unused values"
+            state.optimizer.set_state_dict(paddle.load(str(self.run.last_opt)))
+            state.schedule.set_state_dict(saved["schedule"])
+        state.ema.set_state_dict(saved.get("ema"))
+        state.precision.set_state_dict(saved.get("scaler"))
+        return Progress(
+            epoch=int(saved["epoch"]), best_score=float(saved["best_score"]), best_epoch=int(saved["best_epoch"]),
+            stale=int(saved["stale"]), stopped=bool(saved.get("stopped")), timing=list(saved.get("timing", [])),
+        )
+
+
+EpochHook = Callable[[int, dict[str, Any]], None]

@@ -1,0 +1,61 @@
+"""What this machine lets one process use: CPU cores (affinity and cgroup quota aware).
+
+paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
+the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
+user set (read here, before paddle can overwrite it: kaggle_flow's __init__ imports this module) wins.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+USER_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user set it, before paddle's import sets 1
+CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")  # "QUOTA PERIOD" or "max PERIOD"
+CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def _cgroup_cpus() -> float | None:
+    """The CPU quota of this container in cores, or None when it has none."""
+    try:
+        quota, period = CGROUP_V2.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us, period_us = (int(p.read_text()) for p in CGROUP_V1)
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup quota (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    if quota is not None:
+        cores = min(cores, max(1, math.floor(quota)))
+    return max(1, cores)
+
+
+def cpu_threads() -> int:
+    """The threads paddle's CPU kernels should use: the user's OMP_NUM_THREADS, else the usable cores."""
+    try:
+        return max(1, int(USER_THREADS)) if USER_THREADS else usable_cores()
+    except ValueError:
+        return usable_cores()
+
+
+def use_cpu_threads() -> int:
+    """Set paddle's CPU kernel threads to `cpu_threads()`; return the count."""
+    import paddle
+
+    threads = cpu_threads()
+    set_num_threads = getattr(paddle.base.core, "set_num_threads", None)
+    if set_num_threads is not None:
+        set_num_threads(threads)
+    return threads
