@@ -8,6 +8,7 @@ the key.
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -65,9 +66,9 @@ class Recipe(_Strict):
     Non-finite numbers (inf, nan) are refused everywhere.
     """
 
-    model: str = "resnet18"  # a name of `flow models`
-    epochs: Annotated[int, Field(ge=1)] = 10
-    batch_size: Annotated[int, Field(ge=1)] = 32  # images per step
+    model: str = "auto"  # a name of `flow models`; auto: chosen by recipe.py
+    epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # images per step
     lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3e-4  # peak learning rate (after warmup)
     optimizer: str = "adam"  # a name of the optimizer registry (optim.py)
     weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
@@ -87,11 +88,13 @@ class Recipe(_Strict):
     sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)  # progressive resizing, px
     patience: Annotated[int, Field(ge=0)] = 0  # stop after this many epochs without improvement; 0 = never
     pretrained: bool = False  # start from ImageNet weights
+    freeze: bool = False  # train only the classifier head (a frozen pretrained backbone)
+    freeze_epochs: Annotated[int, Field(ge=0)] = 0  # head only for this many epochs, then every layer
     seed: int = 42
 
     @model_validator(mode="after")
     def _sizes_fit_epochs(self) -> Recipe:
-        if len(self.sizes) > self.epochs:
+        if self.epochs != "auto" and len(self.sizes) > self.epochs:
             raise ValueError(
                 f"sizes: {len(self.sizes)} sizes for {self.epochs} epochs: need at least one epoch per size"
             )
@@ -111,7 +114,7 @@ class Competition(_Strict):
     title: str
     classes: list[str]
     metric: Literal["accuracy", "macro_f1", "balanced_accuracy", "kappa"] = "accuracy"
-    image_size: Annotated[int, Field(ge=1)] = 224
+    image_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # training size, px; auto: see recipe.py
     channels: Literal[1, 3] = 3
     mean: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
@@ -162,9 +165,15 @@ def list_competitions() -> list[str]:
     return list(competition_files())
 
 
+def key_path(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys of a pydantic error location, without the tags it adds for union members
+    ('constrained-int', "literal['auto']")."""
+    return [str(p) for p in loc if isinstance(p, int) or re.fullmatch(r"[A-Za-z_]\w*", p)]
+
+
 def _format_validation(file: Path, exc: ValidationError) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = ".".join(key_path(first["loc"])) or "(top level)"
     if first["type"] == "extra_forbidden":
         return f"{file}: unknown key '{key}'"
     if first["type"] == "missing":

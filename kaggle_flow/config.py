@@ -17,15 +17,24 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from kaggle_flow.competition import Recipe
+from kaggle_flow.competition import Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
 
 if TYPE_CHECKING:
     from kaggle_flow.competition import Competition
+    from kaggle_flow.recipe import Facts
 
 
 class RunConfig(Recipe):
-    """One training run: recipe + run options + competition facts (see the module docstring)."""
+    """One training run: recipe + run options + competition facts (see the module docstring).
+
+    Every `auto` of the recipe is resolved here (recipe.py): the values are concrete, and `auto`
+    keeps the reason of each choice made.
+    """
+
+    epochs: Annotated[int, Field(ge=1)]
+    batch_size: Annotated[int, Field(ge=1)]
+    auto: dict[str, str] = Field(default_factory=dict)  # key -> why the automatic recipe chose its value
 
     # run options (flags that are not part of a competition's recipe)
     fold: Annotated[int, Field(ge=0)] = 0  # the validation fold of runs/COMP/folds.csv
@@ -36,6 +45,8 @@ class RunConfig(Recipe):
     workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes
     visualdl: bool = False  # VisualDL logs in the run folder
     balance_reason: str = ""  # why label shuffling is on or off (the recipe, `flow balance`, a flag)
+    full: bool = False  # train on every labelled row, no validation (a refit of a validated run)
+    full_from: str | None = None  # the validated run whose recipe and epoch count a full refit uses
 
     # competition facts, copied so a run never depends on the TOML staying the same
     competition: str
@@ -72,6 +83,10 @@ class RunConfig(Recipe):
         counts = [base + (1 if i >= len(sizes) - extra else 0) for i in range(len(sizes))]
         return [s for s, n in zip(sizes, counts) for _ in range(n)]
 
+    def frozen(self, epoch: int) -> bool:
+        """Whether the backbone is frozen in this epoch: --freeze throughout, or the first --freeze-epochs."""
+        return self.freeze_epochs >= epoch if self.freeze_epochs else self.freeze
+
     def for_fold(self, fold: int, run: str) -> RunConfig:
         """The config of one fold of a cross-validation run."""
         return self.model_copy(update={"folds": None, "fold": fold, "run": run})
@@ -81,7 +96,7 @@ RUN_OPTIONS = frozenset(RunConfig.model_fields) - frozenset(Recipe.model_fields)
 
 
 def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
+    return "--size" if key == "image_size" else "--" + key.replace("_", "-")
 
 
 _RANGES = {  # pydantic error type -> how the bound reads in a sentence
@@ -96,7 +111,7 @@ _RANGES = {  # pydantic error type -> how the bound reads in a sentence
 def validation_message(exc: ValidationError, where: str | None = None) -> str:
     """The first problem as one line: `--lr must be above 0 (got -1.0)`, or `FILE: key 'lr': ...`."""
     first = exc.errors()[0]
-    loc = [str(p) for p in first["loc"]]
+    loc = key_path(first["loc"])
     key = loc[0] if loc else ""
     got = first.get("input")
     if first["type"] in _RANGES:
@@ -125,37 +140,59 @@ def check_names(config: RunConfig) -> None:
     optim.get_loss(config.loss)
     for size in sorted(set(config.epoch_sizes())):
         models.check_size(config.model, size)
+    if (config.freeze or config.freeze_epochs) and models.get_model_info(config.model).head is None:
+        raise FlowError(f"--freeze: {config.model} has no separable classifier head")
 
 
 def build_config(
-    comp: Competition, overrides: dict[str, Any] | None = None, *, data_dir: Path | None = None
+    comp: Competition,
+    overrides: dict[str, Any] | None = None,
+    *,
+    data_dir: Path | None = None,
+    facts: Facts | None = None,
+    placeholders: bool = False,
 ) -> RunConfig:
     """The competition's Recipe, overridden by the non-None entries of `overrides`, plus its facts.
 
+    `auto` values are chosen from `facts` (recipe.resolve). With `placeholders`, they are left to
+    training and replaced by stand-ins, so the other options can be checked before anything runs.
     Unknown keys, bad ranges and unknown registry names are one line each (a FlowError).
     """
+    from kaggle_flow import recipe
+
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(given) - set(RunConfig.model_fields))
     if unknown:
         raise FlowError(f"unknown training option {unknown[0]!r}")
     values: dict[str, Any] = {**comp.train.model_dump(), "max_params": comp.max_params, **given}
     sizes = values.get("sizes") or []
-    values.update(
-        competition=comp.name,
-        classes=list(comp.classes),
-        metric=comp.metric,
-        image_size=sizes[-1] if sizes else comp.image_size,
-        channels=comp.channels,
-        mean=list(comp.mean),
-        std=list(comp.std),
-        data_dir=str(data_dir) if data_dir is not None else None,
-    )
+    values["image_size"] = sizes[-1] if sizes else given.get("image_size", comp.image_size)
+    values.update(competition=comp.name, classes=list(comp.classes), metric=comp.metric, channels=comp.channels,
+                  mean=list(comp.mean), std=list(comp.std), data_dir=str(data_dir) if data_dir is not None else None)
+    _check_auto(values)
+    if placeholders and facts is None:
+        values.update({k: STAND_INS[k] for k in recipe.AUTO_KEYS if values.get(k) == recipe.AUTO})
+    values, reasons = recipe.resolve(values, facts, num_classes=len(comp.classes), channels=comp.channels,
+                                     max_params=values.get("max_params"))
     try:
-        config = RunConfig(**values)
+        config = RunConfig(**values, auto={**values.get("auto", {}), **reasons})
     except ValidationError as exc:
         raise FlowError(validation_message(exc)) from None
     check_names(config)
     return config
+
+
+STAND_INS = {"model": "smallcnn", "image_size": 32, "batch_size": 32, "epochs": 60}  # only for checking options
+
+
+def _check_auto(values: dict[str, Any]) -> None:
+    """`auto` is a value only for the keys recipe.py chooses; any other text is a bad value."""
+    from kaggle_flow.recipe import AUTO_KEYS
+
+    for key in AUTO_KEYS:
+        value = values.get(key)
+        if isinstance(value, str) and value != "auto" and key != "model":
+            raise FlowError(f"{_flag(key)} takes a number or 'auto' (got {value!r})")
 
 
 def load_config(data: dict[str, Any], where: Path | str) -> RunConfig:

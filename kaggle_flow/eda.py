@@ -413,14 +413,19 @@ def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) 
     """Scan every image of the competition, save the report and plots, list the broken images.
 
     The table is read fresh (not ws.table()), so images fixed since the last run leave broken.csv.
+    What the user should know about it first (no test images, far fewer images read than lie below
+    the data folder: layouts.reading_notes) is printed before the scan and kept in report["notes"].
     With `strict`, broken images raise DataError after the report is saved.
     """
-    from kaggle_flow import plots
+    from kaggle_flow import console, plots
     from kaggle_flow.fileio import write_csv, write_json
-    from kaggle_flow.layouts import read_table
+    from kaggle_flow.layouts import read_table, reading_notes
 
     data_dir = ws.ensure_data()
     table = read_table(data_dir, ws.comp)
+    notes = reading_notes(data_dir, ws.comp, table)
+    for note in notes:  # before the scan: a layout reading the wrong folder is the first thing to fix
+        (console.warn if note.warning else console.info)(note.text)
     images = scan_images(table["path"], workers=workers)
     report, flagged = build_report(table, images, ws.comp.classes, ws.comp.channels)
 
@@ -445,6 +450,7 @@ def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) 
     plots.sizes(usable, files["sizes"])
     plots.modes(report["modes"], report["formats"], files["modes"])
     report = {"competition": ws.comp.name, "data_dir": str(data_dir), "channels": ws.comp.channels, **report}
+    report["notes"] = [note.text for note in notes]
     report["files"] = {k: str(v) for k, v in files.items()}
     write_json(files["report"], report)
     if strict and len(broken):

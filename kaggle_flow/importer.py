@@ -67,13 +67,26 @@ def import_data(comp: Competition, source: Path, target: Path, *, force: bool = 
         else:
             unpacked.mkdir()
             _safe_extract(source, unpacked)
-        root = _find_root(unpacked, comp)
+        try:
+            root = _find_root(unpacked, comp)
+        except DataError as exc:  # name the file the user has, not its copy in the staging folder
+            raise DataError(str(exc).replace(str(unpacked), str(source))) from None
         if target.exists():
             shutil.rmtree(target)
         root.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    announce(target, comp)
     return target
+
+
+def announce(root: Path, comp: Competition) -> None:
+    """Print what the user should know about the data just imported (layouts.reading_notes)."""
+    from kaggle_flow import console
+    from kaggle_flow.layouts import read_table, reading_notes
+
+    for note in reading_notes(root, comp, read_table(root, comp)):
+        (console.warn if note.warning else console.info)(note.text)
 
 
 def _images_in(folder: Path) -> int:

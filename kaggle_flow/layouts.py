@@ -10,22 +10,51 @@ Every reader returns a pandas DataFrame with the columns of `COLUMNS`:
 Rows read from a layout's `valid_dir` keep their origin as split "valid": `flow split` makes them
 the validation fold by default. Code that wants every labelled row uses `labelled(table)`.
 A new layout is one new reader registered in `READERS`; nothing after reading changes.
+
+Folders as downloaded. Archives often wrap a folder once more (iChallenge-PM keeps its training
+images in PALM-Training400/PALM-Training400/*.jpg, next to the zip they came from), so the folder a
+layout reads for `train_dir`, `valid_dir` or `test_dir` is found by one rule (`find_dir`):
+
+    start at DATA/<the name in the TOML>; while that folder holds no image file and exactly one
+    sub-folder, and that sub-folder is not named after a class, go down into it.
+
+Hidden entries and __MACOSX do not count, nor do other files (a readme, the zip itself). The ids
+stay as the competition knows them (file names, class/file.jpg, valid_dir/file.jpg), whatever the
+depth. So train_dir = "PALM-Training400" reads PALM-Training400/PALM-Training400/, and
+train_dir = "train" reads train/train/CLASS/ as well as train/CLASS/.
+
+Validation labels (`valid_csv`) are a .csv or an .xlsx (PALM ships PM_Label_and_Fovea_Location.xlsx),
+looked for in valid_dir, then the data folder; when the named file is in neither, a labels.csv there
+(the course's conversion of the .xlsx) is read instead. Validation images without labels are an
+error, never silently dropped.
+
+`reading_notes` says what a user should know about a table just read: no test images (and what
+scores the model instead), or far fewer images read than lie below the data folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
-from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition, Layout
+from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition
+from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 
 COLUMNS = ["id", "path", "label", "split"]
 LABELLED = ("train", "valid")  # the splits that carry a label
 SPLIT_WORDS = {"train": "training", "valid": "validation", "test": "test"}
+COURSE_LABELS = "labels.csv"  # the course's conversion of a download's validation labels
+UNREAD_SHARE = 0.5  # warn when a layout reads fewer than this share of the images below the data folder
+
+Row = tuple[str, str, int | None, str]  # id, path, label, split
 
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
@@ -44,7 +73,7 @@ def describe_counts(counts: dict[str, int]) -> str:
     return (", ".join(parts[:-1]) + " and " + parts[-1]) + " images"
 
 
-def _frame(rows: list[tuple[str, str, int | None, str]]) -> pd.DataFrame:
+def _frame(rows: list[Row]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["id"] = frame["id"].astype(str)
     frame["path"] = frame["path"].astype(str)
@@ -53,14 +82,45 @@ def _frame(rows: list[tuple[str, str, int | None, str]]) -> pd.DataFrame:
     return frame
 
 
+def _skipped(name: str) -> bool:
+    """Entries no layout reads: hidden ones and the __MACOSX folder of zips made on a Mac."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _require_dir(folder: Path, what: str) -> Path:
+def find_dir(root: Path, name: str | None, classes: Sequence[str] = ()) -> Path | None:
+    """The folder a layout reads for `name` (train_dir, valid_dir, test_dir); None when absent.
+
+    DATA/name, then down its chain of single sub-folders while it holds no image file (the rule
+    of the module docstring); a sub-folder named after a class ends the chain.
+    """
+    if name is None:
+        return None
+    folder = root / name
     if not folder.is_dir():
-        raise DataError(f"{folder}: {what} folder not found")
+        return None
+    while True:
+        with os.scandir(folder) as it:  # scandir knows each entry's type without a stat per file
+            entries = [e for e in it if not _skipped(e.name)]
+        subs = [e.name for e in entries if e.is_dir()]
+        images = any(e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS for e in entries)
+        if len(subs) != 1 or subs[0] in classes or images:
+            return folder
+        folder = folder / subs[0]
+
+
+def _require_dir(root: Path, name: str, comp: Competition, what: str) -> Path:
+    folder = find_dir(root, name, comp.classes)
+    if folder is None:
+        raise DataError(f"{root / name}: {what} folder not found")
     return folder
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if _is_image(p))
 
 
 def _inside(root: Path, image_id: str, where: str) -> Path:
@@ -89,22 +149,113 @@ def _check_unique(ids: pd.Series, file: Path, line_offset: int = 2) -> None:
         raise DataError(f"{file} line {pos + line_offset}: duplicate id '{ids.iloc[pos]}'")
 
 
-def _check_classes(rows: list[tuple[str, str, int | None, str]], comp: Competition, where: Path) -> None:
+def _check_classes(rows: list[Row], comp: Competition, where: Path) -> None:
     present = {label for _, _, label, split in rows if split in LABELLED}
     empty = [name for i, name in enumerate(comp.classes) if i not in present]
     if empty:
         raise DataError(f"{where}: class '{empty[0]}' has no training images")
 
 
-def _test_rows(root: Path, layout: Layout) -> list[tuple[str, str, int | None, str]]:
+# --- label files: CSV or Excel -------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    """An Excel cell as the text a CSV would hold: 1 and 1.0 -> '1', empty -> ''."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def read_xlsx(file: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """The first sheet of an .xlsx as strings (row k of the frame is sheet row k + 2), or a
+    one-line DataError: unreadable, or without one of `columns`. Blank rows are dropped."""
+    try:
+        raw = pd.read_excel(file, sheet_name=0, dtype=object, engine="openpyxl")
+    except ImportError:
+        raise DataError(f"{file}: reading .xlsx needs openpyxl (pip install openpyxl), or save it as CSV") from None
+    except Exception as exc:  # openpyxl raises zipfile, KeyError, ValueError... on a file that is not a workbook
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{file}: not a readable .xlsx workbook: {first}") from None
+    frame = raw.apply(lambda column: column.map(_cell))
+    frame.columns = [_cell(c) for c in raw.columns]
+    frame.index = raw.index + 2  # the sheet's row numbers (row 1 is the header)
+    frame = frame[(frame != "").any(axis=1)]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        found = ", ".join(frame.columns) or "none"
+        raise DataError(f"{file}: missing column '{missing[0]}' (found: {found})")
+    return frame
+
+
+def read_labels(file: Path, columns: Sequence[str]) -> tuple[pd.DataFrame, str]:
+    """A labels file (.csv, or .xlsx as some downloads ship it) as strings, indexed by the number
+    an error should name, and the word for it: 'line' (CSV) or 'row' (sheet)."""
+    suffix = file.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return read_xlsx(file, columns), "row"
+    if suffix == ".xls":
+        raise DataError(f"{file}: an old-style .xls workbook; save it as .xlsx or .csv")
+    frame = read_csv(file, columns)
+    frame.index = frame.index + 2
+    return frame, "line"
+
+
+def _labels_file(root: Path, valid: Path, name: str) -> Path | None:
+    """The validation labels: `name` in valid_dir or the data folder, else the course's labels.csv."""
+    for candidate in (name, COURSE_LABELS):
+        for folder in (valid, root):
+            if (folder / candidate).is_file():
+                return folder / candidate
+    return None
+
+
+# --- the readers -----------------------------------------------------------------------------
+
+
+def _test_rows(root: Path, comp: Competition) -> list[Row]:
     """Test images: a flat folder, or one folder per class (labels hidden: scoring uses solution.csv)."""
-    if layout.test_dir is None or not (root / layout.test_dir).is_dir():
+    test_dir = find_dir(root, comp.layout.test_dir, comp.classes)
+    if test_dir is None:
         return []
-    test_dir = root / layout.test_dir
-    rows = []
-    for path in sorted(test_dir.rglob("*")):
-        if _is_image(path):
-            rows.append((path.relative_to(test_dir).as_posix(), str(path), None, "test"))
+    return [
+        (path.relative_to(test_dir).as_posix(), str(path), None, "test")
+        for path in sorted(test_dir.rglob("*"))
+        if _is_image(path) and not any(map(_skipped, path.relative_to(test_dir).parts))
+    ]
+
+
+def _valid_label_rows(root: Path, comp: Competition) -> list[Row]:
+    """valid_dir's images with their labels from valid_csv (prefix layout)."""
+    layout = comp.layout
+    valid = find_dir(root, layout.valid_dir, comp.classes)
+    if valid is None or not layout.valid_csv:
+        return []
+    file = _labels_file(root, valid, layout.valid_csv)
+    if file is None:
+        n = len(_images_in(valid))
+        if not n:
+            return []
+        raise DataError(
+            f"{valid}: {n} validation images but no labels: neither {layout.valid_csv} nor {COURSE_LABELS} "
+            f"in {valid} or {root}"
+        )
+    frame, word = read_labels(file, [layout.valid_id_column, layout.valid_label_column])
+    ids = frame[layout.valid_id_column].str.strip()
+    dup = ids.duplicated(keep="first")
+    if dup.any():
+        raise DataError(f"{file} {word} {dup[dup].index[0]}: duplicate id '{ids[dup].iloc[0]}'")
+    rows: list[Row] = []
+    for number, image_id, value in zip(frame.index, ids, frame[layout.valid_label_column]):
+        where = f"{file} {word} {number}"
+        if not image_id:
+            raise DataError(f"{where}: empty id")
+        label = _parse_label(value, comp, "index", where)
+        path = _inside(valid, image_id, where)
+        if not path.is_file():
+            raise DataError(f"{where}: image '{image_id}' not found in {valid}")
+        rows.append((f"{layout.valid_dir}/{image_id}", str(path), label, "valid"))
     return rows
 
 
@@ -114,10 +265,10 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
         raise DataError(f"{comp.path}: layout 'csv' needs layout.train_csv")
     file = root / layout.train_csv
     frame = read_csv(file, [layout.id_column, layout.label_column])
-    images = _require_dir(root / layout.train_dir, "training image")
+    images = _require_dir(root, layout.train_dir, comp, "training image")
     ids = frame[layout.id_column].str.strip()
     _check_unique(ids, file)
-    rows: list[tuple[str, str, int | None, str]] = []
+    rows: list[Row] = []
     for line, (image_id, value) in enumerate(zip(ids, frame[layout.label_column]), start=2):
         where = f"{file} line {line}"
         if not image_id:
@@ -128,12 +279,12 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
             raise DataError(f"{where}: image '{image_id}' not found in {images}")
         rows.append((image_id, str(path), label, "train"))
     _check_classes(rows, comp, file)
-    return _frame(rows + _test_rows(root, layout))
+    return _frame(rows + _test_rows(root, comp))
 
 
-def _class_folder_rows(folder: Path, comp: Competition) -> list[tuple[str, str, int | None, str]]:
-    rows: list[tuple[str, str, int | None, str]] = []
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+def _class_folder_rows(folder: Path, comp: Competition) -> list[Row]:
+    rows: list[Row] = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not _skipped(p.name)):
         if sub.name not in comp.classes:
             raise DataError(f"{sub}: folder '{sub.name}' is not a class (classes: {', '.join(comp.classes)})")
         label = comp.classes.index(sub.name)
@@ -145,23 +296,21 @@ def _class_folder_rows(folder: Path, comp: Competition) -> list[tuple[str, str, 
 
 def read_folders_layout(root: Path, comp: Competition) -> pd.DataFrame:
     layout = comp.layout
-    train = _require_dir(root / layout.train_dir, "training image")
+    train = _require_dir(root, layout.train_dir, comp, "training image")
     rows = _class_folder_rows(train, comp)
-    if layout.valid_dir and (root / layout.valid_dir).is_dir():
-        valid = root / layout.valid_dir
+    valid = find_dir(root, layout.valid_dir, comp.classes)
+    if valid is not None:
         rows += [(f"{layout.valid_dir}/{i}", p, lab, "valid") for i, p, lab, _ in _class_folder_rows(valid, comp)]
     _check_classes(rows, comp, train)
-    return _frame(rows + _test_rows(root, layout))
+    return _frame(rows + _test_rows(root, comp))
 
 
 def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
     layout = comp.layout
-    train = _require_dir(root / layout.train_dir, "training image")
+    train = _require_dir(root, layout.train_dir, comp, "training image")
     prefixes = sorted(layout.prefix_labels, key=len, reverse=True)
-    rows: list[tuple[str, str, int | None, str]] = []
-    for path in sorted(train.iterdir()):
-        if not _is_image(path):
-            continue
+    rows: list[Row] = []
+    for path in _images_in(train):
         prefix = next((p for p in prefixes if path.name.startswith(p)), None)
         if prefix is None:
             raise DataError(
@@ -169,22 +318,9 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
                 f"({', '.join(sorted(layout.prefix_labels))})"
             )
         rows.append((path.name, str(path), layout.prefix_labels[prefix], "train"))
-    if layout.valid_dir and layout.valid_csv:
-        valid = root / layout.valid_dir
-        csv_path = valid / layout.valid_csv if (valid / layout.valid_csv).is_file() else root / layout.valid_csv
-        if valid.is_dir() and csv_path.is_file():
-            frame = read_csv(csv_path, [layout.valid_id_column, layout.valid_label_column])
-            ids = frame[layout.valid_id_column].str.strip()
-            _check_unique(ids, csv_path)
-            for line, (image_id, value) in enumerate(zip(ids, frame[layout.valid_label_column]), start=2):
-                where = f"{csv_path} line {line}"
-                label = _parse_label(value, comp, "index", where)
-                path = _inside(valid, image_id, where)
-                if not path.is_file():
-                    raise DataError(f"{where}: image '{image_id}' not found in {valid}")
-                rows.append((f"{layout.valid_dir}/{image_id}", str(path), label, "valid"))
+    rows += _valid_label_rows(root, comp)
     _check_classes(rows, comp, train)
-    return _frame(rows + _test_rows(root, layout))
+    return _frame(rows + _test_rows(root, comp))
 
 
 READERS: dict[str, Callable[[Path, Competition], pd.DataFrame]] = {
@@ -197,3 +333,78 @@ READERS: dict[str, Callable[[Path, Competition], pd.DataFrame]] = {
 def read_table(root: Path, comp: Competition) -> pd.DataFrame:
     """Read the competition's files under `root` into the canonical table."""
     return READERS[comp.layout.kind](root, comp)
+
+
+# --- what a user should know about a table just read -----------------------------------------
+
+
+class Note(NamedTuple):
+    """One line for the user about the data just read; `warning` ones print as warnings."""
+
+    text: str
+    warning: bool = False
+
+
+def no_test_images(root: Path, comp: Competition, table: pd.DataFrame) -> str:
+    """Why there is nothing to submit, and what scores the model instead (one line)."""
+    test_dir = comp.layout.test_dir
+    folder = find_dir(root, test_dir, comp.classes)
+    if test_dir is None:
+        where = "the layout names no test_dir"
+    elif folder is None:
+        where = f"no {test_dir} folder in {root}"
+    else:
+        where = f"{folder} holds no images"
+    n_valid = split_counts(table)["valid"]
+    instead = (
+        f"flow train scores each run on the download's {n_valid} validation images"
+        if n_valid
+        else "flow train scores each run on its validation fold (flow split)"
+    )
+    return f"{comp.name}: no test images ({where}); nothing to submit: {instead}"
+
+
+def _images_below(root: Path) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not _skipped(d)]
+        for name in files:
+            if not _skipped(name) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                yield Path(folder, name)
+
+
+def unread_images(root: Path, comp: Competition, table: pd.DataFrame) -> str | None:
+    """A warning when the table holds fewer than half of the image files below `root`: the layout
+    most likely points at the wrong folder (a download nested differently)."""
+    real_root = root.resolve()
+    files = list(_images_below(real_root))
+    if len(table) >= UNREAD_SHARE * len(files):
+        return None
+    parents: dict[str, Path] = {}  # resolve each folder once: ids may reach files through symlinks
+    read = set()
+    for path in map(Path, table["path"]):
+        key = str(path.parent)
+        if key not in parents:
+            parents[key] = path.parent.resolve()
+        read.add(parents[key] / path.name)
+    unread = Counter(p.parent.relative_to(real_root).as_posix() for p in files if p not in read)
+    folders = [f"{folder} ({n})" for folder, n in unread.most_common()]
+    layout = comp.layout
+    first = unread.most_common(1)[0][0].split("/")[0] if unread else ""
+    keys = {"valid_dir": layout.valid_dir, "test_dir": layout.test_dir}
+    key = next((k for k, v in keys.items() if v and v.split("/")[0] == first), "train_dir")
+    toml = comp.path.relative_to(Path.cwd()) if comp.path.is_relative_to(Path.cwd()) else comp.path
+    return (
+        f"{root}: the layout reads {len(table)} of the {len(files)} images below it; images in folders "
+        f"the layout does not read: {shortlist(folders, 3)}; see layout.{key} in {toml}"
+    )
+
+
+def reading_notes(root: Path, comp: Competition, table: pd.DataFrame) -> list[Note]:
+    """What `flow import` and `flow eda` say about the table read from `root` (empty when all is well)."""
+    notes = []
+    unread = unread_images(root, comp, table)
+    if unread:
+        notes.append(Note(unread, warning=True))
+    if not (table["split"] == "test").any():
+        notes.append(Note(no_test_images(root, comp, table)))
+    return notes

@@ -155,9 +155,12 @@ class TrainState:
     ema: EMA
     precision: Precision
     mixer: Mixer
+    place: str = "cpu"  # "cpu" or "gpu"
 
 
-def build_state(config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.ndarray, steps_per_epoch: int, amp: bool) -> TrainState:
+def build_state(
+    config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.ndarray, steps_per_epoch: int, place: str = "cpu"
+) -> TrainState:
     """Optimizer, schedule (stepped per iteration), loss, EMA, precision and mixing from the config."""
     schedule = optim.get_schedule(config.schedule).build(
         config.lr, total_steps=config.epochs * steps_per_epoch, warmup_steps=round(config.warmup_epochs * steps_per_epoch)
@@ -166,46 +169,87 @@ def build_state(config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.n
     loss_fn = optim.get_loss(config.loss).build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma)
     return TrainState(
         config=config, model=model, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
-        ema=EMA(model, config.ema), precision=Precision(amp), mixer=Mixer(config.mixup, config.cutmix, config.seed),
+        ema=EMA(model, config.ema), precision=Precision(config.amp and place == "gpu"),
+        mixer=Mixer(config.mixup, config.cutmix, config.seed), place=place,
     )
 
 
 # --- one epoch ------------------------------------------------------------------------------------
 
 
-class EpochBar:
-    """A rich progress bar over the steps of each epoch (nothing with FLOW_NO_PROGRESS set)."""
+def duration(seconds: float) -> str:
+    """'45 s', '4 min', '1 h 20 min': how long, as a person says it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
 
-    def __init__(self, total_epochs: int, steps: int) -> None:
-        self.progress: Any = None
-        self.total_epochs, self.steps = total_epochs, steps
-        if os.environ.get("FLOW_NO_PROGRESS"):
-            return
-        from rich.progress import TextColumn
 
-        self.progress = console.progress_bar(TextColumn("{task.fields[stats]}"))
-        self.task = self.progress.add_task("", total=steps, stats="")
+class Reporter:
+    """Progress of the steps, in the form the output can show, plus the time estimate.
 
-    def __enter__(self) -> EpochBar:
-        if self.progress is not None:
-            self.progress.start()
+    On a terminal: a rich bar per epoch. To a pipe or file: a plain line every `every` seconds, so a
+    log shows progress instead of minutes of silence. With FLOW_NO_PROGRESS set: neither. In every
+    case, once the first steps have run, one line with the expected time of the whole run, and on
+    a CPU a warning naming faster flags when that passes 30 minutes.
+    """
+
+    ESTIMATE_AFTER = 3.0  # s of steps (or 20 steps) before the time estimate
+    SLOW = 30 * 60  # s: a CPU run estimated above this gets a warning
+
+    def __init__(self, config: RunConfig, steps: int, *, first_epoch: int, place: str, faster: str = "", every: float = 10.0) -> None:
+        self.config, self.steps, self.first_epoch, self.place, self.faster = config, steps, first_epoch, place, faster
+        self.every, self.last_line, self.estimated = every, time.perf_counter(), False
+        self.epoch, self.bar, self.task = first_epoch, None, None
+        quiet = bool(os.environ.get("FLOW_NO_PROGRESS"))
+        self.plain = not quiet and not console.err.is_terminal
+        if not quiet and console.err.is_terminal:
+            from rich.progress import TextColumn
+
+            self.bar = console.progress_bar(TextColumn("{task.fields[stats]}"))
+            self.task = self.bar.add_task("", total=steps, stats="")
+
+    def __enter__(self) -> Reporter:
+        if self.bar is not None:
+            self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    @property
-    def active(self) -> bool:
-        return self.progress is not None
+        if self.bar is not None:
+            self.bar.stop()
 
     def start_epoch(self, epoch: int) -> None:
-        if self.progress is not None:
-            self.progress.reset(self.task, total=self.steps, description=f"epoch {epoch}/{self.total_epochs}", stats="")
+        self.epoch = epoch
+        if self.bar is not None:
+            self.bar.reset(self.task, total=self.steps, description=f"epoch {epoch}/{self.config.epochs}", stats="")
 
-    def step(self, stats: str, advance: int) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, advance=advance, stats=stats)
+    def wants(self, step: int, elapsed: float) -> bool:
+        """Whether step `step` should sync with the device to report (the loop syncs only then)."""
+        due = not self.estimated and (elapsed >= self.ESTIMATE_AFTER or step >= 20)
+        return due or (self.bar is not None and step % 10 == 0) or (self.plain and time.perf_counter() - self.last_line >= self.every)
+
+    def step(self, step: int, seen: int, elapsed: float, stats: str) -> None:
+        rate = seen / max(elapsed, 1e-9)
+        steps_left = (self.config.epochs - self.epoch) * self.steps + self.steps - step
+        left = steps_left * elapsed / step  # validation not counted: it costs a fraction of a training pass
+        if not self.estimated and (elapsed >= self.ESTIMATE_AFTER or step >= 20):
+            self.estimated = True
+            self._estimate(rate, elapsed + left)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, stats=f"{stats}  {rate:.0f} img/s")
+        elif self.plain and time.perf_counter() - self.last_line >= self.every:
+            self.last_line = time.perf_counter()
+            console.err.print(
+                f"epoch {self.epoch}/{self.config.epochs}  step {step}/{self.steps}  {stats}  {rate:.0f} img/s  "
+                f"about {duration(left)} left", markup=False, highlight=False,
+            )
+
+    def _estimate(self, rate: float, total: float) -> None:
+        epochs = self.config.epochs - self.first_epoch + 1
+        console.info(f"About {duration(total)} for {epochs} epochs ({rate:.0f} images/s)")
+        if self.place == "cpu" and total > self.SLOW and self.faster:
+            console.warn(f"about {duration(total)} on the CPU; faster: {self.faster}")
 
 
 @dataclass
@@ -222,8 +266,8 @@ def _out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "resourceexhausted" in text
 
 
-def train_one_epoch(state: TrainState, loader: Loader, bar: EpochBar) -> EpochResult:
-    """The steps of one epoch. Running sums stay tensors: the host syncs only when the bar redraws."""
+def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> EpochResult:
+    """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks."""
     model, k, smoothing = state.model, state.config.num_classes, state.config.label_smoothing
     model.train()
     t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
@@ -252,9 +296,9 @@ def train_one_epoch(state: TrainState, loader: Loader, bar: EpochBar) -> EpochRe
         seen += n
         loss_sum += loss.detach() * n
         correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
-        if bar.active and (step % 10 == 0 or step == len(loader)):
-            elapsed = max(time.perf_counter() - t0, 1e-9)
-            bar.step(f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}  {seen / elapsed:.0f} img/s", advance=10 if step % 10 == 0 else step % 10)
+        elapsed = time.perf_counter() - t0
+        if reporter.wants(step, elapsed):
+            reporter.step(step, seen, elapsed, f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}")
     seconds = time.perf_counter() - t0
     return EpochResult(float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), lr, seen, seconds)
 
@@ -315,8 +359,11 @@ class Progress:
     timing: list[dict[str, float]] = field(default_factory=list)
 
     def record(self, epoch: int, score: float) -> bool:
-        """Count the epoch; True when its score is the best so far."""
+        """Count the epoch; True when its score is the best so far (always, with no score: nothing held out)."""
         self.epoch = epoch
+        if math.isnan(score):
+            self.best_epoch, self.stale = epoch, 0
+            return True
         if score > self.best_score:
             self.best_score, self.best_epoch, self.stale = score, epoch, 0
             return True

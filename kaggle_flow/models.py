@@ -7,13 +7,17 @@ handled by giving the first convolution 1 input channel, initialized from the Im
 over RGB (the way timm adapts input convolutions), so the pretrained weights still help.
 
     create_model("resnet18", num_classes=4, in_channels=3, pretrained=True)
-    create_model("smallcnn", num_classes=10, in_channels=1, weights="runs/mnist/r1/best.pdparams")
+    create_model("resnet-s", num_classes=10, in_channels=1, image_size=28, weights="runs/mnist/r1/best.pdparams")
+
+Every entry names its classifier head (the last linear layer), the part `--freeze` trains on top of a
+frozen backbone (`head_parameters`, `set_backbone_trainable`); `train_speed` times a training step.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +30,12 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 import paddle.vision.models as pvm
 
-from kaggle_flow import console
+from kaggle_flow import console, resnets
 from kaggle_flow.errors import FlowError, NotFoundError
 
-# A builder takes (num_classes, in_channels) and returns the model with 3-channel input weights
-# already adapted to in_channels.
-Builder = Callable[[int, int], nn.Layer]
+# A builder takes (num_classes, in_channels, image_size) and returns the model with 3-channel input
+# weights already adapted to in_channels; image_size (the training size, None: small) may shape the stem.
+Builder = Callable[[int, int, int | None], nn.Layer]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class ModelInfo:
     description: str
     min_size: int  # px: the smallest square input whose feature maps do not collapse
     builder: Builder
+    head: str | None = None  # dotted path of the classifier's last Linear (None: no separable head)
 
 
 # --- models written here ---------------------------------------------------------------------
@@ -146,15 +151,19 @@ class GoogLeNet(pvm.GoogLeNet):
 # --- input channels --------------------------------------------------------------------------
 
 
+def _sublayer(model: nn.Layer, path: str) -> nn.Layer:
+    """The layer at a dotted path of `named_sublayers` ("classifier.6")."""
+    for part in path.split(".") if path else []:
+        model = model[int(part)] if part.isdigit() else getattr(model, part)
+    return model
+
+
 def _first_conv(model: nn.Layer) -> tuple[nn.Layer, str, nn.Conv2D]:
     """The first Conv2D of a model (in registration order, which is forward order here) and its parent."""
     for path, layer in model.named_sublayers():
         if isinstance(layer, nn.Conv2D):
-            parent = model
-            *outer, last = path.split(".")
-            for part in outer:
-                parent = getattr(parent, part) if not part.isdigit() else parent[int(part)]
-            return parent, last, layer
+            outer, _, last = path.rpartition(".")
+            return _sublayer(model, outer), last, layer
     raise FlowError(f"{type(model).__name__}: no convolution found to adapt the input channels")
 
 
@@ -192,17 +201,14 @@ def _set_in_channels(model: nn.Layer, in_channels: int) -> nn.Layer:
 
 
 def _vision(factory: Callable[..., nn.Layer], **kwargs: Any) -> Builder:
-    def build(num_classes: int, in_channels: int) -> nn.Layer:
+    def build(num_classes: int, in_channels: int, image_size: int | None) -> nn.Layer:
         return _set_in_channels(factory(num_classes=num_classes, **kwargs), in_channels)
 
     return build
 
 
-def _own(cls: Callable[..., nn.Layer]) -> Builder:
-    def build(num_classes: int, in_channels: int) -> nn.Layer:
-        return _set_in_channels(cls(num_classes=num_classes), in_channels)
-
-    return build
+def _family(name: str) -> Builder:
+    return lambda k, c, size: resnets.build(name, k, c, image_size=size)
 
 
 # --- the registry ----------------------------------------------------------------------------
@@ -211,21 +217,31 @@ MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in [
         ModelInfo("smallcnn", "Small BatchNorm CNN for tiny images (8-64 px, e.g. digits); fast on CPU", 8,
-                  lambda k, c: SmallCNN(k, in_channels=c)),
-        ModelInfo("lenet", "LeNet-5 (1998), any size >= 28 via adaptive pooling", 28, lambda k, c: LeNet(k, in_channels=c)),
-        ModelInfo("alexnet", "AlexNet (2012), adaptive 6x6 pool before the classifier", 63, _own(AlexNet)),
-        ModelInfo("vgg11", "VGG-11 with batch norm", 32, _vision(pvm.vgg11, batch_norm=True)),
-        ModelInfo("vgg16", "VGG-16 (ImageNet weights available)", 32, _vision(pvm.vgg16)),
-        ModelInfo("googlenet", "GoogLeNet / Inception v1, main head only", 61, _own(GoogLeNet)),
-        ModelInfo("resnet18", "ResNet-18: the usual first choice for 64-512 px images", 32, _vision(pvm.resnet18)),
-        ModelInfo("resnet34", "ResNet-34", 32, _vision(pvm.resnet34)),
-        ModelInfo("resnet50", "ResNet-50 (bottleneck blocks)", 32, _vision(pvm.resnet50)),
-        ModelInfo("resnet101", "ResNet-101", 32, _vision(pvm.resnet101)),
-        ModelInfo("mobilenet_v2", "MobileNetV2 1.0: light, for small parameter budgets", 32, _vision(pvm.mobilenet_v2)),
+                  lambda k, c, size: SmallCNN(k, in_channels=c), head="fc"),
+        ModelInfo("resnet-t", "Tiny plain ResNet, 3x3 convs only (fast on CPU): a first try on small data", 8,
+                  _family("resnet-t"), head="head"),
+        ModelInfo("resnet-s", "Small plain ResNet: the from-scratch choice for a few hundred to thousands of images",
+                  8, _family("resnet-s"), head="head"),
+        ModelInfo("resnet-m", "Medium plain ResNet (2 blocks a stage), from scratch", 8, _family("resnet-m"), head="head"),
+        ModelInfo("resnet-l", "Large plain ResNet, ResNet-18's widths; its stem keeps small images' resolution", 8,
+                  _family("resnet-l"), head="head"),
+        ModelInfo("lenet", "LeNet-5 (1998), any size >= 28 via adaptive pooling", 28,
+                  lambda k, c, size: LeNet(k, in_channels=c), head="fc.2"),
+        ModelInfo("alexnet", "AlexNet (2012), adaptive 6x6 pool before the classifier", 63, _vision(AlexNet), head="_fc8"),
+        ModelInfo("vgg11", "VGG-11 with batch norm", 32, _vision(pvm.vgg11, batch_norm=True), head="classifier.6"),
+        ModelInfo("vgg16", "VGG-16 (ImageNet weights available)", 32, _vision(pvm.vgg16), head="classifier.6"),
+        ModelInfo("googlenet", "GoogLeNet / Inception v1, main head only", 61, _vision(GoogLeNet), head="_fc_out"),
+        ModelInfo("resnet18", "ResNet-18: the usual first choice for 64-512 px images", 32, _vision(pvm.resnet18), head="fc"),
+        ModelInfo("resnet34", "ResNet-34", 32, _vision(pvm.resnet34), head="fc"),
+        ModelInfo("resnet50", "ResNet-50 (bottleneck blocks)", 32, _vision(pvm.resnet50), head="fc"),
+        ModelInfo("resnet101", "ResNet-101", 32, _vision(pvm.resnet101), head="fc"),
+        ModelInfo("mobilenet_v2", "MobileNetV2 1.0: light, for small parameter budgets (slow on CPU: depthwise)", 32,
+                  _vision(pvm.mobilenet_v2), head="classifier.1"),
         ModelInfo("mobilenet_v3_small", "MobileNetV3-Small 1.0: the lightest ImageNet model here", 32,
-                  _vision(pvm.mobilenet_v3_small)),
-        ModelInfo("mobilenet_v3_large", "MobileNetV3-Large 1.0", 32, _vision(pvm.mobilenet_v3_large)),
-        ModelInfo("shufflenet_v2", "ShuffleNetV2 x1.0: light and fast", 32, _vision(pvm.shufflenet_v2_x1_0)),
+                  _vision(pvm.mobilenet_v3_small), head="classifier.3"),
+        ModelInfo("mobilenet_v3_large", "MobileNetV3-Large 1.0", 32, _vision(pvm.mobilenet_v3_large), head="classifier.3"),
+        ModelInfo("shufflenet_v2", "ShuffleNetV2 x1.0: light (depthwise convs, slow to train on CPU)", 32,
+                  _vision(pvm.shufflenet_v2_x1_0), head="_fc"),
     ]
 }
 
@@ -270,10 +286,15 @@ def count_params(model: nn.Layer) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
 
 
-def param_count(name: str, num_classes: int = 10) -> int:
-    """Parameters of a model for RGB input, without allocating them (lazy init: instant even for VGG)."""
+def param_count(name: str, num_classes: int = 10, in_channels: int = 3) -> int:
+    """Parameters of a model, without allocating them (lazy init: instant even for VGG).
+
+    Built for RGB (adapting the first convolution needs real weights), then corrected for its input.
+    """
     with paddle.LazyGuard():
-        return count_params(get_model_info(name).builder(num_classes, 3))
+        model = get_model_info(name).builder(num_classes, 3, None)
+        weight = _first_conv(model)[2].weight
+    return count_params(model) + int(np.prod(weight.shape)) // weight.shape[1] * (in_channels - 3)
 
 
 def check_params(n: int, max_params: int | None, name: str) -> None:
@@ -288,6 +309,7 @@ def create_model(
     in_channels: int = 3,
     pretrained: bool = False,
     weights: str | Path | None = None,
+    image_size: int | None = None,
 ) -> nn.Layer:
     """Build a registered model, optionally starting from ImageNet weights or a weights file.
 
@@ -299,13 +321,15 @@ def create_model(
         pretrained: start from paddle.vision's ImageNet weights (downloaded once to ~/.cache/paddle).
         weights: a .pdparams state dict to load (a checkpoint of this model, or the ImageNet file
             downloaded by hand, e.g. when there is no network).
+        image_size: the training size in px (None: a small image). The resnet-t/s/m/l family picks
+            its stem stride from it (the parameters stay the same); the other models ignore it.
     """
     info = get_model_info(name)
     if num_classes < 1:
         raise FlowError(f"num_classes must be at least 1 (got {num_classes})")
     if in_channels < 1:
         raise FlowError(f"in_channels must be at least 1 (got {in_channels})")
-    model = info.builder(num_classes, in_channels)
+    model = info.builder(num_classes, in_channels, image_size)
     if weights is not None:
         load_weights(model, weights, num_classes, name=name)
     elif pretrained:
@@ -396,3 +420,85 @@ def load_weights(
     if skipped and not new_head_ok:
         console.warn(f"{file}: classifier head of another class count; {', '.join(skipped)} left freshly initialized")
     model.set_state_dict(loaded)
+
+
+# --- the head, for --freeze ------------------------------------------------------------------
+
+
+def head_parameters(model: nn.Layer, name: str) -> list[paddle.Tensor]:
+    """The parameters of the classifier head (the registry's `head` layer): what `--freeze` trains."""
+    path = get_model_info(name).head
+    if path is None:
+        raise FlowError(f"--freeze: {name} has no separable classifier head")
+    return list(_sublayer(model, path).parameters())
+
+
+_BATCH_NORMS = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
+
+
+def set_backbone_trainable(model: nn.Layer, name: str, trainable: bool) -> None:
+    """Freeze (or thaw) every parameter outside the head: the transfer-learning recipe.
+
+    A frozen backbone also freezes its BatchNorm statistics: the layers normalize with their running
+    mean and variance (the pretrained ones) and stop updating them, in training mode too, so the
+    loop's `model.train()` does not undo it (`use_global_stats`, not `eval()`). Call it before
+    wrapping the model in DataParallel; give the optimizer `head_parameters` (or all: frozen ones get
+    no gradient).
+    """
+    head = {p.name for p in head_parameters(model, name)}
+    for param in model.parameters():
+        if param.name not in head:
+            param.stop_gradient = not trainable
+    for layer in model.sublayers():
+        if isinstance(layer, _BATCH_NORMS):
+            layer._use_global_stats = None if trainable else True  # None: batch statistics while training
+
+
+# --- training speed --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainSpeed:
+    """Training throughput of one model on this machine, as `train_speed` measured it."""
+
+    images_per_s: float | None  # None: not timed (the note says why)
+    device: str  # "cpu" or "gpu"
+    note: str = ""
+
+
+def train_speed(
+    name: str, *, size: int = 64, batch_size: int = 32, num_classes: int = 10, in_channels: int = 3,
+    seconds: float = 2.0, max_step_s: float = 10.0,
+) -> TrainSpeed:
+    """Training images/s of a freshly built model on random data: forward, backward and an Adam step.
+
+    Runs where `flow train` would (`loop.use_device`: the GPU, else the CPU with every usable core).
+    One step warms up (oneDNN builds its kernels there), then steps are timed for `seconds`. A model
+    whose estimated step (from a one-image step) exceeds `max_step_s` is not timed: a note says so.
+    """
+    from kaggle_flow.loop import use_device
+
+    check_size(name, size)
+    place = use_device()
+    model = create_model(name, num_classes, in_channels, image_size=size)
+    optimizer = paddle.optimizer.Adam(learning_rate=1e-3, parameters=model.parameters())
+
+    def step(batch: int) -> float:
+        x, y = paddle.rand([batch, in_channels, size, size]), paddle.randint(0, num_classes, [batch])
+        start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        float(loss)  # waits for the device
+        return time.perf_counter() - start
+
+    step(1)
+    estimate = step(1) * batch_size
+    if estimate > max_step_s:
+        return TrainSpeed(None, place, f"not timed: about {estimate:.0f} s a step of {batch_size} here")
+    step(batch_size)  # warm-up
+    done, elapsed = 0, 0.0
+    while elapsed < seconds:
+        elapsed, done = elapsed + step(batch_size), done + 1
+    return TrainSpeed(done * batch_size / elapsed, place)

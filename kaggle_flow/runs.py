@@ -17,6 +17,8 @@ Three kinds of run share that layout:
   single    one model validated on one fold
   cv        `--folds all`: fold0/, fold1/, ... each a single run, plus the parent's config.json,
             oof.csv (every fold's validation rows) and summary.json (the CV score)
+  full      `flow train --full`: a validated run's recipe trained again on every labelled row, for
+            the epochs that run found best; no validation (best.pdparams = the last weights)
   ensemble  `flow predict --ensemble A,B`: a config.json listing its members, test_probs.npy
 
 RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from kaggle_flow.competition import Competition
     from kaggle_flow.workspace import Workspace
 
-RunKind = Literal["single", "cv", "ensemble"]
+RunKind = Literal["single", "cv", "full", "ensemble"]
 FINISHED = ("finished", "stopped early")  # statuses of a run whose best model can be used
 ENSEMBLE_PREFIX = "ensemble-"
 
@@ -92,6 +94,8 @@ class Run:
     def kind(self) -> RunKind:
         if isinstance(self.config, EnsembleConfig):
             return "ensemble"
+        if self.config.full:
+            return "full"
         return "cv" if self.config.folds == "all" else "single"
 
     @property
@@ -189,6 +193,18 @@ class Run:
         write_json(self.summary_file, summary.model_dump())
         return summary
 
+    def validation_score(self) -> float | None:
+        """The score a submission of this run can be judged by: its own, or for a full refit the
+        validated run it refits (None for an ensemble)."""
+        if isinstance(self.config, EnsembleConfig):
+            return None
+        if self.config.full and self.config.full_from:
+            try:
+                return load_run(self.comp_dir / self.config.full_from).summary.best_score
+            except FlowError:
+                return None
+        return self.summary.best_score
+
     def has_weights(self) -> bool:
         """Whether it can predict: its best weights, every fold's, or every member's."""
         if self.kind == "ensemble":
@@ -240,7 +256,7 @@ def _new_folder(runs_dir: Path, stem: str) -> Path:
 
 def create_run(runs_dir: Path, config: RunConfig) -> Run:
     """A fresh runs/COMP/YYYYMMDD-HHMMSS-MODEL-TAG folder with its config.json."""
-    tag = f"cv{config.n_folds}" if config.folds == "all" else f"f{config.fold}"
+    tag = "full" if config.full else f"cv{config.n_folds}" if config.folds == "all" else f"f{config.fold}"
     path = _new_folder(Path(runs_dir), f"{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{tag}")
     config = config.model_copy(update={"run": path.name})
     write_json(path / "config.json", config.model_dump(mode="json"))
@@ -265,6 +281,26 @@ def create_ensemble(runs_dir: Path, members: list[Run], comp: Competition, *, tt
     config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta)
     write_json(path / "config.json", config.model_dump(mode="json"))
     return Run(path, config)
+
+
+def validated_source(ws: Workspace, model: str | None = None) -> Run:
+    """The best validated run (of `model`, when given): what `flow train --full` refits."""
+    runs = [r for r in all_runs(ws.runs_dir) if r.kind in ("single", "cv") and r.summary.status in FINISHED]
+    runs = [r for r in runs if r.summary.best_score is not None and (model is None or r.config.model == model)]
+    if not runs:
+        which = f" of {model}" if model else ""
+        raise NotFoundError(
+            f"{ws.runs_dir}: no finished validated run{which} to refit; train one first (flow train {ws.comp.name}), "
+            f"or give --epochs with --full"
+        )
+    return max(runs, key=lambda r: (r.summary.best_score, r.name))
+
+
+def best_epoch(run: Run) -> int:
+    """The epoch count a run found best: its best epoch, or the folds' mean for cross-validation."""
+    if run.kind == "cv":
+        return max(1, round(sum(f.summary.best_epoch for f in run.folds()) / max(len(run.folds()), 1)))
+    return max(1, run.summary.best_epoch)
 
 
 def recipe_text(config: RunConfig | EnsembleConfig) -> str:
@@ -319,7 +355,7 @@ def list_runs(runs_dir: Path) -> pd.DataFrame:
             model, fold, epochs, status = "ensemble", "-", "", "ensemble"
         else:
             model, epochs, status = config.model, f"{summary.epochs_done}/{config.epochs}", summary.status
-            fold = f"all ({len(run.folds())})" if run.kind == "cv" else str(config.fold)
+            fold = f"all ({len(run.folds())})" if run.kind == "cv" else "full" if run.kind == "full" else str(config.fold)
         rows.append({
             "run": run.name, "path": str(run.path), "kind": run.kind, "model": model, "recipe": recipe_text(config),
             "fold": fold, "metric": summary.metric or getattr(config, "metric", ""), "best_score": summary.best_score,
@@ -350,7 +386,9 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> Run:
         scored = [r for r in usable if r.summary.best_score is not None]
         if not scored:
             return usable[-1]
-        return max(scored, key=lambda r: (r.summary.best_score, r.name))
+        winner = max(scored, key=lambda r: (r.summary.best_score, r.name))
+        refits = [r for r in usable if r.kind == "full" and r.config.full_from == winner.id]
+        return refits[-1] if refits else winner  # the best recipe, refitted on all the data when it was
     for candidate in (Path(ws.runs_dir) / name, Path(name)):
         if (candidate / "config.json").is_file():
             return load_run(candidate)

@@ -219,8 +219,9 @@ def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
     """The test rows of the workspace's table; a one-line error when there are none."""
     test = table[table["split"] == "test"].reset_index(drop=True)
     if test.empty:
-        where = ws.data_dir / ws.comp.layout.test_dir if ws.comp.layout.test_dir else ws.data_dir
-        raise DataError(f"{where}: no test images for '{ws.comp.name}'")
+        from kaggle_flow.layouts import no_test_images
+
+        raise DataError(no_test_images(ws.data_dir, ws.comp, table))
     return test
 
 
@@ -308,7 +309,7 @@ def submit(
     file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when)
     if probs_file is None:
         save_probs(owner, probs)
-    score = owner.summary.best_score if owner is not None and owner.kind != "ensemble" else None
+    score = owner.validation_score() if owner is not None else None
     add_entry(ws.submissions_dir, file=file, run=owner if owner is not None else name, cv_score=score, tta=tta, when=when)
     counts = pd.DataFrame({
         "class": ws.comp.classes,

@@ -25,12 +25,14 @@ import paddle
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.config import RunConfig, build_config
+from pydantic import ValidationError
+
+from kaggle_flow.config import RunConfig, build_config, validation_message
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.loop import (
     Checkpointer,
-    EpochBar,
+    Reporter,
     EpochHook,
     Evaluation,
     Progress,
@@ -38,6 +40,7 @@ from kaggle_flow.loop import (
     build_state,
     evaluate,
     seed_everything,
+    device,
     train_one_epoch,
     use_device,
 )
@@ -76,22 +79,39 @@ def train(
     from kaggle_flow.split import ensure_folds, train_val
 
     run = _run_to_resume(ws, resume) if resume is not None else None
-    config = run.config if run is not None else resolve_config(ws, overrides or {})
-    assert isinstance(config, RunConfig)
+    if run is None:
+        resolve_config(ws, overrides or {})  # every option checked before anything is made or measured
     table = ws.table(strict=strict)
     folds = ensure_folds(ws, table)
     rows = labelled(table)
-    if config.folds == "all":
-        return _cross_validate(ws, config, run, rows, folds, on_epoch_end)
-    train_rows, val_rows = train_val(rows, folds, config.fold)  # a missing fold fails before the run folder exists
-    run = run or create_run(ws.runs_dir, config)
+    options = overrides or {}
+    if run is not None:
+        run_config = run.config
+    elif options.get("full"):
+        run_config = _full_config(ws, options, rows)
+    else:
+        fold = 0 if options.get("folds") == "all" else (options.get("fold") or 0)
+        run_config = resolve_config(ws, options, train_rows=train_val(rows, folds, fold)[0])
+    assert isinstance(run_config, RunConfig)
+    if run_config.folds == "all":
+        return _cross_validate(ws, run_config, run, rows, folds, on_epoch_end)
+    if run_config.full:
+        train_rows, val_rows = rows, rows.iloc[0:0]
+    else:
+        train_rows, val_rows = train_val(rows, folds, run_config.fold)  # a missing fold fails before the run folder exists
+    run = run or create_run(ws.runs_dir, run_config)
     fit(run, train_rows, val_rows, rows, resume=resume is not None, on_epoch_end=on_epoch_end)
     return run
 
 
-def resolve_config(ws: Workspace, overrides: dict[str, Any]) -> RunConfig:
-    """The recipe with the flags, label shuffling as flags, `flow balance` and the recipe say."""
+def resolve_config(ws: Workspace, overrides: dict[str, Any], *, train_rows: pd.DataFrame | None = None) -> RunConfig:
+    """The recipe with the flags, label shuffling as flags, `flow balance` and the recipe say.
+
+    `auto` values are chosen from the fold's training rows and this machine (recipe.py); without
+    `train_rows` they are left to training (the options are only checked).
+    """
     from kaggle_flow.balance import balance_setting
+    from kaggle_flow.recipe import measure
 
     overrides = dict(overrides)
     if overrides.get("balance") is not None:
@@ -101,9 +121,55 @@ def resolve_config(ws: Workspace, overrides: dict[str, Any]) -> RunConfig:
         reason = f"`flow balance {ws.comp.name}{'' if recorded else ' --off'}` ({ws.runs_dir / 'balance.json'})"
     else:
         reason = f"the recipe of {ws.comp.path.name}"
-    config = build_config(ws.comp, {**overrides, "balance_reason": reason}, data_dir=ws.data_dir)
-    _check_params(config)
+    auto = _auto_keys(ws, overrides)
+    facts = measure(ws, train_rows, device()) if train_rows is not None and auto else None
+    config = build_config(ws.comp, {**overrides, "balance_reason": reason}, data_dir=ws.data_dir, facts=facts,
+                          placeholders=train_rows is None)
+    if train_rows is not None or "model" not in auto:
+        _check_params(config)
     return config
+
+
+def _full_config(ws: Workspace, overrides: dict[str, Any], rows: pd.DataFrame) -> RunConfig:
+    """A refit on every labelled row: the best validated run's recipe for the epochs it found best.
+
+    Flags given with --full override that recipe. With no validated run, --epochs says how long.
+    """
+    from kaggle_flow.errors import NotFoundError
+    from kaggle_flow.runs import best_epoch, validated_source
+
+    given = {k: v for k, v in overrides.items() if v is not None and k != "full"}
+    try:
+        source = validated_source(ws, given.get("model"))
+    except NotFoundError:
+        if given.get("epochs") in (None, "auto"):
+            raise
+        config = resolve_config(ws, overrides, train_rows=rows)
+        return config.model_copy(update={"full": True, "folds": None})
+    assert isinstance(source.config, RunConfig)
+    epochs = best_epoch(source)
+    why = {"epochs": f"{epochs}: the best epoch of {source.id} (validation {source.config.metric} {source.summary.best_score:.4f})"}
+    values = {
+        **source.config.model_dump(exclude={"run", "n_folds", "auto"}), "epochs": epochs, **given,
+        "full": True, "full_from": source.id, "folds": None, "fold": 0, "auto": {} if "epochs" in given else why,
+    }
+    try:
+        config = RunConfig(**values)
+    except ValidationError as exc:
+        raise FlowError(validation_message(exc)) from None
+    console.info(f"Refitting {source.id} on all {len(rows)} labelled images")
+    return config
+
+
+def _auto_keys(ws: Workspace, overrides: dict[str, Any]) -> set[str]:
+    """The keys the automatic recipe will choose: `auto` in the recipe and not set by a flag."""
+    from kaggle_flow.recipe import AUTO, AUTO_KEYS
+
+    values = {**ws.comp.train.model_dump(), "image_size": ws.comp.image_size}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("sizes"):
+        values["image_size"] = overrides["sizes"][-1]
+    return {k for k in AUTO_KEYS if values.get(k) == AUTO}
 
 
 def _check_params(config: RunConfig) -> None:
@@ -179,7 +245,7 @@ class FoldData:
     train_rows: pd.DataFrame
     val_rows: pd.DataFrame
     caches: dict[int, ImageCache]
-    val_loader: Loader
+    val_loader: Loader | None  # None for a full refit: nothing is held out
 
     @property
     def val_labels(self) -> np.ndarray:
@@ -224,10 +290,12 @@ def prepare_data(config: RunConfig, run: Run, train_rows: pd.DataFrame, val_rows
         warn_failed(failed, pd.concat([train_rows, val_rows]))
         train_rows = train_rows[~train_rows["path"].isin(failed)].reset_index(drop=True)
         val_rows = val_rows[~val_rows["path"].isin(failed)].reset_index(drop=True)
-    if train_rows.empty or val_rows.empty:
+    if train_rows.empty or (val_rows.empty and not config.full):
         raise FlowError(f"fold {config.fold}: no {'training' if train_rows.empty else 'validation'} images left")
-    val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
-    val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0)
+    val_loader = None
+    if not config.full:
+        val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
+        val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0)
     return FoldData(config, train_rows, val_rows, caches, val_loader)
 
 
@@ -260,8 +328,7 @@ def _fit(
     config, started = run.config, time.time()
     assert isinstance(config, RunConfig)
     place = use_device()
-    amp = config.amp and place == "gpu"
-    if config.amp and not amp:
+    if config.amp and place != "gpu":
         console.info("--amp: mixed precision needs a GPU; training in float32 on the CPU")
     seed_everything(config.seed)
     model = models.create_model(
@@ -271,7 +338,7 @@ def _fit(
     n_params = models.count_params(model)
     models.check_params(n_params, config.max_params, config.model)
     data = prepare_data(config, run, train_rows, val_rows, all_rows)
-    state = build_state(config, model, train_labels=data.train_rows["label"].to_numpy(dtype=int), steps_per_epoch=data.steps_per_epoch, amp=amp)
+    state = build_state(config, model, train_labels=data.train_rows["label"].to_numpy(dtype=int), steps_per_epoch=data.steps_per_epoch, place=place)
     checkpointer = Checkpointer(run)
     progress, history = Progress(), []
     if resume:
@@ -281,19 +348,42 @@ def _fit(
         if progress.epoch >= config.epochs or progress.stopped:
             raise FlowError(f"{run.path}: already finished ({progress.epoch} of {config.epochs} epochs); nothing to resume")
         console.info(f"Continuing after epoch {progress.epoch} of {config.epochs} (best {config.metric} {progress.best_score:.4f} at epoch {progress.best_epoch})")
-    _announce(config, run, data, n_params, place, amp)
+    _announce(config, run, data, n_params, state)
     status = _epochs(state, data, checkpointer, progress, history, on_epoch_end, started, n_params)
     return _finish(state, data, run, progress, history, status, started, n_params)
 
 
-def _announce(config: RunConfig, run: Run, data: FoldData, n_params: int, place: str, amp: bool) -> None:
+def _announce(config: RunConfig, run: Run, data: FoldData, n_params: int, state: TrainState) -> None:
+    if config.auto:
+        names = {"image_size": "size", "batch_size": "batch"}
+        lines = [f"  {names.get(k, k):<7} {why}" for k, why in config.auto.items()]
+        console.info("Automatic recipe (a flag overrides each):\n" + "\n".join(lines))
+    if config.freeze_epochs:
+        console.info(f"Backbone frozen for epochs 1-{config.freeze_epochs} (only the new head trains), then every layer trains")
+    elif config.freeze:
+        console.info("Backbone frozen: only the new classifier head trains")
     if config.balance:
         console.info(f"Label shuffling on (every class as often as the largest, redrawn each epoch): {config.balance_reason}")
     console.info(
-        f"Training {config.model} ({n_params:,} parameters) on {len(data.train_rows)} images, validating on "
-        f"{len(data.val_rows)} (fold {config.fold}); {config.epochs} epochs of {data.steps_per_epoch} steps, "
-        f"{config.optimizer} lr {config.lr:g} {config.schedule}, {place}{' amp' if amp else ''} -> {run.path}"
+        f"Training {config.model} ({n_params:,} parameters) on {len(data.train_rows)} images, "
+        + ("nothing held out (full refit)" if config.full else f"validating on {len(data.val_rows)} (fold {config.fold})")
+        + f"; {config.epochs} epochs of {data.steps_per_epoch} steps, "
+        f"{config.optimizer} lr {config.lr:g} {config.schedule}, {state.place}{' amp' if state.precision.enabled else ''} -> {run.path}"
     )
+
+
+def faster_flags(config: RunConfig) -> str:
+    """Flags that would make a slow CPU run faster, for the warning."""
+    from kaggle_flow.recipe import CPU_SIZE, FAMILY
+
+    flags = []
+    if config.image_size > CPU_SIZE:
+        flags.append(f"--size {CPU_SIZE}")
+    if config.model not in (*FAMILY[:2], "smallcnn", "lenet"):
+        flags.append(f"--model {FAMILY[1]}")
+    if config.epochs > 10:
+        flags.append(f"--epochs {max(5, config.epochs // 2)}")
+    return ", ".join(flags)
 
 
 def _epochs(
@@ -301,21 +391,26 @@ def _epochs(
     on_epoch_end: EpochHook | None, started: float, n_params: int,
 ) -> str:
     """The epochs after progress.epoch; the run's status. Ctrl-C leaves the last finished epoch to resume."""
+    from kaggle_flow import models
+
     config, run = state.config, checkpointer.run
     writer = _visualdl_writer(run) if config.visualdl else None
     sizes = config.epoch_sizes()
     try:
-        with EpochBar(config.epochs, data.steps_per_epoch) as bar:
+        reporter = Reporter(config, data.steps_per_epoch, first_epoch=progress.epoch + 1, place=state.place, faster=faster_flags(config))
+        with reporter:
             for epoch in range(progress.epoch + 1, config.epochs + 1):
                 size = sizes[epoch - 1]
                 seed_everything(config.seed * 1000 + epoch)
                 loader = data.train_loader(epoch, size)
                 state.mixer.start_epoch(epoch)
-                bar.start_epoch(epoch)
-                result = train_one_epoch(state, loader, bar)
+                if config.freeze or config.freeze_epochs:
+                    models.set_backbone_trainable(state.model, config.model, not config.frozen(epoch))
+                reporter.start_epoch(epoch)
+                result = train_one_epoch(state, loader, reporter)
                 with state.ema.applied(state.model):  # validate and keep the averaged weights under --ema
-                    evaluation = evaluate(state.model, data.val_loader, data.val_labels, config, state.precision)
-                    improved = progress.record(epoch, evaluation.metric)
+                    evaluation = _validate(state, data)
+                    improved = progress.record(epoch, evaluation.metric if evaluation is not None else math.nan)
                     if improved:
                         checkpointer.save_best(state.model)
                 row = _epoch_row(config, epoch, size, result.lr, result.loss, result.acc, evaluation)
@@ -342,24 +437,30 @@ def _epochs(
     return "finished"
 
 
-def _epoch_row(config: RunConfig, epoch: int, size: int, lr: float, loss: float, acc: float, e: Evaluation) -> dict[str, Any]:
-    """One line of metrics.csv."""
-    return {
-        "epoch": epoch, "size": size, "lr": lr, "train_loss": loss, "train_acc": acc,
-        "val_loss": e.loss, "val_acc": e.acc, "val_metric": e.metric,
-        **{f"recall_{name}": float(r) for name, r in zip(config.classes, e.recall)},
-    }
+def _validate(state: TrainState, data: FoldData) -> Evaluation | None:
+    if data.val_loader is None:
+        return None
+    return evaluate(state.model, data.val_loader, data.val_labels, state.config, state.precision)
+
+
+def _epoch_row(config: RunConfig, epoch: int, size: int, lr: float, loss: float, acc: float, e: Evaluation | None) -> dict[str, Any]:
+    """One line of metrics.csv (no validation columns for a full refit)."""
+    row = {"epoch": epoch, "size": size, "lr": lr, "train_loss": loss, "train_acc": acc}
+    if e is not None:
+        row.update(val_loss=e.loss, val_acc=e.acc, val_metric=e.metric)
+        row.update({f"recall_{name}": float(r) for name, r in zip(config.classes, e.recall)})
+    return row
 
 
 def _log_epoch(writer: Any, config: RunConfig, row: dict[str, Any], improved: bool, images_per_s: float) -> None:
     if writer is not None:
         for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_metric"):
-            writer.add_scalar(f"train/{key}", float(row[key]), row["epoch"])
-    console.info(
-        f"epoch {row['epoch']:>3}/{config.epochs}  {row['size']}px  lr {row['lr']:.2e}  train_loss {row['train_loss']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  {config.metric} "
-        f"{row['val_metric']:.4f}{' *' if improved else ''}  {images_per_s:.0f} img/s"
-    )
+            if key in row:
+                writer.add_scalar(f"train/{key}", float(row[key]), row["epoch"])
+    line = f"epoch {row['epoch']:>3}/{config.epochs}  {row['size']}px  lr {row['lr']:.2e}  train_loss {row['train_loss']:.4f}  "
+    if "val_loss" in row:
+        line += f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  {config.metric} {row['val_metric']:.4f}{' *' if improved else ''}  "
+    console.info(f"{line}{images_per_s:.0f} img/s")
 
 
 # --- one run: what it leaves ------------------------------------------------------------------------
@@ -375,17 +476,20 @@ def _finish(
     from kaggle_flow.train_plots import plot_confusion, plot_curves
 
     config = state.config
-    state.model.set_state_dict(paddle.load(str(run.best)))
-    best = evaluate(state.model, data.val_loader, data.val_labels, config, state.precision)
-    oof = pd.DataFrame({"id": data.val_rows["id"].to_numpy(), "label": data.val_labels, "pred": best.pred})
-    for j in range(config.num_classes):
-        oof[f"prob_{j}"] = best.probs[:, j]
-    write_csv(run.oof, oof, float_format="%.6g")
-    matrix = confusion_matrix(data.val_labels, best.pred, labels=list(range(config.num_classes)))
-    plot_confusion(matrix, list(config.classes), run.confusion, title=f"validation, epoch {progress.best_epoch}")
     plot_curves(pd.DataFrame(history), config.metric, run.curves)
+    recall = None
+    if data.val_loader is not None:
+        state.model.set_state_dict(paddle.load(str(run.best)))
+        best = evaluate(state.model, data.val_loader, data.val_labels, config, state.precision)
+        oof = pd.DataFrame({"id": data.val_rows["id"].to_numpy(), "label": data.val_labels, "pred": best.pred})
+        for j in range(config.num_classes):
+            oof[f"prob_{j}"] = best.probs[:, j]
+        write_csv(run.oof, oof, float_format="%.6g")
+        matrix = confusion_matrix(data.val_labels, best.pred, labels=list(range(config.num_classes)))
+        plot_confusion(matrix, list(config.classes), run.confusion, title=f"validation, epoch {progress.best_epoch}")
+        recall = best.recall
     summary = _write_summary(run, status, progress, started, n_params)
-    _print_summary(run, summary, history, best.recall)
+    _print_summary(run, summary, history, recall)
     return summary
 
 
@@ -402,21 +506,24 @@ def _write_summary(run: Run, status: str, progress: Progress, started: float, n_
     ))
 
 
-def _print_summary(run: Run, summary: Summary, history: list[dict[str, Any]], recall: np.ndarray) -> None:
+def _print_summary(run: Run, summary: Summary, history: list[dict[str, Any]], recall: np.ndarray | None) -> None:
     config = run.config
     assert isinstance(config, RunConfig)
-    best = next(r for r in history if r["epoch"] == summary.best_epoch)
-    rows = [
-        ("run", run.id),
-        ("status", summary.status),
-        (f"best val {config.metric}", f"{summary.best_score:.4f} (epoch {summary.best_epoch})"),
-        ("val accuracy / loss", f"{best['val_acc']:.4f} / {best['val_loss']:.4f}"),
-        ("epochs", f"{summary.epochs_done}/{summary.epochs}"),
-        ("time", f"{summary.duration_s:.0f} s"),
-        ("worst class recall", f"{config.classes[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"),
-    ]
-    console.table(f"Training summary ({config.model}, fold {config.fold})", ["", "value"], rows)
-    console.info(f"Saved {run.path}: best.pdparams, metrics.csv, curves.png, confusion.png, oof.csv")
+    rows = [("run", run.id), ("status", summary.status)]
+    if recall is not None:
+        best = next(r for r in history if r["epoch"] == summary.best_epoch)
+        rows += [
+            (f"best val {config.metric}", f"{summary.best_score:.4f} (epoch {summary.best_epoch})"),
+            ("val accuracy / loss", f"{best['val_acc']:.4f} / {best['val_loss']:.4f}"),
+        ]
+    else:
+        rows.append(("validation", f"none: trained on every labelled image ({config.full_from or 'given --epochs'})"))
+    rows += [("epochs", f"{summary.epochs_done}/{summary.epochs}"), ("time", f"{summary.duration_s:.0f} s")]
+    if recall is not None:
+        rows.append(("worst class recall", f"{config.classes[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
+    console.table(f"Training summary ({config.model}, {'full refit' if config.full else f'fold {config.fold}'})", ["", "value"], rows)
+    saved = "best.pdparams, metrics.csv, curves.png" + ("" if config.full else ", confusion.png, oof.csv")
+    console.info(f"Saved {run.path}: {saved}")
 
 
 def _visualdl_writer(run: Run) -> Any:

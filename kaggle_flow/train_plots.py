@@ -24,15 +24,18 @@ def plot_curves(metrics: pd.DataFrame, metric: str, path: Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     epochs = metrics["epoch"]
+    validated = "val_loss" in metrics  # a full refit holds nothing out
     axes[0].plot(epochs, metrics["train_loss"], "o-", label="train")
-    axes[0].plot(epochs, metrics["val_loss"], "o-", label="validation")
+    if validated:
+        axes[0].plot(epochs, metrics["val_loss"], "o-", label="validation")
     axes[0].set_title("loss (train: on smoothed/mixed targets)")
     axes[0].legend()
-    axes[1].plot(epochs, metrics["val_acc"], "o-", label="val accuracy")
-    if metric != "accuracy":
+    if validated:
+        axes[1].plot(epochs, metrics["val_acc"], "o-", label="val accuracy")
+    if validated and metric != "accuracy":
         axes[1].plot(epochs, metrics["val_metric"], "o-", label=f"val {metric}")
     axes[1].plot(epochs, metrics["train_acc"], "o--", alpha=0.6, label="train accuracy")
-    axes[1].set_title(f"validation {metric}")
+    axes[1].set_title(f"validation {metric}" if validated else "training accuracy (nothing held out)")
     axes[1].legend()
     axes[2].plot(epochs, metrics["lr"], "o-")
     axes[2].set_title("learning rate (end of epoch)")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("FLOW_NO_PROGRESS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # course_trees: generated course downloads
 
 import kaggle_flow  # noqa: E402,F401  (reads OMP_NUM_THREADS before any test module imports paddle)
 

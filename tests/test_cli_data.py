@@ -250,3 +250,67 @@ def test_init_from_csv(workdir: Path, tmp_path: Path) -> None:
     assert one_line_error(flow("init", "lem", "--from", str(root))) == (
         "Error: competitions/lem.toml: already exists; edit it or remove it first"
     )
+
+
+# --- downloads as they come --------------------------------------------------------------------
+
+
+def test_import_palm_as_downloaded_says_there_are_no_test_images(workdir: Path, tmp_path: Path) -> None:
+    from course_trees import make_palm
+
+    archive = _zip(make_palm(tmp_path / "palm", scale=0.02), tmp_path / "palm.zip", prefix="")
+    result = flow("import", "palm", archive)
+    assert result.exit_code == 0, result.output
+    no_test = (
+        "palm: no test images (no PALM-Testing400 folder in data/palm); nothing to submit: "
+        "flow train scores each run on the download's 8 validation images"
+    )
+    imported = "Imported palm into data/palm: 8 training, 8 validation and 0 test images"
+    assert result.output.splitlines() == [no_test, imported]
+    assert (workdir / "data/palm/PALM-Training400/PALM-Training400/P0001.jpg").is_file()
+
+    result = flow("eda", "palm")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == no_test
+    assert "palm: 8 training, 8 validation and 0 test images" in result.output
+    result = flow("split", "palm")
+    assert "Saved the download's validation set (8 images) as fold 0" in result.output
+
+
+def test_bad_xlsx_label_through_cli(workdir: Path, tmp_path: Path) -> None:
+    from course_trees import PALM_GT, make_palm
+
+    root = make_palm(tmp_path / "palm", scale=0.02)
+    frame = pd.read_excel(root / PALM_GT)
+    frame.loc[1, "Label"] = 2
+    frame.to_excel(root / PALM_GT, index=False)
+    line = f"palm/{PALM_GT} row 3: unknown label '2' (a class index 0-1)"  # root, relative to the working directory
+    assert one_line_error(flow("split", "palm", "--data", root)) == f"Error: {line}"
+    # import names the file the user gave, not its copy in a staging folder
+    assert one_line_error(flow("import", "palm", root)) == f"Error: the files do not match the 'palm' layout: {line}"
+    assert not (workdir / "data/palm").exists()
+
+
+def test_import_and_eda_warn_when_the_layout_reads_far_fewer_images(workdir: Path, tmp_path: Path) -> None:
+    from trees import write_image
+
+    root = lemon_tree(tmp_path / "lemon")
+    for i in range(30):  # the second half of a download in a folder the layout does not name
+        write_image(root / "more_images" / f"extra_{i:03d}.jpg", seed=i)
+    warning = (
+        "Warning: data/lemon: the layout reads 21 of the 51 images below it; images in folders the layout "
+        f"does not read: more_images (30); see layout.train_dir in {_toml('lemon')}"
+    )
+    result = flow("import", "lemon", root)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [warning, "Imported lemon into data/lemon: 16 training and 5 test images"]
+    result = flow("eda", "lemon")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == warning
+
+
+def _toml(name: str) -> Path:
+    from kaggle_flow.competition import get_competition
+
+    path = get_competition(name).path
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from clitools import flow, one_line_error, runner
 
 from kaggle_flow.cli import app
-from kaggle_flow.models import MODELS
+from kaggle_flow.models import MODELS, param_count
 
 
 def test_models_lists_every_model(tmp_path: Path, monkeypatch) -> None:
@@ -17,6 +18,43 @@ def test_models_lists_every_model(tmp_path: Path, monkeypatch) -> None:
     for name in MODELS:
         assert name in result.output
     assert "108,794" in result.output  # smallcnn for 10 classes
+    for name in ("resnet-t", "resnet-s", "resnet-m", "resnet-l"):
+        assert re.search(rf"{name} +│ +{param_count(name):,} +│ +8 px", result.output), name
+    assert "train img/s" not in result.output
+
+
+def test_models_for_a_competition_count_its_classes_and_channels(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["models", "mnist", "--filter", "resnet18"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "10 classes, 1 channel (mnist)" in result.output
+    assert f"{param_count('resnet18', 10, 1):,}" in result.output
+    assert f"{param_count('resnet18', 10, 3):,}" not in result.output
+
+
+def test_models_speed_times_one_model(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["models", "--speed", "--model", "resnet-t", "--size", "32", "--batch-size", "16", "--seconds", "0.5"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    row = re.search(r"resnet-t +│ +([\d,]+) +│ +8 px +│ +no +│ +([\d,.]+) +│", result.output)
+    assert row, result.output
+    assert row[1] == f"{param_count('resnet-t'):,}" and float(row[2].replace(",", "")) > 0
+    assert "Training images/s at 32 px, batch 16, on the " in result.output
+    assert "smallcnn" not in result.output
+
+
+def test_models_speed_notes_a_size_below_the_minimum(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["models", "--speed", "--filter", "googlenet", "--size", "32"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"googlenet .*│ +needs 61 px +│", result.output), result.output
+
+
+def test_models_speed_unknown_model(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(flow("models", "--speed", "--model", "resnet9000"))
+    assert line.startswith("Error: unknown model 'resnet9000' (valid: smallcnn, resnet-t, ")
 
 
 def test_models_filter(tmp_path: Path, monkeypatch) -> None:

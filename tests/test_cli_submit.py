@@ -90,10 +90,12 @@ def test_submit_sample_with_unexpected_column(cwd: Path) -> None:
 def test_submit_without_test_images(cwd: Path) -> None:
     data = lemon_tree(cwd / "raw", n_test=0)
     probs = fake_probs(cwd / "p" / "test_probs.npy", 5, 4)
-    assert one_line_error(flow("submit", "lemon", "--data", data, "--probs", probs)) == (
-        "Error: raw/test_images: no test images for 'lemon'"
+    line = (
+        "Error: lemon: no test images (no test_images folder in raw); nothing to submit: "
+        "flow train scores each run on its validation fold (flow split)"
     )
-    assert one_line_error(flow("predict", "lemon", "--data", data)) == "Error: raw/test_images: no test images for 'lemon'"
+    assert one_line_error(flow("submit", "lemon", "--data", data, "--probs", probs)) == line
+    assert one_line_error(flow("predict", "lemon", "--data", data)) == line
 
 
 def test_score_and_submissions(workdir: Path) -> None:

@@ -232,6 +232,21 @@ def test_run_eda_saves_report_broken_list_and_plots(tmp_path: Path, samples: dic
         eda.run_eda(ws, strict=True)
 
 
+def test_report_notes_what_the_layout_leaves_unread(tmp_path: Path, samples: dict[str, Path]) -> None:
+    data = lemon(tmp_path / "data", {"zero": samples["zero"]})
+    ws = workspace(tmp_path, data)
+    assert eda.run_eda(ws)["notes"] == []
+    for i in range(40):  # a folder the layout does not name, more images than it reads
+        jpeg(data / "lemon_images" / "part2" / f"p{i}.jpg", seed=i, size=8)
+    shutil.rmtree(data / "test_images")
+    notes = eda.run_eda(ws)["notes"]
+    assert len(notes) == 2
+    assert notes[0].startswith(f"{data}: the layout reads 14 of the 54 images below it; images in folders the layout "
+                               "does not read: lemon_images/part2 (40); see layout.train_dir in ")
+    assert notes[1] == (f"lemon: no test images (no test_images folder in {data}); nothing to submit: "
+                        "flow train scores each run on its validation fold (flow split)")
+
+
 def test_fixed_data_clears_broken_csv(tmp_path: Path, samples: dict[str, Path]) -> None:
     data = lemon(tmp_path / "data", {"zero": samples["zero"]})
     ws = workspace(tmp_path, data)

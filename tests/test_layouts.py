@@ -130,3 +130,173 @@ def test_reading_never_modifies_input(tmp_path: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
     read_table(root, get_competition("lemon"))
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
+
+
+# --- folders and labels as downloaded ----------------------------------------------------------
+
+
+def _palm_download(tmp_path: Path, scale: float = 0.02) -> Path:
+    from course_trees import make_palm
+
+    return make_palm(tmp_path / "palm", scale=scale)
+
+
+def test_palm_as_downloaded_nested_training_and_xlsx_labels(tmp_path: Path) -> None:
+    from course_trees import PALM_GT, split_counts as generated
+
+    root = _palm_download(tmp_path)
+    table = read_table(root, get_competition("palm"))
+    _check_canonical(table)
+    assert split_counts(table) == generated("palm", 0.02) == {"train": 8, "valid": 8, "test": 0}
+    train = table[table["split"] == "train"]
+    labels = dict(zip(train["id"], train["label"]))
+    positive = {f"P000{i}.jpg": 1 for i in range(1, 5)}
+    assert labels == {**positive, **{f"N000{i}.jpg": 0 for i in range(1, 4)}, "H0001.jpg": 0}
+    assert all(Path(p).parent == root / "PALM-Training400" / "PALM-Training400" for p in train["path"])
+    gt = pd.read_excel(root / PALM_GT)
+    valid = table[table["split"] == "valid"]
+    expected = {f"PALM-Validation400/{name}": label for name, label in zip(gt["imgName"], gt["Label"])}
+    assert dict(zip(valid["id"], valid["label"])) == expected and set(expected.values()) == {0, 1}
+
+
+def _set_cell(file: Path, row: int, column: str, value: object) -> None:
+    """Change one cell of the first sheet; `row` as Excel numbers it (the header is row 1)."""
+    frame = pd.read_excel(file, dtype=object)
+    frame.loc[row - 2, column] = value
+    frame.to_excel(file, index=False)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("Label", 7, "row 4: unknown label '7' (a class index 0-1)"),
+        ("Label", "yes", "row 4: unknown label 'yes' (a class index 0-1)"),
+        ("imgName", "V0999.jpg", "row 4: image 'V0999.jpg' not found in ROOT/PALM-Validation400"),
+        ("imgName", "V0001.jpg", "row 4: duplicate id 'V0001.jpg'"),
+    ],
+)
+def test_palm_xlsx_bad_row_is_one_line(tmp_path: Path, column: str, value: object, message: str) -> None:
+    from course_trees import PALM_GT
+
+    root = _palm_download(tmp_path)
+    _set_cell(root / PALM_GT, 4, column, value)
+    with pytest.raises(DataError) as info:
+        read_table(root, get_competition("palm"))
+    assert str(info.value).replace(str(root), "ROOT") == f"ROOT/{PALM_GT} {message}"
+
+
+def test_palm_xlsx_missing_column_and_not_a_workbook(tmp_path: Path) -> None:
+    from course_trees import PALM_GT
+
+    root = _palm_download(tmp_path)
+    gt = root / PALM_GT
+    pd.read_excel(gt).rename(columns={"Label": "label"}).to_excel(gt, index=False)
+    with pytest.raises(DataError) as info:
+        read_table(root, get_competition("palm"))
+    assert str(info.value) == f"{gt}: missing column 'Label' (found: ID, imgName, label, Fovea_X, Fovea_Y)"
+    gt.write_text("ID,imgName,Label\n")
+    with pytest.raises(DataError) as info:
+        read_table(root, get_competition("palm"))
+    assert str(info.value).startswith(f"{gt}: not a readable .xlsx workbook: ")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("where", [".", "PALM-Validation400"])
+def test_palm_course_labels_csv_reads_the_same(tmp_path: Path, where: str) -> None:
+    """The course converts the .xlsx to labels.csv; either file gives the same table."""
+    import shutil
+
+    from course_trees import PALM_GT
+
+    root = _palm_download(tmp_path)
+    comp = get_competition("palm")
+    from_xlsx = read_table(root, comp)
+    pd.read_excel(root / PALM_GT).to_csv(root / where / "labels.csv", index=False)
+    shutil.rmtree(root / "PALM-Validation-GT")
+    pd.testing.assert_frame_equal(read_table(root, comp), from_xlsx)
+
+
+def test_validation_images_without_labels_are_an_error(tmp_path: Path) -> None:
+    import shutil
+
+    root = _palm_download(tmp_path)
+    shutil.rmtree(root / "PALM-Validation-GT")
+    with pytest.raises(DataError) as info:
+        read_table(root, get_competition("palm"))
+    valid = root / "PALM-Validation400"
+    assert str(info.value) == (
+        f"{valid}: 8 validation images but no labels: neither "
+        f"PALM-Validation-GT/PM_Label_and_Fovea_Location.xlsx nor labels.csv in {valid} or {root}"
+    )
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("files", "found"),
+    [
+        (["train/a.jpg"], "train"),  # images right there
+        (["train/train/a.jpg"], "train/train"),  # a folder of the same name inside
+        (["train/images/a.jpg", "train/train.zip", "train/.DS_Store", "train/__MACOSX/x/._a.jpg"], "train/images"),
+        (["train/x/y/a.jpg"], "train/x/y"),  # down the whole chain of single folders
+        (["train/a.jpg", "train/train/b.jpg"], "train"),  # images here: stop, the sub-folder is not read
+        (["train/x/a.jpg", "train/y/b.jpg"], "train"),  # two sub-folders: stop
+        (["train/cat/a.jpg"], "train"),  # a class folder is not a wrapper
+        (["train/wrap/cat/a.jpg", "train/wrap/dog/b.jpg"], "train/wrap"),
+    ],
+)
+def test_find_dir_follows_single_folders_down_to_the_images(tmp_path: Path, files: list[str], found: str) -> None:
+    from kaggle_flow.layouts import find_dir
+
+    for name in files:
+        _touch(tmp_path / name)
+    assert find_dir(tmp_path, "train", ["cat", "dog"]) == tmp_path / found
+    assert find_dir(tmp_path, "test", ["cat", "dog"]) is None
+
+
+def test_flat_and_folder_layouts_read_through_a_nested_download(tmp_path: Path) -> None:
+    lemon = lemon_tree(tmp_path / "lemon")  # test_images/test_images/*.jpg
+    (lemon / "test_images").rename(tmp_path / "t")
+    (lemon / "test_images").mkdir()
+    (tmp_path / "t").rename(lemon / "test_images" / "test_images")
+    table = read_table(lemon, get_competition("lemon"))
+    assert split_counts(table) == {"train": 16, "valid": 0, "test": 5}
+    assert (table.loc[table["split"] == "test", "id"] == [f"test_{i:04d}.jpg" for i in range(5)]).all()
+
+    garbage = garbage_tree(tmp_path / "garbage")  # train/garbage_train/CLASS/*.jpg
+    (garbage / "train").rename(tmp_path / "g")
+    (garbage / "train").mkdir()
+    (tmp_path / "g").rename(garbage / "train" / "garbage_train")
+    table = read_table(garbage, get_competition("garbage"))
+    assert split_counts(table) == {"train": 8, "valid": 0, "test": 5}
+    expected = {f"{c}/{c}_{i:03d}.jpg" for c in ("other", "recyclable") for i in range(4)}
+    assert set(table.loc[table["split"] == "train", "id"]) == expected
+
+
+def test_reading_notes_no_test_images_and_unread_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trees import write_image
+
+    from kaggle_flow.layouts import Note, reading_notes
+
+    monkeypatch.chdir(tmp_path)
+    comp = get_competition("lemon")
+    root = lemon_tree(tmp_path / "lemon")
+    assert reading_notes(root, comp, read_table(root, comp)) == []
+    for i in range(30):  # the second part of a download, in a folder the layout does not name
+        write_image(root / "train_images_2" / f"extra_{i:03d}.jpg", seed=i)
+    write_image(root / "train_images" / "unlisted.jpg", seed=99)
+    toml = comp.path.relative_to(Path.cwd()) if comp.path.is_relative_to(Path.cwd()) else comp.path
+    assert reading_notes(root, comp, read_table(root, comp)) == [Note(
+        f"{root}: the layout reads 21 of the 52 images below it; images in folders the layout does not read: "
+        f"train_images_2 (30), train_images (1); see layout.train_dir in {toml}", warning=True,
+    )]
+
+    palm = _palm_download(tmp_path)
+    assert reading_notes(palm, get_competition("palm"), read_table(palm, get_competition("palm"))) == [Note(
+        f"palm: no test images (no PALM-Testing400 folder in {palm}); nothing to submit: "
+        "flow train scores each run on the download's 8 validation images"
+    )]

@@ -1,19 +1,22 @@
-"""The model registry: every entry builds and runs at its smallest size, weights load or fail clearly."""
+"""The model registry: every entry builds and runs from its smallest size up, weights load or fail clearly,
+the head splits off for --freeze, and a training step can be timed."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from kaggle_flow import models
+from kaggle_flow import models, resnets
 from kaggle_flow.errors import FlowError, NotFoundError
 
 # Models with tens of millions of parameters: one image per forward pass keeps this file fast on a CPU.
 HEAVY = {"alexnet", "vgg11", "vgg16", "resnet101"}
 NAMES = list(models.MODELS)
+FAMILY = list(resnets.PRESETS)
 
 
 def _cases() -> list:
@@ -31,14 +34,60 @@ def _forward(model: paddle.nn.Layer, channels: int, size: int, n: int = 2) -> np
 
 
 @pytest.mark.parametrize(("name", "channels"), _cases())
-def test_every_model_gives_logits_at_its_min_size(name: str, channels: int) -> None:
+def test_every_model_gives_logits_from_its_min_size_up(name: str, channels: int) -> None:
     info = models.get_model_info(name)
     model = models.create_model(name, num_classes=5, in_channels=channels)
-    sizes = {info.min_size} | ({28} if name in ("smallcnn", "lenet") else set())
-    for size in sorted(sizes):
-        out = _forward(model, channels, size, n=1 if name in HEAVY else 2)
-        assert out.shape == ((1 if name in HEAVY else 2), 5)
+    n = 1 if name in HEAVY else 2
+    for size in sorted({info.min_size, 28, 47, 64, 96} - set(range(info.min_size))):
+        out = _forward(model, channels, size, n=n)
+        assert out.shape == (n, 5), size
         assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_the_resnet_family_takes_any_size_with_the_same_parameters(name: str) -> None:
+    counts = set()
+    for size in (16, 28, 64, 224):
+        model = models.create_model(name, num_classes=7, in_channels=1, image_size=size)
+        assert _forward(model, 1, size).shape == (2, 7), size
+        counts.add(models.count_params(model))
+    assert counts == {models.param_count(name, 7, in_channels=1)}
+
+
+def test_the_stem_follows_the_training_size() -> None:
+    """Full resolution for small images, 1/2 from 64 px, 1/4 from 128 px: the first stage's map size."""
+    sizes = {}
+    for image_size in (None, 28, 63, 64, 127, 128, 224):
+        model = models.create_model("resnet-t", 10, image_size=image_size)
+        side = image_size or 32
+        sizes[image_size] = model.pool(model.stem(paddle.rand([1, 3, side, side]))).shape[-1]
+    assert sizes == {None: 32, 28: 28, 63: 63, 64: 32, 127: 64, 128: 32, 224: 56}
+
+
+def test_a_family_checkpoint_loads_at_another_size(tmp_path: Path) -> None:
+    small = models.create_model("resnet-s", 10, in_channels=1, image_size=28)
+    file = tmp_path / "best.pdparams"
+    paddle.save(small.state_dict(), str(file))
+    large = models.create_model("resnet-s", 10, in_channels=1, image_size=224, weights=file)
+    for key, value in small.state_dict().items():
+        np.testing.assert_array_equal(large.state_dict()[key].numpy(), value.numpy())
+
+
+def test_the_family_starts_every_residual_block_as_the_identity() -> None:
+    model = models.create_model("resnet-m", 10)
+    blocks = [layer for layer in model.sublayers() if isinstance(layer, resnets.BasicBlock)]
+    assert len(blocks) == sum(resnets.PRESETS["resnet-m"].blocks)
+    for block in blocks:
+        assert not block.bn2.weight.numpy().any()  # the branch adds 0 until it learns
+        assert block.bn1.weight.numpy().all()
+    assert not any(isinstance(layer, paddle.nn.Conv2D) and layer._groups > 1 for layer in model.sublayers())
+
+
+def test_the_family_grows_from_tiny_to_resnet18_size() -> None:
+    counts = [models.param_count(name) for name in FAMILY]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)
+    assert models.param_count("resnet-t") < models.param_count("smallcnn") * 2
+    assert abs(models.param_count("resnet-l") / models.param_count("resnet18") - 1) < 0.01
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -46,6 +95,7 @@ def test_param_count_matches_the_built_model(name: str) -> None:
     if name in HEAVY:
         pytest.skip("the same code path as the light models; building these costs seconds")
     assert models.param_count(name, 10) == models.count_params(models.create_model(name, 10, in_channels=3))
+    assert models.param_count(name, 4, 1) == models.count_params(models.create_model(name, 4, in_channels=1))
 
 
 def test_registry_entries_are_consistent() -> None:
@@ -186,3 +236,68 @@ def test_pretrained_from_the_cache_replaces_the_head(monkeypatch: pytest.MonkeyP
 def test_no_pretrained_weights_for_own_models() -> None:
     with pytest.raises(FlowError, match=r"^no pretrained weights for smallcnn \(available for: alexnet, "):
         models.create_model("smallcnn", 10, pretrained=True)
+
+
+# --- the head, for --freeze ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_head_and_backbone_split_the_parameters(name: str) -> None:
+    if name in HEAVY:
+        pytest.skip("the same code path as the light models; building these costs seconds")
+    model = models.create_model(name, num_classes=7)
+    head = models.head_parameters(model, name)
+    assert [p.shape[-1] for p in head] == [7, 7]  # the weight [in, 7] and bias [7] of the last Linear
+    models.set_backbone_trainable(model, name, False)
+    trainable = [p.name for p in model.parameters() if not p.stop_gradient]
+    frozen = [p.name for p in model.parameters() if p.stop_gradient]
+    assert sorted(trainable) == sorted(p.name for p in head)
+    assert len(trainable) + len(frozen) == len(model.parameters()) == len({p.name for p in model.parameters()})
+    models.set_backbone_trainable(model, name, True)
+    assert not any(p.stop_gradient for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["resnet-t", "mobilenet_v3_small"])
+def test_a_frozen_backbone_trains_only_the_head(name: str) -> None:
+    """One step in training mode: the head moves; backbone weights and BatchNorm statistics do not."""
+    model = models.create_model(name, num_classes=3)
+    models.set_backbone_trainable(model, name, False)
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    head = {p.name for p in models.head_parameters(model, name)}
+    keys = {k for k, p in model.state_dict().items() if p.name in head}
+    optimizer = paddle.optimizer.Adam(learning_rate=0.1, parameters=model.parameters())
+    model.train()  # what the training loop does each epoch: must not thaw the BatchNorm statistics
+    loss = paddle.nn.functional.cross_entropy(model(paddle.rand([4, 3, 32, 32])), paddle.to_tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+    changed = {k for k, v in model.state_dict().items() if not np.array_equal(v.numpy(), before[k])}
+    assert changed == keys and len(keys) == 2
+
+
+def test_a_model_without_a_head_cannot_be_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(models.MODELS, "lenet", dataclasses.replace(models.MODELS["lenet"], head=None))
+    model = models.create_model("lenet", 10, in_channels=1)
+    for call in (lambda: models.head_parameters(model, "lenet"), lambda: models.set_backbone_trainable(model, "lenet", False)):
+        with pytest.raises(FlowError) as exc:
+            call()
+        assert str(exc.value) == "--freeze: lenet has no separable classifier head"
+
+
+# --- training speed --------------------------------------------------------------------------
+
+
+def test_train_speed_times_a_training_step() -> None:
+    speed = models.train_speed("resnet-t", size=16, batch_size=8, seconds=0.2)
+    assert speed.images_per_s is not None and speed.images_per_s > 0
+    assert speed.device in ("cpu", "gpu") and speed.note == ""
+
+
+def test_train_speed_does_not_time_a_model_that_is_too_slow() -> None:
+    speed = models.train_speed("smallcnn", size=16, batch_size=8, seconds=0.2, max_step_s=0)
+    assert speed.images_per_s is None
+    assert speed.note.startswith("not timed: about ") and speed.note.endswith(" s a step of 8 here")
+
+
+def test_train_speed_refuses_a_too_small_size() -> None:
+    with pytest.raises(FlowError, match=r"^image size 16 is too small for resnet18"):
+        models.train_speed("resnet18", size=16)

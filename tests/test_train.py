@@ -401,3 +401,59 @@ def test_a_run_fits_only_its_competition(tiny: Path) -> None:
         run.check_fits(digits)
     with pytest.raises(FlowError, match=r"^unknown run 'nope' in runs/tiny \(runs: "):
         resolve_run(ws, "nope")
+
+
+# --- full refit, freezing, the time estimate ---------------------------------------------------------
+
+
+def test_full_refit_trains_on_every_labelled_image_for_the_best_epoch(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = open_workspace("tiny")
+    with pytest.raises(FlowError, match=r"no finished validated run to refit; train one first \(flow train tiny\), or give --epochs with --full$"):
+        train.train(ws, {"full": True})
+    source = train.train(ws, {"epochs": 3, "seed": 1})
+    seen = _spy_epochs(monkeypatch)
+    refit = train.train(ws, {"full": True})
+    assert refit.kind == "full" and refit.config.full_from == source.id
+    assert refit.config.epochs == source.summary.best_epoch == len(seen)
+    assert sum(seen[0]["counts"]) == 60  # every labelled image, the validation fold included
+    assert refit.config.seed == 1 and refit.config.auto["epochs"].startswith(f"{source.summary.best_epoch}: the best epoch of {source.id}")
+    assert "val_loss" not in pd.read_csv(refit.metrics_file).columns and not refit.oof.exists()
+    assert refit.validation_score() == source.summary.best_score
+    assert resolve_run(ws, None, best=True).path == refit.path  # submitting the best recipe takes its refit
+    assert list(list_runs(ws.runs_dir)["fold"]) == ["0", "full"]
+
+
+def test_freeze_trains_only_the_head(tiny: Path) -> None:
+    ws = open_workspace("tiny")
+    start = train.train(ws, {"epochs": 1})
+    before = paddle.load(str(start.best))
+    frozen = train.train(ws, {"epochs": 2, "freeze": True, "weights": str(start.best)})
+    after = paddle.load(str(frozen.best))
+    changed = {k for k in before if not np.array_equal(np.asarray(before[k]), np.asarray(after[k]))}
+    assert changed == {"fc.weight", "fc.bias"}  # BatchNorm statistics of the backbone stay too
+
+
+def test_freeze_epochs_then_every_layer_trains(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainable: list[set[str]] = []
+    real = train.train_one_epoch
+
+    def spy(state, loader, reporter):  # type: ignore[no-untyped-def]
+        trainable.append({p.name for p in state.model.parameters() if not p.stop_gradient})
+        return real(state, loader, reporter)
+
+    monkeypatch.setattr(train, "train_one_epoch", spy)
+    train.train(open_workspace("tiny"), {"epochs": 3, "freeze_epochs": 1})
+    assert len(trainable[0]) == 2 and len(trainable[1]) == len(trainable[2]) > 2
+
+
+def test_the_time_estimate_and_progress_to_a_pipe(tiny: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = build_config(open_workspace("tiny").comp, {"epochs": 20})
+    monkeypatch.delenv("FLOW_NO_PROGRESS", raising=False)
+    reporter = loop.Reporter(config, 100, first_epoch=1, place="cpu", faster="--size 64, --epochs 10", every=0.0)
+    reporter.start_epoch(1)
+    assert reporter.wants(20, 1.0)
+    reporter.step(20, 20 * 16, 30.0, "loss 0.5")  # 1.5 s a step: 2,000 steps take 50 min
+    out = capsys.readouterr()
+    assert "About 50 min for 20 epochs (11 images/s)" in out.out
+    assert "Warning: about 50 min on the CPU; faster: --size 64, --epochs 10" in out.err
+    assert "epoch 1/20  step 20/100  loss 0.5  11 img/s  about 50 min left" in out.err

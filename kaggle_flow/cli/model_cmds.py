@@ -11,27 +11,67 @@ from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
 
 @app.command("models")
 def models_cmd(
+    comp: Annotated[
+        Optional[str],
+        typer.Argument(help="Competition: count for its classes and channels (default 10, RGB).", show_default=False),
+    ] = None,
     filter_: Annotated[
         Optional[str], typer.Option("--filter", help="Only models whose name or description contains TEXT.", metavar="TEXT")
     ] = None,
+    speed: Annotated[bool, typer.Option("--speed", help="Also time training here (a few seconds a model).")] = False,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", help="Only this model (timed even when slow).", metavar="NAME", show_default=False),
+    ] = None,
+    size: Annotated[
+        Optional[int],
+        typer.Option("--size", help="Image size to time, px (default: the competition's, else 64).", min=1,
+                     show_default=False),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size to time.", min=1)] = 32,
+    seconds: Annotated[float, typer.Option("--seconds", help="Seconds of timed steps per model.", min=0.01)] = 2.0,
 ) -> None:
-    """List the models `flow train --model` accepts: parameters (for 10 classes), smallest input, ImageNet weights.
+    """List the models `flow train --model` accepts: parameters, smallest input, ImageNet weights, training speed.
 
-    Examples: flow models ; flow models --filter mobile
+    --speed times forward + backward + Adam steps on random images, live, where `flow train` would run
+    (the GPU, else every usable CPU core); models too slow to time in a few seconds are noted, not timed.
+
+    Examples: flow models ; flow models --filter mobile ; flow models lemon --speed ;
+    flow models --speed --model resnet-s --size 128
     """
     from kaggle_flow import console
-    from kaggle_flow.models import has_pretrained, list_models, param_count
+    from kaggle_flow.competition import get_competition
+    from kaggle_flow.machine import cpu_threads
+    from kaggle_flow.models import get_model_info, has_pretrained, list_models, param_count, train_speed
 
+    c = get_competition(comp) if comp else None
+    classes, channels = (c.num_classes, c.channels) if c else (10, 3)
+    size = size or (c.image_size if c else 64)
     text = (filter_ or "").lower()
-    rows = [
-        (m.name, f"{param_count(m.name, 10):,}", f"{m.min_size} px", "yes" if has_pretrained(m.name) else "no", m.description)
-        for m in list_models()
-        if text in m.name.lower() or text in m.description.lower()
-    ]
-    if not rows:
+    matches = [m for m in list_models() if text in m.name.lower() or text in m.description.lower()]
+    chosen = [get_model_info(model)] if model else matches
+    if not chosen:
         console.info(f"No model matches '{filter_}'.")
         return
-    console.table(None, ["name", "params", "min size", "imagenet", "description"], rows)
+    rows, device = [], "cpu"
+    for m in console.progress(chosen, len(chosen) if speed else None, "timing", min_total=2):
+        pretrained = "yes" if has_pretrained(m.name) else "no"
+        row = [m.name, f"{param_count(m.name, classes, channels):,}", f"{m.min_size} px", pretrained]
+        if speed and size < m.min_size:
+            row.append(f"needs {m.min_size} px")
+        elif speed:
+            timed = train_speed(m.name, size=size, batch_size=batch_size, num_classes=classes, in_channels=channels,
+                                seconds=seconds, max_step_s=float("inf") if model else 10.0)
+            device = timed.device
+            row.append(f"{timed.images_per_s:,.1f}" if timed.images_per_s else timed.note)
+        rows.append([*row, m.description])
+    columns = ["name", "params", "min size", "imagenet", *(["train img/s"] if speed else []), "description"]
+    title = f"{classes} classes, {channels} channel{'s' if channels > 1 else ''}" + (f" ({comp})" if comp else "")
+    console.table(title, columns, rows)
+    if speed:
+        where = f"the CPU, {cpu_threads()} threads" if device == "cpu" else "the GPU"
+        console.info(f"Training images/s at {size} px, batch {batch_size}, on {where}, measured now: other work on "
+                     "this machine lowers them.")
 
 
 @app.command("augment")

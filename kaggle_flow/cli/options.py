@@ -24,9 +24,10 @@ def _opt(type_: Any, flag: str, text: str, **kwargs: Any) -> Any:
 
 # parameter name (a RunConfig key) -> its option; every default is None (= the recipe) except the plain switches
 TRAINING_OPTIONS: dict[str, Any] = {
-    "model": _opt(str, "--model", f"Model name, see `flow models` {_R}."),
-    "epochs": _opt(int, "--epochs", f"Epochs {_R}."),
-    "batch_size": _opt(int, "--batch-size", f"Images per step {_R}."),
+    "model": _opt(str, "--model", f"Model name, see `flow models`, or auto {_R}."),
+    "image_size": _opt(str, "--size", f"Training image size in px, or auto {_R}.", metavar="PX|auto"),
+    "epochs": _opt(str, "--epochs", f"Epochs, or auto {_R}.", metavar="N|auto"),
+    "batch_size": _opt(str, "--batch-size", f"Images per step, or auto {_R}.", metavar="N|auto"),
     "lr": _opt(float, "--lr", f"Peak learning rate {_R}."),
     "optimizer": _opt(str, "--optimizer", f"adam, adamw or sgd {_R}."),
     "weight_decay": _opt(float, "--weight-decay", f"Weight decay {_R}."),
@@ -52,12 +53,18 @@ TRAINING_OPTIONS: dict[str, Any] = {
     "patience": _opt(int, "--patience", f"Stop after N epochs without improvement; 0 = never {_R}."),
     "amp": Annotated[bool, typer.Option("--amp", help="Mixed precision (GPU only; ignored on CPU).")],
     "pretrained": _opt(bool, "--pretrained/--scratch", f"Start from ImageNet weights {_R}."),
+    "freeze": _opt(bool, "--freeze/--no-freeze", f"Train only the classifier head; the backbone stays as loaded {_R}."),
+    "freeze_epochs": _opt(int, "--freeze-epochs", f"Train only the head for N epochs, then every layer (fine-tuning) {_R}.", metavar="N"),
     "weights": _opt(Path, "--weights", "Start from this .pdparams file (e.g. a run's best.pdparams).", metavar="FILE"),
     "max_params": _opt(int, "--max-params", "Refuse models with more parameters (default: the competition's limit)."),
     "workers": _opt(int, "--workers", "DataLoader worker processes (default 0: the main process)."),
     "visualdl": Annotated[bool, typer.Option("--visualdl", help="Write VisualDL logs into the run folder.")],
+    "full": Annotated[bool, typer.Option(
+        "--full", help="Refit on every labelled image (nothing held out) with the best validated run's recipe, "
+        "for the epochs it found best; `flow submit` then uses the refit.",
+    )],
 }
-_SWITCHES = ("amp", "visualdl")  # plain flags: off means "not given"
+_SWITCHES = ("amp", "visualdl", "full")  # plain flags: off means "not given"
 
 
 def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +73,8 @@ def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
     from kaggle_flow.errors import FlowError
 
     out = dict(values)
+    for key, flag in (("image_size", "--size"), ("epochs", "--epochs"), ("batch_size", "--batch-size")):
+        out[key] = _number_or_auto(out[key], flag)
     if out["folds"] is not None and out["folds"] != "all":
         raise FlowError(f"--folds takes 'all' (got '{out['folds']}')")
     if out["sizes"] is not None:
@@ -75,6 +84,17 @@ def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
     for key in _SWITCHES:
         out[key] = out[key] or None
     return out
+
+
+def _number_or_auto(text: str | None, flag: str) -> int | str | None:
+    from kaggle_flow.errors import FlowError
+
+    if text is None or text.strip() == "auto":
+        return None if text is None else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise FlowError(f"{flag} takes a whole number or 'auto' (got {text!r})") from None
 
 
 def training_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -218,7 +218,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
     from kaggle_flow import console, eda, split, submit, train
-    from kaggle_flow.layouts import describe_counts
+    from kaggle_flow.layouts import describe_counts, no_test_images
     from kaggle_flow.score import local_score, solution_file
     from kaggle_flow.workspace import open_workspace
 
@@ -237,10 +237,14 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
         _balance_step(ws, table, folds, config)
     with _step(4, "train", ws):
         run = train.train(ws, overrides, strict=strict)
+    outcome = "no local score"
+    if (table["split"] == "test").sum() == 0:
+        console.info(f"\n== 5/6 flow submit, 6/6 flow score: skipped ({no_test_images(ws.data_dir, ws.comp, table)})")
+        console.info(f"\nflow run {ws.comp.name}: run {run.id}; total wall time {time.perf_counter() - start:.1f} s")
+        return
     with _step(5, "submit", ws):
         sub = submit.submit(ws, run=run.id, strict=strict)
         _show_submission(sub)
-    outcome = "no local score"
     if solution_file(ws.comp, ws.ensure_data()) is None:
         console.info("\n== 6/6 flow score: skipped (no local labels; score it on the competition site)")
     else:

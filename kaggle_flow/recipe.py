@@ -1,0 +1,174 @@
+"""The automatic recipe: image size, model, batch size and epochs chosen from the data and the machine.
+
+A built-in competition leaves these four `auto`; any flag or TOML value overrides its own. Each
+choice comes with a one-line reason, printed before training and saved in config.json:
+
+    size    the median short side of the training images, capped by the device (64 px on a CPU,
+            224 on a GPU) and at least the model's minimum
+    model   the largest preset of the plain-convolution family that suits the device and the data
+            size and fits the competition's max_params
+    batch   64 on a CPU (32 for a few hundred images), 128 on a GPU (64 from 160 px)
+    epochs  about 50,000 images seen (10-60 epochs); on a CPU, fewer when the training speed
+            measured for this model and size says the run would pass CPU_BUDGET_S
+
+`Facts` holds what the choices read: `measure` takes it from `flow eda`'s images.csv when it is
+there, else from the headers of a sample of the training images (no pixel decoded).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow.errors import DataError
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+AUTO = "auto"
+AUTO_KEYS = ("image_size", "model", "batch_size", "epochs")
+CPU_SIZE, GPU_SIZE, MIN_SIZE = 64, 224, 16  # px
+IMAGES_SEEN = 50_000  # training images over the run (epochs x images per epoch)
+EPOCHS = (10, 60)
+CPU_BUDGET_S = 4 * 60  # a CPU baseline should take minutes
+FAMILY = ("resnet-t", "resnet-s", "resnet-m", "resnet-l")  # smallest first
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the automatic recipe reads about the data and the machine."""
+
+    n_train: int  # training images of the fold (before label shuffling)
+    median_width: int
+    median_height: int
+    place: str  # "cpu" or "gpu"
+    cores: int
+    source: str  # where the image sizes came from
+
+    @property
+    def short_side(self) -> int:
+        return min(self.median_width, self.median_height)
+
+
+def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int = 300) -> Facts:
+    """The median training image size (eda's images.csv, else a header scan of a sample) and the machine."""
+    from kaggle_flow.eda import scan_image
+    from kaggle_flow.machine import cpu_threads
+
+    sizes = _eda_sizes(ws, train_rows)
+    source = f"`flow eda` ({ws.eda_dir() / 'images.csv'})"
+    if sizes is None:
+        paths = train_rows["path"].sample(min(sample, len(train_rows)), random_state=0) if len(train_rows) else []
+        infos = [scan_image(p) for p in paths]
+        sizes = np.array([(i.width, i.height) for i in infos if not i.problem and i.width], dtype=float).reshape(-1, 2)
+        source = f"the headers of {len(paths)} training images"
+    if not len(sizes):
+        raise DataError(f"{ws.data_dir}: no readable training image to choose an image size from; give --size")
+    width, height = np.median(sizes, axis=0)
+    return Facts(len(train_rows), int(width), int(height), place, cpu_threads(), source)
+
+
+def _eda_sizes(ws: Workspace, train_rows: pd.DataFrame) -> np.ndarray | None:
+    file = ws.eda_dir() / "images.csv"
+    if not file.is_file():
+        return None
+    try:
+        images = pd.read_csv(file, usecols=["id", "width", "height", "problem"], dtype={"id": str}, keep_default_na=False)
+    except (OSError, ValueError):
+        return None
+    rows = images[images["id"].isin(set(train_rows["id"])) & (images["problem"] == "")]
+    return rows[["width", "height"]].to_numpy(dtype=float) if len(rows) else None
+
+
+def choose_size(facts: Facts, min_size: int = MIN_SIZE) -> tuple[int, str]:
+    cap = CPU_SIZE if facts.place == "cpu" else GPU_SIZE
+    size = max(min_size, MIN_SIZE, min(cap, facts.short_side))
+    where = f"median image {facts.median_width}x{facts.median_height} px ({facts.source})"
+    capped = f", capped at {cap} on a {facts.place.upper()}" if facts.short_side > cap else ""
+    raised = f", raised to the {size} px minimum" if facts.short_side < size else ""
+    return size, f"{size} px: {where}{capped}{raised}"
+
+
+def choose_model(facts: Facts, max_params: int | None, num_classes: int, channels: int) -> tuple[str, str]:
+    from kaggle_flow import models
+
+    if facts.place == "gpu":
+        wanted = "resnet-l" if facts.n_train >= 20_000 else "resnet-m"
+    else:
+        wanted = "resnet-t" if facts.n_train < 300 else "resnet-s"
+    for name in reversed(FAMILY[: FAMILY.index(wanted) + 1]):
+        params = models.param_count(name, num_classes, channels)
+        if max_params is None or params <= max_params:
+            limit = f", within max_params {max_params:,}" if max_params is not None else ""
+            return name, f"{name}: {facts.place.upper()}, {facts.n_train:,} training images, {params / 1e6:.1f} M parameters{limit}"
+    smallest = models.param_count(FAMILY[0], num_classes, channels)
+    raise DataError(f"max_params {max_params:,}: even {FAMILY[0]} has {smallest:,} parameters; give --model")
+
+
+def choose_batch(facts: Facts, size: int) -> tuple[int, str]:
+    if facts.place == "gpu":
+        batch = 64 if size >= 160 else 128
+        return batch, f"{batch}: GPU at {size} px"
+    batch = 32 if facts.n_train < 640 else 64
+    return batch, f"{batch}: CPU, {facts.n_train:,} training images"
+
+
+def choose_epochs(facts: Facts, images_per_s: float | None) -> tuple[int, str]:
+    lo, hi = EPOCHS
+    epochs = min(hi, max(lo, round(IMAGES_SEEN / max(facts.n_train, 1))))
+    reason = f"{epochs}: about {IMAGES_SEEN:,} images seen ({facts.n_train:,} per epoch)"
+    if facts.place == "cpu" and images_per_s:
+        fits = math.floor(CPU_BUDGET_S * images_per_s / max(facts.n_train, 1))
+        if fits < epochs:
+            epochs = max(3, fits)
+            reason = f"{epochs}: about {CPU_BUDGET_S // 60} min at the {images_per_s:.0f} images/s measured for this model and size"
+    return epochs, reason
+
+
+def training_speed(model_name: str, size: int, batch: int, num_classes: int, channels: int, *, steps: int = 3) -> float:
+    """Training images/s of a model at a size and batch on this machine (a few timed steps)."""
+    import paddle
+
+    from kaggle_flow import models
+
+    with paddle.utils.unique_name.guard():
+        model = models.create_model(model_name, num_classes, in_channels=channels, image_size=size)
+        optimizer = paddle.optimizer.Adam(parameters=model.parameters())
+        x = paddle.randn([batch, channels, size, size])
+        times = []
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            model(x).mean().backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            times.append(time.perf_counter() - start)
+    return batch / float(np.median(times[1:]))
+
+
+def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, channels: int, max_params: int | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """`values` with every `auto` of AUTO_KEYS replaced, and the reason for each choice made."""
+    from kaggle_flow import models
+
+    wanted = [k for k in AUTO_KEYS if values.get(k) == AUTO]
+    if not wanted:
+        return values, {}
+    if facts is None:
+        raise DataError(f"{', '.join(wanted)} are 'auto' but nothing was measured to choose them from")
+    values, reasons = dict(values), {}
+    if values["model"] == AUTO:
+        values["model"], reasons["model"] = choose_model(facts, max_params, num_classes, channels)
+    if values["image_size"] == AUTO:
+        values["image_size"], reasons["image_size"] = choose_size(facts, models.get_model_info(values["model"]).min_size)
+    if values["batch_size"] == AUTO:
+        values["batch_size"], reasons["batch_size"] = choose_batch(facts, values["image_size"])
+    if values["epochs"] == AUTO:
+        speed = None
+        if facts.place == "cpu":
+            speed = training_speed(values["model"], values["image_size"], values["batch_size"], num_classes, channels)
+        values["epochs"], reasons["epochs"] = choose_epochs(facts, speed)
+    return values, reasons

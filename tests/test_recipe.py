@@ -1,0 +1,89 @@
+"""The automatic recipe and the machine: each choice follows the data and the device, with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kaggle_flow import machine, recipe
+from kaggle_flow.errors import FlowError
+
+
+def facts(n: int = 1000, w: int = 320, h: int = 240, place: str = "cpu") -> recipe.Facts:
+    return recipe.Facts(n_train=n, median_width=w, median_height=h, place=place, cores=2, source="test")
+
+
+def test_size_is_the_median_short_side_capped_by_the_device() -> None:
+    assert recipe.choose_size(facts(w=28, h=28))[0] == 28
+    size, why = recipe.choose_size(facts(w=320, h=240))
+    assert size == recipe.CPU_SIZE and why == "64 px: median image 320x240 px (test), capped at 64 on a CPU"
+    assert recipe.choose_size(facts(w=320, h=240, place="gpu"))[0] == 224
+    size, why = recipe.choose_size(facts(w=8, h=8), min_size=16)
+    assert size == 16 and why.endswith("raised to the 16 px minimum")
+
+
+def test_model_follows_the_device_the_data_and_max_params() -> None:
+    assert recipe.choose_model(facts(n=200), None, 4, 3)[0] == "resnet-t"
+    assert recipe.choose_model(facts(n=1000), None, 4, 3)[0] == "resnet-s"
+    assert recipe.choose_model(facts(n=1000, place="gpu"), None, 4, 3)[0] == "resnet-m"
+    from kaggle_flow.models import param_count
+
+    limit = param_count("resnet-s", 4) - 1
+    name, why = recipe.choose_model(facts(n=1000), limit, 4, 3)
+    assert name == "resnet-t" and why.endswith(f"within max_params {limit:,}")
+    with pytest.raises(FlowError, match=r"^max_params 1,000: even resnet-t has [\d,]+ parameters; give --model$"):
+        recipe.choose_model(facts(), 1000, 4, 3)
+
+
+def test_epochs_aim_at_a_number_of_images_and_fit_the_cpu_budget() -> None:
+    assert recipe.choose_epochs(facts(n=5000), None)[0] == 10
+    assert recipe.choose_epochs(facts(n=1000), None)[0] == 50
+    assert recipe.choose_epochs(facts(n=100), None)[0] == 60
+    slow, why = recipe.choose_epochs(facts(n=1000), images_per_s=50.0)  # 50 epochs would take 1,000 s
+    assert slow == 12 and why == "12: about 4 min at the 50 images/s measured for this model and size"
+    assert recipe.choose_epochs(facts(n=1000, place="gpu"), images_per_s=50.0)[0] == 50
+
+
+def test_resolve_chooses_only_what_is_auto() -> None:
+    values = {"model": "smallcnn", "image_size": "auto", "batch_size": 16, "epochs": 3}
+    out, reasons = recipe.resolve(values, facts(w=28, h=28), num_classes=10, channels=1, max_params=None)
+    assert out == {**values, "image_size": 28} and list(reasons) == ["image_size"]
+    with pytest.raises(FlowError, match="^image_size are 'auto' but nothing was measured"):
+        recipe.resolve(values, None, num_classes=10, channels=1, max_params=None)
+
+
+def test_measure_reads_the_image_headers(workdir: Path) -> None:
+    from kaggle_flow.layouts import labelled
+    from kaggle_flow.workspace import open_workspace
+
+    ws = open_workspace("mnist", remember_it=False)
+    rows = labelled(ws.table(quiet=True))
+    found = recipe.measure(ws, rows, "cpu", sample=50)
+    assert (found.median_width, found.median_height, found.n_train) == (28, 28, len(rows))
+    assert found.source == "the headers of 50 training images"
+
+
+def test_usable_cores_follow_the_affinity_and_the_cgroup_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(machine, "CGROUP_V2", quota)
+    quota.write_text("max 100000\n")
+    assert machine.usable_cores() == 4
+    quota.write_text("250000 100000\n")  # 2.5 CPUs
+    assert machine.usable_cores() == 2
+    quota.write_text("50000 100000\n")
+    assert machine.usable_cores() == 1
+
+
+def test_the_users_thread_count_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine, "usable_cores", lambda: 8)
+    monkeypatch.setattr(machine, "USER_THREADS", None)
+    assert machine.cpu_threads() == 8
+    monkeypatch.setattr(machine, "USER_THREADS", "3")
+    assert machine.cpu_threads() == 3
+    import paddle
+
+    calls: list[int] = []
+    monkeypatch.setattr(paddle.base.core, "set_num_threads", calls.append)
+    assert machine.use_cpu_threads() == 3 and calls == [3]
