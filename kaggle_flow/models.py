@@ -235,13 +235,12 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("resnet34", "ResNet-34", 32, _vision(pvm.resnet34), head="fc"),
         ModelInfo("resnet50", "ResNet-50 (bottleneck blocks)", 32, _vision(pvm.resnet50), head="fc"),
         ModelInfo("resnet101", "ResNet-101", 32, _vision(pvm.resnet101), head="fc"),
-        ModelInfo("mobilenet_v2", "MobileNetV2 1.0: light, for small parameter budgets (slow on CPU: depthwise)", 32,
-                  _vision(pvm.mobilenet_v2), head="classifier.1"),
+        ModelInfo("mobilenet_v2", "MobileNetV2 1.0: light, for small parameter budgets", 32, _vision(pvm.mobilenet_v2),
+                  head="classifier.1"),
         ModelInfo("mobilenet_v3_small", "MobileNetV3-Small 1.0: the lightest ImageNet model here", 32,
                   _vision(pvm.mobilenet_v3_small), head="classifier.3"),
         ModelInfo("mobilenet_v3_large", "MobileNetV3-Large 1.0", 32, _vision(pvm.mobilenet_v3_large), head="classifier.3"),
-        ModelInfo("shufflenet_v2", "ShuffleNetV2 x1.0: light (depthwise convs, slow to train on CPU)", 32,
-                  _vision(pvm.shufflenet_v2_x1_0), head="_fc"),
+        ModelInfo("shufflenet_v2", "ShuffleNetV2 x1.0: light and fast", 32, _vision(pvm.shufflenet_v2_x1_0), head="_fc"),
     ]
 }
 
@@ -430,7 +429,8 @@ def head_parameters(model: nn.Layer, name: str) -> list[paddle.Tensor]:
     path = get_model_info(name).head
     if path is None:
         raise FlowError(f"--freeze: {name} has no separable classifier head")
-    return list(_sublayer(model, path).parameters())
+    inner = model._layers if isinstance(model, paddle.DataParallel) else model
+    return list(_sublayer(inner, path).parameters())
 
 
 _BATCH_NORMS = (nn.BatchNorm1D, nn.BatchNorm2D, nn.BatchNorm3D)
@@ -441,9 +441,8 @@ def set_backbone_trainable(model: nn.Layer, name: str, trainable: bool) -> None:
 
     A frozen backbone also freezes its BatchNorm statistics: the layers normalize with their running
     mean and variance (the pretrained ones) and stop updating them, in training mode too, so the
-    loop's `model.train()` does not undo it (`use_global_stats`, not `eval()`). Call it before
-    wrapping the model in DataParallel; give the optimizer `head_parameters` (or all: frozen ones get
-    no gradient).
+    loop's `model.train()` does not undo it (`use_global_stats`, not `eval()`). The optimizer may hold
+    every parameter: a frozen one gets no gradient, so Adam and weight decay leave it alone.
     """
     head = {p.name for p in head_parameters(model, name)}
     for param in model.parameters():
@@ -474,7 +473,7 @@ def train_speed(
 
     Runs where `flow train` would (`loop.use_device`: the GPU, else the CPU with every usable core).
     One step warms up (oneDNN builds its kernels there), then steps are timed for `seconds`. A model
-    whose estimated step (from a one-image step) exceeds `max_step_s` is not timed: a note says so.
+    whose step, extrapolated from steps of 1 and 4 images, would exceed `max_step_s` is not timed.
     """
     from kaggle_flow.loop import use_device
 
@@ -493,8 +492,9 @@ def train_speed(
         float(loss)  # waits for the device
         return time.perf_counter() - start
 
-    step(1)
-    estimate = step(1) * batch_size
+    step(1), step(4)  # the first step of a shape builds its kernels
+    one, four = step(1), step(4)  # a step costs a fixed part (Adam's update) plus a part per image
+    estimate = one + max(four - one, 0.0) / 3 * (batch_size - 1)
     if estimate > max_step_s:
         return TrainSpeed(None, place, f"not timed: about {estimate:.0f} s a step of {batch_size} here")
     step(batch_size)  # warm-up

@@ -38,7 +38,7 @@ def load_model(run: Run) -> paddle.nn.Layer:
     if not run.best.is_file():
         raise NotFoundError(f"{run.best}: no trained weights in this run folder (did the training finish an epoch?)")
     config = run.config
-    model = create_model(config.model, config.num_classes, in_channels=config.channels)
+    model = create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
     model.set_state_dict(paddle.load(str(run.best)))
     model.eval()
     return model

@@ -5,8 +5,8 @@ choice comes with a one-line reason, printed before training and saved in config
 
     size    the median short side of the training images, capped by the device (64 px on a CPU,
             224 on a GPU) and at least the model's minimum
-    model   the largest preset of the plain-convolution family that suits the device and the data
-            size and fits the competition's max_params
+    model   on a CPU resnet-t below 2,000 training images (more epochs fit the time), else resnet-s;
+            on a GPU resnet-m (resnet-l from 20,000 images); the largest that fits max_params
     batch   64 on a CPU (32 for a few hundred images), 128 on a GPU (64 from 160 px)
     epochs  about 50,000 images seen (10-60 epochs); on a CPU, fewer when the training speed
             measured for this model and size says the run would pass CPU_BUDGET_S
@@ -18,7 +18,6 @@ there, else from the headers of a sample of the training images (no pixel decode
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +34,8 @@ AUTO_KEYS = ("image_size", "model", "batch_size", "epochs")
 CPU_SIZE, GPU_SIZE, MIN_SIZE = 64, 224, 16  # px
 IMAGES_SEEN = 50_000  # training images over the run (epochs x images per epoch)
 EPOCHS = (10, 60)
-CPU_BUDGET_S = 4 * 60  # a CPU baseline should take minutes
+CPU_BUDGET_S = 3.5 * 60  # s of training steps: a CPU baseline takes minutes (validation and set-up on top)
+SMALL_DATA = 2_000  # training images below which the CPU model is the tiny preset (more epochs in the budget)
 FAMILY = ("resnet-t", "resnet-s", "resnet-m", "resnet-l")  # smallest first
 
 
@@ -44,6 +44,7 @@ class Facts:
     """What the automatic recipe reads about the data and the machine."""
 
     n_train: int  # training images of the fold (before label shuffling)
+    largest_class: int  # images of the largest class: label shuffling pads every class to it
     median_width: int
     median_height: int
     place: str  # "cpu" or "gpu"
@@ -70,7 +71,8 @@ def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int 
     if not len(sizes):
         raise DataError(f"{ws.data_dir}: no readable training image to choose an image size from; give --size")
     width, height = np.median(sizes, axis=0)
-    return Facts(len(train_rows), int(width), int(height), place, cpu_threads(), source)
+    largest = int(train_rows["label"].value_counts().max()) if len(train_rows) else 0
+    return Facts(len(train_rows), largest, int(width), int(height), place, cpu_threads(), source)
 
 
 def _eda_sizes(ws: Workspace, train_rows: pd.DataFrame) -> np.ndarray | None:
@@ -100,7 +102,7 @@ def choose_model(facts: Facts, max_params: int | None, num_classes: int, channel
     if facts.place == "gpu":
         wanted = "resnet-l" if facts.n_train >= 20_000 else "resnet-m"
     else:
-        wanted = "resnet-t" if facts.n_train < 300 else "resnet-s"
+        wanted = "resnet-t" if facts.n_train < SMALL_DATA else "resnet-s"
     for name in reversed(FAMILY[: FAMILY.index(wanted) + 1]):
         params = models.param_count(name, num_classes, channels)
         if max_params is None or params <= max_params:
@@ -118,36 +120,18 @@ def choose_batch(facts: Facts, size: int) -> tuple[int, str]:
     return batch, f"{batch}: CPU, {facts.n_train:,} training images"
 
 
-def choose_epochs(facts: Facts, images_per_s: float | None) -> tuple[int, str]:
+def choose_epochs(facts: Facts, images_per_s: float | None, *, per_epoch: int | None = None) -> tuple[int, str]:
+    """`per_epoch`: images in an epoch (more than n_train under label shuffling)."""
     lo, hi = EPOCHS
-    epochs = min(hi, max(lo, round(IMAGES_SEEN / max(facts.n_train, 1))))
-    reason = f"{epochs}: about {IMAGES_SEEN:,} images seen ({facts.n_train:,} per epoch)"
+    per_epoch = per_epoch or facts.n_train
+    epochs = min(hi, max(lo, round(IMAGES_SEEN / max(per_epoch, 1))))
+    reason = f"{epochs}: about {IMAGES_SEEN:,} images seen ({per_epoch:,} per epoch)"
     if facts.place == "cpu" and images_per_s:
-        fits = math.floor(CPU_BUDGET_S * images_per_s / max(facts.n_train, 1))
+        fits = math.floor(CPU_BUDGET_S * images_per_s / max(per_epoch, 1))
         if fits < epochs:
             epochs = max(3, fits)
-            reason = f"{epochs}: about {CPU_BUDGET_S // 60} min at the {images_per_s:.0f} images/s measured for this model and size"
+            reason = f"{epochs}: about {CPU_BUDGET_S / 60:g} min at the {images_per_s:.0f} images/s measured for this model and size"
     return epochs, reason
-
-
-def training_speed(model_name: str, size: int, batch: int, num_classes: int, channels: int, *, steps: int = 3) -> float:
-    """Training images/s of a model at a size and batch on this machine (a few timed steps)."""
-    import paddle
-
-    from kaggle_flow import models
-
-    with paddle.utils.unique_name.guard():
-        model = models.create_model(model_name, num_classes, in_channels=channels, image_size=size)
-        optimizer = paddle.optimizer.Adam(parameters=model.parameters())
-        x = paddle.randn([batch, channels, size, size])
-        times = []
-        for _ in range(steps + 1):
-            start = time.perf_counter()
-            model(x).mean().backward()
-            optimizer.step()
-            optimizer.clear_grad()
-            times.append(time.perf_counter() - start)
-    return batch / float(np.median(times[1:]))
 
 
 def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, channels: int, max_params: int | None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -169,6 +153,10 @@ def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, ch
     if values["epochs"] == AUTO:
         speed = None
         if facts.place == "cpu":
-            speed = training_speed(values["model"], values["image_size"], values["batch_size"], num_classes, channels)
-        values["epochs"], reasons["epochs"] = choose_epochs(facts, speed)
+            speed = models.train_speed(
+                values["model"], size=values["image_size"], batch_size=values["batch_size"],
+                num_classes=num_classes, in_channels=channels, seconds=1.5,
+            ).images_per_s
+        per_epoch = num_classes * facts.largest_class if values.get("balance") else facts.n_train
+        values["epochs"], reasons["epochs"] = choose_epochs(facts, speed, per_epoch=per_epoch)
     return values, reasons

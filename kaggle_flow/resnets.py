@@ -11,8 +11,10 @@ layout is ResNet's (He et al. 2016) with a 3x3 stem whose stride follows the tra
     >= 128        3x3 conv stride 2, max pool 1/4                128 -> 32, 224 -> 56
 
 The stride is not a parameter: every size has the same weights, so a checkpoint trained at one size
-loads at any other. For small data sets: Kaiming-normal convolutions, and the last BatchNorm of each
-residual branch starts at gamma 0, so every block starts as the identity (Goyal et al. 2017).
+loads at any other. Convolutions start Kaiming-normal (fan-in, ReLU gain). `zero_init_residual`
+(the last BatchNorm of each residual branch at gamma 0, so every block starts as the identity, Goyal
+et al. 2017) is off: on 4,000 MNIST digits with flow's recipe (Adam 3e-3, one-cycle, 600 steps of
+32) resnet-t reached 96.8% / 97.4% held-out with it and 98.1% / 97.9% without (two seeds).
 """
 
 from __future__ import annotations
@@ -57,10 +59,10 @@ def _bn(channels: int, gamma: float = 1.0) -> nn.BatchNorm2D:
 class BasicBlock(nn.Layer):
     """Two 3x3 conv-BN with a ReLU between; identity shortcut, or 1x1 conv-BN when the shape changes."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, zero_init: bool = False) -> None:
         super().__init__()
         self.conv1, self.bn1 = _conv(c_in, c_out, stride=stride), _bn(c_out)
-        self.conv2, self.bn2 = _conv(c_out, c_out), _bn(c_out, gamma=0.0)
+        self.conv2, self.bn2 = _conv(c_out, c_out), _bn(c_out, gamma=0.0 if zero_init else 1.0)
         changes = stride != 1 or c_in != c_out
         self.shortcut = nn.Sequential(_conv(c_in, c_out, 1, stride), _bn(c_out)) if changes else nn.Identity()
 
@@ -81,6 +83,7 @@ class ResNet(nn.Layer):
         blocks: tuple[int, ...],
         image_size: int | None = None,
         dropout: float = 0.2,
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         stride = stem_stride(image_size)
@@ -88,7 +91,8 @@ class ResNet(nn.Layer):
         self.pool = nn.MaxPool2D(3, 2, padding=1) if stride == 4 else nn.Identity()
         stages, c_in = [], widths[0]
         for i, (width, n) in enumerate(zip(widths, blocks)):
-            layers = [BasicBlock(c_in if j == 0 else width, width, 2 if i > 0 and j == 0 else 1) for j in range(n)]
+            layers = [BasicBlock(c_in if j == 0 else width, width, 2 if i > 0 and j == 0 else 1, zero_init_residual)
+                      for j in range(n)]
             stages.append(nn.Sequential(*layers))
             c_in = width
         self.stages = nn.Sequential(*stages)

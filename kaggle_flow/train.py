@@ -178,7 +178,7 @@ def _check_params(config: RunConfig) -> None:
 
     if config.max_params is None:
         return
-    model = models.create_model(config.model, config.num_classes, in_channels=config.channels)
+    model = models.create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
     models.check_params(models.count_params(model), config.max_params, config.model)
 
 
@@ -332,7 +332,7 @@ def _fit(
         console.info("--amp: mixed precision needs a GPU; training in float32 on the CPU")
     seed_everything(config.seed)
     model = models.create_model(
-        config.model, config.num_classes, in_channels=config.channels,
+        config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size,
         pretrained=config.pretrained and not resume, weights=None if resume else config.weights,
     )
     n_params = models.count_params(model)

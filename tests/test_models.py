@@ -73,14 +73,20 @@ def test_a_family_checkpoint_loads_at_another_size(tmp_path: Path) -> None:
         np.testing.assert_array_equal(large.state_dict()[key].numpy(), value.numpy())
 
 
-def test_the_family_starts_every_residual_block_as_the_identity() -> None:
+def test_the_family_uses_plain_convolutions_and_can_start_its_blocks_as_the_identity() -> None:
     model = models.create_model("resnet-m", 10)
     blocks = [layer for layer in model.sublayers() if isinstance(layer, resnets.BasicBlock)]
     assert len(blocks) == sum(resnets.PRESETS["resnet-m"].blocks)
-    for block in blocks:
-        assert not block.bn2.weight.numpy().any()  # the branch adds 0 until it learns
-        assert block.bn1.weight.numpy().all()
+    assert all(block.bn2.weight.numpy().all() for block in blocks)
+    weight = blocks[-1].conv2.weight.numpy()  # Kaiming-normal: std sqrt(2 / fan_in) for ReLU
+    assert abs(weight.std() / np.sqrt(2 / np.prod(weight.shape[1:])) - 1) < 0.05
     assert not any(isinstance(layer, paddle.nn.Conv2D) and layer._groups > 1 for layer in model.sublayers())
+    identity = resnets.ResNet(10, widths=(8, 16), blocks=(2, 1), zero_init_residual=True)
+    for block in (layer for layer in identity.sublayers() if isinstance(layer, resnets.BasicBlock)):
+        assert not block.bn2.weight.numpy().any()  # the branch adds 0 until it learns
+        x = paddle.rand([1, block.conv1._in_channels, 8, 8])
+        block.eval()
+        np.testing.assert_allclose(block(x).numpy(), paddle.nn.functional.relu(block.shortcut(x)).numpy(), atol=1e-6)
 
 
 def test_the_family_grows_from_tiny_to_resnet18_size() -> None:
@@ -253,7 +259,7 @@ def test_head_and_backbone_split_the_parameters(name: str) -> None:
     frozen = [p.name for p in model.parameters() if p.stop_gradient]
     assert sorted(trainable) == sorted(p.name for p in head)
     assert len(trainable) + len(frozen) == len(model.parameters()) == len({p.name for p in model.parameters()})
-    models.set_backbone_trainable(model, name, True)
+    models.set_backbone_trainable(paddle.DataParallel(model), name, True)  # wrapped for data-parallel training
     assert not any(p.stop_gradient for p in model.parameters())
 
 

@@ -11,7 +11,7 @@ from kaggle_flow.errors import FlowError
 
 
 def facts(n: int = 1000, w: int = 320, h: int = 240, place: str = "cpu") -> recipe.Facts:
-    return recipe.Facts(n_train=n, median_width=w, median_height=h, place=place, cores=2, source="test")
+    return recipe.Facts(n_train=n, largest_class=n // 2, median_width=w, median_height=h, place=place, cores=2, source="test")
 
 
 def test_size_is_the_median_short_side_capped_by_the_device() -> None:
@@ -24,13 +24,13 @@ def test_size_is_the_median_short_side_capped_by_the_device() -> None:
 
 
 def test_model_follows_the_device_the_data_and_max_params() -> None:
-    assert recipe.choose_model(facts(n=200), None, 4, 3)[0] == "resnet-t"
-    assert recipe.choose_model(facts(n=1000), None, 4, 3)[0] == "resnet-s"
+    assert recipe.choose_model(facts(n=1000), None, 4, 3)[0] == "resnet-t"
+    assert recipe.choose_model(facts(n=3000), None, 4, 3)[0] == "resnet-s"
     assert recipe.choose_model(facts(n=1000, place="gpu"), None, 4, 3)[0] == "resnet-m"
     from kaggle_flow.models import param_count
 
     limit = param_count("resnet-s", 4) - 1
-    name, why = recipe.choose_model(facts(n=1000), limit, 4, 3)
+    name, why = recipe.choose_model(facts(n=3000), limit, 4, 3)
     assert name == "resnet-t" and why.endswith(f"within max_params {limit:,}")
     with pytest.raises(FlowError, match=r"^max_params 1,000: even resnet-t has [\d,]+ parameters; give --model$"):
         recipe.choose_model(facts(), 1000, 4, 3)
@@ -41,8 +41,9 @@ def test_epochs_aim_at_a_number_of_images_and_fit_the_cpu_budget() -> None:
     assert recipe.choose_epochs(facts(n=1000), None)[0] == 50
     assert recipe.choose_epochs(facts(n=100), None)[0] == 60
     slow, why = recipe.choose_epochs(facts(n=1000), images_per_s=50.0)  # 50 epochs would take 1,000 s
-    assert slow == 12 and why == "12: about 4 min at the 50 images/s measured for this model and size"
+    assert slow == 10 and why == "10: about 3.5 min at the 50 images/s measured for this model and size"
     assert recipe.choose_epochs(facts(n=1000, place="gpu"), images_per_s=50.0)[0] == 50
+    assert recipe.choose_epochs(facts(n=1000), images_per_s=50.0, per_epoch=2000)[0] == 5  # label shuffling: longer epochs
 
 
 def test_resolve_chooses_only_what_is_auto() -> None:
