@@ -49,6 +49,9 @@ def plain_loop(epochs: int) -> float:
     from kaggle_flow.split import ensure_folds, train_val
     from kaggle_flow.workspace import open_workspace
 
+    from kaggle_flow.machine import use_cpu_threads
+
+    use_cpu_threads()  # the same threads as flow's loop: every usable core
     ws = open_workspace("mnist")
     table = ws.table()
     rows, _ = train_val(table, ensure_folds(ws, table), 0)

@@ -273,7 +273,8 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
     t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
     loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
     for step, (images, labels) in enumerate(loader, start=1):
-        labels = labels.astype("int64").reshape([-1])
+        if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
+            labels = labels.astype("int64").reshape([-1])
         targets = F.one_hot(labels, k)
         images, targets = state.mixer(images, targets)
         if smoothing > 0:
