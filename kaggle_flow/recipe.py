@@ -151,9 +151,11 @@ def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, ch
     if values["batch_size"] == AUTO:
         values["batch_size"], reasons["batch_size"] = choose_batch(facts, values["image_size"])
     if values["epochs"] == AUTO:
+        from kaggle_flow.speed import train_speed
+
         speed = None
         if facts.place == "cpu":
-            speed = models.train_speed(
+            speed = train_speed(
                 values["model"], size=values["image_size"], batch_size=values["batch_size"],
                 num_classes=num_classes, in_channels=channels, seconds=1.5,
             ).images_per_s

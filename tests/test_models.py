@@ -10,7 +10,7 @@ import numpy as np
 import paddle
 import pytest
 
-from kaggle_flow import models, resnets
+from kaggle_flow import models, resnets, speed
 from kaggle_flow.errors import FlowError, NotFoundError
 
 # Models with tens of millions of parameters: one image per forward pass keeps this file fast on a CPU.
@@ -293,17 +293,17 @@ def test_a_model_without_a_head_cannot_be_frozen(monkeypatch: pytest.MonkeyPatch
 
 
 def test_train_speed_times_a_training_step() -> None:
-    speed = models.train_speed("resnet-t", size=16, batch_size=8, seconds=0.2)
-    assert speed.images_per_s is not None and speed.images_per_s > 0
-    assert speed.device in ("cpu", "gpu") and speed.note == ""
+    timed = speed.train_speed("resnet-t", size=16, batch_size=8, seconds=0.2)
+    assert timed.images_per_s is not None and timed.images_per_s > 0
+    assert timed.device in ("cpu", "gpu") and timed.note == ""
 
 
 def test_train_speed_does_not_time_a_model_that_is_too_slow() -> None:
-    speed = models.train_speed("smallcnn", size=16, batch_size=8, seconds=0.2, max_step_s=0)
-    assert speed.images_per_s is None
-    assert speed.note.startswith("not timed: about ") and speed.note.endswith(" s a step of 8 here")
+    timed = speed.train_speed("smallcnn", size=16, batch_size=8, seconds=0.2, max_step_s=0)
+    assert timed.images_per_s is None
+    assert timed.note.startswith("not timed: about ") and timed.note.endswith(" s a step of 8 here")
 
 
 def test_train_speed_refuses_a_too_small_size() -> None:
     with pytest.raises(FlowError, match=r"^image size 16 is too small for resnet18"):
-        models.train_speed("resnet18", size=16)
+        speed.train_speed("resnet18", size=16)

@@ -42,7 +42,8 @@ def models_cmd(
     from kaggle_flow import console
     from kaggle_flow.competition import get_competition
     from kaggle_flow.machine import cpu_threads
-    from kaggle_flow.models import get_model_info, has_pretrained, list_models, param_count, train_speed
+    from kaggle_flow.models import get_model_info, has_pretrained, list_models, param_count
+    from kaggle_flow.speed import train_speed
 
     c = get_competition(comp) if comp else None
     classes, channels = (c.num_classes, c.channels) if c else (10, 3)
