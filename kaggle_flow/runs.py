@@ -103,22 +103,24 @@ class Run:
         return self.path.name
 
     @property
+    def is_fold(self) -> bool:
+        """Whether this run is a fold of a cross-validation run (its folder holds a config.json)."""
+        return (self.path.parent / "config.json").is_file()
+
+    @property
     def id(self) -> str:
         """The name `--run` and `--resume` take: RUN, or RUN/foldK for a fold of a CV run."""
-        parent = self.parent
-        return f"{parent.name}/{self.name}" if parent is not None else self.name
+        return f"{self.path.parent.name}/{self.name}" if self.is_fold else self.name
 
     @property
     def parent(self) -> Run | None:
         """The cross-validation run this run is a fold of."""
-        if (self.path.parent / "config.json").is_file():
-            return load_run(self.path.parent)
-        return None
+        return load_run(self.path.parent) if self.is_fold else None
 
     @property
     def comp_dir(self) -> Path:
         """runs/COMP: where the competition's folds, cache and runs live."""
-        return self.path.parent.parent if self.parent is not None else self.path.parent
+        return self.path.parent.parent if self.is_fold else self.path.parent
 
     @property
     def cache_dir(self) -> Path:
@@ -383,10 +385,11 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> Run:
             raise NotFoundError(f"{ws.runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
         if name == "last" or (name is None and not best):
             return usable[-1]
-        scored = [r for r in usable if r.summary.best_score is not None]
+        scores = {r.path: r.summary.best_score for r in usable}  # summary.json read once per run
+        scored = [r for r in usable if scores[r.path] is not None]
         if not scored:
             return usable[-1]
-        winner = max(scored, key=lambda r: (r.summary.best_score, r.name))
+        winner = max(scored, key=lambda r: (scores[r.path], r.name))
         refits = [r for r in usable if r.kind == "full" and r.config.full_from == winner.id]
         return refits[-1] if refits else winner  # the best recipe, refitted on all the data when it was
     for candidate in (Path(ws.runs_dir) / name, Path(name)):

@@ -188,8 +188,8 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
         raise FlowError(f"{run.path}: an ensemble, not a training run; nothing to resume")
     if run.config.competition != ws.comp.name:
         raise FlowError(f"{run.path}: a run of '{run.config.competition}', not of '{ws.comp.name}'")
-    if run.parent is not None:
-        raise FlowError(f"{run.path}: a fold of a cross-validation run; resume the whole run: --resume {run.parent.name}")
+    if run.is_fold:
+        raise FlowError(f"{run.path}: a fold of a cross-validation run; resume the whole run: --resume {run.path.parent.name}")
     console.info(f"Resuming {run.path}")
     return run
 
@@ -429,7 +429,7 @@ def _epochs(
         _write_summary(run, "interrupted", progress, started, n_params)
         raise TrainingInterrupted(
             f"interrupted after epoch {progress.epoch} of {config.epochs}; continue with: "
-            f"flow train {config.competition} --resume {(run.parent or run).name}"
+            f"flow train {config.competition} --resume {run.id.split('/')[0]}"
         ) from None
     finally:
         if writer is not None:
