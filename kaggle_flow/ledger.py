@@ -5,11 +5,19 @@ cross-validation score (the run's best validation score, the out-of-fold score o
 once `flow score` has run, its local score on the known test labels. Every change reads the file,
 edits the frame and writes it back through a temp file and a rename, so the ledger is never half
 written; a ledger written before a column existed reads with that column blank.
+
+A submission and its row are one transaction (`recording`): the row is written first, marked
+pending, then the CSV is renamed into place, then the row is settled. A kill between the two
+leaves a pending row, which `reconcile` settles from what is on disk: kept when the CSV exists,
+dropped when it was never written. A CSV in the folder without a row gets one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +30,8 @@ if TYPE_CHECKING:
     from kaggle_flow.runs import EnsembleConfig, Run
 
 LEDGER = "ledger.csv"
-COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score"]
+COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", "state"]
+PENDING = "pending"  # the state of a row whose CSV is being written; "" once it is
 RECIPE_KEYS = ("model", "epochs", "lr", "batch_size", "preset")
 
 
@@ -61,6 +70,7 @@ def add_entry(
     cv_score: float | None = None,
     tta: bool = False,
     when: float | None = None,
+    state: str = "",
 ) -> pd.DataFrame:
     """Append one submission's row and return the new ledger.
 
@@ -80,6 +90,7 @@ def add_entry(
         "tta": "yes" if tta else "no",
         "cv_score": _fmt(cv_score),
         "local_score": "",
+        "state": state,
     }
     frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
     write_csv(ledger_file(submissions_dir), frame)
@@ -95,3 +106,58 @@ def set_local_score(submissions_dir: Path, file: Path, score: float) -> bool:
     frame.loc[hit, "local_score"] = _fmt(score)
     write_csv(ledger_file(submissions_dir), frame)
     return True
+
+
+@contextlib.contextmanager
+def recording(
+    submissions_dir: Path, *, file: Path, run: Run | str, cv_score: float | None = None, tta: bool = False, when: float | None = None
+) -> Iterator[None]:
+    """Write `file` inside this block: its row goes in first as pending and is settled after the block.
+
+    A failure inside the block (KeyboardInterrupt and SIGTERM included) removes the row again.
+    """
+    add_entry(submissions_dir, file=file, run=run, cv_score=cv_score, tta=tta, when=when, state=PENDING)
+    try:
+        yield
+    except BaseException:
+        _edit(submissions_dir, lambda frame: frame[frame["file"] != Path(file).name])
+        raise
+    _edit(submissions_dir, lambda frame: frame.assign(state=frame["state"].mask(frame["file"] == Path(file).name, "")))
+
+
+def _edit(submissions_dir: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    frame = change(read_ledger(submissions_dir))
+    write_csv(ledger_file(submissions_dir), frame)
+    return frame
+
+
+SUBMISSION_NAME = re.compile(r"^(\d{8}-\d{6})_(.+)\.csv$")  # TIME_RUN.csv, as submit.submission_name writes it
+
+
+def reconcile(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The ledger agreeing with the folder, and one note per row it settled, dropped or added.
+
+    Saved when anything changed and the folder is writable (a read-only folder still lists).
+    """
+    frame = read_ledger(submissions_dir)
+    folder, notes = Path(submissions_dir), []
+    pending = frame["state"] == PENDING
+    for name in frame.loc[pending, "file"]:
+        written = (folder / name).is_file()
+        notes.append(f"{name}: {'written before an interruption; its ledger row is kept' if written else 'never written (interrupted); its ledger row is dropped'}")
+    missing_file = pending & ~frame["file"].map(lambda n: (folder / n).is_file())
+    frame = frame.loc[~missing_file].assign(state="")
+    known = set(frame["file"])
+    extra = sorted(p for p in folder.glob("*.csv") if p.name != LEDGER and p.name not in known and SUBMISSION_NAME.match(p.name))
+    rows = []
+    for path in extra:
+        stamp, run = SUBMISSION_NAME.match(path.name).groups()  # type: ignore[union-attr]
+        when = time.mktime(time.strptime(stamp, "%Y%m%d-%H%M%S"))
+        rows.append({**dict.fromkeys(COLUMNS, ""), "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)), "file": path.name, "run": run})
+        notes.append(f"{path.name}: a submission without a ledger row; added (run {run!r}, recipe unknown)")
+    if rows:
+        frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+    if notes:
+        with contextlib.suppress(OSError):
+            write_csv(ledger_file(submissions_dir), frame)
+    return frame.reset_index(drop=True), notes

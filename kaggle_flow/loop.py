@@ -29,6 +29,7 @@ from kaggle_flow import console, optim
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import atomic_path
+from kaggle_flow.machine import raise_if_terminated
 from kaggle_flow.mixing import Mixer
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ def device() -> str:
 
 def use_device() -> str:
     """Run paddle on the GPU when there is one, else on the CPU with every usable core; which one."""
-    from kaggle_flow.machine import use_cpu_threads
+    from kaggle_flow.machine import sigterm_as_interrupt, use_cpu_threads
+
+    sigterm_as_interrupt()  # paddle replaced flow's handler when it was imported
 
     place = device()
     paddle.set_device(place)
@@ -266,13 +269,34 @@ def _out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "resourceexhausted" in text
 
 
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite at `step` of the epoch: training diverged."""
+
+    def __init__(self, step: int, value: float, lr: float) -> None:
+        super().__init__(f"loss {value} at step {step}")
+        self.step, self.value, self.lr = step, value, lr
+
+
+def _check_finite(first_bad: paddle.Tensor, bad_value: paddle.Tensor, lr: float) -> None:
+    """Raise NonFiniteLoss when a step's loss was not finite (a host sync: only where the loop syncs anyway)."""
+    step = int(first_bad)
+    if step:
+        raise NonFiniteLoss(step, float(bad_value), lr)
+
+
 def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> EpochResult:
-    """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks."""
+    """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks.
+
+    The first step whose loss is not finite is kept on the device too, and raises NonFiniteLoss at
+    the next sync: a diverged run stops there instead of training on NaN weights.
+    """
     model, k, smoothing = state.model, state.config.num_classes, state.config.label_smoothing
     model.train()
     t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
     loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
+    first_bad, bad_value = paddle.zeros([], dtype="int64"), paddle.zeros([])
     for step, (images, labels) in enumerate(loader, start=1):
+        raise_if_terminated()
         if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
             labels = labels.astype("int64").reshape([-1])
         targets = F.one_hot(labels, k)
@@ -297,9 +321,14 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
         seen += n
         loss_sum += loss.detach() * n
         correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
+        newly_bad = (first_bad == 0) & ~paddle.isfinite(loss.detach())
+        first_bad = paddle.where(newly_bad, paddle.full([], step, "int64"), first_bad)
+        bad_value = paddle.where(newly_bad, loss.detach(), bad_value)
         elapsed = time.perf_counter() - t0
         if reporter.wants(step, elapsed):
+            _check_finite(first_bad, bad_value, lr)
             reporter.step(step, seen, elapsed, f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}")
+    _check_finite(first_bad, bad_value, lr)
     seconds = time.perf_counter() - t0
     return EpochResult(float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), lr, seen, seconds)
 

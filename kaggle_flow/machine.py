@@ -1,4 +1,4 @@
-"""What this machine lets one process use: CPU cores (affinity and cgroup quota aware).
+"""What this machine lets one process use (CPU cores, affinity and cgroup quota aware), and how it is stopped.
 
 paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
 the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 USER_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user set it, before paddle's import sets 1
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")  # "QUOTA PERIOD" or "max PERIOD"
@@ -59,3 +64,42 @@ def use_cpu_threads() -> int:
     if set_num_threads is not None:
         set_num_threads(threads)
     return threads
+
+
+_terminated = False  # SIGTERM arrived
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _quiet_unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    def unraisable(info: Any) -> None:
+        if not (_terminated and isinstance(info.exc_value, KeyboardInterrupt)):
+            hook(info)
+
+    return unraisable
+
+
+def sigterm_as_interrupt() -> None:
+    """Let SIGTERM (what `kill` and job schedulers send) stop flow as Ctrl-C does.
+
+    Every failure path already cleans up on KeyboardInterrupt: temp files go, an interrupted run
+    stays resumable. Call it again once paddle is imported, since paddle installs its own handler
+    (a fatal-error dump). Only the main thread may set handlers; elsewhere this does nothing.
+    A signal that lands where Python cannot raise (a finalizer) is remembered: `raise_if_terminated`
+    raises it at the next training step, and the "exception ignored" report is left out.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+        if not getattr(sys.unraisablehook, "flow", False):
+            sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+            sys.unraisablehook.flow = True  # type: ignore[attr-defined]
+
+
+def raise_if_terminated() -> None:
+    """KeyboardInterrupt when a SIGTERM came but was swallowed where it landed."""
+    if _terminated:
+        raise KeyboardInterrupt

@@ -22,7 +22,7 @@ from kaggle_flow import console
 from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.loop import loader_probs, use_device
-from kaggle_flow.runs import EnsembleConfig, Run, all_runs, create_ensemble, resolve_run
+from kaggle_flow.runs import FAILED, EnsembleConfig, Run, all_runs, create_ensemble, resolve_run
 from kaggle_flow.submit import read_test_rows, save_probs
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ def load_model(run: Run) -> paddle.nn.Layer:
 
     if not isinstance(run.config, RunConfig):
         raise FlowError(f"{run.path}: an ensemble has no model of its own (its members have)")
+    if run.summary.status == FAILED:
+        raise FlowError(f"{run.path}: a failed run ({run.summary.reason or 'its loss stopped being finite'}); its weights are not used")
     if not run.best.is_file():
         raise NotFoundError(f"{run.best}: no trained weights in this run folder (did the training finish an epoch?)")
     config = run.config

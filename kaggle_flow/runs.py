@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 RunKind = Literal["single", "cv", "full", "ensemble"]
 FINISHED = ("finished", "stopped early")  # statuses of a run whose best model can be used
+FAILED = "failed"  # the loss stopped being finite: its weights are never used
 ENSEMBLE_PREFIX = "ensemble-"
 
 
@@ -56,7 +57,8 @@ class Summary(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    status: str = "no summary"  # finished, stopped early, interrupted
+    status: str = "no summary"  # finished, stopped early, interrupted, failed
+    reason: str = ""  # why it failed
     metric: str = ""
     best_score: float | None = None
     best_epoch: int = 0
@@ -213,8 +215,8 @@ class Run:
             return True
         if self.kind == "cv":
             folds = self.folds()
-            return bool(folds) and all(f.best.is_file() for f in folds)
-        return self.best.is_file()
+            return bool(folds) and all(f.has_weights() for f in folds)
+        return self.best.is_file() and self.summary.status != FAILED
 
     def check_fits(self, comp: Competition) -> None:
         """A one-line FlowError when the run was trained for another competition or class list."""

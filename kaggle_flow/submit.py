@@ -4,8 +4,8 @@ Pure functions on pandas tables (no paddle): `format_submission` builds the fram
 competition's format, `check_submission` refuses anything the site would reject, and
 `write_submission` checks first and only then writes (temp file, then rename), so a failed check
 or an interrupted submit never leaves a CSV behind. `submit` is `flow submit`: the test prediction
-(predict.py, imported only when it predicts), the checked CSV, the run's test_probs.npy and the
-ledger row (ledger.py), in that order.
+(predict.py, imported only when it predicts), the checked CSV inside its ledger row's transaction
+(ledger.recording: row pending, CSV renamed, row settled), then the run's test_probs.npy.
 
 Format, from the competition's `[submission]` table:
 
@@ -17,7 +17,9 @@ Format, from the competition's `[submission]` table:
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, read_csv
 from kaggle_flow.layouts import labelled
-from kaggle_flow.ledger import add_entry
+from kaggle_flow.ledger import recording
 from kaggle_flow.runs import Run, load_run
 
 if TYPE_CHECKING:
@@ -88,6 +91,10 @@ def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
         raise FlowError(
             f"probabilities for {probs.shape[1]} classes, but '{comp.name}' has {comp.num_classes} classes"
         )
+    bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+    if bad.size:
+        rows = console.shortlist(bad + 1)
+        raise FlowError(f"probabilities are NaN or infinite for {bad.size} of {n_test} test images (rows {rows}): the model diverged")
 
 
 def format_submission(
@@ -199,20 +206,30 @@ def write_submission(
     submissions_dir: Path,
     name: str,
     when: float | None = None,
+    record: Callable[[Path], contextlib.AbstractContextManager[object]] | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     """Format and check, then write submissions_dir/TIME_NAME.csv (temp file, then rename).
 
     The check runs before anything is written: a failed check is an error and leaves no file.
+    `record(path)` wraps the write (the ledger's transaction, see ledger.recording).
 
     Example:
         >>> path, frame = write_submission(comp, test_rows, probs, sample, submissions_dir=ws.submissions_dir, name=run.id)
     """
     frame = format_submission(comp, test_rows, probs, sample)
     check_submission(comp, frame, expected_ids(comp, test_rows))
-    out = Path(submissions_dir) / submission_name(name, when)
-    with atomic_path(out) as tmp:
+    out = _unused(Path(submissions_dir) / submission_name(name, when))
+    with record(out) if record is not None else contextlib.nullcontext(), atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
     return out, frame
+
+
+def _unused(path: Path) -> Path:
+    """TIME_RUN.csv, or TIME_RUN-2.csv when a submission of the same second and run exists."""
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
+    return candidate
 
 
 def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
@@ -306,11 +323,14 @@ def submit(
 
         pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, table=table, save=False)
         owner, probs, name = pred.run, pred.probs, pred.run.id
-    file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when)
+    score = owner.validation_score() if owner is not None else None
+
+    def record(out: Path) -> contextlib.AbstractContextManager[None]:
+        return recording(ws.submissions_dir, file=out, run=owner if owner is not None else name, cv_score=score, tta=tta, when=when)
+
+    file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
     if probs_file is None:
         save_probs(owner, probs)
-    score = owner.validation_score() if owner is not None else None
-    add_entry(ws.submissions_dir, file=file, run=owner if owner is not None else name, cv_score=score, tta=tta, when=when)
     counts = pd.DataFrame({
         "class": ws.comp.classes,
         "train": class_counts(ws.comp, labelled(table)["label"].to_numpy(dtype=int)),

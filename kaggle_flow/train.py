@@ -15,8 +15,11 @@ the augmentations, label shuffling, mixup/cutmix. A run is therefore repeatable 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,7 @@ from kaggle_flow.loop import (
     Reporter,
     EpochHook,
     Evaluation,
+    NonFiniteLoss,
     Progress,
     TrainState,
     build_state,
@@ -44,7 +48,7 @@ from kaggle_flow.loop import (
     train_one_epoch,
     use_device,
 )
-from kaggle_flow.runs import Run, Summary, create_fold, create_run, resolve_run
+from kaggle_flow.runs import FAILED, Run, Summary, create_fold, create_run, resolve_run
 
 if TYPE_CHECKING:
     from kaggle_flow.data import ImageCache, Loader
@@ -52,7 +56,32 @@ if TYPE_CHECKING:
 
 
 class TrainingInterrupted(FlowError):
-    """Ctrl-C during training: the last finished epoch is saved and can be resumed."""
+    """Ctrl-C (or SIGTERM) during training: the last finished epoch is saved and can be resumed."""
+
+
+@contextlib.contextmanager
+def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
+    """Ctrl-C before a run's first checkpoint: nothing to resume, so a fresh run leaves no folder.
+
+    With a checkpoint (an earlier epoch, or an earlier fold of a cross-validation run) the run stays
+    and the message says how to continue it.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, TrainingInterrupted) as exc:
+        if not any(run.path.rglob(run.last_state.name)):
+            if fresh:
+                shutil.rmtree(run.path, ignore_errors=True)
+            removed = f" ({run.path} removed)" if fresh else ""
+            raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing saved, nothing to resume{removed}") from None
+        if isinstance(exc, TrainingInterrupted) and "--resume" in str(exc):
+            raise
+        config = run.config
+        raise TrainingInterrupted(f"interrupted; continue with: flow train {config.competition} --resume {run.id.split('/')[0]}") from None
+
+
+class TrainingDiverged(FlowError):
+    """A NaN or infinite loss: the run is marked failed, and nothing picks its weights."""
 
 
 # --- which runs ---------------------------------------------------------------------------------
@@ -99,8 +128,10 @@ def train(
         train_rows, val_rows = rows, rows.iloc[0:0]
     else:
         train_rows, val_rows = train_val(rows, folds, run_config.fold)  # a missing fold fails before the run folder exists
+    fresh = run is None
     run = run or create_run(ws.runs_dir, run_config)
-    fit(run, train_rows, val_rows, rows, resume=resume is not None, on_epoch_end=on_epoch_end)
+    with _discard_unsaved(run, fresh=fresh):
+        fit(run, train_rows, val_rows, rows, resume=not fresh, on_epoch_end=on_epoch_end)
     return run
 
 
@@ -190,6 +221,8 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
         raise FlowError(f"{run.path}: a run of '{run.config.competition}', not of '{ws.comp.name}'")
     if run.is_fold:
         raise FlowError(f"{run.path}: a fold of a cross-validation run; resume the whole run: --resume {run.path.parent.name}")
+    if run.kind != "cv" and not Checkpointer(run).has_last():
+        raise FlowError(f"{run.path}: no checkpoint to resume (it stopped before its first epoch ended); start anew: flow train {ws.comp.name}")
     console.info(f"Resuming {run.path}")
     return run
 
@@ -203,14 +236,18 @@ def _cross_validate(
     n_folds = int(folds["fold"].max()) + 1
     if n_folds < 2:
         raise FlowError(f"{ws.folds_file()}: a single hold-out, not K folds; make folds first: flow split {ws.comp.name} --folds 5")
+    fresh = run is None
     run = run or create_run(ws.runs_dir, config.model_copy(update={"n_folds": n_folds}))
-    for k in range(n_folds):
-        fold = create_fold(run, k)
-        if fold.summary.status in ("finished", "stopped early"):
-            continue
-        console.info(f"Fold {k} of {n_folds}: {fold.path}")
-        train_rows, val_rows = train_val(rows, folds, k)
-        fit(fold, train_rows, val_rows, rows, resume=Checkpointer(fold).has_last(), on_epoch_end=on_epoch_end)
+    with _discard_unsaved(run, fresh=fresh):
+        for k in range(n_folds):
+            fold = create_fold(run, k)
+            if fold.summary.status in ("finished", "stopped early"):
+                continue
+            console.info(f"Fold {k} of {n_folds}: {fold.path}")
+            train_rows, val_rows = train_val(rows, folds, k)
+            resume_fold = Checkpointer(fold).has_last()
+            with _discard_unsaved(fold, fresh=not resume_fold):
+                fit(fold, train_rows, val_rows, rows, resume=resume_fold, on_epoch_end=on_epoch_end)
     _cv_summary(run)
     return run
 
@@ -425,7 +462,13 @@ def _epochs(
                 if progress.stopped:
                     console.info(f"No improvement in {config.patience} epochs: stopping early after epoch {epoch}")
                     return "stopped early"
+    except NonFiniteLoss as exc:
+        why = _diverged(config, progress.epoch + 1, exc, data.steps_per_epoch)
+        _write_summary(run, FAILED, progress, started, n_params, reason=why)
+        raise TrainingDiverged(f"{why}; {run.path} is marked failed") from None
     except KeyboardInterrupt:
+        if not checkpointer.has_last():
+            raise  # nothing saved: train() removes the run folder
         _write_summary(run, "interrupted", progress, started, n_params)
         raise TrainingInterrupted(
             f"interrupted after epoch {progress.epoch} of {config.epochs}; continue with: "
@@ -435,6 +478,14 @@ def _epochs(
         if writer is not None:
             writer.close()
     return "finished"
+
+
+def _diverged(config: RunConfig, epoch: int, exc: NonFiniteLoss, steps: int) -> str:
+    """What a user reads when the loss stops being finite: where, and the likely cause."""
+    cause = f"the learning rate is likely too high for this model (--lr {config.lr:g}; try --lr {config.lr / 10:g})"
+    if config.amp:
+        cause += " or float16 overflowed (try without --amp)"
+    return f"loss became {exc.value} at epoch {epoch}, step {exc.step} of {steps} (lr {exc.lr:.2e}): training diverged; {cause}"
 
 
 def _validate(state: TrainState, data: FoldData) -> Evaluation | None:
@@ -493,12 +544,12 @@ def _finish(
     return summary
 
 
-def _write_summary(run: Run, status: str, progress: Progress, started: float, n_params: int) -> Summary:
+def _write_summary(run: Run, status: str, progress: Progress, started: float, n_params: int, reason: str = "") -> Summary:
     config = run.config
     assert isinstance(config, RunConfig)
     timing = progress.timing
     return run.write_summary(Summary(
-        status=status, metric=config.metric, best_score=None if progress.best_score == -math.inf else progress.best_score,
+        status=status, reason=reason, metric=config.metric, best_score=None if progress.best_score == -math.inf else progress.best_score,
         best_epoch=progress.best_epoch, epochs_done=progress.epoch, epochs=config.epochs,
         duration_s=round(run.summary.duration_s + time.time() - started, 1),  # a resumed run adds to its earlier time
         images_per_s=round(float(np.mean([t["images_per_s"] for t in timing])), 1) if timing else None,

@@ -20,6 +20,9 @@ class FlowGroup(TyperGroup):
     """Runs a command; a FlowError becomes one red line on stderr and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:
+        from kaggle_flow.machine import sigterm_as_interrupt
+
+        sigterm_as_interrupt()
         try:
             return super().invoke(ctx)
         except FlowError as exc:

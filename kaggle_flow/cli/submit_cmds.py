@@ -147,14 +147,19 @@ def score_cmd(
 def submissions_cmd(comp: CompArg = None) -> None:
     """List the submissions of a competition: run, recipe, CV score and local score.
 
+    The ledger is first made to agree with the folder: a row left pending by an interrupted
+    `flow submit` is kept or dropped by whether its CSV exists, a CSV without a row gets one.
+
     Example: flow submissions mnist
     """
     from kaggle_flow import console
-    from kaggle_flow.ledger import ledger_file, read_ledger
+    from kaggle_flow.ledger import ledger_file, reconcile
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp)
-    ledger = read_ledger(ws.submissions_dir)
+    ledger, notes = reconcile(ws.submissions_dir)
+    for note in notes:
+        console.warn(note)
     if ledger.empty:
         console.info(f"No submissions yet for '{ws.comp.name}' ({ledger_file(ws.submissions_dir)} is empty); run `flow submit`")
         return
