@@ -200,6 +200,18 @@ def load_file(file: Path) -> Competition:
         raise ConfigError(_format_validation(file, exc)) from None
 
 
+def load_all() -> dict[str, Competition | ConfigError]:
+    """Every competition flow knows, by name; a TOML that does not load as its ConfigError, so one
+    broken file hides none of the others."""
+    loaded: dict[str, Competition | ConfigError] = {}
+    for name, file in competition_files().items():
+        try:
+            loaded[name] = load_file(file)
+        except ConfigError as exc:
+            loaded[name] = exc
+    return loaded
+
+
 def get_competition(name: str) -> Competition:
     files = competition_files()
     if name not in files:

@@ -41,6 +41,7 @@ PROBLEMS = (UNREADABLE, ZERO_BYTE, NOT_IMAGE, TRUNCATED)
 
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+COMPOSITED_MODES = frozenset({"RGBA", "LA", "PA"})  # data.load_image lays these over white
 HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 EXAMPLES = 200  # examples per warning kind kept in report.json (images.csv has every image)
 SERIAL_BELOW = 1000  # smaller scans run in this process: a pool costs more than it saves
@@ -250,8 +251,12 @@ def mode_note(
         notes.append(f"{mode} colour space")
     if bits > 8:
         notes.append(f"{bits}-bit: scaled to 8 bits when read")
-    if mode in ALPHA_MODES or (transparency and mode in ("P", "L", "RGB")):
-        notes.append("alpha channel: dropped when read")
+    if mode in COMPOSITED_MODES or (transparency and mode == "P"):
+        notes.append("alpha channel: composited on white when read")
+    elif mode in ALPHA_MODES:
+        notes.append("premultiplied alpha: read as if on black")
+    elif transparency and mode in ("L", "RGB"):
+        notes.append("transparent colour: ignored when read (its pixels keep their colour)")
     grey = mode in GREY_MODES or (mode in ("P", "PA") and grey_palette)
     if channels == 3 and grey:
         notes.append("greyscale in a 3-channel competition")

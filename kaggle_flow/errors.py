@@ -15,3 +15,7 @@ class DataError(FlowError):
 
 class NotFoundError(FlowError):
     """An unknown name (competition, model, preset, run...) or a missing artifact."""
+
+
+class NotWritableError(FlowError):
+    """A folder flow must write to is on a read-only file system or not the user's to write."""

@@ -1,14 +1,32 @@
-"""Atomic writes: every output that matters goes to a temp file in the same folder, then rename."""
+"""Files in and out.
+
+Atomic writes: every output that matters goes to a temp file in the same folder, then rename.
+`ensure_writable` lets a command that writes fail at its start, in one line, when its folder cannot
+be written (a read-only mount); `os_error_line` is the same line for an OSError met later on.
+`read_csv` reads a table as strings, header names cleaned of a BOM and surrounding whitespace.
+"""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+# errno -> what a user is told; only these OSErrors are the user's to fix (others are bugs)
+OS_REASONS = {
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+}
+_warned: set[tuple[int, int, int]] = set()  # (device, inode, mtime) of the CSVs whose header was warned about
 
 
 @contextlib.contextmanager
@@ -44,9 +62,85 @@ def write_csv(path: str | os.PathLike[str], frame: Any, **kwargs: Any) -> Path:
     return Path(path)
 
 
+def _shown(path: Path) -> str:
+    """A path as a message names it: relative to the working folder when inside it."""
+    path, cwd = Path(os.path.abspath(path)), Path.cwd()
+    if path == cwd:
+        return f"the working folder {cwd}"
+    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+
+
+def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
+    """Why new files cannot be made in an existing `folder` ("read-only file system", "permission
+    denied"), or None. Asks the OS (statvfs, access) instead of writing a probe file."""
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return OS_REASONS[errno.EROFS]
+    except (OSError, AttributeError):  # no statvfs on Windows: access() alone
+        pass
+    return None if os.access(folder, os.W_OK | os.X_OK) else OS_REASONS[errno.EACCES]
+
+
+def ensure_writable(folder: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that `folder` can be written (or made: the nearest folder above it
+    that exists can be written); a NotWritableError naming `folder` otherwise."""
+    from kaggle_flow.errors import NotWritableError
+
+    folder = Path(folder)
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    reason = unwritable_reason(existing)
+    if reason:
+        raise NotWritableError(f"{_shown(folder)} is not writable ({reason})")
+    return folder
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """The one line for an OSError the user can act on (a read-only folder, a full disk), naming
+    the folder; None for any other OSError."""
+    reason = OS_REASONS.get(exc.errno or 0)
+    if reason is None:
+        return None
+    if exc.filename is None:
+        return reason
+    path = Path(os.fsdecode(exc.filename))
+    if exc.errno in (errno.EACCES, errno.EPERM) and path.exists() and not os.access(path, os.R_OK):
+        return f"{_shown(path)} is not readable ({reason})"
+    folder = path if path.is_dir() else path.parent  # a file that could not be made: its folder
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{_shown(folder)}: {reason}"
+    return f"{_shown(folder)} is not writable ({reason})"
+
+
+def _clean_header(file: Path, columns: list[str]) -> list[str]:
+    """Header names without a BOM or surrounding whitespace (CR of a CRLF line too); a warning,
+    once per file, names what was fixed."""
+    from kaggle_flow import console
+    from kaggle_flow.errors import DataError
+
+    clean = [c.replace("\ufeff", "").strip() for c in columns]
+    seen: dict[str, str] = {}
+    for name, raw in zip(clean, columns):
+        if name in seen:
+            raise DataError(f"{file}: header names {seen[name]!r} and {raw!r} are the same name once trimmed")
+        seen[name] = raw
+    with file.open("rb") as f:  # pandas' utf-8-sig has already taken off a leading BOM
+        bom = f.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 or any("\ufeff" in c for c in columns)
+    spaced = any(c.replace("\ufeff", "") != name for c, name in zip(columns, clean))
+    st = file.stat()
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns)  # the same file after `flow import` renames its folder
+    if (bom or spaced) and key not in _warned:
+        _warned.add(key)
+        what = " and ".join(w for w, hit in (("a BOM", bom), ("whitespace around them", spaced)) if hit)
+        console.warn(f"{file.name}: header names had {what}; read as {', '.join(map(repr, clean))}")
+    return clean
+
+
 def read_csv(file: str | os.PathLike[str], columns: Sequence[str] = ()) -> Any:
     """A CSV as strings (no NaN guessing), or a one-line DataError: file missing, unreadable, or
-    without one of `columns`."""
+    without one of `columns`. Header names are cleaned (see _clean_header): spreadsheet exports
+    add a BOM, CRLF and padding a user cannot see; cell values are left as they are."""
     import pandas as pd
 
     from kaggle_flow.errors import DataError
@@ -55,11 +149,12 @@ def read_csv(file: str | os.PathLike[str], columns: Sequence[str] = ()) -> Any:
     if not file.is_file():
         raise DataError(f"{file}: file not found")
     try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{file}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    frame.columns = _clean_header(file, [str(c) for c in frame.columns])
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        found = ", ".join(map(str, frame.columns)) or "none"
-        raise DataError(f"{file}: missing column '{missing[0]}' (found: {found})")
+        found = ", ".join(map(repr, frame.columns)) or "none"
+        raise DataError(f"{file}: missing column {missing[0]!r} (found: {found})")
     return frame

@@ -110,7 +110,7 @@ def infer_toml(name: str, source: Path) -> str:
     if source.is_file() and source.suffix.lower() == ".csv":
         frame = read_csv(source)
         if frame.shape[1] < 2:
-            raise DataError(f"{source}: need an id column and a label column (found: {', '.join(frame.columns)})")
+            raise DataError(f"{source}: need an id column and a label column (found: {', '.join(map(repr, frame.columns))})")
         id_col, label_col = frame.columns[:2]
         labels = sorted(set(frame[label_col]), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
         numeric = all(v.isdigit() for v in labels)

@@ -184,8 +184,8 @@ def read_xlsx(file: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
     frame = frame[(frame != "").any(axis=1)]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        found = ", ".join(frame.columns) or "none"
-        raise DataError(f"{file}: missing column '{missing[0]}' (found: {found})")
+        found = ", ".join(map(repr, frame.columns)) or "none"
+        raise DataError(f"{file}: missing column {missing[0]!r} (found: {found})")
     return frame
 
 

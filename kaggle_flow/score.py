@@ -18,7 +18,7 @@ import pandas as pd
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.ledger import LEDGER, set_local_score
+from kaggle_flow.ledger import LEDGER, ledger_file, set_local_score
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -167,8 +167,8 @@ class LocalScore:
 def local_score(ws: Workspace, file: Path | None = None) -> LocalScore:
     """Score a submission (default: the newest) against the competition's local test labels.
 
-    A file of submissions/COMP gets the score in its ledger row. A one-line error when the labels
-    are not known locally.
+    A file of submissions/COMP gets the score in its ledger row (where the folder can be written).
+    A one-line error when the labels are not known locally.
     """
     solution = solution_file(ws.comp, ws.ensure_data())
     if solution is None:
@@ -176,5 +176,21 @@ def local_score(ws: Workspace, file: Path | None = None) -> LocalScore:
         raise FlowError(f"no local labels for '{ws.comp.name}' ({ws.data_dir / name} not found): score it on the competition site")
     file = Path(file) if file is not None else newest_submission(ws.submissions_dir)
     value = score_submission(ws.comp, file, solution)
-    in_ledger = file.parent.resolve() == ws.submissions_dir.resolve() and set_local_score(ws.submissions_dir, file, value)
+    in_ledger = file.parent.resolve() == ws.submissions_dir.resolve() and _note_in_ledger(ws, file, value)
     return LocalScore(file, ws.comp.metric, value, in_ledger)
+
+
+def _note_in_ledger(ws: Workspace, file: Path, value: float) -> bool:
+    """Fill the ledger row, best effort: scoring only reads, so a read-only folder still gets the
+    score, with a warning that the ledger could not keep it."""
+    from kaggle_flow import console
+    from kaggle_flow.fileio import os_error_line
+
+    try:
+        return set_local_score(ws.submissions_dir, file, value)
+    except OSError as exc:
+        line = os_error_line(exc)
+        if line is None:
+            raise
+        console.warn(f"the score is not in {ledger_file(ws.submissions_dir)}: {line}")
+        return False

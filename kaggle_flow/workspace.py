@@ -16,7 +16,7 @@ import pandas as pd
 from kaggle_flow import console
 from kaggle_flow.competition import Competition, get_competition
 from kaggle_flow.errors import DataError, FlowError
-from kaggle_flow.fileio import read_csv
+from kaggle_flow.fileio import read_csv, write_text
 
 STATE_DIR = Path(".flow")
 CACHE = "cache"
@@ -31,21 +31,34 @@ def current_file() -> Path:
     return STATE_DIR / "current"
 
 
+def remembered() -> str | None:
+    """The competition used last here, or None (an unreadable .flow/current counts as none)."""
+    try:
+        return current_file().read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def resolve_name(name: str | None) -> str:
     """The competition named, or the one used last here (and say which)."""
     if name:
         return name
-    file = current_file()
-    if file.is_file() and file.read_text().strip():
-        remembered = file.read_text().strip()
-        console.info(f"Using competition '{remembered}' (the last one used here)")
-        return remembered
+    last = remembered()
+    if last:
+        console.info(f"Using competition '{last}' (the last one used here)")
+        return last
     raise FlowError("no competition given and none used before in this directory: name one, e.g. `flow eda mnist`")
 
 
 def remember(name: str) -> None:
-    STATE_DIR.mkdir(exist_ok=True)
-    current_file().write_text(name + "\n")
+    """Make `name` the current competition, best effort: in a read-only working folder the
+    commands that only read still work, they just leave the current competition as it was."""
+    if remembered() == name:
+        return
+    try:
+        write_text(current_file(), name + "\n")
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,8 @@ class Workspace:
 
 
 def open_workspace(name: str | None, data: Path | None = None, *, remember_it: bool = True) -> Workspace:
-    """Resolve the competition (named or current) and its folders; remember it as current."""
+    """Resolve the competition (named or current) and its folders; remember it as current
+    (remember_it=False: the caller remembers it once its command has succeeded)."""
     comp = get_competition(resolve_name(name))
     if remember_it:
         remember(comp.name)

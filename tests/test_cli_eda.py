@@ -67,7 +67,10 @@ def test_eda_lemon_lists_broken_and_split_leaves_them_out(lemon_dir: Path) -> No
         "Warning: 3 broken images left out of later steps: "
         "train_0_1.jpg (zero-byte), train_2_3.jpg (truncated), test_1.jpg (not an image)\n"
     ) in result.stderr
-    assert "lemon: 16 training and 3 test images (3 broken, not counted)" in result.output
+    assert (
+        "lemon: 16 training and 3 test images; 2 broken training images left out: 14 in the table; "
+        "1 broken test image\n"
+    ) in result.output
     assert "│ excellent │     3 │ 21.4% │" in result.output
     assert "Formats: JPEG 16" in result.output
     broken = pd.read_csv(Path("runs/lemon/eda/broken.csv"))

@@ -117,13 +117,15 @@ def test_scan_images_pool_matches_serial(samples: dict[str, Path], monkeypatch: 
         ("L", 3, {}, "greyscale in a 3-channel competition"),
         ("RGB", 1, {}, "colour in a 1-channel competition"),
         ("CMYK", 3, {}, "CMYK: colours shift when converted to RGB"),
-        ("RGBA", 3, {}, "alpha channel: dropped when read"),
+        ("RGBA", 3, {}, "alpha channel: composited on white when read"),
+        ("LA", 1, {}, "alpha channel: composited on white when read"),
+        ("RGB", 3, {"transparency": True}, "transparent colour: ignored when read (its pixels keep their colour)"),
         ("I;16", 1, {"bits": 16}, "16-bit: scaled to 8 bits when read"),
         ("RGB", 3, {"bits": 16}, "16-bit: scaled to 8 bits when read"),
         ("P", 3, {}, ""),
         ("P", 3, {"grey_palette": True}, "greyscale in a 3-channel competition"),
         ("P", 1, {"grey_palette": True}, ""),
-        ("P", 3, {"transparency": True}, "alpha channel: dropped when read"),
+        ("P", 3, {"transparency": True}, "alpha channel: composited on white when read"),
     ],
 )
 def test_mode_note_is_relative_to_channels(mode: str, channels: int, kwargs: dict, expected: str) -> None:

@@ -74,7 +74,7 @@ def _lemon_error(tmp_path: Path, csv: str) -> str:
 
 def test_missing_column(tmp_path: Path) -> None:
     assert _lemon_error(tmp_path, "id,label\nx.jpg,0\n") == (
-        "ROOT/train_images.csv: missing column 'class_num' (found: id, label)"
+        "ROOT/train_images.csv: missing column 'class_num' (found: 'id', 'label')"
     )
 
 
@@ -193,7 +193,7 @@ def test_palm_xlsx_missing_column_and_not_a_workbook(tmp_path: Path) -> None:
     pd.read_excel(gt).rename(columns={"Label": "label"}).to_excel(gt, index=False)
     with pytest.raises(DataError) as info:
         read_table(root, get_competition("palm"))
-    assert str(info.value) == f"{gt}: missing column 'Label' (found: ID, imgName, label, Fovea_X, Fovea_Y)"
+    assert str(info.value) == f"{gt}: missing column 'Label' (found: 'ID', 'imgName', 'label', 'Fovea_X', 'Fovea_Y')"
     gt.write_text("ID,imgName,Label\n")
     with pytest.raises(DataError) as info:
         read_table(root, get_competition("palm"))

@@ -17,7 +17,8 @@ from kaggle_flow.errors import FlowError
 
 
 class FlowGroup(TyperGroup):
-    """Runs a command; a FlowError becomes one red line on stderr and exit code 1."""
+    """Runs a command; a FlowError, or an OSError the user can fix (fileio.os_error_line), becomes
+    one red line on stderr and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:
         from kaggle_flow.machine import sigterm_as_interrupt
@@ -29,6 +30,15 @@ class FlowGroup(TyperGroup):
             from kaggle_flow import console
 
             console.error(str(exc))
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a read-only folder or a full disk met mid-command: one line too
+            from kaggle_flow import console
+            from kaggle_flow.fileio import os_error_line
+
+            line = os_error_line(exc)
+            if line is None:
+                raise
+            console.error(line)
             raise typer.Exit(1) from None
 
 

@@ -14,15 +14,21 @@ from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
 def competitions_cmd() -> None:
     """List the competitions flow knows, with classes, layout and whether the data is here.
 
+    A competition TOML that does not load is listed as broken, with its reason below the table.
+
     Example: flow competitions
     """
     from kaggle_flow import console
-    from kaggle_flow.competition import competition_files, load_file
+    from kaggle_flow.competition import load_all
+    from kaggle_flow.errors import ConfigError
     from kaggle_flow.sources import is_materialized
 
-    rows = []
-    for name, file in competition_files().items():
-        comp = load_file(file)
+    rows, broken = [], []
+    for name, comp in load_all().items():
+        if isinstance(comp, ConfigError):
+            rows.append((name, "-", "-", "-", "-", "broken (see below)"))
+            broken.append(str(comp))
+            continue
         data = Path("data") / name
         if comp.data.embedded:
             present = "yes" if is_materialized(data) else "embedded"
@@ -30,6 +36,8 @@ def competitions_cmd() -> None:
             present = "yes" if data.is_dir() else "no"
         rows.append((name, comp.num_classes, comp.layout.kind, comp.metric, present, comp.title))
     console.table(None, ["name", "classes", "layout", "metric", "data", "title"], rows)
+    for reason in broken:
+        console.warn(reason)
 
 
 @app.command("init")
@@ -42,9 +50,11 @@ def init_cmd(
     Example: flow init flowers --from ~/Downloads/flowers
     """
     from kaggle_flow import console
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.importer import init_competition
 
-    file = init_competition(name, source)
+    folder = ensure_writable(Path("competitions"))
+    file = init_competition(name, source, folder)
     console.info(f"Wrote {file}; check the classes and the submission format, then: flow import {name} {source}")
 
 
@@ -57,16 +67,21 @@ def import_cmd(
 ) -> None:
     """Unpack a downloaded archive (or copy a folder) into data/COMP and check its layout.
 
+    The competition becomes the current one only when the import succeeds.
+
     Example: flow import lemon ~/Downloads/lemon_lesson.zip
     """
     from kaggle_flow import console
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.importer import import_data
     from kaggle_flow.layouts import describe_counts, split_counts
-    from kaggle_flow.workspace import open_workspace
+    from kaggle_flow.workspace import open_workspace, remember
 
-    ws = open_workspace(comp, data)
+    ws = open_workspace(comp, data, remember_it=False)
+    ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
     target = import_data(ws.comp, source, ws.data_dir, force=force)
     counts = split_counts(ws.table(quiet=True))
+    remember(ws.comp.name)
     console.info(f"Imported {ws.comp.name} into {target}: {describe_counts(counts)}")
 
 
@@ -92,10 +107,12 @@ def split_cmd(
     Examples: flow split zodiac ; flow split mnist --folds 5 ; flow split lemon --val-size 0.2 --seed 1
     """
     from kaggle_flow import console
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.split import describe_folds, fold_counts, split_competition
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
+    ensure_writable(ws.runs_dir)
     result = split_competition(ws, folds=folds, val_size=val_size, seed=seed, strict=strict)
     counts = fold_counts(result, ws.comp.classes)
     columns = ["class"] + [("train only" if f == -1 else f"fold {f}") for f in counts.columns]
@@ -122,9 +139,11 @@ def balance_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.balance import set_balance, turn_on
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
+    ensure_writable(ws.runs_dir)
     name = ws.comp.name
     if off:
         file = set_balance(ws, False)

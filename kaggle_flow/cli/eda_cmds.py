@@ -22,19 +22,31 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
 
+def _title(report: dict[str, Any]) -> str:
+    """The class table's title: the images read and, when some are broken, how many of them the
+    table leaves out, so its counts add up to the number it names."""
+    from kaggle_flow.layouts import describe_counts
+
+    n = report["images"]
+    in_table = sum(c["count"] for c in report["classes"])
+    left_out = n["train"] + n["valid"] - in_table
+    parts = [f"{report['competition']}: {describe_counts(n)}"]
+    if left_out:
+        what = "labelled" if n["valid"] else "training"
+        parts.append(f"{_n(left_out, f'broken {what} image')} left out: {in_table} in the table")
+    if n["broken"] > left_out:
+        parts.append(f"{_n(n['broken'] - left_out, 'broken test image')}")
+    return "; ".join(parts)
+
+
 def _show(report: dict[str, Any]) -> None:
     import pandas as pd
 
     from kaggle_flow import console
     from kaggle_flow.eda import describe_broken
-    from kaggle_flow.layouts import describe_counts
 
-    n = report["images"]
     rows = [(c["class"], c["count"], f"{c['share']:.1%}") for c in report["classes"]]
-    title = f"{report['competition']}: {describe_counts(n)}"
-    if n["broken"]:
-        title += f" ({n['broken']} broken, not counted)"
-    console.table(title, ["class", "count", "share"], rows)
+    console.table(_title(report), ["class", "count", "share"], rows)
     ratio = report["imbalance_ratio"]
     if ratio:
         console.info(f"Imbalance ratio (largest / smallest class): {ratio:.2f}")
@@ -90,7 +102,9 @@ def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     Example: flow eda lemon --data ~/data/lemon_lesson
     """
     from kaggle_flow.eda import run_eda
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
+    ensure_writable(ws.eda_dir())  # before the scan, not after it
     _show(run_eda(ws, strict=strict))

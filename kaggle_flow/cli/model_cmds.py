@@ -106,9 +106,11 @@ def augment_cmd(
                 console.info(f"    {line}")
         return
     get_preset(preset)  # an unknown preset fails before any data is read
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
+    ensure_writable(ws.runs_dir)
     table = ws.table(strict=strict)
     out = ws.runs_dir / f"augment_{preset}.png"
     preview(

@@ -76,12 +76,15 @@ def predict_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.predict import predict_test
     from kaggle_flow.workspace import open_workspace
 
     if best and (run is not None or ensemble is not None):
         raise FlowError("--best picks the run: leave out --run and --ensemble")
-    pred = predict_test(open_workspace(comp, data), run=run, tta=tta, ensemble=ensemble, folds=folds, strict=strict)
+    ws = open_workspace(comp, data)
+    ensure_writable(ws.runs_dir)
+    pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, strict=strict)
     if pred.new_ensemble:
         console.info(f"Averaged {ensemble} into {pred.run.path} (submit it with `flow submit --run {pred.run.id}`)")
     else:
@@ -112,10 +115,13 @@ def submit_cmd(
 
     Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2
     """
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.submit import submit
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
+    for folder in (ws.submissions_dir, ws.runs_dir):  # the CSV and its ledger row; the run's test_probs.npy
+        ensure_writable(folder)
     _show_submission(submit(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, probs_file=probs_file, strict=strict))
 
 
@@ -192,9 +198,12 @@ def export_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.export import export
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
-    done = export(open_workspace(comp), run, onnx=onnx)
+    ws = open_workspace(comp)
+    ensure_writable(ws.runs_dir)
+    done = export(ws, run, onnx=onnx)
     console.info(f"Exported {done.run.id} to {done.folder}: " + ", ".join(f.name for f in done.files))
 
 
@@ -223,11 +232,14 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
     from kaggle_flow import console, eda, split, submit, train
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.layouts import describe_counts, no_test_images
     from kaggle_flow.score import local_score, solution_file
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
+    for folder in (ws.runs_dir, ws.submissions_dir):
+        ensure_writable(folder)
     config = train.resolve_config(ws, overrides)  # the flags checked before the first step, as training will use them
     start = time.perf_counter()
     with _step(1, "eda", ws):

@@ -31,10 +31,13 @@ def train_cmd(
     flow train digits --folds all ; flow train mnist --resume 20261122-153012-smallcnn-f0 ;
     flow train lemon --weights runs/lemon/20261122-153012-resnet18-f0/best.pdparams
     """
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.train import train
     from kaggle_flow.workspace import open_workspace
 
-    train(open_workspace(comp, data), overrides, strict=strict, resume=resume)
+    ws = open_workspace(comp, data)
+    ensure_writable(ws.runs_dir)
+    train(ws, overrides, strict=strict, resume=resume)
 
 
 @app.command("runs")
