@@ -15,3 +15,7 @@ class DataError(FlowError):
 
 class NotFoundError(FlowError):
     """An unknown name (competition, model, preset, run...) or a missing artifact."""
+
+
+class DiskFullError(FlowError):
+    """Not enough free space for a write: checked before it starts, or the disk filled up during it."""

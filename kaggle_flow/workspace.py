@@ -15,8 +15,8 @@ import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.competition import Competition, get_competition
-from kaggle_flow.errors import DataError, FlowError
-from kaggle_flow.fileio import read_csv
+from kaggle_flow.errors import DataError, DiskFullError, FlowError
+from kaggle_flow.fileio import read_csv, write_text
 
 STATE_DIR = Path(".flow")
 CACHE = "cache"
@@ -44,8 +44,11 @@ def resolve_name(name: str | None) -> str:
 
 
 def remember(name: str) -> None:
-    STATE_DIR.mkdir(exist_ok=True)
-    current_file().write_text(name + "\n")
+    """Make `name` the current competition; skipped on a full disk (a convenience, not worth an error)."""
+    try:
+        write_text(current_file(), name + "\n")
+    except DiskFullError:
+        pass
 
 
 @dataclass(frozen=True)
