@@ -10,6 +10,8 @@ The key hashes the files (path, byte size, modification time), the size and the 
 changed file list or size builds a new cache; an unchanged one is reused by the next run. The cache
 is filled in parallel (threads: PIL releases the GIL while decoding and resizing) before epoch 1, so
 no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
+It is written through a file handle, its blocks reserved first and the free space checked before
+that: on a full disk, one line, never the SIGBUS a memory map over a sparse file would get.
 
 Per item: uint8 from the cache -> albumentations train transform (none for evaluation) -> float32
 CHW normalized with the competition's mean/std. Randomness is seeded from (seed, epoch, worker), so
@@ -18,10 +20,12 @@ a run is repeatable and a resumed run replays the same epochs.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +37,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from kaggle_flow import console
-from kaggle_flow.fileio import atomic_path, write_json
+from kaggle_flow.fileio import atomic_path, disk_full_error, ensure_free_space, write_json
 
 if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
@@ -114,7 +118,7 @@ def build_cache(paths: Sequence[str], size: int, channels: int, cache_dir: Path 
     """
     paths = [str(p) for p in paths]
     if cache_dir is None:
-        images, failed = _fill(paths, size, channels, np.zeros((len(paths), size, size, channels), np.uint8))
+        images, failed = _fill_memory(paths, size, channels)
         return ImageCache(Path(":memory:"), paths, failed, size, channels, images)
     cache_dir = Path(cache_dir)
     stem = f"{size}px-{channels}ch-{_cache_key(paths, size, channels)}"
@@ -127,14 +131,41 @@ def build_cache(paths: Sequence[str], size: int, channels: int, cache_dir: Path 
                 return ImageCache(npy, paths, dict(info.get("failed", {})), size, channels, images)
         except (OSError, ValueError):
             pass  # unreadable: build it again
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(npy) as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, channels))
-        _, failed = _fill(paths, size, channels, array)
-        array.flush()
-        del array
-        write_json(meta, {"size": size, "channels": channels, "paths": paths, "failed": failed})
+    failed = _write_cache(npy, paths, size, channels)
+    write_json(meta, {"size": size, "channels": channels, "paths": paths, "failed": failed})
     return ImageCache(npy, paths, failed, size, channels, np.load(npy, mmap_mode="r"))
+
+
+def _write_cache(npy: Path, paths: list[str], size: int, channels: int) -> dict[str, str]:
+    """The .npy written through a file handle, its blocks reserved first: a full disk is a one-line
+    error before any decoding (or an ENOSPC one during the writes), never the SIGBUS of a memory map
+    over a sparse file; the temp file is gone either way."""
+    shape = (len(paths), size, size, channels)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    nbytes = header.tell() + int(np.prod(shape))
+    what = f"the image cache ({len(paths)} images at {size} px)"
+    ensure_free_space(npy.parent, nbytes + sum(len(p) + 8 for p in paths), what)  # + its .json file list
+    with atomic_path(npy) as tmp, open(tmp, "r+b") as fh:
+        _reserve(fh, nbytes, npy.parent, what)
+        fh.write(header.getvalue())
+        failed = _fill(paths, size, channels, fh.write)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return failed
+
+
+def _reserve(fh: Any, nbytes: int, folder: Path, what: str) -> None:
+    """Allocate the file's blocks now (posix_fallocate), so the disk says no before the writes do."""
+    if not hasattr(os, "posix_fallocate") or nbytes == 0:
+        return
+    try:
+        os.posix_fallocate(fh.fileno(), 0, nbytes)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full_error(folder, what) from None
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise  # a filesystem that cannot reserve blocks still reports a full disk on write
 
 
 def decode(path: str, size: int, channels: int) -> np.ndarray:
@@ -142,23 +173,65 @@ def decode(path: str, size: int, channels: int) -> np.ndarray:
     return load_image(path, size, channels)
 
 
-def _fill(paths: list[str], size: int, channels: int, out: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
-    failed: dict[str, str] = {}
+CHUNK_BYTES = 16 * 2**20  # decoded rows per write; two chunks are in memory while a cache is built
+
+
+def _fill_memory(paths: list[str], size: int, channels: int) -> tuple[np.ndarray, dict[str, str]]:
+    images = np.empty((len(paths), size, size, channels), np.uint8)
+    done = 0
+
+    def keep(chunk: np.ndarray) -> None:
+        nonlocal done
+        images[done : done + len(chunk)] = chunk
+        done += len(chunk)
+
+    return images, _fill(paths, size, channels, keep)
+
+
+def _fill(paths: list[str], size: int, channels: int, write: Callable[[np.ndarray], object]) -> dict[str, str]:
+    """Decode every file in parallel (threads: PIL releases the GIL), handing `write` the rows in order,
+    a chunk at a time; a file that cannot be read is a row of zeros and an entry of the result."""
+    n = len(paths)
+    rows = max(1, min(n, CHUNK_BYTES // (size * size * channels)))
+    buffers = [np.empty((rows, size, size, channels), np.uint8) for _ in range(1 if n <= rows else 2)]
 
     def work(i: int) -> tuple[int, str | None]:
+        slot = buffers[(i // rows) % len(buffers)][i % rows]
         try:
-            out[i] = decode(paths[i], size, channels)
+            slot[...] = decode(paths[i], size, channels)
             return i, None
         except Exception as exc:  # any unreadable file: left out, reported
+            slot[...] = 0
             return i, f"{type(exc).__name__}: {exc}".splitlines()[0]
 
-    threads = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = pool.map(work, range(len(paths)))
-        for i, why in console.progress(results, len(paths), f"Caching {len(paths)} images at {size} px"):
-            if why is not None:
-                failed[paths[i]] = why
-    return out, failed
+    failed: dict[str, str] = {}
+    results = _in_chunks(work, n, rows, lambda start, end: write(buffers[(start // rows) % len(buffers)][: end - start]))
+    for i, why in console.progress(results, n, f"Caching {n} images at {size} px"):
+        if why is not None:
+            failed[paths[i]] = why
+    return failed
+
+
+def _in_chunks(
+    work: Callable[[int], tuple[int, str | None]], n: int, rows: int, done: Callable[[int, int], object]
+) -> Iterator[tuple[int, str | None]]:
+    """work(0..n-1) on a thread pool, results in order; done(start, end) after each chunk of `rows`.
+
+    Chunk k+1 is queued before chunk k is awaited, so the threads never wait for a write; chunk k+2
+    only after done() has taken chunk k's buffer. On any exception (KeyboardInterrupt too) queued
+    work is cancelled.
+    """
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    try:
+        pending = pool.map(work, range(0, min(rows, n)))
+        for start in range(0, n, rows):
+            end = min(start + rows, n)
+            following = pool.map(work, range(end, min(end + rows, n)))
+            yield from pending
+            done(start, end)
+            pending = following
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def warn_failed(failed: dict[str, str], rows: pd.DataFrame) -> None:

@@ -19,3 +19,7 @@ class NotFoundError(FlowError):
 
 class NotWritableError(FlowError):
     """A folder flow must write to is on a read-only file system or not the user's to write."""
+
+
+class DiskFullError(FlowError):
+    """Not enough free space for a write: checked before it starts, or the disk filled up during it."""

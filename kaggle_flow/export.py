@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError
-from kaggle_flow.fileio import write_json
+from kaggle_flow.fileio import disk_full_as_error, write_json
 from kaggle_flow.runs import Run, resolve_run
 
 if TYPE_CHECKING:
@@ -98,9 +98,10 @@ def export_run(run: Run, out_dir: Path | None = None, *, onnx: bool = False) -> 
     model = load_model(run)  # the very model `flow predict` uses
     size = spec["size"]
     input_spec = [paddle.static.InputSpec([None, spec["channels"], size, size], "float32", name="image")]
-    out_dir.mkdir(parents=True, exist_ok=True)
     prefix = out_dir / MODEL_PREFIX
-    paddle.jit.save(model, str(prefix), input_spec=input_spec)
+    with disk_full_as_error(out_dir, "the exported model"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paddle.jit.save(model, str(prefix), input_spec=input_spec)
     written = sorted(p for p in out_dir.iterdir() if p.name.startswith(MODEL_PREFIX + ".") and p.suffix != ".onnx")
     if onnx:
         paddle.onnx.export(model, str(prefix), input_spec=input_spec, opset_version=11)

@@ -1,10 +1,19 @@
-"""Getting data in: `flow import` (archive or folder -> data/NAME) and `flow init` (folder -> TOML)."""
+"""Getting data in: `flow import` (archive or folder -> data/NAME) and `flow init` (folder -> TOML).
+
+An archive is judged by its listing before a byte is unpacked: entries that would land outside the
+target (zip slip), a total above `ArchiveLimits.max_size`, a compression ratio no download has (a
+zip bomb), or more than the free space are one-line errors. Files are unpacked (or copied) into a
+staging folder beside the target and moved into place only once the layout reads; a failure,
+KeyboardInterrupt included, removes the staging folder and leaves the old data as it was.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from kaggle_flow.competition import (
@@ -14,21 +23,85 @@ from kaggle_flow.competition import (
     load_file,
 )
 from kaggle_flow.errors import DataError, FlowError
-from kaggle_flow.fileio import read_csv
+from kaggle_flow.fileio import (
+    disk_full_as_error,
+    disk_full_error,
+    ensure_free_space,
+    human_size,
+    is_disk_full,
+    parse_size,
+    read_csv,
+)
+
+DEFAULT_MAX_SIZE = 20 * 10**9  # bytes an archive may unpack to without --max-size
 
 
-def _safe_extract(archive: Path, target: Path) -> None:
-    """Unzip, refusing any entry that would land outside `target` (zip slip)."""
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may unpack to; None: no limit (--allow-large)."""
+
+    max_size: int | None = DEFAULT_MAX_SIZE  # bytes unpacked, all members together
+    max_ratio: float | None = 200.0  # unpacked / archive bytes: downloads of images are ~1:1, CSVs ~10:1
+    member_ratio: float | None = 1000.0  # one member; deflate cannot pass ~1032:1, so zeros or a forged header
+    member_floor: int = 10**6  # members smaller than this are not ratio-checked (a small CSV compresses well)
+
+
+def archive_limits(max_size: str | None = None, allow_large: bool = False) -> ArchiveLimits:
+    """The limits of `flow import --max-size SIZE / --allow-large`."""
+    if allow_large:
+        return ArchiveLimits(max_size=None, max_ratio=None, member_ratio=None)
+    return ArchiveLimits() if max_size is None else ArchiveLimits(max_size=parse_size(max_size, "--max-size"))
+
+
+def _zip_members(archive: Path, target: Path) -> list[zipfile.ZipInfo]:
+    """The files of a zip, refusing any entry that would land outside `target` (zip slip)."""
     try:
         with zipfile.ZipFile(archive) as zf:
-            root = target.resolve()
-            for member in zf.infolist():
-                dest = (target / member.filename).resolve()
-                if not dest.is_relative_to(root):
-                    raise DataError(f"{archive}: entry '{member.filename}' would land outside {target}; refused")
-            zf.extractall(target)
-    except zipfile.BadZipFile:
-        raise DataError(f"{archive}: not a zip archive") from None
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{archive}: not a zip archive ({exc})") from None
+    root = target.resolve()
+    for member in members:
+        if not (target / member.filename).resolve().is_relative_to(root):
+            raise DataError(f"{archive}: entry '{member.filename}' would land outside {target}; refused")
+    return [m for m in members if not m.is_dir()]
+
+
+def check_archive(archive: Path, members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> int:
+    """The bytes `archive` unpacks to, from its listing; a one-line error when over a limit."""
+    total = sum(m.file_size for m in members)
+    if not members:
+        return 0
+    largest = max(members, key=lambda m: m.file_size)
+    if limits.max_size is not None and total > limits.max_size:
+        raise DataError(
+            f"{archive}: unpacks to {human_size(total)} (largest member '{largest.filename}', "
+            f"{human_size(largest.file_size)}), more than the {human_size(limits.max_size)} limit; "
+            "pass --max-size to raise it"
+        )
+    bomb = "refused as a likely zip bomb (pass --allow-large if it is genuine)"
+    packed = max(archive.stat().st_size, 1)
+    if limits.max_ratio is not None and total / packed > limits.max_ratio:
+        raise DataError(
+            f"{archive}: unpacks to {human_size(total)} from {human_size(packed)} ({total / packed:.0f}:1, "
+            f"largest member '{largest.filename}'), more than {limits.max_ratio:.0f}:1; {bomb}"
+        )
+    for m in members:
+        ratio = m.file_size / max(m.compress_size, 1)
+        if limits.member_ratio is not None and m.file_size >= limits.member_floor and ratio > limits.member_ratio:
+            raise DataError(
+                f"{archive}: member '{m.filename}' unpacks to {human_size(m.file_size)} from "
+                f"{human_size(m.compress_size)} ({ratio:.0f}:1), more than {limits.member_ratio:.0f}:1; {bomb}"
+            )
+    return total
+
+
+def _extract(archive: Path, members: list[zipfile.ZipInfo], target: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(target, members)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:  # corrupt, unsupported, encrypted
+        raise DataError(f"{archive}: cannot be unpacked: {exc}") from None
 
 
 def _find_root(staging: Path, comp: Competition) -> Path:
@@ -52,28 +125,100 @@ def _find_root(staging: Path, comp: Competition) -> Path:
     raise DataError(f"the files do not match the '{comp.name}' layout: {errors[0]}")
 
 
-def import_data(comp: Competition, source: Path, target: Path, *, force: bool = False) -> Path:
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder`, as a copy would write them."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass  # unreadable: the copy will name it
+    return total
+
+
+def _copy_folder(source: Path, dest: Path, folder: Path, what: str) -> None:
+    """shutil.copytree, but a full disk stops it at once (copytree would go on, file after file)."""
+
+    def copy(src: str, dst: str) -> object:
+        try:
+            return shutil.copy2(src, dst)
+        except OSError as exc:
+            if is_disk_full(exc):  # a DiskFullError is no OSError: copytree lets it through
+                raise disk_full_error(folder, what) from None
+            raise
+
+    try:
+        shutil.copytree(source, dest, copy_function=copy)
+    except shutil.Error as exc:  # unreadable files: copytree lists (source, destination, why) of each
+        failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) and exc.args[0] else [(source, "", exc)]
+        src, _, why = failures[0]
+        raise DataError(f"{source}: {len(failures)} files could not be copied, e.g. {src}: {why}") from None
+
+
+def _refuse_nesting(source: Path, target: Path) -> None:
+    """A folder that holds the target would be copied into itself; a source inside the target
+    would be deleted by the import that replaces the target."""
+    src, dst = source.resolve(), target.resolve()
+    if src == dst:
+        raise FlowError(f"{source}: is the target folder {target} itself; import from the download, not from its copy")
+    if source.is_dir() and dst.is_relative_to(src):
+        raise FlowError(
+            f"{source}: holds the target folder {target} ({dst}), so it would be copied into itself; "
+            "import from a folder outside it, running flow from your working folder"
+        )
+    if src.is_relative_to(dst):
+        raise FlowError(f"{source}: lies inside the target folder {target}, which the import replaces; move it out first")
+
+
+def _move_into_place(root: Path, target: Path, staging: Path) -> None:
+    """Move `root` to `target`; the data already there goes into the staging folder first (deleted
+    with it), and comes back if the move fails: never a half-replaced target."""
+    old = staging / "replaced"
+    had_old = target.exists() or target.is_symlink()
+    if had_old:
+        target.rename(old)  # a symlink moves as a link: the folder it points to is not touched
+    try:
+        root.rename(target)
+    except BaseException:
+        if had_old:
+            old.rename(target)
+        raise
+
+
+def import_data(
+    comp: Competition, source: Path, target: Path, *, force: bool = False, limits: ArchiveLimits = ArchiveLimits()
+) -> Path:
     """Copy or unzip `source` into `target`, checking the layout before anything is kept."""
     if not source.exists():
         raise DataError(f"{source}: not found")
+    _refuse_nesting(source, target)
+    if target.exists() and not target.is_dir():
+        raise FlowError(f"{target}: is a file, not a data folder")
     if target.exists() and any(target.iterdir()) and not force:
         raise FlowError(f"{target}: already holds data; pass --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.import.", dir=target.parent))
+    if source.is_dir():
+        what, members = f"a copy of {source}", []
+        ensure_free_space(target.parent, _folder_bytes(source), what)
+    else:
+        what, members = f"{source.name} unpacked", _zip_members(source, target)
+        ensure_free_space(target.parent, check_archive(source, members, limits), what)
+    with disk_full_as_error(target.parent, what):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.import.", dir=target.parent))
     try:
         unpacked = staging / "files"
-        if source.is_dir():
-            shutil.copytree(source, unpacked)
-        else:
-            unpacked.mkdir()
-            _safe_extract(source, unpacked)
+        with disk_full_as_error(target.parent, what):
+            if source.is_dir():
+                _copy_folder(source, unpacked, target.parent, what)
+            else:
+                unpacked.mkdir()
+                _extract(source, members, unpacked)
         try:
             root = _find_root(unpacked, comp)
         except DataError as exc:  # name the file the user has, not its copy in the staging folder
             raise DataError(str(exc).replace(str(unpacked), str(source))) from None
-        if target.exists():
-            shutil.rmtree(target)
-        root.rename(target)
+        _move_into_place(root, target, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     announce(target, comp)

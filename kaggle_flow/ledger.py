@@ -116,11 +116,15 @@ def recording(
 
     A failure inside the block (KeyboardInterrupt and SIGTERM included) removes the row again.
     """
+    existed = ledger_file(submissions_dir).is_file()
     add_entry(submissions_dir, file=file, run=run, cv_score=cv_score, tta=tta, when=when, state=PENDING)
     try:
         yield
     except BaseException:
-        _edit(submissions_dir, lambda frame: frame[frame["file"] != Path(file).name])
+        if existed:
+            _edit(submissions_dir, lambda frame: frame[frame["file"] != Path(file).name])
+        else:
+            ledger_file(submissions_dir).unlink(missing_ok=True)
         raise
     _edit(submissions_dir, lambda frame: frame.assign(state=frame["state"].mask(frame["file"] == Path(file).name, "")))
 

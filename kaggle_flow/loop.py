@@ -28,7 +28,7 @@ import paddle.nn.functional as F
 from kaggle_flow import console, optim
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError
-from kaggle_flow.fileio import atomic_path
+from kaggle_flow.fileio import atomic_path, ensure_free_space
 from kaggle_flow.machine import raise_if_terminated
 from kaggle_flow.mixing import Mixer
 
@@ -401,6 +401,22 @@ class Progress:
         return False
 
 
+def state_bytes(*states: Any) -> int:
+    """Bytes of the tensors in (nested) state dicts: about what paddle.save writes of them."""
+    total, stack = 0, list(states)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, paddle.Tensor):
+            total += math.prod(item.shape) * item.element_size()
+        elif isinstance(item, np.ndarray):
+            total += item.nbytes
+    return total
+
+
 class Checkpointer:
     """The best weights and the last full checkpoint of a run, each written to temp files and renamed."""
 
@@ -408,8 +424,10 @@ class Checkpointer:
         self.run = run
 
     def save_best(self, model: paddle.nn.Layer) -> None:
+        weights = model.state_dict()
+        ensure_free_space(self.run.path, state_bytes(weights), f"the checkpoint {self.run.best.name}")
         with atomic_path(self.run.best) as tmp:
-            paddle.save(model.state_dict(), str(tmp))
+            paddle.save(weights, str(tmp))
 
     def save_last(self, state: TrainState, progress: Progress) -> None:
         """last.pdparams, last.pdopt, last.pdstate (with the config): renamed together after all are written."""
@@ -419,12 +437,15 @@ class Checkpointer:
             "epoch": progress.epoch, "best_score": progress.best_score, "best_epoch": progress.best_epoch,
             "stale": progress.stale, "stopped": progress.stopped, "timing": progress.timing,
         }
+        weights, slots = state.model.state_dict(), state.optimizer.state_dict()
+        names = ", ".join(p.name for p in (self.run.last, self.run.last_opt, self.run.last_state))
+        ensure_free_space(self.run.path, state_bytes(weights, slots, extra), f"the checkpoint {names}")
         with contextlib.ExitStack() as stack:
             tmp_params = stack.enter_context(atomic_path(self.run.last))
             tmp_opt = stack.enter_context(atomic_path(self.run.last_opt))
             tmp_state = stack.enter_context(atomic_path(self.run.last_state))
-            paddle.save(state.model.state_dict(), str(tmp_params))
-            paddle.save(state.optimizer.state_dict(), str(tmp_opt))
+            paddle.save(weights, str(tmp_params))
+            paddle.save(slots, str(tmp_opt))
             paddle.save(extra, str(tmp_state))
 
     def has_last(self) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from kaggle_flow.competition import Competition
+from kaggle_flow.fileio import disk_full_as_error
 
 SEED = 0
 
@@ -45,7 +46,10 @@ def is_materialized(root: Path) -> bool:
 
 
 def materialize(comp: Competition, root: Path) -> Path:
-    """Write the embedded data set of `comp` into `root` (once; a finished folder is kept)."""
+    """Write the embedded data set of `comp` into `root` (once; a finished folder is kept).
+
+    Written into a staging folder beside `root`, renamed when complete; a full disk is one line.
+    """
     import pandas as pd
     from PIL import Image
     from sklearn.model_selection import train_test_split
@@ -60,26 +64,27 @@ def materialize(comp: Competition, root: Path) -> Path:
     train_idx, test_idx = train_test_split(index, test_size=n_test, stratify=labels, random_state=SEED)
     train_idx, test_idx = np.sort(train_idx), np.sort(test_idx)
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
-        (staging / "train").mkdir()
-        (staging / "test").mkdir()
-        train_ids = [f"train_{i + 1:05d}.png" for i in range(len(train_idx))]
-        test_ids = [f"test_{i + 1:04d}.png" for i in range(len(test_idx))]
-        work = [(staging / "train" / n, k) for n, k in zip(train_ids, train_idx)]
-        work += [(staging / "test" / n, k) for n, k in zip(test_ids, test_idx)]
-        for path, k in console.progress(work, len(work), f"Writing {comp.name} images"):
-            Image.fromarray(images[k]).save(path, optimize=False)
-        pd.DataFrame({"id": train_ids, "label": labels[train_idx]}).to_csv(staging / "train.csv", index=False)
-        pd.DataFrame({"id": test_ids, "label": 0}).to_csv(staging / "sample_submission.csv", index=False)
-        pd.DataFrame({"id": test_ids, "label": labels[test_idx]}).to_csv(staging / "solution.csv", index=False)
-        if root.is_symlink():
-            root.unlink()
-        elif root.exists():
-            shutil.rmtree(root)
-        staging.rename(root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with disk_full_as_error(root.parent, f"the embedded {comp.name} data"):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            (staging / "train").mkdir()
+            (staging / "test").mkdir()
+            train_ids = [f"train_{i + 1:05d}.png" for i in range(len(train_idx))]
+            test_ids = [f"test_{i + 1:04d}.png" for i in range(len(test_idx))]
+            work = [(staging / "train" / n, k) for n, k in zip(train_ids, train_idx)]
+            work += [(staging / "test" / n, k) for n, k in zip(test_ids, test_idx)]
+            for path, k in console.progress(work, len(work), f"Writing {comp.name} images"):
+                Image.fromarray(images[k]).save(path, optimize=False)
+            pd.DataFrame({"id": train_ids, "label": labels[train_idx]}).to_csv(staging / "train.csv", index=False)
+            pd.DataFrame({"id": test_ids, "label": 0}).to_csv(staging / "sample_submission.csv", index=False)
+            pd.DataFrame({"id": test_ids, "label": labels[test_idx]}).to_csv(staging / "solution.csv", index=False)
+            if root.is_symlink():
+                root.unlink()
+            elif root.exists():
+                shutil.rmtree(root)
+            staging.rename(root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     console.info(f"Wrote the embedded {comp.name} data to {root} ({len(train_ids)} train, {len(test_ids)} test)")
     return root

@@ -30,7 +30,7 @@ import pandas as pd
 from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
-from kaggle_flow.fileio import atomic_path, read_csv
+from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv
 from kaggle_flow.layouts import labelled
 from kaggle_flow.ledger import recording
 from kaggle_flow.runs import Run, load_run
@@ -191,6 +191,9 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
         raise FlowError(f"submission line {_line(pos)}: label '{labels.iloc[pos]}' is not a class ({what})")
 
 
+ROW_BYTES = 256  # a generous submission row (an id and a label): the free space it is checked against
+
+
 def submission_name(run_name: str, when: float | None = None) -> str:
     """TIME_RUN.csv: sorts by time, says which run made it (a fold RUN/foldK as RUN-foldK)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when if when is not None else time.time()))
@@ -219,6 +222,7 @@ def write_submission(
     frame = format_submission(comp, test_rows, probs, sample)
     check_submission(comp, frame, expected_ids(comp, test_rows))
     out = _unused(Path(submissions_dir) / submission_name(name, when))
+    ensure_free_space(submissions_dir, ROW_BYTES * (len(frame) + 1), f"the submission ({len(frame)} rows)")
     with record(out) if record is not None else contextlib.nullcontext(), atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
     return out, frame
@@ -244,9 +248,11 @@ def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
 
 def save_probs(run: Run, probs: np.ndarray) -> Path:
     """The run's test probabilities (Run.test_probs), written to a temp file, then renamed."""
+    probs = np.asarray(probs, dtype=np.float32)
+    ensure_free_space(run.path, probs.nbytes, f"the test probabilities {run.test_probs.name}")
     with atomic_path(run.test_probs) as tmp:
         with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(probs, dtype=np.float32))
+            np.save(fh, probs)
     return run.test_probs
 
 
@@ -323,6 +329,7 @@ def submit(
 
         pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, table=table, save=False)
         owner, probs, name = pred.run, pred.probs, pred.run.id
+        ensure_free_space(owner.path, probs.nbytes, f"the test probabilities {owner.test_probs.name}")  # before the CSV: both or neither
     score = owner.validation_score() if owner is not None else None
 
     def record(out: Path) -> contextlib.AbstractContextManager[None]:

@@ -51,13 +51,13 @@ def resolve_name(name: str | None) -> str:
 
 
 def remember(name: str) -> None:
-    """Make `name` the current competition, best effort: in a read-only working folder the
-    commands that only read still work, they just leave the current competition as it was."""
+    """Make `name` the current competition, best effort: in a read-only working folder or on a full
+    disk the commands still work, they just leave the current competition as it was."""
     if remembered() == name:
         return
     try:
         write_text(current_file(), name + "\n")
-    except OSError:
+    except (OSError, FlowError):  # read-only (OSError), a full disk (DiskFullError)
         pass
 
 

@@ -63,23 +63,32 @@ def import_cmd(
     comp: Annotated[str, typer.Argument(help="Competition name.")],
     source: Annotated[Path, typer.Argument(help="The downloaded .zip, or a folder.")],
     force: Annotated[bool, typer.Option("--force", help="Replace data already in data/COMP.")] = False,
+    max_size: Annotated[
+        Optional[str],
+        typer.Option("--max-size", help="Refuse an archive that unpacks to more than SIZE [default: 20GB].", metavar="SIZE", show_default=False),
+    ] = None,
+    allow_large: Annotated[
+        bool, typer.Option("--allow-large", help="No limit on an archive's unpacked size or compression ratio (free space is still checked).")
+    ] = False,
     data: DataOpt = None,
 ) -> None:
     """Unpack a downloaded archive (or copy a folder) into data/COMP and check its layout.
 
-    The competition becomes the current one only when the import succeeds.
+    The competition becomes the current one only when the import succeeds. An archive is checked
+    from its listing first: more than --max-size unpacked, a compression ratio no download has (a
+    zip bomb), or more than the free space is refused before anything is written.
 
-    Example: flow import lemon ~/Downloads/lemon_lesson.zip
+    Examples: flow import lemon ~/Downloads/lemon_lesson.zip ; flow import big big.zip --max-size 50GB
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.importer import import_data
+    from kaggle_flow.importer import archive_limits, import_data
     from kaggle_flow.layouts import describe_counts, split_counts
     from kaggle_flow.workspace import open_workspace, remember
 
-    ws = open_workspace(comp, data, remember_it=False)
+    ws = open_workspace(comp, data, remember_it=False)  # nothing written before the import is checked
     ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
-    target = import_data(ws.comp, source, ws.data_dir, force=force)
+    target = import_data(ws.comp, source, ws.data_dir, force=force, limits=archive_limits(max_size, allow_large))
     counts = split_counts(ws.table(quiet=True))
     remember(ws.comp.name)
     console.info(f"Imported {ws.comp.name} into {target}: {describe_counts(counts)}")
