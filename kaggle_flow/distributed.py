@@ -16,7 +16,9 @@ alone writes); this module starts the processes and reports how they ended:
   each process leaves RUN/log/status.R (running, done, failed and why), from which this process
   prints one line: `rank 1 failed: ... (log: RUN/log/workerlog.1)`;
 - Ctrl-C or SIGTERM here: passed to the launcher, which stops the processes; rank 0 records the
-  run as interrupted, to be resumed with `--resume` (with as many processes).
+  run as interrupted, to be resumed with `--resume` (with as many processes);
+- what outlives the launcher (the DataLoader workers of a process killed by a signal) is killed
+  by process group, from the pids in the status files.
 
 On a CPU the processes talk through gloo, on GPUs through NCCL; paddle picks it. gloo gives up on
 a peer after 30 s, so the processes always do the same work: validation is sharded too.
@@ -360,14 +362,29 @@ def _statuses(log_dir: Path) -> dict[int, dict[str, Any]]:
 
 
 def _end_leftovers(log_dir: Path) -> None:
-    """Kill what the launcher left running (it was killed itself): the processes named by their status."""
-    for status in _statuses(log_dir).values():
-        pid = int(status.get("pid", 0))
-        if status.get("state") == "running" and pid > 0 and _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    """Kill what outlived the launcher: a process it could not stop, or the DataLoader workers of one
+    that died by a signal. The launcher starts each process in a session of its own, so its process
+    group holds that process and its workers; only members running kaggle_flow.worker are killed."""
+    groups = {int(s.get("pid", 0)) for s in _statuses(log_dir).values() if s.get("state") == "running"} - {0}
+    for pid in _members(groups):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _members(groups: set[int]) -> list[int]:
+    """The live processes of these process groups whose command is kaggle_flow.worker (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*") if groups else []:
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[2]) in groups and fields[0] not in ("Z", "X") and b"kaggle_flow.worker" in command:
+            found.append(int(entry.name))
+    return found
 
 
 def _interrupted(ws: Workspace, run: Run | None) -> FlowError:
