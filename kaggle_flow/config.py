@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from kaggle_flow.competition import Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
@@ -23,6 +23,8 @@ from kaggle_flow.errors import ConfigError, FlowError
 if TYPE_CHECKING:
     from kaggle_flow.competition import Competition
     from kaggle_flow.recipe import Facts
+
+AmpMode = Literal["off", "o1", "o2", "bf16"]
 
 
 class RunConfig(Recipe):
@@ -39,7 +41,7 @@ class RunConfig(Recipe):
     # run options (flags that are not part of a competition's recipe)
     fold: Annotated[int, Field(ge=0)] = 0  # the validation fold of runs/COMP/folds.csv
     folds: Literal["all"] | None = None  # "all": one run per fold (cross-validation)
-    amp: bool = False  # mixed precision (GPU only)
+    amp: AmpMode = "off"  # mixed precision on a GPU: o1 / o2 (float16 autocast / float16 weights) or bf16
     weights: str | None = None  # a .pdparams to start from
     max_params: Annotated[int, Field(ge=1)] | None = None  # refuse larger models
     workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes
@@ -47,6 +49,13 @@ class RunConfig(Recipe):
     balance_reason: str = ""  # why label shuffling is on or off (the recipe, `flow balance`, a flag)
     full: bool = False  # train on every labelled row, no validation (a refit of a validated run)
     full_from: str | None = None  # the validated run whose recipe and epoch count a full refit uses
+    normalize_on: Literal["device", "host"] = "device"  # where uint8 batches become normalized float32
+
+    # data parallel (paddle.distributed): batch_size is per process, the global batch is batch_size * world_size
+    nproc: Annotated[int, Field(ge=1)] = 1  # training processes on each machine
+    world_size: Annotated[int, Field(ge=1)] = 1  # training processes on all machines together
+    sync_bn: bool = False  # BatchNorm statistics over the global batch (SyncBatchNorm, GPUs only)
+    scale_lr: bool = False  # linear scaling rule: the peak lr times world_size
 
     # competition facts, copied so a run never depends on the TOML staying the same
     competition: str
@@ -70,11 +79,28 @@ class RunConfig(Recipe):
             raise ValueError(f"mean/std: need {self.channels} values each (one per channel)")
         if self.sizes and self.sizes[-1] != self.image_size:
             raise ValueError(f"image_size {self.image_size} is not the last of sizes {self.sizes}")
+        if self.world_size % self.nproc:
+            raise ValueError(f"world_size {self.world_size} is not a multiple of nproc {self.nproc}")
         return self
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_switch(cls, value: Any) -> Any:
+        """`--amp` and configs written before the modes: True is o1, False is off."""
+        return {True: "o1", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate the schedule peaks at: `lr`, times the processes with --scale-lr.
+
+        The linear scaling rule (Goyal et al., 2017): a global batch k times larger takes a k times
+        larger learning rate, reached through the warmup.
+        """
+        return self.lr * self.world_size if self.scale_lr else self.lr
 
     def epoch_sizes(self) -> list[int]:
         """The image size of each epoch: the epochs divided among `sizes`, the remainder to the last ones."""

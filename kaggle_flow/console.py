@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import io
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -61,3 +63,55 @@ def progress(items: Iterable[T], total: int | None, description: str, min_total:
         for item in items:
             yield item
             bar.advance(task)
+
+
+# --- relaying another process's output (rank 0 of a data-parallel run) --------------------------------
+
+
+class _Tagged(io.TextIOBase):
+    """A console's lines into a file shared with the other console, each marked with its stream."""
+
+    def __init__(self, file: IO[str], tag: str) -> None:
+        self.file, self.tag, self.pending = file, tag, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.file.write(f"{self.tag} {line}\n")
+        self.file.flush()
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def relay_to(path: Path) -> None:
+    """Send both consoles' lines to `path`, tagged by stream, for another process to print (`Relay`).
+
+    The processes of a data-parallel run write everything else (paddle's messages, tracebacks) to
+    their own log; only what flow means the user to read goes through here.
+    """
+    file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  (open for the process's life)
+    out.file, err.file = _Tagged(file, "1"), _Tagged(file, "2")
+
+
+class Relay:
+    """Prints the lines another process's consoles wrote with `relay_to`, as they come."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.partial = path, 0, b""
+
+    def pump(self) -> None:
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(self.offset)
+                chunk = file.read()
+        except OSError:  # not written yet
+            return
+        self.offset += len(chunk)
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        for line in lines:
+            tag, _, text = line.decode("utf-8", errors="replace").partition(" ")
+            stream = err.file if tag == "2" else out.file
+            stream.write(text + "\n")
+            stream.flush()

@@ -13,9 +13,15 @@ no epoch decodes a file. An image that cannot be read is left out with a warning
 It is written through a file handle, its blocks reserved first and the free space checked before
 that: on a full disk, one line, never the SIGBUS a memory map over a sparse file would get.
 
-Per item: uint8 from the cache -> albumentations train transform (none for evaluation) -> float32
-CHW normalized with the competition's mean/std. Randomness is seeded from (seed, epoch, worker), so
-a run is repeatable and a resumed run replays the same epochs.
+Per item: uint8 from the cache -> albumentations train transform (none for evaluation). The batch
+stays uint8 to the device (a quarter of float32's bytes through the loader's shared memory and the
+copy to a GPU, from pinned host memory there) and is normalized there by paddle ops
+(`DeviceNormalize`: float32 NCHW, (x - 255 mean) / (255 std)); `normalize_on="host"` normalizes
+each item in numpy instead, the same numbers. Randomness is seeded from (seed, epoch, worker, rank),
+so a run is repeatable and a resumed run replays the same epochs.
+
+With several processes (paddle.distributed) each takes its shard of the same seeded order of an
+epoch (`EpochSampler`), so the global batch of a step is the one a single process would draw.
 """
 
 from __future__ import annotations
@@ -258,8 +264,29 @@ def normalizer(mean: Sequence[float], std: Sequence[float]) -> Callable[[np.ndar
     return normalize
 
 
+class DeviceNormalize:
+    """uint8 NHWC batch -> float32 NCHW, (x - 255 mean) / (255 std), as paddle ops where the batch is.
+
+    The same arithmetic as `normalizer` (float32 subtract, then divide), once per batch on the device
+    instead of once per image in numpy. Channels-last stays a host layout: paddle sets NHWC per layer
+    (`data_format`), not per model, so the batch is transposed to NCHW here.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = (np.asarray(mean, np.float32) * 255.0).reshape(1, -1, 1, 1)
+        self.std = (np.asarray(std, np.float32) * 255.0).reshape(1, -1, 1, 1)
+        self._tensors: tuple[paddle.Tensor, paddle.Tensor] | None = None
+
+    def __call__(self, images: paddle.Tensor) -> paddle.Tensor:
+        if self._tensors is None:  # made on first use, on the device paddle runs on by then
+            self._tensors = (paddle.to_tensor(self.mean), paddle.to_tensor(self.std))
+        mean, std = self._tensors
+        return (images.astype("float32").transpose([0, 3, 1, 2]) - mean) / std
+
+
 class ImageDataset(paddle.io.Dataset):
-    """Rows of the canonical table over an ImageCache; items are (float32 CHW, int64 label).
+    """Rows of the canonical table over an ImageCache; items are (float32 CHW, int64 label), or with
+    `uint8` set (by `make_loader`, for `DeviceNormalize`) (uint8 HWC, int64 label).
 
     Rows whose image failed to load are dropped (see `kept`: positions of the rows kept). A test row
     has label -1.
@@ -289,17 +316,21 @@ class ImageDataset(paddle.io.Dataset):
         self.ids = kept["id"].tolist()
         self.cache = cache
         self.transform = transform
+        self.mean, self.std = list(mean), list(std)
         self.normalize = normalizer(mean, std)
+        self.uint8 = False  # items left un-normalized, for the loader to normalize on the device
         self.seed = seed
         self.epoch = 0
+        self.rank = 0  # the process of a data-parallel run: its own augmentation draws
 
     def __len__(self) -> int:
         return len(self.slots)
 
     def reseed(self, worker: int = 0) -> None:
-        """Seed the augmentations from (seed, epoch, worker): the same epoch gives the same images."""
+        """Seed the augmentations from (seed, epoch, worker, rank): the same epoch gives the same images."""
         if self.transform is not None and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(int(np.random.SeedSequence([self.seed, self.epoch, worker]).generate_state(1)[0]))
+            entropy = [self.seed, self.epoch, worker] + ([self.rank] if self.rank else [])  # rank 0: as with one process
+            self.transform.set_random_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
     def image(self, i: int) -> np.ndarray:
         """The augmented uint8 HWC image of item i."""
@@ -311,22 +342,42 @@ class ImageDataset(paddle.io.Dataset):
         return image
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.int64]:
-        return self.normalize(self.image(i)), self.labels[i]
+        image = self.image(i)
+        return (np.ascontiguousarray(image) if self.uint8 else self.normalize(image)), self.labels[i]
 
 
 class EpochSampler(paddle.io.Sampler):
-    """A permutation drawn from (seed, epoch): the order of an epoch is the same on every run."""
+    """A permutation drawn from (seed, epoch): the order of an epoch is the same on every run.
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True) -> None:
+    With `world` processes, process `rank` takes every world-th item of that order from position
+    `rank` on: the shards are disjoint, together they are the order, and a step's batches over all
+    processes are the global batch one process would have drawn. The order is first cut to `keep`
+    items (whole global batches, when the last partial one is dropped) or, with `pad`, wrapped
+    round to a multiple of `world`, so that every process takes the same number of steps.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, *, rank: int = 0, world: int = 1,
+                 keep: int | None = None, pad: bool = False) -> None:
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world, self.keep, self.pad = rank, world, keep, pad
+
+    def order(self) -> np.ndarray:
+        """The epoch's order of every process, cut or padded; this process takes [rank::world]."""
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.keep is not None:
+            order = order[: self.keep]
+        if self.pad and len(order) % self.world:
+            order = np.resize(order, -(-len(order) // self.world) * self.world)  # wraps round to the start
+        return order
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        if not self.shuffle:
-            return iter(range(self.n))
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+        return iter(self.order()[self.rank :: self.world].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        total = self.n if self.keep is None else min(self.keep, self.n)
+        if self.pad:
+            total = -(-total // self.world) * self.world
+        return len(range(self.rank, total, self.world))
 
 
 def _worker_init(worker: int) -> None:
@@ -337,12 +388,17 @@ def _worker_init(worker: int) -> None:
 
 @dataclass
 class Loader:
-    """A DataLoader and what it iterates, with `set_epoch` to be called before each epoch."""
+    """A DataLoader and what it iterates, with `set_epoch` to be called before each epoch.
+
+    Iterating gives (float32 NCHW normalized images, int64 labels) on the device, whichever side
+    normalized them (`normalize`: the device-side step, None when the dataset did it).
+    """
 
     loader: paddle.io.DataLoader
     dataset: ImageDataset
     sampler: EpochSampler
     workers: int
+    normalize: DeviceNormalize | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.epoch = epoch
@@ -351,7 +407,9 @@ class Loader:
             self.dataset.reseed(0)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.loader)
+        if self.normalize is None:
+            return iter(self.loader)
+        return ((self.normalize(images), labels) for images, labels in self.loader)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -365,18 +423,36 @@ def make_loader(
     seed: int = 0,
     workers: int = DEFAULT_WORKERS,
     drop_last: bool = False,
+    rank: int = 0,
+    world: int = 1,
+    on_device: bool = True,
 ) -> Loader:
-    """A paddle DataLoader with a seeded sampler; `drop_last` avoids a 1-image batch for BatchNorm."""
-    sampler = EpochSampler(len(dataset), seed, shuffle)
+    """A paddle DataLoader over this process's shard of a seeded order.
+
+    `drop_last` drops the last partial global batch (batch_size * world), which also avoids a
+    1-image batch for BatchNorm; an evaluation loader (no drop) is sharded unpadded, so its shards
+    put back together are every row once. `on_device`: uint8 batches, normalized on the device.
+    Batches are prefetched to the device (`use_buffer_reader`), through pinned host memory on a GPU.
+    """
+    n, global_batch = len(dataset), batch_size * world
+    keep = n // global_batch * global_batch if drop_last else None
+    sampler = EpochSampler(n, seed, shuffle, rank=rank, world=world, keep=keep, pad=shuffle and not drop_last)
     batches = paddle.io.BatchSampler(sampler=sampler, batch_size=batch_size, drop_last=drop_last)
+    dataset.rank, dataset.uint8 = rank, on_device
     loader = paddle.io.DataLoader(
         dataset,
         batch_sampler=batches,
         num_workers=workers,
         worker_init_fn=_worker_init if workers > 0 else None,
         use_shared_memory=workers > 0,
+        use_buffer_reader=True,
     )
-    return Loader(loader, dataset, sampler, workers)
+    loader.pin_memory = _on_gpu()  # paddle's default in dynamic mode; said here, since the GPU path relies on it
+    return Loader(loader, dataset, sampler, workers, DeviceNormalize(dataset.mean, dataset.std) if on_device else None)
+
+
+def _on_gpu() -> bool:
+    return "gpu" in str(paddle.get_device())
 
 
 def eval_loader(
@@ -397,7 +473,7 @@ def eval_loader(
     cache = build_cache(rows["path"].tolist(), config.image_size, config.channels, cache_dir)
     transform = _HFlip() if hflip else None
     dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=transform, report=report)
-    return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers)
+    return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, on_device=config.normalize_on == "device")
 
 
 class _HFlip:

@@ -5,13 +5,15 @@
     evaluation = evaluate(model, loader, ...)        validation loss, accuracy, metric, recall
     checkpointer.save_best / save_last / resume      the best and last checkpoints, atomically
 
-The step has one path: mixed precision (`Precision`), the weight average (`EMA`) and mixup/cutmix
-(`Mixer`) are objects that do nothing when they are off.
+The step has one path: mixed precision (`Precision`), the weight average (`EMA`), mixup/cutmix
+(`Mixer`) and data parallelism over processes (`Parallel`) are objects that do nothing when they
+are off (one process: no DataParallel wrapper, no collective).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import random
@@ -115,19 +117,36 @@ class EMA:
             self.shadow[key].set_value(np.asarray(value))
 
 
+AMP_MODES = {  # --amp mode -> paddle.amp level and dtype
+    "o1": ("O1", "float16"),  # float32 weights; autocast runs the listed ops in float16
+    "o2": ("O2", "float16"),  # float16 weights (float32 master copies in the optimizer)
+    "bf16": ("O1", "bfloat16"),  # autocast to bfloat16: float32's range, so no loss scaling
+}
+
+
 class Precision:
-    """Mixed precision on a GPU with --amp: autocast plus a loss scaler; plain float32 otherwise.
+    """Mixed precision on a GPU with --amp o1, o2 or bf16: autocast plus a loss scaler; float32 otherwise.
 
     Off, `autocast()` is a null context and the scaler is paddle's GradScaler(enable=False), which
-    passes the loss and the optimizer step straight through.
+    passes the loss and the optimizer step straight through. bfloat16 needs no loss scaling (its
+    exponent is float32's), so its scaler is off too. `True` means o1 (the `--amp` switch).
     """
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.scaler = paddle.amp.GradScaler(enable=enabled, init_loss_scaling=2.0**15)
+    def __init__(self, mode: str | bool = "off") -> None:
+        mode = {True: "o1", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
+        self.mode, self.enabled = mode, mode != "off"
+        self.level, self.dtype = AMP_MODES.get(mode, ("O1", "float32"))
+        self.scaler = paddle.amp.GradScaler(enable=self.dtype == "float16", init_loss_scaling=2.0**15)
+
+    def prepare(self, model: paddle.nn.Layer, optimizer: paddle.optimizer.Optimizer) -> paddle.optimizer.Optimizer:
+        """O2: float16 weights in `model` (saved as float32) and float32 master weights in the optimizer."""
+        if self.level != "O2":
+            return optimizer
+        _, optimizer = paddle.amp.decorate(models=model, optimizers=optimizer, level="O2", dtype=self.dtype, save_dtype="float32")
+        return optimizer
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return paddle.amp.auto_cast() if self.enabled else contextlib.nullcontext()
+        return paddle.amp.auto_cast(level=self.level, dtype=self.dtype) if self.enabled else contextlib.nullcontext()
 
     def float32(self, logits: paddle.Tensor) -> paddle.Tensor:
         """The logits in float32 for the loss (they already are without autocast)."""
@@ -139,11 +158,97 @@ class Precision:
         self.scaler.update()
 
     def state_dict(self) -> dict[str, Any] | None:
-        return self.scaler.state_dict() if self.enabled else None
+        return self.scaler.state_dict() if self.scaler.is_enable() else None
 
     def set_state_dict(self, state: dict[str, Any] | None) -> None:
-        if self.enabled and state:
+        if self.scaler.is_enable() and state:
             self.scaler.load_state_dict(state)
+
+
+def check_amp(mode: str, place: str) -> None:
+    """A one-line error for a mode this GPU cannot run (bfloat16 before Ampere)."""
+    if mode == "bf16" and place == "gpu" and not paddle.amp.is_bfloat16_supported():
+        raise FlowError("--amp-level bf16: this GPU has no bfloat16 arithmetic; use --amp-level o1")
+
+
+class Parallel:
+    """Data parallelism over the processes `paddle.distributed.launch` started; one process: a no-op.
+
+    `wrap` puts paddle.DataParallel around the model for the step (it averages the gradients over
+    the processes during backward); everything else keeps the plain model. With one process every
+    method passes its input through and no collective runs, so the loop has one path.
+    """
+
+    def __init__(self, sync_bn: bool = False) -> None:
+        import paddle.distributed as dist
+
+        self.world, self.rank = dist.get_world_size(), dist.get_rank()
+        self.enabled, self.sync_bn = self.world > 1, sync_bn and self.world > 1
+        if self.enabled and not dist.is_initialized():
+            with contextlib.redirect_stderr(io.StringIO()):  # paddle prints its modified FLAGS here
+                dist.init_parallel_env()
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run folder (rank 0)."""
+        return self.rank == 0
+
+    def prepare(self, model: paddle.nn.Layer) -> paddle.nn.Layer:
+        """The model to train: with --sync-bn, BatchNorm layers that share statistics (same weights)."""
+        return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.sync_bn else model
+
+    def wrap(self, model: paddle.nn.Layer, *, freezing: bool = False) -> paddle.nn.Layer:
+        """What the step calls: DataParallel reduces the gradients of the parameters trainable now.
+
+        `freezing`: some of them will be frozen for a while (--freeze, --freeze-epochs), so each
+        step finds which got no gradient. Wrap once: a second wrapper over the same parameters
+        leaves the first one's hooks behind.
+        """
+        return paddle.DataParallel(model, find_unused_parameters=freezing) if self.enabled else model
+
+    def sum(self, *values: paddle.Tensor) -> list[float]:
+        """Each value summed over the processes (one all-reduce), as floats."""
+        if not self.enabled:
+            return [float(v) for v in values]
+        stacked = paddle.concat([v.astype("float64").reshape([1]) for v in values])
+        paddle.distributed.all_reduce(stacked)
+        return [float(v) for v in stacked.numpy()]
+
+    @paddle.no_grad()
+    def average_buffers(self, model: paddle.nn.Layer, *more: dict[str, paddle.Tensor]) -> None:
+        """Average what the gradients do not keep equal (BatchNorm statistics), in `model` and in
+        state dicts with its keys (the EMA's), so that every process evaluates and saves the same model."""
+        if not self.enabled:
+            return
+        floats = (paddle.float16, paddle.bfloat16, paddle.float32, paddle.float64)
+        state = model.state_dict()
+        keys = [k for k, v in state.items() if v.stop_gradient and v.dtype in floats]
+        for tensors in (state, *more):
+            for key in keys:
+                if key in tensors:
+                    value = tensors[key]
+                    paddle.distributed.all_reduce(value)
+                    value.set_value(value / self.world)
+
+    def gather_rows(self, part: np.ndarray) -> np.ndarray:
+        """Every process's rows back in order: process r holds rows r, r + world, r + 2 world, ..."""
+        if not self.enabled:
+            return part
+        parts: list[np.ndarray] = []
+        paddle.distributed.all_gather_object(parts, part)
+        filled = [p for p in parts if len(p)]
+        out = np.empty((sum(len(p) for p in parts), *filled[0].shape[1:]), filled[0].dtype) if filled else part
+        for r, p in enumerate(parts):
+            if len(p):
+                out[r :: self.world] = p
+        return out
+
+    def save_for_check(self, model: paddle.nn.Layer) -> None:
+        """With FLOW_RANK_STATE=DIR (tests), each process saves its weights as DIR/rankR.pdparams."""
+        folder = os.environ.get("FLOW_RANK_STATE")
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+            paddle.save(model.state_dict(), os.path.join(folder, f"rank{self.rank}.pdparams"))
 
 
 @dataclass
@@ -159,21 +264,34 @@ class TrainState:
     precision: Precision
     mixer: Mixer
     place: str = "cpu"  # "cpu" or "gpu"
+    parallel: Parallel = field(default_factory=Parallel)
+    net: paddle.nn.Layer | None = None  # what the step calls: `model`, or paddle.DataParallel over it
+
+    def __post_init__(self) -> None:
+        if self.net is None:
+            self.net = self.parallel.wrap(self.model, freezing=bool(self.config.freeze or self.config.freeze_epochs))
 
 
 def build_state(
-    config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.ndarray, steps_per_epoch: int, place: str = "cpu"
+    config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.ndarray, steps_per_epoch: int, place: str = "cpu",
+    parallel: Parallel | None = None,
 ) -> TrainState:
-    """Optimizer, schedule (stepped per iteration), loss, EMA, precision and mixing from the config."""
+    """Optimizer, schedule (stepped per iteration), loss, EMA, precision and mixing from the config.
+
+    `model` is the one `parallel.prepare` gave (SyncBatchNorm with --sync-bn); the DataParallel
+    wrapper comes last, over the model as mixed precision left it.
+    """
     schedule = optim.get_schedule(config.schedule).build(
-        config.lr, total_steps=config.epochs * steps_per_epoch, warmup_steps=round(config.warmup_epochs * steps_per_epoch)
+        config.peak_lr, total_steps=config.epochs * steps_per_epoch, warmup_steps=round(config.warmup_epochs * steps_per_epoch)
     )
     optimizer = optim.get_optimizer(config.optimizer).build(schedule, model.parameters(), config.weight_decay)
+    precision = Precision(config.amp if place == "gpu" else "off")
+    optimizer = precision.prepare(model, optimizer)
     loss_fn = optim.get_loss(config.loss).build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma)
     return TrainState(
         config=config, model=model, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
-        ema=EMA(model, config.ema), precision=Precision(config.amp and place == "gpu"),
-        mixer=Mixer(config.mixup, config.cutmix, config.seed), place=place,
+        ema=EMA(model, config.ema), precision=precision,
+        mixer=Mixer(config.mixup, config.cutmix, config.seed), place=place, parallel=parallel or Parallel(),
     )
 
 
@@ -195,17 +313,22 @@ class Reporter:
     On a terminal: a rich bar per epoch. To a pipe or file: a plain line every `every` seconds, so a
     log shows progress instead of minutes of silence. With FLOW_NO_PROGRESS set: neither. In every
     case, once the first steps have run, one line with the expected time of the whole run, and on
-    a CPU a warning naming faster flags when that passes 30 minutes.
+    a CPU a warning naming faster flags when that passes 30 minutes. Rates count the images of all
+    `world` processes; `quiet` (the processes other than rank 0) shows nothing.
     """
 
     ESTIMATE_AFTER = 3.0  # s of steps (or 20 steps) before the time estimate
     SLOW = 30 * 60  # s: a CPU run estimated above this gets a warning
 
-    def __init__(self, config: RunConfig, steps: int, *, first_epoch: int, place: str, faster: str = "", every: float = 10.0) -> None:
+    def __init__(
+        self, config: RunConfig, steps: int, *, first_epoch: int, place: str, faster: str = "", every: float = 10.0,
+        world: int = 1, quiet: bool = False,
+    ) -> None:
         self.config, self.steps, self.first_epoch, self.place, self.faster = config, steps, first_epoch, place, faster
-        self.every, self.last_line, self.estimated = every, time.perf_counter(), False
+        # quiet: as if estimated already, so `wants` never asks this process to sync for the reporter
+        self.every, self.last_line, self.estimated, self.world = every, time.perf_counter(), quiet, world
         self.epoch, self.bar, self.task = first_epoch, None, None
-        quiet = bool(os.environ.get("FLOW_NO_PROGRESS"))
+        quiet = quiet or bool(os.environ.get("FLOW_NO_PROGRESS"))
         self.plain = not quiet and not console.err.is_terminal
         if not quiet and console.err.is_terminal:
             from rich.progress import TextColumn
@@ -233,7 +356,7 @@ class Reporter:
         return due or (self.bar is not None and step % 10 == 0) or (self.plain and time.perf_counter() - self.last_line >= self.every)
 
     def step(self, step: int, seen: int, elapsed: float, stats: str) -> None:
-        rate = seen / max(elapsed, 1e-9)
+        rate = seen * self.world / max(elapsed, 1e-9)
         steps_left = (self.config.epochs - self.epoch) * self.steps + self.steps - step
         left = steps_left * elapsed / step  # validation not counted: it costs a fraction of a training pass
         if not self.estimated and (elapsed >= self.ESTIMATE_AFTER or step >= 20):
@@ -257,10 +380,10 @@ class Reporter:
 
 @dataclass
 class EpochResult:
-    loss: float  # mean training loss over the epoch's images
+    loss: float  # mean training loss over the epoch's images (of every process)
     acc: float  # training accuracy (against the un-mixed labels)
     lr: float  # the learning rate of the epoch's last step
-    images: int
+    images: int  # of every process
     seconds: float
 
 
@@ -285,7 +408,8 @@ def _check_finite(first_bad: paddle.Tensor, bad_value: paddle.Tensor, lr: float)
 
 
 def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> EpochResult:
-    """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks.
+    """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks,
+    and the processes sum them once, at the end.
 
     The first step whose loss is not finite is kept on the device too, and raises NonFiniteLoss at
     the next sync: a diverged run stops there instead of training on NaN weights.
@@ -305,7 +429,7 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
             targets = F.label_smooth(targets, epsilon=smoothing)
         try:
             with state.precision.autocast():
-                logits = model(images)
+                logits = state.net(images)  # DataParallel averages the gradients over processes in backward
             loss = state.loss_fn(state.precision.float32(logits), targets)
             state.precision.backward_and_step(loss, state.optimizer)
         except Exception as exc:  # paddle's GPU out-of-memory error class differs by version
@@ -329,8 +453,9 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
             _check_finite(first_bad, bad_value, lr)
             reporter.step(step, seen, elapsed, f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}")
     _check_finite(first_bad, bad_value, lr)
+    loss_total, correct_total, seen_total = state.parallel.sum(loss_sum, correct, paddle.to_tensor(float(seen)))
     seconds = time.perf_counter() - t0
-    return EpochResult(float(loss_sum) / max(seen, 1), int(correct) / max(seen, 1), lr, seen, seconds)
+    return EpochResult(loss_total / max(seen_total, 1), correct_total / max(seen_total, 1), lr, int(seen_total), seconds)
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -359,14 +484,23 @@ class Evaluation:
     recall: np.ndarray  # [K] per-class recall
 
 
-def evaluate(model: paddle.nn.Layer, loader: Loader, labels: np.ndarray, config: RunConfig, precision: Precision | None = None) -> Evaluation:
-    """Validation loss, accuracy, the competition metric and per-class recall from the probabilities."""
+def evaluate(
+    model: paddle.nn.Layer, loader: Loader, labels: np.ndarray, config: RunConfig, precision: Precision | None = None,
+    parallel: Parallel | None = None,
+) -> Evaluation:
+    """Validation loss, accuracy, the competition metric and per-class recall from the probabilities.
+
+    With `parallel`, each process predicts its shard of the loader and gets every shard back, so
+    every process computes the figures a single process evaluating all of `labels` would.
+    """
     from sklearn.metrics import recall_score
 
     from kaggle_flow.score import get_metric
 
     k = config.num_classes
     probs = loader_probs(model, loader, precision)
+    if parallel is not None:
+        probs = parallel.gather_rows(probs)
     pred = probs.argmax(axis=1)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
     recall = recall_score(labels, pred, labels=list(range(k)), average=None, zero_division=0)

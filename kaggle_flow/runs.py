@@ -267,15 +267,19 @@ def create_run(runs_dir: Path, config: RunConfig) -> Run:
     return Run(path, config)
 
 
-def create_fold(parent: Run, fold: int) -> Run:
-    """The fold K sub-run of a cross-validation run (its folder and config.json; kept when it exists)."""
+def create_fold(parent: Run, fold: int, *, write: bool = True) -> Run:
+    """The fold K sub-run of a cross-validation run (its folder and config.json; kept when it exists).
+
+    `write=False` (the processes of a data-parallel run other than rank 0): the Run, nothing written.
+    """
     path = parent.path / f"fold{fold}"
     if (path / "config.json").is_file():
         return load_run(path)
     assert isinstance(parent.config, RunConfig)
     config = parent.config.for_fold(fold, f"{parent.name}/fold{fold}")
-    path.mkdir(parents=True, exist_ok=True)
-    write_json(path / "config.json", config.model_dump(mode="json"))
+    if write:
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / "config.json", config.model_dump(mode="json"))
     return Run(path, config)
 
 
@@ -308,10 +312,11 @@ def best_epoch(run: Run) -> int:
 
 
 def recipe_text(config: RunConfig | EnsembleConfig) -> str:
-    """A short description of a training recipe, e.g. `adam 3e-03 cosine ls0.1 affine bs64`."""
+    """A short description of a training recipe, e.g. `adam 3e-03 cosine ls0.1 affine bs64x2`
+    (the peak learning rate; the batch per process, times the processes)."""
     if isinstance(config, EnsembleConfig):
         return f"ensemble of {len(config.members)}"
-    parts = [config.optimizer, f"{config.lr:.0e}", config.schedule]
+    parts = [config.optimizer, f"{config.peak_lr:.0e}", config.schedule]
     if config.label_smoothing:
         parts.append(f"ls{config.label_smoothing:g}")
     parts.append(config.preset)
@@ -322,7 +327,11 @@ def recipe_text(config: RunConfig | EnsembleConfig) -> str:
         parts.append("balance")
     if config.sizes:
         parts.append("sizes " + ",".join(str(s) for s in config.sizes))
-    parts.append(f"bs{config.batch_size}")
+    parts.append(f"bs{config.batch_size}" + (f"x{config.world_size}" if config.world_size > 1 else ""))  # per process x processes
+    if config.sync_bn:
+        parts.append("sync-bn")
+    if config.amp != "off":
+        parts.append(f"amp-{config.amp}")
     return " ".join(parts)
 
 
@@ -350,7 +359,8 @@ def _creation_order(run: Run) -> tuple[str, int, str]:
 def list_runs(runs_dir: Path) -> pd.DataFrame:
     """One row per run of runs/COMP (cross-validation runs as one row), oldest first.
 
-    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status.
+    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status,
+    procs (the processes it trained in, data parallel; 0 for an ensemble).
     """
     rows = []
     for run in all_runs(runs_dir):
@@ -364,8 +374,10 @@ def list_runs(runs_dir: Path) -> pd.DataFrame:
             "run": run.name, "path": str(run.path), "kind": run.kind, "model": model, "recipe": recipe_text(config),
             "fold": fold, "metric": summary.metric or getattr(config, "metric", ""), "best_score": summary.best_score,
             "best_epoch": summary.best_epoch, "epochs": epochs, "duration_s": summary.duration_s, "status": status,
+            "procs": getattr(config, "world_size", 0),
         })
-    columns = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s", "status"]
+    columns = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s",
+               "status", "procs"]
     return pd.DataFrame(rows, columns=columns)
 
 

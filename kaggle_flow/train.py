@@ -21,6 +21,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,16 +36,19 @@ from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.loop import (
     Checkpointer,
-    Reporter,
     EpochHook,
+    EpochResult,
     Evaluation,
     NonFiniteLoss,
+    Parallel,
     Progress,
+    Reporter,
     TrainState,
     build_state,
+    check_amp,
+    device,
     evaluate,
     seed_everything,
-    device,
     train_one_epoch,
     use_device,
 )
@@ -52,6 +56,7 @@ from kaggle_flow.runs import FAILED, Run, Summary, create_fold, create_run, reso
 
 if TYPE_CHECKING:
     from kaggle_flow.data import ImageCache, Loader
+    from kaggle_flow.distributed import Launch
     from kaggle_flow.workspace import Workspace
 
 
@@ -94,6 +99,7 @@ def train(
     strict: bool = False,
     resume: str | None = None,
     on_epoch_end: EpochHook | None = None,
+    launch: Launch | None = None,
 ) -> Run:
     """Train one fold (or every fold with folds="all") and return the run.
 
@@ -102,37 +108,70 @@ def train(
         overrides: recipe keys and run options set by flags (None values mean "use the recipe").
         strict: broken images found by `flow eda` are an error instead of being left out.
         resume: a run id whose last checkpoint to continue (its own config wins over `overrides`).
-        on_epoch_end: called as hook(epoch, row) after each epoch's checkpoint is saved.
+        on_epoch_end: called as hook(epoch, row) after each epoch's checkpoint is saved (one process).
+        launch: the processes to train in (`--nproc`, `--gpus`, `--nnodes`...). More than one: this
+            process makes the run folder and the image caches, then starts paddle.distributed.launch
+            and waits for it (distributed.py); the processes train the folder it made.
     """
+    from kaggle_flow import distributed
     from kaggle_flow.layouts import labelled
-    from kaggle_flow.split import ensure_folds, train_val
+    from kaggle_flow.split import ensure_folds
 
     run = _run_to_resume(ws, resume) if resume is not None else None
-    if run is None:
-        resolve_config(ws, overrides or {})  # every option checked before anything is made or measured
+    launch = distributed.launch_for(run, launch or distributed.Launch())
+    if run is not None:
+        console.info(f"Resuming {run.path}")
+    options = {**(overrides or {}), **launch.config_keys()}
+    # every option checked before anything is made or measured
+    config = run.config if run is not None else resolve_config(ws, options)
+    assert isinstance(config, RunConfig)
+    distributed.check(launch, sync_bn=config.sync_bn)
     table = ws.table(strict=strict)
     folds = ensure_folds(ws, table)
     rows = labelled(table)
-    options = overrides or {}
-    if run is not None:
-        run_config = run.config
-    elif options.get("full"):
-        run_config = _full_config(ws, options, rows)
+    if launch.world_size > 1 and launch.node_rank > 0:  # the run folder is node 0's
+        return distributed.launch_training(ws, None, launch, rows, strict=strict, resume=resume is not None)
+    fresh = run is None
+    run = run or _new_run(ws, options, rows, folds)
+    with _discard_unsaved(run, fresh=fresh):
+        if launch.world_size > 1:
+            return distributed.launch_training(ws, run, launch, rows, strict=strict, resume=not fresh)
+        train_folder(run, rows, folds, resume=not fresh, on_epoch_end=on_epoch_end)
+    return run
+
+
+def _new_run(ws: Workspace, options: dict[str, Any], rows: pd.DataFrame, folds: pd.DataFrame) -> Run:
+    """The run folder with its config: a missing fold or a single hold-out for --folds all fails first."""
+    from kaggle_flow.split import train_val
+
+    if options.get("full"):
+        config = _full_config(ws, options, rows)
     else:
         fold = 0 if options.get("folds") == "all" else (options.get("fold") or 0)
-        run_config = resolve_config(ws, options, train_rows=train_val(rows, folds, fold)[0])
-    assert isinstance(run_config, RunConfig)
-    if run_config.folds == "all":
-        return _cross_validate(ws, run_config, run, rows, folds, on_epoch_end)
-    if run_config.full:
+        config = resolve_config(ws, options, train_rows=train_val(rows, folds, fold)[0])
+    if config.folds == "all":
+        n_folds = int(folds["fold"].max()) + 1
+        if n_folds < 2:
+            raise FlowError(f"{ws.folds_file()}: a single hold-out, not K folds; make folds first: flow split {ws.comp.name} --folds 5")
+        config = config.model_copy(update={"n_folds": n_folds})
+    return create_run(ws.runs_dir, config)
+
+
+def train_folder(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: bool, on_epoch_end: EpochHook | None = None) -> None:
+    """Train a run whose folder exists: one fit, or one per fold. Every process of a data-parallel run
+    does this on the folder the launching process made."""
+    from kaggle_flow.split import train_val
+
+    config = run.config
+    assert isinstance(config, RunConfig)
+    if config.folds == "all":
+        _cross_validate(run, rows, folds, on_epoch_end)
+        return
+    if config.full:
         train_rows, val_rows = rows, rows.iloc[0:0]
     else:
-        train_rows, val_rows = train_val(rows, folds, run_config.fold)  # a missing fold fails before the run folder exists
-    fresh = run is None
-    run = run or create_run(ws.runs_dir, run_config)
-    with _discard_unsaved(run, fresh=fresh):
-        fit(run, train_rows, val_rows, rows, resume=not fresh, on_epoch_end=on_epoch_end)
-    return run
+        train_rows, val_rows = train_val(rows, folds, config.fold)
+    fit(run, train_rows, val_rows, rows, resume=resume, on_epoch_end=on_epoch_end)
 
 
 def resolve_config(ws: Workspace, overrides: dict[str, Any], *, train_rows: pd.DataFrame | None = None) -> RunConfig:
@@ -214,6 +253,8 @@ def _check_params(config: RunConfig) -> None:
 
 
 def _run_to_resume(ws: Workspace, name: str) -> Run:
+    from kaggle_flow.runs import FINISHED
+
     run = resolve_run(ws, name)
     if run.kind == "ensemble":
         raise FlowError(f"{run.path}: an ensemble, not a training run; nothing to resume")
@@ -221,35 +262,32 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
         raise FlowError(f"{run.path}: a run of '{run.config.competition}', not of '{ws.comp.name}'")
     if run.is_fold:
         raise FlowError(f"{run.path}: a fold of a cross-validation run; resume the whole run: --resume {run.path.parent.name}")
+    summary = run.summary
+    if run.kind != "cv" and summary.status in FINISHED:
+        raise FlowError(f"{run.path}: already finished ({summary.epochs_done} of {summary.epochs} epochs); nothing to resume")
     if run.kind != "cv" and not Checkpointer(run).has_last():
         raise FlowError(f"{run.path}: no checkpoint to resume (it stopped before its first epoch ended); start anew: flow train {ws.comp.name}")
-    console.info(f"Resuming {run.path}")
     return run
 
 
-def _cross_validate(
-    ws: Workspace, config: RunConfig, run: Run | None, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_end: EpochHook | None
-) -> Run:
+def _cross_validate(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_end: EpochHook | None) -> None:
     """One run per fold (finished folds of a resumed run are skipped), then the out-of-fold CV score."""
     from kaggle_flow.split import train_val
 
+    main = paddle.distributed.get_rank() == 0
     n_folds = int(folds["fold"].max()) + 1
-    if n_folds < 2:
-        raise FlowError(f"{ws.folds_file()}: a single hold-out, not K folds; make folds first: flow split {ws.comp.name} --folds 5")
-    fresh = run is None
-    run = run or create_run(ws.runs_dir, config.model_copy(update={"n_folds": n_folds}))
-    with _discard_unsaved(run, fresh=fresh):
-        for k in range(n_folds):
-            fold = create_fold(run, k)
-            if fold.summary.status in ("finished", "stopped early"):
-                continue
+    for k in range(n_folds):
+        fold = create_fold(run, k, write=main)
+        if fold.summary.status in ("finished", "stopped early"):
+            continue
+        if main:
             console.info(f"Fold {k} of {n_folds}: {fold.path}")
-            train_rows, val_rows = train_val(rows, folds, k)
-            resume_fold = Checkpointer(fold).has_last()
-            with _discard_unsaved(fold, fresh=not resume_fold):
-                fit(fold, train_rows, val_rows, rows, resume=resume_fold, on_epoch_end=on_epoch_end)
-    _cv_summary(run)
-    return run
+        train_rows, val_rows = train_val(rows, folds, k)
+        resume_fold = Checkpointer(fold).has_last()
+        with _discard_unsaved(fold, fresh=not resume_fold) if main else contextlib.nullcontext():
+            fit(fold, train_rows, val_rows, rows, resume=resume_fold, on_epoch_end=on_epoch_end)
+    if main:
+        _cv_summary(run)
 
 
 def _cv_summary(run: Run) -> Summary:
@@ -282,16 +320,31 @@ class FoldData:
     train_rows: pd.DataFrame
     val_rows: pd.DataFrame
     caches: dict[int, ImageCache]
-    val_loader: Loader | None  # None for a full refit: nothing is held out
+    val_loader: Loader | None  # None for a full refit: nothing is held out (this process's shard)
+    rank: int = 0  # this process and how many train together (paddle.distributed)
+    world: int = 1
 
     @property
     def val_labels(self) -> np.ndarray:
         return self.val_rows["label"].to_numpy(dtype=np.int64)
 
     @property
+    def global_batch(self) -> int:
+        return self.config.batch_size * self.world
+
+    @property
     def steps_per_epoch(self) -> int:
-        n, batch = len(self.epoch_rows(0)), self.config.batch_size
-        return n // batch if n > batch else 1  # drop_last only when there is more than one batch
+        n, batch = len(self.epoch_rows(0)), self.global_batch
+        return n // batch if n > batch else 1  # drop_last only when there is more than one global batch
+
+    def whole_val_loader(self) -> Loader | None:
+        """Every validation row, unsharded: rank 0 evaluates the best model on it alone, at the end."""
+        from kaggle_flow.data import make_loader
+
+        if self.val_loader is None or self.world == 1:
+            return self.val_loader
+        batch = self.val_loader.loader.batch_sampler.batch_size
+        return make_loader(self.val_loader.dataset, batch_size=batch, shuffle=False, workers=0, on_device=self.val_loader.normalize is not None)
 
     def epoch_rows(self, epoch: int) -> pd.DataFrame:
         """The epoch's training rows: label shuffling draws them afresh each epoch."""
@@ -307,24 +360,36 @@ class FoldData:
         transform = augment.build_train_transform(c.preset, size, c.channels, erasing=c.erasing, cutout=c.cutout, gridmask=c.gridmask)
         rows = self.epoch_rows(epoch)
         data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False)
-        loader = make_loader(data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > c.batch_size)
+        loader = make_loader(
+            data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > self.global_batch,
+            rank=self.rank, world=self.world, on_device=c.normalize_on == "device",
+        )
         loader.set_epoch(epoch)
         return loader
 
 
-def prepare_data(config: RunConfig, run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, all_rows: pd.DataFrame) -> FoldData:
-    """Decode every image once per size into the cache; unreadable ones are left out here, once.
-
-    `all_rows` (every labelled row) fixes the cache's file list, so every fold shares one cache per size.
-    """
-    from kaggle_flow.data import ImageDataset, build_cache, make_loader, warn_failed
+def build_caches(config: RunConfig, all_rows: pd.DataFrame, cache_dir: Path) -> dict[int, ImageCache]:
+    """The image cache of every size the run trains at (`all_rows`, every labelled row, fixes the
+    file list, so every fold shares one cache per size). Built once, then found by every process."""
+    from kaggle_flow.data import build_cache
 
     paths = all_rows["path"].tolist()
     sizes = sorted(set(config.epoch_sizes()) | {config.image_size})
-    caches = {s: build_cache(paths, s, config.channels, run.cache_dir) for s in sizes}
+    return {s: build_cache(paths, s, config.channels, cache_dir) for s in sizes}
+
+
+def prepare_data(
+    config: RunConfig, run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, all_rows: pd.DataFrame, *,
+    rank: int = 0, world: int = 1, report: bool = True,
+) -> FoldData:
+    """Decode every image once per size into the cache; unreadable ones are left out here, once."""
+    from kaggle_flow.data import ImageDataset, make_loader, warn_failed
+
+    caches = build_caches(config, all_rows, run.cache_dir)
     failed = {p: why for c in caches.values() for p, why in c.failed.items()}
     if failed:
-        warn_failed(failed, pd.concat([train_rows, val_rows]))
+        if report:
+            warn_failed(failed, pd.concat([train_rows, val_rows]))
         train_rows = train_rows[~train_rows["path"].isin(failed)].reset_index(drop=True)
         val_rows = val_rows[~val_rows["path"].isin(failed)].reset_index(drop=True)
     if train_rows.empty or (val_rows.empty and not config.full):
@@ -332,8 +397,9 @@ def prepare_data(config: RunConfig, run: Run, train_rows: pd.DataFrame, val_rows
     val_loader = None
     if not config.full:
         val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
-        val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0)
-    return FoldData(config, train_rows, val_rows, caches, val_loader)
+        val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0,
+                                 rank=rank, world=world, on_device=config.normalize_on == "device")
+    return FoldData(config, train_rows, val_rows, caches, val_loader, rank, world)
 
 
 # --- one run: the epochs ------------------------------------------------------------------------
@@ -365,8 +431,12 @@ def _fit(
     config, started = run.config, time.time()
     assert isinstance(config, RunConfig)
     place = use_device()
-    if config.amp and place != "gpu":
+    parallel = Parallel(config.sync_bn)
+    if parallel.world != config.world_size:
+        raise FlowError(f"{run.path}: a run of {config.world_size} processes, here in {parallel.world}")
+    if config.amp != "off" and place != "gpu" and parallel.is_main:
         console.info("--amp: mixed precision needs a GPU; training in float32 on the CPU")
+    check_amp(config.amp, place)
     seed_everything(config.seed)
     model = models.create_model(
         config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size,
@@ -374,20 +444,31 @@ def _fit(
     )
     n_params = models.count_params(model)
     models.check_params(n_params, config.max_params, config.model)
-    data = prepare_data(config, run, train_rows, val_rows, all_rows)
-    state = build_state(config, model, train_labels=data.train_rows["label"].to_numpy(dtype=int), steps_per_epoch=data.steps_per_epoch, place=place)
+    data = prepare_data(config, run, train_rows, val_rows, all_rows, rank=parallel.rank, world=parallel.world, report=parallel.is_main)
+    state = build_state(config, parallel.prepare(model), train_labels=data.train_rows["label"].to_numpy(dtype=int),
+                        steps_per_epoch=data.steps_per_epoch, place=place, parallel=parallel)
     checkpointer = Checkpointer(run)
-    progress, history = Progress(), []
-    if resume:
-        progress = checkpointer.resume(state)
-        history = [r for r in pd.read_csv(run.metrics_file).to_dict("records") if int(r["epoch"]) <= progress.epoch]
-        progress.timing = progress.timing[: progress.epoch]
-        if progress.epoch >= config.epochs or progress.stopped:
-            raise FlowError(f"{run.path}: already finished ({progress.epoch} of {config.epochs} epochs); nothing to resume")
-        console.info(f"Continuing after epoch {progress.epoch} of {config.epochs} (best {config.metric} {progress.best_score:.4f} at epoch {progress.best_epoch})")
-    _announce(config, run, data, n_params, state)
+    progress, history = (_resume(state, checkpointer, run) if resume else (Progress(), []))
+    if parallel.is_main:
+        _announce(config, run, data, n_params, state)
     status = _epochs(state, data, checkpointer, progress, history, on_epoch_end, started, n_params)
+    parallel.save_for_check(state.model)
+    if not parallel.is_main:  # rank 0 alone writes what the run leaves
+        return Summary(status=status)
     return _finish(state, data, run, progress, history, status, started, n_params)
+
+
+def _resume(state: TrainState, checkpointer: Checkpointer, run: Run) -> tuple[Progress, list[dict[str, Any]]]:
+    """The last checkpoint loaded into `state` (in every process): its progress and metrics so far."""
+    config = state.config
+    progress = checkpointer.resume(state)
+    history = [r for r in pd.read_csv(run.metrics_file).to_dict("records") if int(r["epoch"]) <= progress.epoch]
+    progress.timing = progress.timing[: progress.epoch]
+    if progress.epoch >= config.epochs or progress.stopped:
+        raise FlowError(f"{run.path}: already finished ({progress.epoch} of {config.epochs} epochs); nothing to resume")
+    if state.parallel.is_main:
+        console.info(f"Continuing after epoch {progress.epoch} of {config.epochs} (best {config.metric} {progress.best_score:.4f} at epoch {progress.best_epoch})")
+    return progress, history
 
 
 def _announce(config: RunConfig, run: Run, data: FoldData, n_params: int, state: TrainState) -> None:
@@ -401,11 +482,16 @@ def _announce(config: RunConfig, run: Run, data: FoldData, n_params: int, state:
         console.info("Backbone frozen: only the new classifier head trains")
     if config.balance:
         console.info(f"Label shuffling on (every class as often as the largest, redrawn each epoch): {config.balance_reason}")
+    processes = ""
+    if data.world > 1:
+        lr = f" (lr {config.lr:g} x {data.world}, --scale-lr)" if config.scale_lr else ""
+        processes = f"{data.world} {state.place.upper()} processes of {config.batch_size} images a step (global batch {data.global_batch}){lr}, "
+    amp = f" amp {state.precision.mode}" if state.precision.enabled else ""
     console.info(
         f"Training {config.model} ({n_params:,} parameters) on {len(data.train_rows)} images, "
         + ("nothing held out (full refit)" if config.full else f"validating on {len(data.val_rows)} (fold {config.fold})")
-        + f"; {config.epochs} epochs of {data.steps_per_epoch} steps, "
-        f"{config.optimizer} lr {config.lr:g} {config.schedule}, {state.place}{' amp' if state.precision.enabled else ''} -> {run.path}"
+        + f"; {config.epochs} epochs of {data.steps_per_epoch} steps, {processes}"
+        f"{config.optimizer} lr {config.peak_lr:g} {config.schedule}, {state.place}{amp} -> {run.path}"
     )
 
 
@@ -427,49 +513,49 @@ def _epochs(
     state: TrainState, data: FoldData, checkpointer: Checkpointer, progress: Progress, history: list[dict[str, Any]],
     on_epoch_end: EpochHook | None, started: float, n_params: int,
 ) -> str:
-    """The epochs after progress.epoch; the run's status. Ctrl-C leaves the last finished epoch to resume."""
-    from kaggle_flow import models
+    """The epochs after progress.epoch; the run's status. Ctrl-C leaves the last finished epoch to resume.
 
-    config, run = state.config, checkpointer.run
-    writer = _visualdl_writer(run) if config.visualdl else None
-    sizes = config.epoch_sizes()
+    Every process runs the same epochs and takes the same decisions (the validation score is every
+    process's); rank 0 alone writes checkpoints, metrics.csv and logs.
+    """
+    config, run, main = state.config, checkpointer.run, state.parallel.is_main
+    writer = _visualdl_writer(run) if config.visualdl and main else None
     try:
-        reporter = Reporter(config, data.steps_per_epoch, first_epoch=progress.epoch + 1, place=state.place, faster=faster_flags(config))
+        reporter = Reporter(config, data.steps_per_epoch, first_epoch=progress.epoch + 1, place=state.place,
+                            faster=faster_flags(config), world=data.world, quiet=not main)
         with reporter:
             for epoch in range(progress.epoch + 1, config.epochs + 1):
-                size = sizes[epoch - 1]
-                seed_everything(config.seed * 1000 + epoch)
-                loader = data.train_loader(epoch, size)
-                state.mixer.start_epoch(epoch)
-                if config.freeze or config.freeze_epochs:
-                    models.set_backbone_trainable(state.model, config.model, not config.frozen(epoch))
-                reporter.start_epoch(epoch)
-                result = train_one_epoch(state, loader, reporter)
+                result, size = _train_epoch(state, data, reporter, epoch)
+                state.parallel.average_buffers(state.model, state.ema.shadow)
                 with state.ema.applied(state.model):  # validate and keep the averaged weights under --ema
                     evaluation = _validate(state, data)
                     improved = progress.record(epoch, evaluation.metric if evaluation is not None else math.nan)
-                    if improved:
+                    if improved and main:
                         checkpointer.save_best(state.model)
                 row = _epoch_row(config, epoch, size, result.lr, result.loss, result.acc, evaluation)
                 history.append(row)
                 progress.timing.append({"epoch": epoch, "seconds": round(result.seconds, 2), "images_per_s": round(result.images / max(result.seconds, 1e-9), 1)})
                 progress.stopped = bool(config.patience) and progress.stale >= config.patience and epoch < config.epochs
-                checkpointer.save_last(state, progress)
-                write_csv(run.metrics_file, pd.DataFrame(history), float_format="%.6g")
-                _log_epoch(writer, config, row, improved, progress.timing[-1]["images_per_s"])
+                if main:
+                    checkpointer.save_last(state, progress)
+                    write_csv(run.metrics_file, pd.DataFrame(history), float_format="%.6g")
+                    _log_epoch(writer, config, row, improved, progress.timing[-1]["images_per_s"])
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, row)
                 if progress.stopped:
-                    console.info(f"No improvement in {config.patience} epochs: stopping early after epoch {epoch}")
+                    if main:
+                        console.info(f"No improvement in {config.patience} epochs: stopping early after epoch {epoch}")
                     return "stopped early"
     except NonFiniteLoss as exc:
         why = _diverged(config, progress.epoch + 1, exc, data.steps_per_epoch)
-        _write_summary(run, FAILED, progress, started, n_params, reason=why)
+        if main:
+            _write_summary(run, FAILED, progress, started, n_params, reason=why)
         raise TrainingDiverged(f"{why}; {run.path} is marked failed") from None
     except KeyboardInterrupt:
         if not checkpointer.has_last():
             raise  # nothing saved: train() removes the run folder
-        _write_summary(run, "interrupted", progress, started, n_params)
+        if main:
+            _write_summary(run, "interrupted", progress, started, n_params)
         raise TrainingInterrupted(
             f"interrupted after epoch {progress.epoch} of {config.epochs}; continue with: "
             f"flow train {config.competition} --resume {run.id.split('/')[0]}"
@@ -488,10 +574,25 @@ def _diverged(config: RunConfig, epoch: int, exc: NonFiniteLoss, steps: int) -> 
     return f"loss became {exc.value} at epoch {epoch}, step {exc.step} of {steps} (lr {exc.lr:.2e}): training diverged; {cause}"
 
 
+def _train_epoch(state: TrainState, data: FoldData, reporter: Reporter, epoch: int) -> tuple[EpochResult, int]:
+    """One epoch's training steps at its size, with its seeds, loader and trainable layers."""
+    from kaggle_flow import models
+
+    config = state.config
+    size = config.epoch_sizes()[epoch - 1]
+    seed_everything(config.seed * 1000 + epoch)
+    loader = data.train_loader(epoch, size)
+    state.mixer.start_epoch(epoch)
+    if config.freeze or config.freeze_epochs:
+        models.set_backbone_trainable(state.model, config.model, not config.frozen(epoch))
+    reporter.start_epoch(epoch)
+    return train_one_epoch(state, loader, reporter), size
+
+
 def _validate(state: TrainState, data: FoldData) -> Evaluation | None:
     if data.val_loader is None:
         return None
-    return evaluate(state.model, data.val_loader, data.val_labels, state.config, state.precision)
+    return evaluate(state.model, data.val_loader, data.val_labels, state.config, state.precision, state.parallel)
 
 
 def _epoch_row(config: RunConfig, epoch: int, size: int, lr: float, loss: float, acc: float, e: Evaluation | None) -> dict[str, Any]:
@@ -529,9 +630,10 @@ def _finish(
     config = state.config
     plot_curves(pd.DataFrame(history), config.metric, run.curves)
     recall = None
-    if data.val_loader is not None:
+    val_loader = data.whole_val_loader()
+    if val_loader is not None:
         state.model.set_state_dict(paddle.load(str(run.best)))
-        best = evaluate(state.model, data.val_loader, data.val_labels, config, state.precision)
+        best = evaluate(state.model, val_loader, data.val_labels, config, state.precision)
         oof = pd.DataFrame({"id": data.val_rows["id"].to_numpy(), "label": data.val_labels, "pred": best.pred})
         for j in range(config.num_classes):
             oof[f"prob_{j}"] = best.probs[:, j]

@@ -139,6 +139,8 @@ def test_ctrl_c_in_a_later_fold_before_its_checkpoint_keeps_the_finished_folds(w
 
 def test_resume_of_a_run_without_a_checkpoint_is_one_line(workdir: Path) -> None:
     run = fake_run(workdir / "runs" / "digits", "r1")
+    (run.path / "summary.json").unlink()  # killed (-9) during its first epoch: a config and nothing else
+    (run.path / "best.pdparams").unlink()
     line = one_line_error(flow("train", "digits", "--resume", "r1"))
     assert line == (
         f"Error: {run.path.relative_to(workdir)}: no checkpoint to resume (it stopped before its first epoch ended); "

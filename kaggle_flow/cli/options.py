@@ -1,8 +1,9 @@
 """The training options, defined once: `flow train` and `flow run` take the same flags.
 
 `@training_options` appends every option of `TRAINING_OPTIONS` to a command's own parameters (so
-both `--help`s list them all) and hands the command one `overrides` dict for `train.train`: the
-RunConfig keys the flags set, None where a flag was not given (the competition's recipe then).
+both `--help`s list them all) and hands the command one `overrides` dict for `train.train` (the
+RunConfig keys the flags set, None where a flag was not given: the competition's recipe then) and
+one `launch` (distributed.Launch: the processes to train in).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ TRAINING_OPTIONS: dict[str, Any] = {
     "model": _opt(str, "--model", f"Model name, see `flow models`, or auto {_R}."),
     "image_size": _opt(str, "--size", f"Training image size in px, or auto {_R}.", metavar="PX|auto"),
     "epochs": _opt(str, "--epochs", f"Epochs, or auto {_R}.", metavar="N|auto"),
-    "batch_size": _opt(str, "--batch-size", f"Images per step, or auto {_R}.", metavar="N|auto"),
-    "lr": _opt(float, "--lr", f"Peak learning rate {_R}."),
+    "batch_size": _opt(str, "--batch-size", f"Images per step and process (with --nproc N the global batch is N times that), or auto {_R}.", metavar="N|auto"),
+    "lr": _opt(float, "--lr", f"Peak learning rate {_R}; see --scale-lr for several processes."),
     "optimizer": _opt(str, "--optimizer", f"adam, adamw or sgd {_R}."),
     "weight_decay": _opt(float, "--weight-decay", f"Weight decay {_R}."),
     "schedule": _opt(str, "--schedule", f"cosine, step or constant {_R}."),
@@ -51,7 +52,22 @@ TRAINING_OPTIONS: dict[str, Any] = {
     "folds": _opt(str, "--folds", "'all': one run per fold, out-of-fold predictions and the CV score.", metavar="all"),
     "seed": _opt(int, "--seed", f"Random seed; the same seed repeats a CPU run {_R}."),
     "patience": _opt(int, "--patience", f"Stop after N epochs without improvement; 0 = never {_R}."),
-    "amp": Annotated[bool, typer.Option("--amp", help="Mixed precision (GPU only; ignored on CPU).")],
+    "amp": Annotated[bool, typer.Option("--amp", help="Mixed precision, float16 autocast: --amp-level o1 (GPU only; ignored on CPU).")],
+    "amp_level": _opt(str, "--amp-level", "Mixed precision on a GPU: o1 (float16 autocast, = --amp), o2 (float16 weights, "
+                      "float32 master copies) or bf16 (bfloat16 autocast, no loss scaling; Ampere and later).", metavar="o1|o2|bf16"),
+    "normalize_on": _opt(str, "--normalize-on", "device (default): uint8 batches to the device, normalized there by paddle; "
+                         "host: each image normalized in numpy (the same numbers).", metavar="device|host"),
+    "nproc": _opt(int, "--nproc", "Data-parallel training in N processes on this machine (paddle.distributed): one per GPU "
+                  "where there are GPUs, else CPU processes. --batch-size is per process.", metavar="N"),
+    "gpus": _opt(str, "--gpus", "The GPUs to train on, one process each, e.g. 0,1 (default with --nproc N: the first N).", metavar="IDS"),
+    "nnodes": _opt(int, "--nnodes", "Machines training together; each runs the same command with its --node-rank and the same "
+                   "--master, in a working directory they share.", metavar="N"),
+    "node_rank": _opt(int, "--node-rank", "This machine's number among --nnodes, 0 to N-1 (default 0; node 0 writes the run).", metavar="K"),
+    "master": _opt(str, "--master", "HOST:PORT on node 0 where the processes of several machines meet.", metavar="HOST:PORT"),
+    "sync_bn": Annotated[bool, typer.Option("--sync-bn", help="BatchNorm statistics over the global batch "
+                                            "(paddle.nn.SyncBatchNorm; GPUs only). Without it each process normalizes its own batch.")],
+    "scale_lr": Annotated[bool, typer.Option("--scale-lr", help="Linear scaling rule for several processes: the peak --lr times "
+                                             "the number of processes, as the global batch grew by that much (warmup recommended).")],
     "pretrained": _opt(bool, "--pretrained/--scratch", f"Start from ImageNet weights {_R}."),
     "freeze": _opt(bool, "--freeze/--no-freeze", f"Train only the classifier head; the backbone stays as loaded {_R}."),
     "freeze_epochs": _opt(int, "--freeze-epochs", f"Train only the head for N epochs, then every layer (fine-tuning) {_R}.", metavar="N"),
@@ -64,7 +80,8 @@ TRAINING_OPTIONS: dict[str, Any] = {
         "for the epochs it found best; `flow submit` then uses the refit.",
     )],
 }
-_SWITCHES = ("amp", "visualdl", "full")  # plain flags: off means "not given"
+_SWITCHES = ("amp", "visualdl", "full", "sync_bn", "scale_lr")  # plain flags: off means "not given"
+LAUNCH_OPTIONS = ("nproc", "gpus", "nnodes", "node_rank", "master")  # distributed.Launch, not RunConfig keys
 
 
 def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +89,13 @@ def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
     from kaggle_flow.config import parse_sizes
     from kaggle_flow.errors import FlowError
 
-    out = dict(values)
+    out = {k: v for k, v in values.items() if k not in LAUNCH_OPTIONS}
+    level = out.pop("amp_level")
+    if level is not None and level not in ("o1", "o2", "bf16"):
+        raise FlowError(f"--amp-level takes o1, o2 or bf16 (got {level!r})")
+    out["amp"] = level or ("o1" if out["amp"] else None)
+    if out["normalize_on"] not in (None, "device", "host"):
+        raise FlowError(f"--normalize-on takes device or host (got {out['normalize_on']!r})")
     for key, flag in (("image_size", "--size"), ("epochs", "--epochs"), ("batch_size", "--batch-size")):
         out[key] = _number_or_auto(out[key], flag)
     if out["folds"] is not None and out["folds"] != "all":
@@ -84,6 +107,14 @@ def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
     for key in _SWITCHES:
         out[key] = out[key] or None
     return out
+
+
+def to_launch(values: dict[str, Any]) -> Any:
+    """The flags that say how many processes train, and where (distributed.Launch)."""
+    from kaggle_flow.distributed import Launch
+
+    given = {k: values[k] for k in LAUNCH_OPTIONS if values[k] is not None}
+    return Launch(**given)
 
 
 def _number_or_auto(text: str | None, flag: str) -> int | str | None:
@@ -98,14 +129,14 @@ def _number_or_auto(text: str | None, flag: str) -> int | str | None:
 
 
 def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every training option; it receives them as one `overrides` keyword argument.
+    """Give a command every training option; it receives them as `overrides` and `launch` keywords.
 
     Example:
         @app.command("train")
         @training_options
-        def train_cmd(comp: CompArg = None, *, overrides: dict[str, Any]) -> None: ...
+        def train_cmd(comp: CompArg = None, *, overrides: dict[str, Any], launch: Launch) -> None: ...
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "overrides"]
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name not in ("overrides", "launch")]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False if name in _SWITCHES else None, annotation=option)
         for name, option in TRAINING_OPTIONS.items()
@@ -114,7 +145,7 @@ def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in TRAINING_OPTIONS}
-        return command(**kwargs, overrides=to_overrides(given))
+        return command(**kwargs, overrides=to_overrides(given), launch=to_launch(given))
 
     signature = inspect.Signature([*own, *added])
     wrapper.__signature__ = signature  # type: ignore[attr-defined]  # what Typer reads the options from

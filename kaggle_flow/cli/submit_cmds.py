@@ -222,7 +222,7 @@ def _step(i: int, step: str, ws: Workspace) -> Iterator[None]:
 
 @app.command("run")
 @training_options
-def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, *, overrides: dict[str, Any]) -> None:
+def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, *, overrides: dict[str, Any], launch: Any) -> None:
     """The whole flow, one step after another: eda, split, balance, train, submit, score.
 
     Takes every option of `flow train`. The split is the one in runs/COMP/folds.csv, else the
@@ -231,7 +231,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
 
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
-    from kaggle_flow import console, eda, split, submit, train
+    from kaggle_flow import console, distributed, eda, split, submit, train
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.layouts import describe_counts, no_test_images
     from kaggle_flow.score import local_score, solution_file
@@ -241,6 +241,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     for folder in (ws.runs_dir, ws.submissions_dir):
         ensure_writable(folder)
     config = train.resolve_config(ws, overrides)  # the flags checked before the first step, as training will use them
+    distributed.check(launch, sync_bn=config.sync_bn)
     start = time.perf_counter()
     with _step(1, "eda", ws):
         report = eda.run_eda(ws, strict=strict)
@@ -253,7 +254,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     with _step(3, "balance", ws):
         _balance_step(ws, table, folds, config)
     with _step(4, "train", ws):
-        run = train.train(ws, overrides, strict=strict)
+        run = train.train(ws, overrides, strict=strict, launch=launch)
     outcome = "no local score"
     if (table["split"] == "test").sum() == 0:
         console.info(f"\n== 5/6 flow submit, 6/6 flow score: skipped ({no_test_images(ws.data_dir, ws.comp, table)})")

@@ -21,15 +21,21 @@ def train_cmd(
     strict: StrictOpt = False,
     *,
     overrides: dict[str, Any],
+    launch: Any,
 ) -> None:
     """Train a model on one fold (or all folds) and save the run in runs/COMP/RUN-ID/.
 
     Every option defaults to the competition's recipe (its TOML's [train] table). Without
     runs/COMP/folds.csv the default split is made first (see `flow split`).
 
+    With --nproc N (or --gpus), flow starts N data-parallel processes itself (paddle.distributed):
+    --batch-size is per process, so the global batch is N times larger; --scale-lr raises the
+    learning rate to match (the linear scaling rule). Every process's log is in RUN/log/.
+
     Examples: flow train mnist ; flow train lemon --lr 3e-4 --model mobilenet_v2 --preset medium --balance ;
     flow train digits --folds all ; flow train mnist --resume 20261122-153012-smallcnn-f0 ;
-    flow train lemon --weights runs/lemon/20261122-153012-resnet18-f0/best.pdparams
+    flow train lemon --weights runs/lemon/20261122-153012-resnet18-f0/best.pdparams ;
+    flow train lemon --nproc 4 --scale-lr ; flow train lemon --gpus 0,1 --amp-level bf16 --sync-bn
     """
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.train import train
@@ -37,12 +43,12 @@ def train_cmd(
 
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
-    train(ws, overrides, strict=strict, resume=resume)
+    train(ws, overrides, strict=strict, resume=resume, launch=launch)
 
 
 @app.command("runs")
 def runs_cmd(comp: CompArg = None) -> None:
-    """List the training runs of a competition: model, recipe, best score, epochs, time.
+    """List the training runs of a competition: model, recipe, best score, epochs, time, processes.
 
     Example: flow runs mnist
     """
@@ -63,12 +69,14 @@ def runs_cmd(comp: CompArg = None) -> None:
         return "" if value is None or value != value else format(value, spec)
 
     wide = console.out.width >= 120  # the recipe column only where it fits
+    parallel = bool((runs["procs"] > 1).any()) and console.out.width >= 90  # when a run had several (and it fits)
     table = Table(title=f"Runs of {ws.comp.name} ({ws.runs_dir}), best = best validation {ws.comp.metric}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("run", no_wrap=True)  # whole, so it can be copied into --run / --resume
-    for name in ("model", "fold", "best", "epochs", "time", "status") + (("recipe",) if wide else ()):
+    names = ("model", "fold", "best", "epochs", "time", "status") + (("procs",) if parallel else ()) + (("recipe",) if wide else ())
+    for name in names:
         table.add_column(name, justify="left" if name in ("model", "status", "recipe") else "right")
     for r in runs.itertuples():
         time_s = f"{fmt(r.duration_s, '.0f')}s" if fmt(r.duration_s, ".0f") else ""
         cells = [r.run, str(r.model), str(r.fold), fmt(r.best_score, ".4f"), str(r.epochs), time_s, str(r.status)]
-        table.add_row(*cells, *([str(r.recipe)] if wide else []))
+        table.add_row(*cells, *([str(r.procs or "")] if parallel else []), *([str(r.recipe)] if wide else []))
     console.out.print(table)
