@@ -486,7 +486,7 @@ def _train_rank(comp: str, data: str, run_path: str, *, strict: bool, resume: bo
     import paddle.distributed as dist
 
     from kaggle_flow.layouts import labelled
-    from kaggle_flow.loop import Parallel
+    from kaggle_flow.step_parts import Parallel
     from kaggle_flow.runs import load_run
     from kaggle_flow.split import ensure_folds
     from kaggle_flow.train import train_folder
