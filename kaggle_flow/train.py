@@ -64,6 +64,10 @@ class TrainingInterrupted(FlowError):
     """Ctrl-C (or SIGTERM) during training: the last finished epoch is saved and can be resumed."""
 
 
+class NothingToResume(TrainingInterrupted):
+    """Ctrl-C before the first checkpoint of a run (or of a fold): there is nothing to continue."""
+
+
 @contextlib.contextmanager
 def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
     """Ctrl-C before a run's first checkpoint: nothing to resume, so a fresh run leaves no folder.
@@ -78,11 +82,10 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
             if fresh:
                 shutil.rmtree(run.path, ignore_errors=True)
             removed = f" ({run.path} removed)" if fresh else ""
-            raise TrainingInterrupted(f"interrupted before the first epoch ended: nothing saved, nothing to resume{removed}") from None
-        if isinstance(exc, TrainingInterrupted) and "--resume" in str(exc):
-            raise
-        config = run.config
-        raise TrainingInterrupted(f"interrupted; continue with: flow train {config.competition} --resume {run.id.split('/')[0]}") from None
+            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{removed}") from None
+        if isinstance(exc, TrainingInterrupted) and not isinstance(exc, NothingToResume):
+            raise  # it already says where to continue
+        raise TrainingInterrupted(f"interrupted; continue with: flow train {run.config.competition} --resume {run.id.split('/')[0]}") from None
 
 
 class TrainingDiverged(FlowError):

@@ -162,27 +162,6 @@ def test_ema_off_changes_nothing() -> None:
     assert ema.state_dict() is None
 
 
-@pytest.mark.parametrize("enabled", [False, True])
-def test_the_precision_path_takes_the_same_step_on_a_cpu(enabled: bool) -> None:
-    """AMP on a CPU: paddle's autocast and scaler pass through, so the step equals a plain one."""
-
-    def step(precision: loop.Precision | None) -> np.ndarray:
-        paddle.seed(0)
-        model = paddle.nn.Linear(3, 2)
-        opt = paddle.optimizer.SGD(0.1, parameters=model.parameters())
-        x = paddle.to_tensor(np.arange(12, dtype=np.float32).reshape(4, 3))
-        if precision is None:
-            (model(x) ** 2).mean().backward()
-            opt.step()
-        else:
-            with precision.autocast():
-                out = model(x)
-            precision.backward_and_step((out.astype("float32") ** 2).mean(), opt)
-        return model.weight.numpy()
-
-    np.testing.assert_array_equal(step(loop.Precision(enabled)), step(None))
-
-
 # --- the config --------------------------------------------------------------------------------------
 
 
