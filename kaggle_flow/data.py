@@ -461,23 +461,16 @@ def eval_loader(
     batch_size: int = 128,
     cache_dir: Path | None = None,
     *,
-    hflip: bool = False,
+    view: Any = None,
     workers: int = 0,
     report: bool = True,
 ) -> Loader:
     """Un-augmented, unshuffled batches of `rows` at the run's size, channels and normalization.
 
-    `loader.dataset.kept` gives the positions in `rows` of the images that could be read; `hflip`
-    mirrors every image (for test-time augmentation).
+    `loader.dataset.kept` gives the positions in `rows` of the images that could be read; `view`
+    (an albumentations transform, see augment.tta_views) is applied to every image, for test-time
+    augmentation.
     """
     cache = build_cache(rows["path"].tolist(), config.image_size, config.channels, cache_dir)
-    transform = _HFlip() if hflip else None
-    dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=transform, report=report)
+    dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=view, report=report)
     return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, on_device=config.normalize_on == "device")
-
-
-class _HFlip:
-    """A horizontal mirror with the albumentations call convention."""
-
-    def __call__(self, *, image: np.ndarray) -> dict[str, np.ndarray]:
-        return {"image": np.ascontiguousarray(image[:, ::-1])}

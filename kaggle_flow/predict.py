@@ -19,6 +19,7 @@ import paddle
 import pandas as pd
 
 from kaggle_flow import console
+from kaggle_flow.augment import tta_views
 from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.loop import loader_probs, use_device
@@ -50,7 +51,8 @@ def predict_probs(run: Run, rows: pd.DataFrame, *, tta: bool = False, batch_size
     """Softmax probabilities [len(rows), K] in row order (float32).
 
     A cross-validation run averages its folds, an ensemble its members. With `tta` each image is
-    also predicted mirrored left-right and the two are averaged (an ensemble made with --tta always
+    also predicted in the views of augment.tta_views (mirrored where the run's preset flips, else
+    shifted a little four ways) and the predictions are averaged (an ensemble made with --tta always
     is). An image that cannot be read gets the average prediction of the readable ones (with a
     warning listing it), so the output always has one row per input row.
     """
@@ -79,11 +81,11 @@ def _single_probs(run: Run, rows: pd.DataFrame, tta: bool, batch_size: int) -> n
     assert isinstance(run.config, RunConfig)
     use_device()
     model = load_model(run)
-    views = [False, True] if tta else [False]
+    views = [None, *tta_views(run.config.preset, run.config.image_size).transforms] if tta else [None]
     total = np.zeros((len(rows), run.config.num_classes), np.float64)
     kept = np.arange(len(rows))
-    for i, flip in enumerate(views):
-        loader = eval_loader(rows, run.config, batch_size, run.cache_dir, hflip=flip, report=i == 0)
+    for i, view in enumerate(views):
+        loader = eval_loader(rows, run.config, batch_size, run.cache_dir, view=view, report=i == 0)
         kept = loader.dataset.kept
         if len(kept):
             total[kept] += loader_probs(model, loader)
@@ -132,7 +134,7 @@ def predict_test(
     Args:
         ws: the Workspace.
         run: a run id or folder (see `runs.resolve_run`); None: the run with the best validation score.
-        tta: also predict the mirrored images and average.
+        tta: also predict each image's test-time views (augment.tta_views) and average.
         ensemble: comma-separated run ids: their mean, saved as a new runs/COMP/ensemble-TIME run.
         folds: "all": the cross-validation run named by `run` (or the parent of a fold), else the best one.
         strict: broken test images are an error instead of being predicted as the average of the others.

@@ -66,3 +66,19 @@ def test_probabilities_are_checked() -> None:
     with pytest.raises(FlowError) as exc:
         augment.build_train_transform("none", 16, 1, cutout=1.5)
     assert str(exc.value) == "--cutout is a probability between 0 and 1 (got 1.5)"
+
+
+def test_tta_mirrors_only_what_training_mirrored() -> None:
+    """A digit's mirror is another glyph: presets without a flip get shifts as their test-time views."""
+    dot = np.zeros((28, 28, 1), np.uint8)
+    dot[10, 12] = 255
+    views = augment.tta_views("affine", 28)
+    moved = [tuple(np.argwhere(v(image=dot)["image"][..., 0] == 255)[0]) for v in views.transforms]
+    assert sorted(moved) == [(9, 12), (10, 11), (10, 13), (11, 12)]  # 1 px up, left, right, down; nothing mirrored
+    assert views.description == "4 shifts of 1 px (affine does not flip)"
+    assert augment.tta_views("none", 64).description == "4 shifts of 2 px (none does not flip)"
+
+    mirror = augment.tta_views("medium", 64)
+    assert mirror.description == "the mirror image"
+    (view,) = mirror.transforms
+    assert tuple(np.argwhere(view(image=dot)["image"][..., 0] == 255)[0]) == (10, 15)

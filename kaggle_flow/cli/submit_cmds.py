@@ -25,7 +25,7 @@ RunOpt = Annotated[
     typer.Option("--run", help="Run id under runs/COMP (or a run folder); default: the best run.", metavar="RUN", show_default=False),
 ]
 BestOpt = Annotated[bool, typer.Option("--best", help="Use the run with the best validation score (the default).")]
-TtaOpt = Annotated[bool, typer.Option("--tta", help="Test-time augmentation: average the image and its mirror.")]
+TtaOpt = Annotated[bool, typer.Option("--tta", help="Test-time augmentation: average each test image with its mirror where the recipe flips, else with four small shifts.")]
 EnsembleOpt = Annotated[
     Optional[str],
     typer.Option("--ensemble", help="Average the probabilities of these runs (comma-separated).", metavar="RUN1,RUN2", show_default=False),
