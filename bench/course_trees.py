@@ -171,7 +171,8 @@ def _photo(rng: np.random.Generator, glyph: Array, width: int, height: int) -> A
 
 def _sign(rng: np.random.Generator, glyphs: list[Array], bars: bool, size: int = 128) -> Array:
     """A zodiac "sign": dark strokes on a light, lightly noisy card: one digit, two side by side,
-    or one between two bars."""
+    or one between two bars; half of them mirrored, as a photographed animal faces either way (a
+    mirrored sign is the same class, so the flip of the recipe's augmentation is a fair one)."""
     canvas = _texture(rng, size, size, rng.uniform(190, 240, 3).astype(np.float32), 12.0, 4.0)
     ink = rng.uniform(0, 70, 3).astype(np.float32)
     side = int(size * rng.uniform(0.6, 0.75))
@@ -187,7 +188,7 @@ def _sign(rng: np.random.Generator, glyphs: list[Array], bars: bool, size: int =
         bar = np.ones((thick, side), dtype=np.float32)
         _paint(canvas, bar, ink, (size - side) // 2 + dx, (size - side) // 2 + dy - thick)
         _paint(canvas, bar, ink, (size - side) // 2 + dx, (size + side) // 2 + dy)
-    return canvas
+    return np.ascontiguousarray(canvas[:, ::-1]) if rng.random() < 0.5 else canvas
 
 
 @functools.lru_cache(maxsize=4)
