@@ -9,7 +9,10 @@ choice comes with a one-line reason, printed before training and saved in config
             on a GPU resnet-m (resnet-l from 20,000 images); the largest that fits max_params
     batch   64 on a CPU (32 for a few hundred images), 128 on a GPU (64 from 160 px)
     epochs  about 50,000 images seen (10-60 epochs); on a CPU, fewer when the training speed
-            measured for this model and size says the run would pass CPU_BUDGET_S
+            measured for this model and size says the run would pass CPU_BUDGET_S. The speed is
+            measured once per model, size, batch and thread count and kept in runs/COMP/speeds.json:
+            a busy moment would otherwise choose fewer epochs, and two runs meant to differ in one
+            flag would differ in their epochs too. Delete the file to measure again.
 
 `Facts` holds what the choices read: `measure` takes it from `flow eda`'s images.csv when it is
 there, else from the headers of a sample of the training images (no pixel decoded).
@@ -17,14 +20,18 @@ there, else from the headers of a sample of the training images (no pixel decode
 
 from __future__ import annotations
 
+import json
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from kaggle_flow.errors import DataError
+from kaggle_flow.errors import DataError, DiskFullError
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -50,6 +57,7 @@ class Facts:
     place: str  # "cpu" or "gpu"
     cores: int
     source: str  # where the image sizes came from
+    speeds: Path | None = None  # the measured training speeds kept for later runs (runs/COMP/speeds.json)
 
     @property
     def short_side(self) -> int:
@@ -72,7 +80,7 @@ def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int 
         raise DataError(f"{ws.data_dir}: no readable training image to choose an image size from; give --size")
     width, height = np.median(sizes, axis=0)
     largest = int(train_rows["label"].value_counts().max()) if len(train_rows) else 0
-    return Facts(len(train_rows), largest, int(width), int(height), place, cpu_threads(), source)
+    return Facts(len(train_rows), largest, int(width), int(height), place, cpu_threads(), source, ws.runs_dir / "speeds.json")
 
 
 def _eda_sizes(ws: Workspace, train_rows: pd.DataFrame) -> np.ndarray | None:
@@ -120,8 +128,9 @@ def choose_batch(facts: Facts, size: int) -> tuple[int, str]:
     return batch, f"{batch}: CPU, {facts.n_train:,} training images"
 
 
-def choose_epochs(facts: Facts, images_per_s: float | None, *, per_epoch: int | None = None) -> tuple[int, str]:
-    """`per_epoch`: images in an epoch (more than n_train under label shuffling)."""
+def choose_epochs(facts: Facts, images_per_s: float | None, *, per_epoch: int | None = None, when: str = "") -> tuple[int, str]:
+    """`per_epoch`: images in an epoch (more than n_train under label shuffling); `when`: where and
+    when an earlier run measured `images_per_s`, for the reason line."""
     lo, hi = EPOCHS
     per_epoch = per_epoch or facts.n_train
     epochs = min(hi, max(lo, round(IMAGES_SEEN / max(per_epoch, 1))))
@@ -130,7 +139,7 @@ def choose_epochs(facts: Facts, images_per_s: float | None, *, per_epoch: int | 
         fits = math.floor(CPU_BUDGET_S * images_per_s / max(per_epoch, 1))
         if fits < epochs:
             epochs = max(3, fits)
-            reason = f"{epochs}: about {CPU_BUDGET_S / 60:g} min at the {images_per_s:.0f} images/s measured for this model and size"
+            reason = f"{epochs}: about {CPU_BUDGET_S / 60:g} min at the {images_per_s:.0f} images/s measured for this model and size{when}"
     return epochs, reason
 
 
@@ -153,12 +162,39 @@ def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, ch
     if values["epochs"] == AUTO:
         from kaggle_flow.speed import train_speed
 
-        speed = None
+        speed, when = None, ""
         if facts.place == "cpu":
-            speed = train_speed(
+            key = f"{values['model']} {values['image_size']}px batch {values['batch_size']} {channels}x{num_classes} {facts.cores} threads"
+            speed, when = remembered_speed(facts.speeds, key, lambda: train_speed(
                 values["model"], size=values["image_size"], batch_size=values["batch_size"],
                 num_classes=num_classes, in_channels=channels, seconds=1.5,
-            ).images_per_s
+            ).images_per_s)
         per_epoch = num_classes * facts.largest_class if values.get("balance") else facts.n_train
-        values["epochs"], reasons["epochs"] = choose_epochs(facts, speed, per_epoch=per_epoch)
+        values["epochs"], reasons["epochs"] = choose_epochs(facts, speed, per_epoch=per_epoch, when=when)
     return values, reasons
+
+
+def remembered_speed(file: Path | None, key: str, measure: Callable[[], float | None]) -> tuple[float | None, str]:
+    """The training speed kept in `file` under `key`, else `measure()` (kept there for later runs).
+
+    Returns the speed and, when it was kept from an earlier run, " on DATE (FILE)" for the reason
+    line. An unreadable file is measured over; one that cannot be written is left as it is.
+    """
+    from kaggle_flow.fileio import write_json
+
+    kept: dict[str, Any] = {}
+    if file is not None and file.is_file():
+        try:
+            kept = json.loads(file.read_text())
+            entry = kept[key]
+            return float(entry["images_per_s"]), f" on {entry['measured']} ({file})"
+        except (OSError, ValueError, KeyError, TypeError):
+            kept = kept if isinstance(kept, dict) else {}
+    speed = measure()
+    if file is not None and speed is not None:
+        kept[key] = {"images_per_s": round(speed, 1), "measured": time.strftime("%Y-%m-%d %H:%M")}
+        try:
+            write_json(file, kept)
+        except (OSError, DiskFullError):
+            pass  # a read-only or full runs folder: training says so itself; the speed is measured next time
+    return speed, ""

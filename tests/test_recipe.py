@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,40 @@ def test_the_users_thread_count_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     monkeypatch.setattr(paddle.base.core, "set_num_threads", calls.append)
     assert machine.use_cpu_threads() == 3 and calls == [3]
+
+
+def test_the_measured_speed_is_kept_so_later_runs_choose_the_same_epochs(tmp_path: Path) -> None:
+    file = tmp_path / "runs/lemon/speeds.json"
+    timings = iter([50.0, 400.0])  # a busy machine first, then a quiet one
+    speed, when = recipe.remembered_speed(file, "resnet-t 64px", lambda: next(timings))
+    assert (speed, when) == (50.0, "")
+    again, when = recipe.remembered_speed(file, "resnet-t 64px", lambda: next(timings))
+    assert again == 50.0 and when.endswith(f" ({file})") and when.startswith(" on 20")
+    assert recipe.choose_epochs(facts(n=1000), again, when=when)[1].endswith(f"measured for this model and size{when}")
+    other, _ = recipe.remembered_speed(file, "resnet-s 64px", lambda: next(timings))  # another model: measured
+    assert other == 400.0 and set(json.loads(file.read_text())) == {"resnet-t 64px", "resnet-s 64px"}
+
+    file.write_text("{broken")
+    assert recipe.remembered_speed(file, "resnet-t 64px", lambda: 300.0) == (300.0, "")  # measured over
+    assert json.loads(file.read_text())["resnet-t 64px"]["images_per_s"] == 300.0
+
+
+def test_a_second_run_reuses_the_speed_of_the_first(workdir: Path) -> None:
+    """`flow train mnist --model resnet-t --epochs auto` twice: one measurement, the same epochs."""
+    from kaggle_flow.layouts import labelled
+    from kaggle_flow.train import resolve_config
+    from kaggle_flow.workspace import open_workspace
+
+    ws = open_workspace("mnist", remember_it=False)
+    rows = labelled(ws.table(quiet=True))
+    flags = {"model": "resnet-t", "epochs": "auto", "batch_size": 32}
+    first = resolve_config(ws, flags, train_rows=rows)
+    kept = json.loads((ws.runs_dir / "speeds.json").read_text())
+    (key,) = kept
+    assert key == f"resnet-t 28px batch 32 1x10 {machine.cpu_threads()} threads"
+    kept[key]["images_per_s"] = 40.0  # as if the first run had measured a very slow machine
+    (ws.runs_dir / "speeds.json").write_text(json.dumps(kept))
+    second = resolve_config(ws, flags, train_rows=rows)
+    assert second.epochs == max(3, int(recipe.CPU_BUDGET_S * 40.0 // len(rows))) != first.epochs
+    assert second.auto["epochs"].endswith(f"at the 40 images/s measured for this model and size on "
+                                          f"{kept[key]['measured']} ({ws.runs_dir / 'speeds.json'})")
