@@ -246,7 +246,7 @@ def tta_views(preset: str, size: int) -> TtaViews:
     step = max(1, round(size / 28))
     shifts = [(step, 0), (-step, 0), (0, step), (0, -step)]
     transforms = [A.Affine(translate_px={"x": dx, "y": dy}, border_mode=cv2.BORDER_REPLICATE, p=1.0) for dx, dy in shifts]
-    return TtaViews(transforms, f"4 shifts of {step} px ({preset} does not flip)")
+    return TtaViews(transforms, f"4 shifts of {step} px; the {preset} preset does not flip")
 
 
 # --- preview ---------------------------------------------------------------------------------

@@ -71,6 +71,14 @@ def predict_probs(run: Run, rows: pd.DataFrame, *, tta: bool = False, batch_size
     return _single_probs(run, rows, tta, batch_size)
 
 
+def tta_description(run: Run) -> str:
+    """What --tta averages each image with, for a run, a cross-validation run or an ensemble."""
+    if isinstance(run.config, EnsembleConfig):
+        return "the views of each member's recipe"
+    assert isinstance(run.config, RunConfig)
+    return tta_views(run.config.preset, run.config.image_size).description
+
+
 def _mean(probs: list[np.ndarray]) -> np.ndarray:
     return np.mean(probs, axis=0).astype(np.float32)
 

@@ -75,8 +75,8 @@ def test_tta_mirrors_only_what_training_mirrored() -> None:
     views = augment.tta_views("affine", 28)
     moved = [tuple(np.argwhere(v(image=dot)["image"][..., 0] == 255)[0]) for v in views.transforms]
     assert sorted(moved) == [(9, 12), (10, 11), (10, 13), (11, 12)]  # 1 px up, left, right, down; nothing mirrored
-    assert views.description == "4 shifts of 1 px (affine does not flip)"
-    assert augment.tta_views("none", 64).description == "4 shifts of 2 px (none does not flip)"
+    assert views.description == "4 shifts of 1 px; the affine preset does not flip"
+    assert augment.tta_views("none", 64).description == "4 shifts of 2 px; the none preset does not flip"
 
     mirror = augment.tta_views("medium", 64)
     assert mirror.description == "the mirror image"

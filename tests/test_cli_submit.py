@@ -190,6 +190,8 @@ def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
     result = flow("predict", "digits", "--run", "a", "--tta")
     assert result.exit_code == 0, result.output
     assert "Saved the test probabilities (297 x 10) to runs/digits/a/test_probs.npy" in result.output
+    # digits are handed: the affine recipe never flips, so neither does its TTA
+    assert "(with TTA: each image averaged with 4 shifts of 1 px; the affine preset does not flip)" in result.output
     tta = np.load(a.test_probs)
     np.testing.assert_allclose(tta, predict_probs(a, test, tta=True), atol=1e-6)
     assert not np.allclose(tta, predict_probs(a, test))

@@ -77,7 +77,7 @@ def predict_cmd(
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.predict import predict_test
+    from kaggle_flow.predict import predict_test, tta_description
     from kaggle_flow.workspace import open_workspace
 
     if best and (run is not None or ensemble is not None):
@@ -88,7 +88,7 @@ def predict_cmd(
     if pred.new_ensemble:
         console.info(f"Averaged {ensemble} into {pred.run.path} (submit it with `flow submit --run {pred.run.id}`)")
     else:
-        console.info(f"Predicted with {pred.run.path}" + (" (with TTA)" if tta else ""))
+        console.info(f"Predicted with {pred.run.path}" + (f" (with TTA: each image averaged with {tta_description(pred.run)})" if tta else ""))
     _counts_table(f"Predicted classes of {len(pred.test)} test images", pred.counts)
     console.info(f"Saved the test probabilities ({pred.probs.shape[0]} x {pred.probs.shape[1]}) to {pred.run.test_probs}")
 
