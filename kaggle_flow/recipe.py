@@ -187,7 +187,9 @@ def remembered_speed(file: Path | None, key: str, measure: Callable[[], float | 
         try:
             kept = json.loads(file.read_text())
             entry = kept[key]
-            return float(entry["images_per_s"]), f" on {entry['measured']} ({file})"
+            speed = float(entry["images_per_s"])
+            if math.isfinite(speed) and speed > 0:
+                return speed, f" on {entry['measured']} ({file})"
         except (OSError, ValueError, KeyError, TypeError):
             kept = kept if isinstance(kept, dict) else {}
     speed = measure()

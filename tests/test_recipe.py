@@ -105,6 +105,8 @@ def test_the_measured_speed_is_kept_so_later_runs_choose_the_same_epochs(tmp_pat
     file.write_text("{broken")
     assert recipe.remembered_speed(file, "resnet-t 64px", lambda: 300.0) == (300.0, "")  # measured over
     assert json.loads(file.read_text())["resnet-t 64px"]["images_per_s"] == 300.0
+    file.write_text('{"resnet-t 64px": {"images_per_s": "NaN", "measured": "x"}}')  # edited by hand
+    assert recipe.remembered_speed(file, "resnet-t 64px", lambda: 250.0) == (250.0, "")
 
 
 def test_a_second_run_reuses_the_speed_of_the_first(workdir: Path) -> None:
