@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -36,13 +37,24 @@ def shortlist(items: Iterable[object], limit: int = 5, sep: str = ", ") -> str:
     return sep.join(items[:limit]) + more
 
 
-def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]]) -> None:
-    t = Table(title=title, title_justify="left")
+def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]], *, compact: bool = False) -> None:
+    """A table that a narrow terminal never cuts: short columns (scores, counts) keep their width,
+    long ones (file names, run ids) fold onto more lines instead of ending in an ellipsis.
+    `compact`: rules under the header only, as `flow runs` draws it (more room for long names)."""
+    cells = [[str(v) for v in row] for row in rows]
+    style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
+    t = Table(title=title, title_justify="left", **style)
     for i, col in enumerate(columns):
-        t.add_column(col, justify="left" if i == 0 else "right")
-    for row in rows:
-        t.add_row(*(str(v) for v in row))
+        longest = max([len(col), *(len(row[i]) for row in cells)])
+        short = longest <= SHORT_CELL
+        t.add_column(col, justify="left" if i == 0 else "right", no_wrap=short, min_width=longest if short else None,
+                     overflow="ellipsis" if short else "fold")
+    for row in cells:
+        t.add_row(*row)
     out.print(t)
+
+
+SHORT_CELL = 10  # characters: a column no longer than this is never narrowed
 
 
 def progress_bar(*extra_columns: Any) -> Any:

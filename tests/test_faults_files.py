@@ -84,7 +84,7 @@ def test_reading_commands_work_in_a_read_only_folder(workdir: Path, digits_done:
 
     result = flow("submissions", "digits")
     assert result.exit_code == 0, result.output
-    assert re.search(r"│ +r1 │.*│ 0\.7500 │", result.stdout), result.stdout  # run r1, its CV score
+    assert re.search(r"^\s*20250101-120000_r1\.csv .* 0\.7500 ", result.stdout, re.M), result.stdout  # run r1's file, its CV score
 
     result = flow("competitions")
     assert result.exit_code == 0, result.output

@@ -173,12 +173,12 @@ def submissions_cmd(comp: CompArg = None) -> None:
     def short(score: str) -> str:
         return f"{float(score):.4f}" if score else "-"
 
-    rows = [  # the time is in the file name; the ledger CSV has every column
-        (r.file, r.run, r.kind, r.model, r.epochs, r.lr, r.preset, r.tta, short(r.cv_score), short(r.local_score))
+    rows = [  # the file name is TIME_RUN.csv, so it says the run too; the ledger CSV has every column
+        (r.file, r.kind, r.model, r.epochs, r.lr, r.preset, r.tta, short(r.cv_score), short(r.local_score))
         for r in ledger.itertuples(index=False)
     ]
-    columns = ["file", "run", "kind", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
-    console.table(f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})", columns, rows)
+    columns = ["file", "kind", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
+    console.table(f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})", columns, rows, compact=True)
 
 
 @app.command("export")
