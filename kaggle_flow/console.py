@@ -39,7 +39,7 @@ def shortlist(items: Iterable[object], limit: int = 5, sep: str = ", ") -> str:
 
 def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]], *, compact: bool = False) -> None:
     """A table that a narrow terminal never cuts: short columns (scores, counts) keep their width,
-    long ones (file names, run ids) fold onto more lines instead of ending in an ellipsis.
+    long ones (file names, run ids, descriptions) wrap, left-aligned, instead of ending in an ellipsis.
     `compact`: rules under the header only, as `flow runs` draws it (more room for long names)."""
     cells = [[str(v) for v in row] for row in rows]
     style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
@@ -47,14 +47,14 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]
     for i, col in enumerate(columns):
         longest = max([len(col), *(len(row[i]) for row in cells)])
         short = longest <= SHORT_CELL
-        t.add_column(col, justify="left" if i == 0 else "right", no_wrap=short, min_width=longest if short else None,
+        t.add_column(col, justify="right" if short and i > 0 else "left", no_wrap=short, min_width=longest if short else None,
                      overflow="ellipsis" if short else "fold")
     for row in cells:
         t.add_row(*row)
     out.print(t)
 
 
-SHORT_CELL = 10  # characters: a column no longer than this is never narrowed
+SHORT_CELL = 12  # characters: a column no longer than this (scores, counts, sizes) is never narrowed
 
 
 def progress_bar(*extra_columns: Any) -> Any:
