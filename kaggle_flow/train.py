@@ -118,8 +118,10 @@ def train(
     """
     from kaggle_flow import distributed
     from kaggle_flow.layouts import labelled
+    from kaggle_flow.machine import sigterm_as_interrupt
     from kaggle_flow.split import ensure_folds
 
+    sigterm_as_interrupt()  # paddle, imported with this module, replaced flow's handler: back before any file is made
     run = _run_to_resume(ws, resume) if resume is not None else None
     launch = distributed.launch_for(run, launch or distributed.Launch())
     if run is not None:
