@@ -38,23 +38,24 @@ def shortlist(items: Iterable[object], limit: int = 5, sep: str = ", ") -> str:
 
 
 def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]], *, compact: bool = False) -> None:
-    """A table that a narrow terminal never cuts: short columns (scores, counts) keep their width,
-    long ones (file names, run ids, descriptions) wrap, left-aligned, instead of ending in an ellipsis.
+    """A table that a narrow terminal never cuts: short values (scores, counts) keep their width,
+    long ones (file names, descriptions) and headers wrap, left-aligned, instead of ending in "…".
     `compact`: rules under the header only, as `flow runs` draws it (more room for long names)."""
     cells = [[str(v) for v in row] for row in rows]
     style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
-    t = Table(title=title, title_justify="left", **style)
+    t = Table(**style)
     for i, col in enumerate(columns):
-        longest = max([len(col), *(len(row[i]) for row in cells)])
+        longest = max([len(col) if i == 0 else 0, *(len(row[i]) for row in cells)])  # other headers may wrap
         short = longest <= SHORT_CELL
-        t.add_column(col, justify="right" if short and i > 0 else "left", no_wrap=short, min_width=longest if short else None,
-                     overflow="ellipsis" if short else "fold")
+        t.add_column(col, justify="right" if short and i > 0 else "left", min_width=longest if short else None, overflow="fold")
     for row in cells:
         t.add_row(*row)
-    out.print(t)
+    if title:
+        info(title)  # a line of its own: a table's title would wrap to the table's width
+    out.print(t, soft_wrap=False)  # the console's soft wrap lets a table run a column past the width
 
 
-SHORT_CELL = 12  # characters: a column no longer than this (scores, counts, sizes) is never narrowed
+SHORT_CELL = 12  # characters: values no longer than this (scores, counts, sizes) are never narrowed
 
 
 def progress_bar(*extra_columns: Any) -> Any:

@@ -32,6 +32,16 @@ def _table_rows(output: str, names: list[str]) -> dict[str, list[int]]:
     return rows
 
 
+def test_ten_folds_fit_an_80_column_terminal(workdir: Path) -> None:
+    result = flow("split", "digits", "--folds", "10")
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]
+    assert max(map(len, table)) <= 80 and "…" not in result.output  # headers wrap, counts stay
+    folds = pd.read_csv(workdir / "runs/digits/folds.csv")
+    counts = pd.crosstab(folds["id"].map(dict(zip(*open_workspace("digits").table(quiet=True)[["id", "label"]].T.to_numpy()))), folds["fold"])
+    assert _table_rows(result.output, [str(c) for c in counts.index]) == {str(k): v.tolist() for k, v in counts.iterrows()}
+
+
 def test_split_then_balance_on_embedded_mnist(workdir: Path) -> None:
     result = flow("split", "mnist", "--folds", "5", "--seed", "1")
     assert result.exit_code == 0, result.output
