@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import io
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -37,6 +37,9 @@ def shortlist(items: Iterable[object], limit: int = 5, sep: str = ", ") -> str:
     return sep.join(items[:limit]) + more
 
 
+SHORT_CELL = 12  # characters: values no longer than this (scores, counts, sizes) are never narrowed
+
+
 def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]], *, compact: bool = False) -> None:
     """A table that a narrow terminal never cuts: short values (scores, counts) keep their width,
     long ones (file names, descriptions) and headers wrap, left-aligned, instead of ending in "…".
@@ -53,9 +56,6 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]
     if title:
         info(title)  # a line of its own: a table's title would wrap to the table's width
     out.print(t, soft_wrap=False)  # the console's soft wrap lets a table run a column past the width
-
-
-SHORT_CELL = 12  # characters: values no longer than this (scores, counts, sizes) are never narrowed
 
 
 def progress_bar(*extra_columns: Any) -> Any:
