@@ -26,6 +26,7 @@ epoch (`EpochSampler`), so the global batch of a step is the one a single proces
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -44,6 +45,7 @@ from PIL import Image, ImageOps
 
 from kaggle_flow import console
 from kaggle_flow.fileio import atomic_path, disk_full_error, ensure_free_space, write_json
+from kaggle_flow.machine import signals_held
 
 if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
@@ -410,6 +412,25 @@ class Loader:
         if self.normalize is None:
             return iter(self.loader)
         return ((self.normalize(images), labels) for images, labels in self.loader)
+
+    @contextlib.contextmanager
+    def batches(self) -> Iterator[Iterator[tuple[paddle.Tensor, paddle.Tensor]]]:
+        """The batches of one pass; paddle's reader (its thread, or its worker processes) is stopped
+        when the block ends, however it ends.
+
+        Left to the garbage collector, a reader that Ctrl-C or SIGTERM abandoned mid-epoch can still
+        be inside paddle's C++ code when the interpreter exits, and the process dies of SIGABRT
+        ("terminate called without an active exception") after flow has reported the interruption.
+        """
+        it = None
+        try:
+            with signals_held():  # a reader interrupted while it starts could not be stopped
+                it = iter(self.loader)
+            yield it if self.normalize is None else ((self.normalize(images), labels) for images, labels in it)
+        finally:
+            shutdown = getattr(it, "_try_shutdown_all", None)  # paddle's own clean-up, 2.6 and 3.x
+            if shutdown is not None:
+                shutdown()
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -237,39 +237,40 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
     t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
     loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
     first_bad, bad_value = paddle.zeros([], dtype="int64"), paddle.zeros([])
-    for step, (images, labels) in enumerate(loader, start=1):
-        raise_if_terminated()
-        if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
-            labels = labels.astype("int64").reshape([-1])
-        targets = F.one_hot(labels, k)
-        images, targets = state.mixer(images, targets)
-        if smoothing > 0:
-            targets = F.label_smooth(targets, epsilon=smoothing)
-        try:
-            with state.precision.autocast():
-                logits = state.net(images)  # DataParallel averages the gradients over processes in backward
-            loss = state.loss_fn(state.precision.float32(logits), targets)
-            state.precision.backward_and_step(loss, state.optimizer)
-        except Exception as exc:  # paddle's GPU out-of-memory error class differs by version
-            if _out_of_memory(exc):
-                size, batch = int(images.shape[-1]), int(images.shape[0])
-                raise FlowError(f"out of GPU memory at --batch-size {batch} and {size} px: try --batch-size {max(1, batch // 2)}") from None
-            raise
-        state.optimizer.clear_grad()
-        lr = state.optimizer.get_lr()
-        state.schedule.step()
-        state.ema.update(model)
-        n = int(labels.shape[0])
-        seen += n
-        loss_sum += loss.detach() * n
-        correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
-        newly_bad = (first_bad == 0) & ~paddle.isfinite(loss.detach())
-        first_bad = paddle.where(newly_bad, paddle.full([], step, "int64"), first_bad)
-        bad_value = paddle.where(newly_bad, loss.detach(), bad_value)
-        elapsed = time.perf_counter() - t0
-        if reporter.wants(step, elapsed):
-            _check_finite(first_bad, bad_value, lr)
-            reporter.step(step, seen, elapsed, f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}")
+    with loader.batches() as batches:
+        for step, (images, labels) in enumerate(batches, start=1):
+            raise_if_terminated()
+            if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
+                labels = labels.astype("int64").reshape([-1])
+            targets = F.one_hot(labels, k)
+            images, targets = state.mixer(images, targets)
+            if smoothing > 0:
+                targets = F.label_smooth(targets, epsilon=smoothing)
+            try:
+                with state.precision.autocast():
+                    logits = state.net(images)  # DataParallel averages the gradients over processes in backward
+                loss = state.loss_fn(state.precision.float32(logits), targets)
+                state.precision.backward_and_step(loss, state.optimizer)
+            except Exception as exc:  # paddle's GPU out-of-memory error class differs by version
+                if _out_of_memory(exc):
+                    size, batch = int(images.shape[-1]), int(images.shape[0])
+                    raise FlowError(f"out of GPU memory at --batch-size {batch} and {size} px: try --batch-size {max(1, batch // 2)}") from None
+                raise
+            state.optimizer.clear_grad()
+            lr = state.optimizer.get_lr()
+            state.schedule.step()
+            state.ema.update(model)
+            n = int(labels.shape[0])
+            seen += n
+            loss_sum += loss.detach() * n
+            correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
+            newly_bad = (first_bad == 0) & ~paddle.isfinite(loss.detach())
+            first_bad = paddle.where(newly_bad, paddle.full([], step, "int64"), first_bad)
+            bad_value = paddle.where(newly_bad, loss.detach(), bad_value)
+            elapsed = time.perf_counter() - t0
+            if reporter.wants(step, elapsed):
+                _check_finite(first_bad, bad_value, lr)
+                reporter.step(step, seen, elapsed, f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}")
     _check_finite(first_bad, bad_value, lr)
     loss_total, correct_total, seen_total = state.parallel.sum(loss_sum, correct, paddle.to_tensor(float(seen)))
     seconds = time.perf_counter() - t0
@@ -285,10 +286,11 @@ def loader_probs(model: paddle.nn.Layer, loader: Loader, precision: Precision | 
     model.eval()
     autocast = precision.autocast if precision is not None else contextlib.nullcontext
     out = []
-    for images, _ in loader:
-        with autocast():
-            logits = model(images)
-        out.append(F.softmax(logits.astype("float32"), axis=1).numpy())
+    with loader.batches() as batches:
+        for images, _ in batches:
+            with autocast():
+                logits = model(images)
+            out.append(F.softmax(logits.astype("float32"), axis=1).numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
 
 

@@ -7,12 +7,13 @@ user set (read here, before paddle can overwrite it: kaggle_flow's __init__ impo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,4 +103,29 @@ def sigterm_as_interrupt() -> None:
 def raise_if_terminated() -> None:
     """KeyboardInterrupt when a SIGTERM came but was swallowed where it landed."""
     if _terminated:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back for the block and raised (KeyboardInterrupt) when it ends.
+
+    For a step that must not be cut in half: a paddle DataLoader interrupted while it starts its
+    reader thread leaves a thread that nothing can stop. Only the main thread receives signals;
+    elsewhere this does nothing. A signal held while the block raised is kept for
+    `raise_if_terminated`.
+    """
+    global _terminated
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        _terminated = _terminated or signal.SIGTERM in held
+    if held:
         raise KeyboardInterrupt

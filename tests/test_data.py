@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,20 @@ def test_load_image_handles_modes_and_exif(tmp_path: Path) -> None:
     out = data.load_image(rotated, 20, 1)
     assert out.shape == (20, 20, 1)
     assert out[:10].mean() > 200 and out[10:].mean() < 50  # the white half is now on top
+
+
+def test_a_pass_left_midway_stops_the_loaders_reader(tiny: Path) -> None:
+    """Ctrl-C mid-epoch: paddle's reader thread must be gone before the interpreter exits (a reader
+    still inside paddle's C++ code then aborts the process with SIGABRT)."""
+    rows = pd.read_csv(tiny / "data/tiny/train.csv")
+    rows["path"] = [str(tiny / "data/tiny/train" / i) for i in rows["id"]]
+    config = build_config(open_workspace("tiny").comp)
+    loader = data.eval_loader(rows, config, batch_size=1, cache_dir=tiny / "cache")
+    assert len(loader) > 4  # more batches than paddle's queue holds: its reader blocks, waiting
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt), loader.batches() as batches:
+        next(iter(batches))
+        readers = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        assert readers, "the loader reads in a thread of its own"
+        raise KeyboardInterrupt
+    assert not any(t.is_alive() for t in readers)

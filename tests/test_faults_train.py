@@ -188,6 +188,24 @@ def test_sigterm_is_handled_like_ctrl_c(workdir: Path) -> None:
     assert _runs(workdir) == [run] and _temps(workdir) == []
 
 
+def test_a_signal_inside_a_held_block_is_raised_when_the_block_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What starts paddle's reader thread is not cut in half by SIGTERM; the stop comes right after."""
+    from kaggle_flow import machine
+
+    monkeypatch.setattr(machine, "_terminated", False)  # restored after the test: later steps in this process go on
+    before = signal.signal(signal.SIGTERM, machine._interrupt)
+    finished = False
+    try:
+        with pytest.raises(KeyboardInterrupt), machine.signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # where the handler would have raised
+            finished = True
+        assert finished and machine._terminated
+        assert signal.getsignal(signal.SIGTERM) is machine._interrupt  # flow's own handler again
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 # --- a submission and its ledger row -------------------------------------------------------------
 
 
