@@ -422,9 +422,12 @@ class Loader:
         be inside paddle's C++ code when the interpreter exits, and the process dies of SIGABRT
         ("terminate called without an active exception") after flow has reported the interruption.
         """
+        # A reader thread interrupted while it starts could not be stopped: signals wait until it
+        # runs. Not with worker processes: forked inside, they would keep the holding handlers.
+        hold = signals_held() if self.workers == 0 else contextlib.nullcontext()
         it = None
         try:
-            with signals_held():  # a reader interrupted while it starts could not be stopped
+            with hold:
                 it = iter(self.loader)
             yield it if self.normalize is None else ((self.normalize(images), labels) for images, labels in it)
         finally:
