@@ -409,9 +409,12 @@ class Loader:
             self.dataset.reseed(0)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
+        return self._normalized(iter(self.loader))
+
+    def _normalized(self, batches: Iterator[Any]) -> Iterator[Any]:
         if self.normalize is None:
-            return iter(self.loader)
-        return ((self.normalize(images), labels) for images, labels in self.loader)
+            return batches
+        return ((self.normalize(images), labels) for images, labels in batches)
 
     @contextlib.contextmanager
     def batches(self) -> Iterator[Iterator[tuple[paddle.Tensor, paddle.Tensor]]]:
@@ -429,7 +432,7 @@ class Loader:
         try:
             with hold:
                 it = iter(self.loader)
-            yield it if self.normalize is None else ((self.normalize(images), labels) for images, labels in it)
+            yield self._normalized(it)
         finally:
             shutdown = getattr(it, "_try_shutdown_all", None)  # paddle's own clean-up, 2.6 and 3.x
             if shutdown is not None:
