@@ -2,9 +2,9 @@
 
 Lemon-sized images (640x480 JPEGs) loaded at 224 px, 3 channels, normalized to float32 CHW:
 
-    (a) decode every epoch: each item opens the JPEG, decodes, resizes (kaggle_flow.data.load_image)
+    (a) decode every epoch: each item opens the JPEG, decodes, resizes (kaggle_flow.data.loader.load_image)
     (b) flow: epoch 1 decodes once into the on-disk cache (build_cache); epoch 2 reads the cache
-        through kaggle_flow.data.ImageDataset
+        through kaggle_flow.data.loader.ImageDataset
 
 Prints images/s of an epoch for each, the cache build time, and the ratio (target >= 5x).
 
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="number of 640x480 JPEGs")
     args = parser.parse_args()
 
-    from kaggle_flow.data import ImageDataset, build_cache, load_image, normalizer
+    from kaggle_flow.data.loader import ImageDataset, build_cache, load_image, normalizer
 
     work = Path(tempfile.mkdtemp(prefix="flow-bench-cache-"))
     (work / "images").mkdir()

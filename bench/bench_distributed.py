@@ -71,7 +71,7 @@ def train_rate(nproc: int, epochs: int) -> tuple[float, float]:
 def pipeline_rate(dataset, workers: int) -> float:  # type: ignore[no-untyped-def]
     """Images/s of uint8 batches through a paddle DataLoader, from the first batch on (the workers'
     start-up, once per epoch, is left out: a real epoch has far more batches than this one)."""
-    from kaggle_flow.data import make_loader
+    from kaggle_flow.data.loader import make_loader
 
     loader = make_loader(dataset, batch_size=BATCH, shuffle=True, workers=workers, drop_last=True)
     loader.set_epoch(1)
@@ -96,7 +96,7 @@ class Decoding(paddle.io.Dataset):
         self.transform.set_random_seed(worker + 1)
 
     def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
-        from kaggle_flow.data import load_image
+        from kaggle_flow.data.loader import load_image
 
         return self.transform(image=load_image(self.paths[i], SIZE, 3))["image"], np.int64(0)
 
@@ -118,9 +118,9 @@ def main() -> None:
     cv2.setNumThreads(0)  # OpenCV's thread pool, once used here, deadlocks the forked DataLoader workers
     from bench_cache import make_images
 
-    from kaggle_flow import augment
-    from kaggle_flow.data import ImageDataset, build_cache
-    from kaggle_flow.split import ensure_folds
+    from kaggle_flow.data import augment
+    from kaggle_flow.data.loader import ImageDataset, build_cache
+    from kaggle_flow.explore.split import ensure_folds
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kaggle_flow import eda
+from kaggle_flow.explore import eda
 from kaggle_flow.competition import get_competition
 from kaggle_flow.workspace import Workspace
 

@@ -1,6 +1,6 @@
 """Training images/s of the models a from-scratch run picks between, side by side in one process.
 
-Each model is timed by `kaggle_flow.speed.train_speed`: random images, forward + backward + Adam
+Each model is timed by `kaggle_flow.engine.speed.train_speed`: random images, forward + backward + Adam
 step, one warm-up step, then steps for `--seconds`; paddle's CPU threads set to the usable cores as
 `flow train` sets them (or the GPU when there is one). The plain 3x3 ResNets (resnet-t/s/m) against
 smallcnn, paddle's resnet18 and the depthwise mobilenet_v2, all for 10 classes RGB.
@@ -27,7 +27,7 @@ if __name__ == "__main__":
 
     from kaggle_flow.machine import cpu_threads
     from kaggle_flow.models import param_count
-    from kaggle_flow.speed import train_speed
+    from kaggle_flow.engine.speed import train_speed
 
     print(f"{platform.processor() or platform.machine()}, {cpu_threads()} CPU threads, load {os.getloadavg()[0]:.1f}; "
           f"{args.size} px, batch {args.batch_size}, {args.seconds:g} s a model")

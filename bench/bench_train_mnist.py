@@ -1,6 +1,6 @@
 """MNIST-5k: flow's recipe against the course recipe, on the same data, fold and seeds.
 
-    (a) `flow run mnist`'s training: the recipe of competitions/mnist.toml through kaggle_flow.train,
+    (a) `flow run mnist`'s training: the recipe of competitions/mnist.toml through kaggle_flow.engine.train,
         one process (paddle on every core)
     (b) the same recipe with `--nproc N` (N = the cores, one thread each; paddle.distributed over gloo)
     (c) the course recipe: paddle.vision.models.LeNet, Adam lr 1e-3, 5 epochs, batch 64,
@@ -48,9 +48,9 @@ def _test_rows():  # type: ignore[no-untyped-def]
 
 
 def flow_recipe(seed: int, nproc: int | None = None) -> tuple[Result, dict]:
-    from kaggle_flow.distributed import Launch
-    from kaggle_flow.predict import predict_probs
-    from kaggle_flow.train import train
+    from kaggle_flow.engine.distributed import Launch
+    from kaggle_flow.submit.predict import predict_probs
+    from kaggle_flow.engine.train import train
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")
@@ -67,7 +67,7 @@ def course_recipe(seed: int) -> Result:
     import paddle
     from PIL import Image
 
-    from kaggle_flow.split import ensure_folds, train_val
+    from kaggle_flow.explore.split import ensure_folds, train_val
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")

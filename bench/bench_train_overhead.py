@@ -1,6 +1,6 @@
 """Training throughput: flow's loop against a plain hand-written paddle loop, same model, batch, data.
 
-    (a) kaggle_flow.train on mnist, smallcnn at 28 px, batch 64, Adam + cosine, no augmentation
+    (a) kaggle_flow.engine.train on mnist, smallcnn at 28 px, batch 64, Adam + cosine, no augmentation
         (preset none), no EMA/mixup: images/s of the training steps, from summary.json
     (b) a plain loop: the same model class, the same decoded images in memory, the same batch size,
         optimizer and schedule, paddle.io.DataLoader over a numpy Dataset, forward/backward/step
@@ -29,7 +29,7 @@ OVERRIDES = {
 
 
 def flow_loop(epochs: int) -> float:
-    from kaggle_flow.train import train
+    from kaggle_flow.engine.train import train
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")
@@ -46,7 +46,7 @@ def plain_loop(epochs: int) -> float:
     from PIL import Image
 
     from kaggle_flow.models import create_model
-    from kaggle_flow.split import ensure_folds, train_val
+    from kaggle_flow.explore.split import ensure_folds, train_val
     from kaggle_flow.workspace import open_workspace
 
     from kaggle_flow.machine import use_cpu_threads
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     os.chdir(tempfile.mkdtemp(prefix="flow-bench-overhead-"))
-    from kaggle_flow.split import ensure_folds
+    from kaggle_flow.explore.split import ensure_folds
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist")

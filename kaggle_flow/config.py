@@ -22,7 +22,7 @@ from kaggle_flow.errors import ConfigError, FlowError
 
 if TYPE_CHECKING:
     from kaggle_flow.competition import Competition
-    from kaggle_flow.recipe import Facts
+    from kaggle_flow.engine.recipe import Facts
 
 AmpMode = Literal["off", "o1", "o2", "bf16"]
 
@@ -157,7 +157,9 @@ def validation_message(exc: ValidationError, where: str | None = None) -> str:
 
 def check_names(config: RunConfig) -> None:
     """Every registry name and size exists: one line listing the valid names otherwise."""
-    from kaggle_flow import augment, models, optim
+    from kaggle_flow import models
+    from kaggle_flow.data import augment
+    from kaggle_flow.engine import optim
 
     models.get_model_info(config.model)
     augment.get_preset(config.preset)
@@ -184,7 +186,7 @@ def build_config(
     training and replaced by stand-ins, so the other options can be checked before anything runs.
     Unknown keys, bad ranges and unknown registry names are one line each (a FlowError).
     """
-    from kaggle_flow import recipe
+    from kaggle_flow.engine import recipe
 
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(given) - set(RunConfig.model_fields))
@@ -213,7 +215,7 @@ STAND_INS = {"model": "smallcnn", "image_size": 32, "batch_size": 32, "epochs": 
 
 def _check_auto(values: dict[str, Any]) -> None:
     """`auto` is a value only for the keys recipe.py chooses; any other text is a bad value."""
-    from kaggle_flow.recipe import AUTO_KEYS
+    from kaggle_flow.engine.recipe import AUTO_KEYS
 
     for key in AUTO_KEYS:
         value = values.get(key)

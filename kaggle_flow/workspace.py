@@ -94,7 +94,7 @@ class Workspace:
     def ensure_data(self) -> Path:
         """The data folder; embedded competitions are written on first use."""
         if self.comp.data.embedded:
-            from kaggle_flow import sources
+            from kaggle_flow.table import sources
 
             return sources.materialize(self.comp, self.data_dir)
         if not self.data_dir.is_dir():
@@ -107,7 +107,7 @@ class Workspace:
         With keep_test, broken test images stay: a submission needs a row for every test id, and
         prediction gives an unreadable image the average prediction of the readable ones.
         """
-        from kaggle_flow.layouts import read_table
+        from kaggle_flow.table.layouts import read_table
 
         table = read_table(self.ensure_data(), self.comp)
         broken = self.broken_ids()

@@ -18,7 +18,7 @@ import kaggle_flow  # noqa: E402,F401  (reads OMP_NUM_THREADS before any test mo
 def embedded_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """data/mnist and data/digits, written once for the whole session."""
     from kaggle_flow.competition import get_competition
-    from kaggle_flow.sources import materialize
+    from kaggle_flow.table.sources import materialize
 
     root = tmp_path_factory.mktemp("embedded") / "data"
     for name in ("digits", "mnist"):

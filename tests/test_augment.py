@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kaggle_flow import augment
+from kaggle_flow.data import augment
 from kaggle_flow.errors import FlowError, NotFoundError
 
 PRESETS = list(augment.PRESETS)

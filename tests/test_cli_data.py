@@ -10,8 +10,8 @@ import pytest
 from clitools import flow, one_line_error
 from trees import garbage_tree, lemon_tree, palm_tree, zodiac_tree
 
-from kaggle_flow.balance import balance_setting
-from kaggle_flow.split import load_folds, train_val
+from kaggle_flow.explore.balance import balance_setting
+from kaggle_flow.explore.split import load_folds, train_val
 from kaggle_flow.workspace import open_workspace
 
 

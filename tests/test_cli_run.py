@@ -16,7 +16,7 @@ MIN_ACCURACY = 0.90
 
 
 def test_run_digits_end_to_end(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow import train
+    from kaggle_flow.engine import train
 
     trained = []
     real_train = train.train

@@ -186,7 +186,7 @@ def digits_test_rows() -> pd.DataFrame:
 
 
 def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
-    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import load_run
 
     a = fake_run(workdir / "runs/digits", "a", seed=1, score=0.4)
@@ -225,7 +225,7 @@ def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
 
 
 def test_predict_folds_all_picks_the_cross_validation_run(workdir: Path) -> None:
-    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.submit.predict import predict_probs
 
     fake_run(workdir / "runs/digits", "single", score=0.99)
     cv = fake_cv_run(workdir / "runs/digits", "cv")
@@ -253,9 +253,9 @@ def test_predict_folds_all_picks_the_cross_validation_run(workdir: Path) -> None
 def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tiny_comp import make_tiny
 
-    from kaggle_flow import train
-    from kaggle_flow.predict import predict_probs
-    from kaggle_flow.split import split_competition
+    from kaggle_flow.engine import train
+    from kaggle_flow.submit.predict import predict_probs
+    from kaggle_flow.explore.split import split_competition
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(tmp_path)
@@ -293,7 +293,7 @@ def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkey
 
 
 def test_ensemble_of_two_trained_runs(workdir: Path) -> None:
-    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import all_runs
     from kaggle_flow.workspace import open_workspace
 

@@ -103,7 +103,7 @@ def test_weights_start_training_from_a_file(tmp_path: Path, monkeypatch: pytest.
     from tiny_comp import make_tiny
 
     from kaggle_flow.runs import all_runs
-    from kaggle_flow.train import train
+    from kaggle_flow.engine.train import train
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(tmp_path)

@@ -11,10 +11,10 @@ from course_trees import MAKERS, PALM_GT, make_lemon, make_palm, make_zodiac, sp
 from PIL import Image
 
 from kaggle_flow.competition import get_competition
-from kaggle_flow.eda import broken_list, scan_images
-from kaggle_flow.layouts import describe_counts, labelled, read_table
-from kaggle_flow.layouts import split_counts as table_counts
-from kaggle_flow.submit import expected_ids
+from kaggle_flow.explore.eda import broken_list, scan_images
+from kaggle_flow.table.layouts import describe_counts, labelled, read_table
+from kaggle_flow.table.layouts import split_counts as table_counts
+from kaggle_flow.submit.submission import expected_ids
 
 SCALE = 0.05
 

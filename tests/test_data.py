@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from tiny_comp import make_tiny
 
-from kaggle_flow import data, train
+from kaggle_flow.data import loader as data
+from kaggle_flow.engine import train
 from kaggle_flow.config import build_config
 from kaggle_flow.workspace import open_workspace
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from clitools import flow, one_line_error
 
-from kaggle_flow import loop
+from kaggle_flow.engine import loop
 from kaggle_flow.config import RunConfig
-from kaggle_flow.data import EpochSampler, ImageCache, ImageDataset, make_loader, normalizer
+from kaggle_flow.data.loader import EpochSampler, ImageCache, ImageDataset, make_loader, normalizer
 from kaggle_flow.machine import usable_cores
 from kaggle_flow.runs import list_runs
 

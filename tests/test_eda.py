@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from kaggle_flow import eda
+from kaggle_flow.explore import eda
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import DataError
 from kaggle_flow.workspace import Workspace

@@ -61,7 +61,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, embedded_data: Path) -> Pa
 
 
 def test_export_round_trip_in_a_fresh_process(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import resolve_run
     from kaggle_flow.workspace import open_workspace
 
@@ -106,8 +106,8 @@ def test_export_onnx_without_paddle2onnx(trained: Path, monkeypatch: pytest.Monk
 def test_export_onnx_predicts_like_flow(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxruntime
 
-    from kaggle_flow.data import eval_loader
-    from kaggle_flow.predict import predict_probs
+    from kaggle_flow.data.loader import eval_loader
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import resolve_run
     from kaggle_flow.workspace import open_workspace
 

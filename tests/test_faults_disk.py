@@ -114,7 +114,7 @@ def test_an_interrupted_or_failed_write_leaves_the_old_file_and_no_temp(tmp_path
 
 
 def test_cache_on_a_full_disk_is_one_line_before_any_decoding(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow import data
+    from kaggle_flow.data import loader as data
 
     assert flow("split", "digits").exit_code == 0
     decoded = []
@@ -132,7 +132,7 @@ def test_cache_on_a_full_disk_is_one_line_before_any_decoding(workdir: Path, mon
 def test_cache_when_the_disk_refuses_a_write_is_one_line(workdir: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     """The free space looked enough (a quota, another writer): ENOSPC from posix_fallocate, or from
     a write half-way through the rows on a filesystem that cannot reserve blocks."""
-    from kaggle_flow import data
+    from kaggle_flow.data import loader as data
 
     assert flow("split", "digits").exit_code == 0
     if where == "reserve":
@@ -171,7 +171,7 @@ def test_cache_when_the_disk_refuses_a_write_is_one_line(workdir: Path, monkeypa
 
 
 def test_interrupted_cache_build_leaves_no_temp(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow import data
+    from kaggle_flow.data import loader as data
 
     paths = sorted(str(p) for p in (workdir / "data/digits/train").iterdir())[:40]
     monkeypatch.setattr(data, "CHUNK_BYTES", 8 * 8 * 5)  # chunks of 5 rows: some are written before the stop
@@ -190,7 +190,7 @@ def test_interrupted_cache_build_leaves_no_temp(workdir: Path, monkeypatch: pyte
 
 
 def test_cache_written_in_chunks_holds_every_image_in_order(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow import data
+    from kaggle_flow.data import loader as data
 
     paths = sorted(str(p) for p in (workdir / "data/digits/train").iterdir())[:13]
     paths.insert(6, str(workdir / "missing.png"))
@@ -223,7 +223,7 @@ def test_checkpoint_on_a_full_disk_is_one_line(workdir: Path, monkeypatch: pytes
 def test_checkpoint_write_refused_by_the_disk_leaves_no_part(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import paddle
 
-    from kaggle_flow.loop import Checkpointer
+    from kaggle_flow.engine.loop import Checkpointer
     from kaggle_flow.models import create_model
 
     run = fake_run(workdir / "runs/digits", "r1")
@@ -334,7 +334,7 @@ def test_folder_import_when_the_disk_fills_up_stops_at_once(workdir: Path, monke
 
 def test_interrupted_import_leaves_no_staging_folder(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kaggle_flow.competition import get_competition
-    from kaggle_flow.importer import import_data
+    from kaggle_flow.table.importer import import_data
 
     archive = lemon_zip(workdir)
 
@@ -423,7 +423,7 @@ def test_import_into_itself_is_refused(workdir: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
 def test_outputs_follow_the_umask(workdir: Path, umask: int, file_mode: int, dir_mode: int) -> None:
-    from kaggle_flow.data import build_cache
+    from kaggle_flow.data.loader import build_cache
 
     archive = lemon_zip(workdir)
     old = os.umask(umask)

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from clitools import fake_run, flow, one_line_error
 
-from kaggle_flow import train
+from kaggle_flow.engine import train
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError
-from kaggle_flow.ledger import add_entry, read_ledger
+from kaggle_flow.submit.ledger import add_entry, read_ledger
 from kaggle_flow.runs import load_run
-from kaggle_flow.submit import check_probs
+from kaggle_flow.submit.submission import check_probs
 
 TINY = ("--model", "smallcnn", "--size", "8")
 
@@ -108,7 +108,7 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_run(workdir: Path, monkeyp
 
 
 def test_ctrl_c_while_the_images_are_cached_leaves_no_run(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow import data
+    from kaggle_flow.data import loader as data
 
     monkeypatch.setattr(data, "decode", _interrupt)
     line = error_line(flow("train", "digits", *TINY, "--epochs", "2"))

@@ -8,7 +8,7 @@ from trees import garbage_tree, lemon_tree, palm_tree, zodiac_tree
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import DataError
-from kaggle_flow.layouts import COLUMNS, describe_counts, labelled, read_table, split_counts
+from kaggle_flow.table.layouts import COLUMNS, describe_counts, labelled, read_table, split_counts
 
 
 def _check_canonical(table: pd.DataFrame) -> None:
@@ -250,7 +250,7 @@ def _touch(path: Path) -> Path:
     ],
 )
 def test_find_dir_follows_single_folders_down_to_the_images(tmp_path: Path, files: list[str], found: str) -> None:
-    from kaggle_flow.layouts import find_dir
+    from kaggle_flow.table.layouts import find_dir
 
     for name in files:
         _touch(tmp_path / name)
@@ -280,7 +280,7 @@ def test_flat_and_folder_layouts_read_through_a_nested_download(tmp_path: Path) 
 def test_reading_notes_no_test_images_and_unread_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from trees import write_image
 
-    from kaggle_flow.layouts import Note, reading_notes
+    from kaggle_flow.table.layouts import Note, reading_notes
 
     monkeypatch.chdir(tmp_path)
     comp = get_competition("lemon")

@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from kaggle_flow.errors import FlowError
-from kaggle_flow.mixing import Mixer, cutmix_box
+from kaggle_flow.data.mixing import Mixer, cutmix_box
 
 
 def _batch(n: int = 6, k: int = 4) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,9 @@ import numpy as np
 import paddle
 import pytest
 
-from kaggle_flow import models, resnets, speed
+from kaggle_flow import models
+from kaggle_flow.models import resnets
+from kaggle_flow.engine import speed
 from kaggle_flow.errors import FlowError, NotFoundError
 
 # Models with tens of millions of parameters: one image per forward pass keeps this file fast on a CPU.

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kaggle_flow import machine, recipe
+from kaggle_flow import machine
+from kaggle_flow.engine import recipe
 from kaggle_flow.errors import FlowError
 
 
@@ -56,7 +57,7 @@ def test_resolve_chooses_only_what_is_auto() -> None:
 
 
 def test_measure_reads_the_image_headers(workdir: Path) -> None:
-    from kaggle_flow.layouts import labelled
+    from kaggle_flow.table.layouts import labelled
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist", remember_it=False)
@@ -111,8 +112,8 @@ def test_the_measured_speed_is_kept_so_later_runs_choose_the_same_epochs(tmp_pat
 
 def test_a_second_run_reuses_the_speed_of_the_first(workdir: Path) -> None:
     """`flow train mnist --model resnet-t --epochs auto` twice: one measurement, the same epochs."""
-    from kaggle_flow.layouts import labelled
-    from kaggle_flow.train import resolve_config
+    from kaggle_flow.table.layouts import labelled
+    from kaggle_flow.engine.train import resolve_config
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist", remember_it=False)

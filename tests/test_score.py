@@ -10,14 +10,14 @@ import pytest
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.ledger import (
+from kaggle_flow.submit.ledger import (
     add_entry,
     ledger_file,
     read_ledger,
     recipe_summary,
     set_local_score,
 )
-from kaggle_flow.score import (
+from kaggle_flow.submit.score import (
     METRICS,
     get_metric,
     list_metrics,

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaggle_flow.balance import balance_counts, balance_setting, label_shuffle, set_balance
+from kaggle_flow.explore.balance import balance_counts, balance_setting, label_shuffle, set_balance
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError
-from kaggle_flow.split import (
+from kaggle_flow.explore.split import (
     default_folds,
     describe_folds,
     ensure_folds,
@@ -271,5 +271,5 @@ def test_balance_imports_no_paddle() -> None:
     import subprocess
     import sys
 
-    code = "import sys, kaggle_flow.balance; print('paddle' in sys.modules)"
+    code = "import sys, kaggle_flow.explore.balance; print('paddle' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

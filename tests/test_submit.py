@@ -11,8 +11,8 @@ from trees import lemon_tree, palm_tree, zodiac_tree
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError
-from kaggle_flow.layouts import read_table
-from kaggle_flow.submit import (
+from kaggle_flow.table.layouts import read_table
+from kaggle_flow.submit.submission import (
     check_submission,
     expected_ids,
     format_submission,

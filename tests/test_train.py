@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from tiny_comp import make_tiny
 
-from kaggle_flow import loop, optim, train
+from kaggle_flow.engine import loop
+from kaggle_flow.engine import optim
+from kaggle_flow.engine import train
 from kaggle_flow.config import build_config, parse_sizes
 from kaggle_flow.errors import FlowError
 from kaggle_flow.runs import list_runs, load_run, resolve_run
@@ -320,7 +322,7 @@ def test_max_params_refused_before_a_run_folder_exists(tiny: Path) -> None:
 
 
 def _two_folds(ws) -> None:  # type: ignore[no-untyped-def]
-    from kaggle_flow.split import make_folds, save_folds
+    from kaggle_flow.explore.split import make_folds, save_folds
 
     folds = make_folds(ws.table(quiet=True), folds=2, seed=0)
     save_folds(ws, folds, "2 stratified folds (seed 0)")
@@ -334,7 +336,7 @@ def test_folds_all_trains_every_fold_and_scores_out_of_fold(tiny: Path) -> None:
     assert [f.id for f in parent.folds()] == [f"{parent.name}/fold0", f"{parent.name}/fold1"]
     oof = pd.read_csv(parent.oof)
     assert len(oof) == 60 and oof["id"].is_unique
-    from kaggle_flow.score import get_metric
+    from kaggle_flow.submit.score import get_metric
 
     assert parent.summary.cv_score == pytest.approx(get_metric("macro_f1")(oof["label"].to_numpy(), oof["pred"].to_numpy(), 3))
     assert len(parent.summary.fold_scores) == 2

@@ -21,7 +21,7 @@ def competitions_cmd() -> None:
     from kaggle_flow import console
     from kaggle_flow.competition import load_all
     from kaggle_flow.errors import ConfigError
-    from kaggle_flow.sources import is_materialized
+    from kaggle_flow.table.sources import is_materialized
 
     rows, broken = [], []
     for name, comp in load_all().items():
@@ -51,7 +51,7 @@ def init_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.importer import init_competition
+    from kaggle_flow.table.importer import init_competition
 
     folder = ensure_writable(Path("competitions"))
     file = init_competition(name, source, folder)
@@ -82,8 +82,8 @@ def import_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.importer import archive_limits, import_data
-    from kaggle_flow.layouts import describe_counts, split_counts
+    from kaggle_flow.table.importer import archive_limits, import_data
+    from kaggle_flow.table.layouts import describe_counts, split_counts
     from kaggle_flow.workspace import open_workspace, remember
 
     ws = open_workspace(comp, data, remember_it=False)  # nothing written before the import is checked
@@ -117,7 +117,7 @@ def split_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.split import describe_folds, fold_counts, split_competition
+    from kaggle_flow.explore.split import describe_folds, fold_counts, split_competition
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
@@ -147,7 +147,7 @@ def balance_cmd(
     Examples: flow balance lemon ; flow balance lemon --fold 2 ; flow balance lemon --off
     """
     from kaggle_flow import console
-    from kaggle_flow.balance import set_balance, turn_on
+    from kaggle_flow.explore.balance import set_balance, turn_on
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 

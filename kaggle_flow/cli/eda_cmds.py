@@ -25,7 +25,7 @@ def _counts(counts: dict[str, int]) -> str:
 def _title(report: dict[str, Any]) -> str:
     """The class table's title: the images read and, when some are broken, how many of them the
     table leaves out, so its counts add up to the number it names."""
-    from kaggle_flow.layouts import describe_counts
+    from kaggle_flow.table.layouts import describe_counts
 
     n = report["images"]
     in_table = sum(c["count"] for c in report["classes"])
@@ -43,7 +43,7 @@ def _show(report: dict[str, Any]) -> None:
     import pandas as pd
 
     from kaggle_flow import console
-    from kaggle_flow.eda import describe_broken
+    from kaggle_flow.explore.eda import describe_broken
 
     rows = [(c["class"], c["count"], f"{c['share']:.1%}") for c in report["classes"]]
     console.table(_title(report), ["class", "count", "share"], rows)
@@ -101,7 +101,7 @@ def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
 
     Example: flow eda lemon --data ~/data/lemon_lesson
     """
-    from kaggle_flow.eda import run_eda
+    from kaggle_flow.explore.eda import run_eda
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 

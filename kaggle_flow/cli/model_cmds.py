@@ -43,7 +43,7 @@ def models_cmd(
     from kaggle_flow.competition import get_competition
     from kaggle_flow.machine import cpu_threads
     from kaggle_flow.models import get_model_info, has_pretrained, list_models, param_count
-    from kaggle_flow.speed import train_speed
+    from kaggle_flow.engine.speed import train_speed
 
     c = get_competition(comp) if comp else None
     classes, channels = (c.num_classes, c.channels) if c else (10, 3)
@@ -96,8 +96,8 @@ def augment_cmd(
     Examples: flow augment mnist --preset affine ; flow augment --list ; flow augment lemon --preset heavy --n 25 --cutout 0.5
     """
     from kaggle_flow import console
-    from kaggle_flow.augment import describe_preset, get_preset, list_presets, preview
-    from kaggle_flow.layouts import labelled
+    from kaggle_flow.data.augment import describe_preset, get_preset, list_presets, preview
+    from kaggle_flow.table.layouts import labelled
 
     if list_:
         for p in list_presets():

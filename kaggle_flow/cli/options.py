@@ -111,7 +111,7 @@ def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
 
 def to_launch(values: dict[str, Any]) -> Any:
     """The flags that say how many processes train, and where (distributed.Launch)."""
-    from kaggle_flow.distributed import Launch
+    from kaggle_flow.engine.distributed import Launch
 
     given = {k: values[k] for k in LAUNCH_OPTIONS if values[k] is not None}
     return Launch(**given)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from kaggle_flow.config import RunConfig
-    from kaggle_flow.submit import Submission
+    from kaggle_flow.submit.submission import Submission
     from kaggle_flow.workspace import Workspace
 
 RunOpt = Annotated[
@@ -77,7 +77,7 @@ def predict_cmd(
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.predict import predict_test, tta_description
+    from kaggle_flow.submit.predict import predict_test, tta_description
     from kaggle_flow.workspace import open_workspace
 
     if best and (run is not None or ensemble is not None):
@@ -116,7 +116,7 @@ def submit_cmd(
     Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2
     """
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.submit import submit
+    from kaggle_flow.submit.submission import submit
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
@@ -140,7 +140,7 @@ def score_cmd(
     Examples: flow score mnist ; flow score mnist submissions/mnist/20250101-120000_r1.csv
     """
     from kaggle_flow import console
-    from kaggle_flow.score import local_score
+    from kaggle_flow.submit.score import local_score
     from kaggle_flow.workspace import open_workspace
 
     if file is None and comp is not None and comp.lower().endswith(".csv"):
@@ -159,7 +159,7 @@ def submissions_cmd(comp: CompArg = None) -> None:
     Example: flow submissions mnist
     """
     from kaggle_flow import console
-    from kaggle_flow.ledger import ledger_file, reconcile
+    from kaggle_flow.submit.ledger import ledger_file, reconcile
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp)
@@ -197,7 +197,7 @@ def export_cmd(
     Examples: flow export --comp mnist ; flow export 20250101-120000-smallcnn --onnx
     """
     from kaggle_flow import console
-    from kaggle_flow.export import export
+    from kaggle_flow.submit.export import export
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
@@ -231,10 +231,15 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
 
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
-    from kaggle_flow import console, distributed, eda, split, submit, train
+    from kaggle_flow import console
+    from kaggle_flow.engine import distributed
+    from kaggle_flow.explore import eda
+    from kaggle_flow.explore import split
+    from kaggle_flow.submit import submission as submit
+    from kaggle_flow.engine import train
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.layouts import describe_counts, no_test_images
-    from kaggle_flow.score import local_score, solution_file
+    from kaggle_flow.table.layouts import describe_counts, no_test_images
+    from kaggle_flow.submit.score import local_score, solution_file
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
@@ -276,8 +281,8 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
 def _balance_step(ws: Workspace, table: pd.DataFrame, folds: pd.DataFrame, config: RunConfig) -> None:
     """The class counts of the fold's training rows before and after label shuffling, and whether training shuffles."""
     from kaggle_flow import console
-    from kaggle_flow.balance import balance_counts
-    from kaggle_flow.split import train_val
+    from kaggle_flow.explore.balance import balance_counts
+    from kaggle_flow.explore.split import train_val
 
     train_rows, _ = train_val(table, folds, config.fold)
     counts = balance_counts(train_rows, ws.comp.classes, seed=config.seed)

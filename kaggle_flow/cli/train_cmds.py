@@ -38,7 +38,7 @@ def train_cmd(
     flow train lemon --nproc 4 --scale-lr ; flow train lemon --gpus 0,1 --amp-level bf16 --sync-bn
     """
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.train import train
+    from kaggle_flow.engine.train import train
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)

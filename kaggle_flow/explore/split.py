@@ -27,7 +27,7 @@ import pandas as pd
 from kaggle_flow import console
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import read_csv, write_csv, write_json
-from kaggle_flow.layouts import labelled
+from kaggle_flow.table.layouts import labelled
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace

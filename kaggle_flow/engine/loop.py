@@ -26,16 +26,17 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from kaggle_flow import console, optim
+from kaggle_flow import console
+from kaggle_flow.engine import optim
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import atomic_path, ensure_free_space
 from kaggle_flow.machine import raise_if_terminated
-from kaggle_flow.mixing import Mixer
-from kaggle_flow.step_parts import EMA, Parallel, Precision, check_amp  # noqa: F401  (loop.EMA etc. stay importable)
+from kaggle_flow.data.mixing import Mixer
+from kaggle_flow.engine.step import EMA, Parallel, Precision, check_amp  # noqa: F401  (loop.EMA etc. stay importable)
 
 if TYPE_CHECKING:
-    from kaggle_flow.data import Loader
+    from kaggle_flow.data.loader import Loader
     from kaggle_flow.runs import Run
 
 
@@ -315,7 +316,7 @@ def evaluate(
     """
     from sklearn.metrics import recall_score
 
-    from kaggle_flow.score import get_metric
+    from kaggle_flow.submit.score import get_metric
 
     k = config.num_classes
     probs = loader_probs(model, loader, precision)

@@ -66,7 +66,7 @@ class Facts:
 
 def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int = 300) -> Facts:
     """The median training image size (eda's images.csv, else a header scan of a sample) and the machine."""
-    from kaggle_flow.eda import scan_image
+    from kaggle_flow.explore.eda import scan_image
     from kaggle_flow.machine import cpu_threads
 
     sizes = _eda_sizes(ws, train_rows)
@@ -160,7 +160,7 @@ def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, ch
     if values["batch_size"] == AUTO:
         values["batch_size"], reasons["batch_size"] = choose_batch(facts, values["image_size"])
     if values["epochs"] == AUTO:
-        from kaggle_flow.speed import train_speed
+        from kaggle_flow.engine.speed import train_speed
 
         speed, when = None, ""
         if facts.place == "cpu":

@@ -83,7 +83,7 @@ def turn_on(ws: Workspace, *, fold: int = 0, seed: int | None = None, strict: bo
 
     Without folds.csv the default folds are made first, as training would.
     """
-    from kaggle_flow.split import DEFAULT_SEED, ensure_folds, train_val
+    from kaggle_flow.explore.split import DEFAULT_SEED, ensure_folds, train_val
 
     table = ws.table(strict=strict)
     train, _ = train_val(table, ensure_folds(ws, table), fold)

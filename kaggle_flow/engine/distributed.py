@@ -3,9 +3,9 @@
     flow train COMP --nproc 2           this process checks the flags, makes the run folder (config.json),
     |                                   the folds and the image caches, then starts and watches:
     +- python -m paddle.distributed.launch --nproc_per_node 2 --log_dir RUN/log
-       +- python -m kaggle_flow.worker  rank 0: trains its shard, writes the run folder; its console
+       +- python -m kaggle_flow.engine.worker  rank 0: trains its shard, writes the run folder; its console
        |                                lines go to RUN/log/console.0 and this process prints them
-       +- python -m kaggle_flow.worker  rank 1: trains its shard, writes only its log RUN/log/workerlog.1
+       +- python -m kaggle_flow.engine.worker  rank 1: trains its shard, writes only its log RUN/log/workerlog.1
 
 Every process trains the folder this one made (rank 0 broadcasts its path, so the processes of
 other machines find it too: several machines share the working directory). Inside, the loop's
@@ -179,7 +179,7 @@ def _check_port(host: str, port: int, text: str) -> None:
 
 
 def _gpu_count() -> int:
-    from kaggle_flow.loop import device
+    from kaggle_flow.engine.loop import device
 
     if device() != "gpu":
         return 0
@@ -203,7 +203,7 @@ def launch_training(ws: Workspace, run: Run | None, launch: Launch, rows: pd.Dat
     The image caches are built here first, once, with every core, so the processes start together.
     """
     from kaggle_flow.runs import load_run
-    from kaggle_flow.train import build_caches
+    from kaggle_flow.engine.train import build_caches
 
     if run is not None:
         build_caches(run.config, rows, run.cache_dir)
@@ -230,7 +230,7 @@ def launch_training(ws: Workspace, run: Run | None, launch: Launch, rows: pd.Dat
 
 
 def _command(ws: Workspace, run: Run | None, launch: Launch, log_dir: Path, *, strict: bool, resume: bool) -> list[str]:
-    """`python -m paddle.distributed.launch ... python -u -m kaggle_flow.worker ...`."""
+    """`python -m paddle.distributed.launch ... python -u -m kaggle_flow.engine.worker ...`."""
     command = [sys.executable, "-m", "paddle.distributed.launch", "--job_id", "flow", "--log_dir", str(log_dir),
                "--nproc_per_node", str(launch.procs)]
     if launch.gpus:
@@ -239,7 +239,7 @@ def _command(ws: Workspace, run: Run | None, launch: Launch, log_dir: Path, *, s
         command += ["--devices", ",".join(str(i) for i in range(launch.procs))]
     if launch.nnodes > 1 or launch.master:
         command += ["--nnodes", str(launch.nnodes), "--rank", str(launch.node_rank), "--master", str(launch.master)]
-    worker = [sys.executable, "-u", "-m", "kaggle_flow.worker", "--comp", ws.comp.name, "--data", str(ws.data_dir)]
+    worker = [sys.executable, "-u", "-m", "kaggle_flow.engine.worker", "--comp", ws.comp.name, "--data", str(ws.data_dir)]
     worker += ["--run", str(run.path) if run is not None else ""]
     return command + worker + (["--strict"] if strict else []) + (["--resume"] if resume else [])
 
@@ -364,7 +364,7 @@ def _statuses(log_dir: Path) -> dict[int, dict[str, Any]]:
 def _end_leftovers(log_dir: Path) -> None:
     """Kill what outlived the launcher: a process it could not stop, or the DataLoader workers of one
     that died by a signal. The launcher starts each process in a session of its own, so its process
-    group holds that process and its workers; only members running kaggle_flow.worker are killed."""
+    group holds that process and its workers; only members running kaggle_flow.engine.worker are killed."""
     groups = {int(s.get("pid", 0)) for s in _statuses(log_dir).values() if s.get("state") == "running"} - {0}
     for pid in _members(groups):
         try:
@@ -374,7 +374,7 @@ def _end_leftovers(log_dir: Path) -> None:
 
 
 def _members(groups: set[int]) -> list[int]:
-    """The live processes of these process groups whose command is kaggle_flow.worker (Linux /proc)."""
+    """The live processes of these process groups whose command is kaggle_flow.engine.worker (Linux /proc)."""
     found = []
     for entry in Path("/proc").glob("[0-9]*") if groups else []:
         try:
@@ -382,14 +382,14 @@ def _members(groups: set[int]) -> list[int]:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[2]) in groups and fields[0] not in ("Z", "X") and b"kaggle_flow.worker" in command:
+        if int(fields[2]) in groups and fields[0] not in ("Z", "X") and b"kaggle_flow.engine.worker" in command:
             found.append(int(entry.name))
     return found
 
 
 def _interrupted(ws: Workspace, run: Run | None) -> FlowError:
     from kaggle_flow.runs import load_run
-    from kaggle_flow.train import TrainingInterrupted
+    from kaggle_flow.engine.train import TrainingInterrupted
 
     if run is None:
         return TrainingInterrupted("interrupted; node 0 records where the run stands")
@@ -485,11 +485,11 @@ def rank_main(comp: str, data: str, run_path: str, *, strict: bool, resume: bool
 def _train_rank(comp: str, data: str, run_path: str, *, strict: bool, resume: bool, log_dir: Path) -> None:
     import paddle.distributed as dist
 
-    from kaggle_flow.layouts import labelled
-    from kaggle_flow.step_parts import Parallel
+    from kaggle_flow.table.layouts import labelled
+    from kaggle_flow.engine.step import Parallel
     from kaggle_flow.runs import load_run
-    from kaggle_flow.split import ensure_folds
-    from kaggle_flow.train import train_folder
+    from kaggle_flow.explore.split import ensure_folds
+    from kaggle_flow.engine.train import train_folder
     from kaggle_flow.workspace import open_workspace
 
     Parallel()  # joins the process group

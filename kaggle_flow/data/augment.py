@@ -299,7 +299,7 @@ def preview(
     gridmask: float = 0.0,
 ) -> Path:
     """Augment n random training rows (canonical table) with a preset and save the grid to `out`."""
-    from kaggle_flow.data import load_image
+    from kaggle_flow.data.loader import load_image
 
     if n < 1:
         raise FlowError(f"--n must be at least 1 (got {n})")

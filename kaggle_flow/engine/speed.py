@@ -30,7 +30,7 @@ def train_speed(
     One step warms up (oneDNN builds its kernels there), then steps are timed for `seconds`. A model
     whose step, extrapolated from steps of 1 and 4 images, would exceed `max_step_s` is not timed.
     """
-    from kaggle_flow.loop import use_device
+    from kaggle_flow.engine.loop import use_device
 
     check_size(name, size)
     place = use_device()

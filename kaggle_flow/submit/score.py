@@ -18,7 +18,7 @@ import pandas as pd
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.ledger import LEDGER, ledger_file, set_local_score
+from kaggle_flow.submit.ledger import LEDGER, ledger_file, set_local_score
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace

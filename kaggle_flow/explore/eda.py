@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pandas as pd
 
 from kaggle_flow.errors import DataError
-from kaggle_flow.layouts import LABELLED, split_counts
+from kaggle_flow.table.layouts import LABELLED, split_counts
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -422,9 +422,10 @@ def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) 
     the data folder: layouts.reading_notes) is printed before the scan and kept in report["notes"].
     With `strict`, broken images raise DataError after the report is saved.
     """
-    from kaggle_flow import console, plots
+    from kaggle_flow import console
+    from kaggle_flow.explore import plots
     from kaggle_flow.fileio import write_csv, write_json
-    from kaggle_flow.layouts import read_table, reading_notes
+    from kaggle_flow.table.layouts import read_table, reading_notes
 
     data_dir = ws.ensure_data()
     table = read_table(data_dir, ws.comp)

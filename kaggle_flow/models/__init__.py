@@ -29,7 +29,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 import paddle.vision.models as pvm
 
-from kaggle_flow import console, resnets
+from kaggle_flow import console
+from kaggle_flow.models import resnets
 from kaggle_flow.errors import FlowError, NotFoundError
 
 # A builder takes (num_classes, in_channels, image_size) and returns the model with 3-channel input

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from kaggle_flow.config import RunConfig, build_config, validation_message
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_csv
-from kaggle_flow.loop import (
+from kaggle_flow.engine.loop import (
     Checkpointer,
     EpochHook,
     EpochResult,
@@ -55,8 +55,8 @@ from kaggle_flow.loop import (
 from kaggle_flow.runs import FAILED, Run, Summary, create_fold, create_run, resolve_run
 
 if TYPE_CHECKING:
-    from kaggle_flow.data import ImageCache, Loader
-    from kaggle_flow.distributed import Launch
+    from kaggle_flow.data.loader import ImageCache, Loader
+    from kaggle_flow.engine.distributed import Launch
     from kaggle_flow.workspace import Workspace
 
 
@@ -116,10 +116,10 @@ def train(
             process makes the run folder and the image caches, then starts paddle.distributed.launch
             and waits for it (distributed.py); the processes train the folder it made.
     """
-    from kaggle_flow import distributed
-    from kaggle_flow.layouts import labelled
+    from kaggle_flow.engine import distributed
+    from kaggle_flow.table.layouts import labelled
     from kaggle_flow.machine import sigterm_as_interrupt
-    from kaggle_flow.split import ensure_folds
+    from kaggle_flow.explore.split import ensure_folds
 
     sigterm_as_interrupt()  # paddle, imported with this module, replaced flow's handler: back before any file is made
     run = _run_to_resume(ws, resume) if resume is not None else None
@@ -147,7 +147,7 @@ def train(
 
 def _new_run(ws: Workspace, options: dict[str, Any], rows: pd.DataFrame, folds: pd.DataFrame) -> Run:
     """The run folder with its config: a missing fold or a single hold-out for --folds all fails first."""
-    from kaggle_flow.split import train_val
+    from kaggle_flow.explore.split import train_val
 
     if options.get("full"):
         config = _full_config(ws, options, rows)
@@ -165,7 +165,7 @@ def _new_run(ws: Workspace, options: dict[str, Any], rows: pd.DataFrame, folds: 
 def train_folder(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: bool, on_epoch_end: EpochHook | None = None) -> None:
     """Train a run whose folder exists: one fit, or one per fold. Every process of a data-parallel run
     does this on the folder the launching process made."""
-    from kaggle_flow.split import train_val
+    from kaggle_flow.explore.split import train_val
 
     config = run.config
     assert isinstance(config, RunConfig)
@@ -185,8 +185,8 @@ def resolve_config(ws: Workspace, overrides: dict[str, Any], *, train_rows: pd.D
     `auto` values are chosen from the fold's training rows and this machine (recipe.py); without
     `train_rows` they are left to training (the options are only checked).
     """
-    from kaggle_flow.balance import balance_setting
-    from kaggle_flow.recipe import measure
+    from kaggle_flow.explore.balance import balance_setting
+    from kaggle_flow.engine.recipe import measure
 
     overrides = dict(overrides)
     if overrides.get("balance") is not None:
@@ -238,7 +238,7 @@ def _full_config(ws: Workspace, overrides: dict[str, Any], rows: pd.DataFrame) -
 
 def _auto_keys(ws: Workspace, overrides: dict[str, Any]) -> set[str]:
     """The keys the automatic recipe will choose: `auto` in the recipe and not set by a flag."""
-    from kaggle_flow.recipe import AUTO, AUTO_KEYS
+    from kaggle_flow.engine.recipe import AUTO, AUTO_KEYS
 
     values = {**ws.comp.train.model_dump(), "image_size": ws.comp.image_size}
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -277,7 +277,7 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
 
 def _cross_validate(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_end: EpochHook | None) -> None:
     """One run per fold (finished folds of a resumed run are skipped), then the out-of-fold CV score."""
-    from kaggle_flow.split import train_val
+    from kaggle_flow.explore.split import train_val
 
     main = paddle.distributed.get_rank() == 0
     n_folds = int(folds["fold"].max()) + 1
@@ -297,7 +297,7 @@ def _cross_validate(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_
 
 def _cv_summary(run: Run) -> Summary:
     """oof.csv of all folds together and the CV score of the out-of-fold predictions."""
-    from kaggle_flow.score import get_metric
+    from kaggle_flow.submit.score import get_metric
 
     folds = run.folds()
     oof = pd.concat([pd.read_csv(f.oof, dtype={"id": str}) for f in folds], ignore_index=True)
@@ -344,7 +344,7 @@ class FoldData:
 
     def whole_val_loader(self) -> Loader | None:
         """Every validation row, unsharded: rank 0 evaluates the best model on it alone, at the end."""
-        from kaggle_flow.data import make_loader
+        from kaggle_flow.data.loader import make_loader
 
         if self.val_loader is None or self.world == 1:
             return self.val_loader
@@ -353,13 +353,13 @@ class FoldData:
 
     def epoch_rows(self, epoch: int) -> pd.DataFrame:
         """The epoch's training rows: label shuffling draws them afresh each epoch."""
-        from kaggle_flow.balance import label_shuffle
+        from kaggle_flow.explore.balance import label_shuffle
 
         return label_shuffle(self.train_rows, seed=self.config.seed + epoch) if self.config.balance else self.train_rows
 
     def train_loader(self, epoch: int, size: int) -> Loader:
-        from kaggle_flow import augment
-        from kaggle_flow.data import ImageDataset, make_loader
+        from kaggle_flow.data import augment
+        from kaggle_flow.data.loader import ImageDataset, make_loader
 
         c = self.config
         transform = augment.build_train_transform(c.preset, size, c.channels, erasing=c.erasing, cutout=c.cutout, gridmask=c.gridmask)
@@ -376,7 +376,7 @@ class FoldData:
 def build_caches(config: RunConfig, all_rows: pd.DataFrame, cache_dir: Path) -> dict[int, ImageCache]:
     """The image cache of every size the run trains at (`all_rows`, every labelled row, fixes the
     file list, so every fold shares one cache per size). Built once, then found by every process."""
-    from kaggle_flow.data import build_cache
+    from kaggle_flow.data.loader import build_cache
 
     paths = all_rows["path"].tolist()
     sizes = sorted(set(config.epoch_sizes()) | {config.image_size})
@@ -388,7 +388,7 @@ def prepare_data(
     rank: int = 0, world: int = 1, report: bool = True,
 ) -> FoldData:
     """Decode every image once per size into the cache; unreadable ones are left out here, once."""
-    from kaggle_flow.data import ImageDataset, make_loader, warn_failed
+    from kaggle_flow.data.loader import ImageDataset, make_loader, warn_failed
 
     caches = build_caches(config, all_rows, run.cache_dir)
     failed = {p: why for c in caches.values() for p, why in c.failed.items()}
@@ -502,7 +502,7 @@ def _announce(config: RunConfig, run: Run, data: FoldData, n_params: int, state:
 
 def faster_flags(config: RunConfig) -> str:
     """Flags that would make a slow CPU run faster, for the warning."""
-    from kaggle_flow.recipe import CPU_SIZE, FAMILY
+    from kaggle_flow.engine.recipe import CPU_SIZE, FAMILY
 
     flags = []
     if config.image_size > CPU_SIZE:
@@ -630,7 +630,7 @@ def _finish(
     """The best model's out-of-fold predictions, confusion matrix, curves and summary."""
     from sklearn.metrics import confusion_matrix
 
-    from kaggle_flow.train_plots import plot_confusion, plot_curves
+    from kaggle_flow.engine.plots import plot_confusion, plot_curves
 
     config = state.config
     plot_curves(pd.DataFrame(history), config.metric, run.curves)

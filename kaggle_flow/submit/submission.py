@@ -31,8 +31,8 @@ from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv
-from kaggle_flow.layouts import labelled
-from kaggle_flow.ledger import recording
+from kaggle_flow.table.layouts import labelled
+from kaggle_flow.submit.ledger import recording
 from kaggle_flow.runs import Run, load_run
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
     """The test rows of the workspace's table; a one-line error when there are none."""
     test = table[table["split"] == "test"].reset_index(drop=True)
     if test.empty:
-        from kaggle_flow.layouts import no_test_images
+        from kaggle_flow.table.layouts import no_test_images
 
         raise DataError(no_test_images(ws.data_dir, ws.comp, table))
     return test
@@ -325,7 +325,7 @@ def submit(
         probs = load_probs(probs_file, len(test), ws.comp)
         name = owner.id if owner is not None else Path(probs_file).resolve().parent.name
     else:
-        from kaggle_flow.predict import predict_test
+        from kaggle_flow.submit.predict import predict_test
 
         pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, table=table, save=False)
         owner, probs, name = pred.run, pred.probs, pred.run.id

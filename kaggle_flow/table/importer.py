@@ -106,7 +106,7 @@ def _extract(archive: Path, members: list[zipfile.ZipInfo], target: Path) -> Non
 
 def _find_root(staging: Path, comp: Competition) -> Path:
     """The folder that holds the layout: the staging folder or a single folder inside it."""
-    from kaggle_flow.layouts import read_table
+    from kaggle_flow.table.layouts import read_table
 
     candidates = [staging]
     while True:
@@ -228,7 +228,7 @@ def import_data(
 def announce(root: Path, comp: Competition) -> None:
     """Print what the user should know about the data just imported (layouts.reading_notes)."""
     from kaggle_flow import console
-    from kaggle_flow.layouts import read_table, reading_notes
+    from kaggle_flow.table.layouts import read_table, reading_notes
 
     for note in reading_notes(root, comp, read_table(root, comp)):
         (console.warn if note.warning else console.info)(note.text)

@@ -19,12 +19,12 @@ import paddle
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.augment import tta_views
+from kaggle_flow.data.augment import tta_views
 from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.loop import loader_probs, use_device
+from kaggle_flow.engine.loop import loader_probs, use_device
 from kaggle_flow.runs import FAILED, EnsembleConfig, Run, all_runs, create_ensemble, resolve_run
-from kaggle_flow.submit import read_test_rows, save_probs
+from kaggle_flow.submit.submission import read_test_rows, save_probs
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -84,7 +84,7 @@ def _mean(probs: list[np.ndarray]) -> np.ndarray:
 
 
 def _single_probs(run: Run, rows: pd.DataFrame, tta: bool, batch_size: int) -> np.ndarray:
-    from kaggle_flow.data import eval_loader
+    from kaggle_flow.data.loader import eval_loader
 
     assert isinstance(run.config, RunConfig)
     use_device()

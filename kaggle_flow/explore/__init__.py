@@ -1,0 +1,1 @@
+"""Looking at the table before training: eda, the validation folds, label shuffling, their plots."""
