@@ -161,14 +161,14 @@ def check_names(config: RunConfig) -> None:
     from kaggle_flow.data import augment
     from kaggle_flow.engine import optim
 
-    models.get_model_info(config.model)
-    augment.get_preset(config.preset)
-    optim.get_optimizer(config.optimizer)
-    optim.get_schedule(config.schedule)
-    optim.get_loss(config.loss)
+    models.MODELS[config.model]
+    augment.PRESETS[config.preset]
+    optim.OPTIMIZERS[config.optimizer]
+    optim.SCHEDULES[config.schedule]
+    optim.LOSSES[config.loss]
     for size in sorted(set(config.epoch_sizes())):
         models.check_size(config.model, size)
-    if (config.freeze or config.freeze_epochs) and models.get_model_info(config.model).head is None:
+    if (config.freeze or config.freeze_epochs) and models.MODELS[config.model].head is None:
         raise FlowError(f"--freeze: {config.model} has no separable classifier head")
 
 

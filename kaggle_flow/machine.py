@@ -1,4 +1,4 @@
-"""What this machine lets one process use (CPU cores, affinity and cgroup quota aware), and how it is stopped.
+"""What this machine lets one process use (CPU cores, affinity and cgroup quota aware, the GPU), and how it is stopped.
 
 paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
 the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
@@ -68,6 +68,30 @@ def use_cpu_threads() -> int:
 
 
 _terminated = False  # SIGTERM arrived
+
+
+def device() -> str:
+    """'gpu' when paddle was built with CUDA and a GPU is present, else 'cpu'."""
+    import paddle  # heavy: only the commands that train or predict choose a device
+
+    try:
+        if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+            return "gpu"
+    except Exception:  # a CUDA build on a machine without a driver
+        pass
+    return "cpu"
+
+
+def use_device() -> str:
+    """Run paddle on the GPU when there is one, else on the CPU with every usable core; which one."""
+    import paddle  # heavy: only the commands that train or predict choose a device
+
+    sigterm_as_interrupt()  # paddle replaced flow's handler when it was imported
+    place = device()
+    paddle.set_device(place)
+    if place == "cpu":
+        use_cpu_threads()
+    return place
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -27,7 +27,7 @@ def test_every_preset_gives_uint8_hwc_at_the_size(name: str, shape: tuple[int, .
 def test_every_preset_is_described(name: str) -> None:
     lines = augment.describe_preset(name, 32)
     assert lines and all(line.strip() for line in lines)
-    preset = augment.get_preset(name)
+    preset = augment.PRESETS[name]
     assert preset.name == name and preset.description
 
 
@@ -58,7 +58,7 @@ def test_none_preset_only_resizes() -> None:
 
 def test_unknown_preset_lists_the_valid_names() -> None:
     with pytest.raises(NotFoundError) as exc:
-        augment.get_preset("wild")
+        augment.PRESETS["wild"]
     assert str(exc.value) == "unknown augmentation preset 'wild' (valid: none, flip, affine, light, medium, heavy)"
 
 

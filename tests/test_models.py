@@ -37,7 +37,7 @@ def _forward(model: paddle.nn.Layer, channels: int, size: int, n: int = 2) -> np
 
 @pytest.mark.parametrize(("name", "channels"), _cases())
 def test_every_model_gives_logits_from_its_min_size_up(name: str, channels: int) -> None:
-    info = models.get_model_info(name)
+    info = models.MODELS[name]
     model = models.create_model(name, num_classes=5, in_channels=channels)
     n = 1 if name in HEAVY else 2
     for size in sorted({info.min_size, 28, 47, 64, 96} - set(range(info.min_size))):
@@ -107,7 +107,7 @@ def test_param_count_matches_the_built_model(name: str) -> None:
 
 
 def test_registry_entries_are_consistent() -> None:
-    assert [m.name for m in models.list_models()] == NAMES
+    assert [m.name for m in models.MODELS.values()] == NAMES
     for name, info in models.MODELS.items():
         assert info.name == name and info.description and info.min_size >= 8
 
@@ -283,7 +283,7 @@ def test_a_frozen_backbone_trains_only_the_head(name: str) -> None:
 
 
 def test_a_model_without_a_head_cannot_be_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(models.MODELS, "lenet", dataclasses.replace(models.MODELS["lenet"], head=None))
+    monkeypatch.setitem(models.MODELS._entries, "lenet", dataclasses.replace(models.MODELS["lenet"], head=None))
     model = models.create_model("lenet", 10, in_channels=1)
     for call in (lambda: models.head_parameters(model, "lenet"), lambda: models.set_backbone_trainable(model, "lenet", False)):
         with pytest.raises(FlowError) as exc:

@@ -17,13 +17,8 @@ from kaggle_flow.submit.ledger import (
     recipe_summary,
     set_local_score,
 )
-from kaggle_flow.submit.score import (
-    METRICS,
-    get_metric,
-    list_metrics,
-    newest_submission,
-    score_submission,
-)
+from kaggle_flow.metrics import METRICS
+from kaggle_flow.submit.score import newest_submission, score_submission
 
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 2])
 Y_PRED = np.array([0, 1, 1, 1, 2, 2, 0, 2])
@@ -47,7 +42,7 @@ def quadratic_kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
 
 
 def test_registry_is_complete() -> None:
-    assert list_metrics() == ["accuracy", "macro_f1", "balanced_accuracy", "kappa"]
+    assert list(METRICS) == ["accuracy", "macro_f1", "balanced_accuracy", "kappa"]
     for metric in METRICS.values():
         assert metric.description
 
@@ -55,20 +50,20 @@ def test_registry_is_complete() -> None:
 @pytest.mark.parametrize("name", list(METRICS))
 def test_metric_known_answer(name: str) -> None:
     want = KNOWN.get(name) if name != "kappa" else quadratic_kappa(Y_TRUE, Y_PRED, 3)
-    assert get_metric(name)(Y_TRUE, Y_PRED, 3) == pytest.approx(want)
-    assert get_metric(name)(Y_TRUE, Y_TRUE, 3) == pytest.approx(1.0)
+    assert METRICS[name](Y_TRUE, Y_PRED, 3) == pytest.approx(want)
+    assert METRICS[name](Y_TRUE, Y_TRUE, 3) == pytest.approx(1.0)
 
 
 def test_kappa_counts_distance() -> None:
-    kappa = get_metric("kappa")
+    kappa = METRICS["kappa"]
     near = kappa(np.array([0, 1, 2, 3] * 3), np.array([1, 1, 2, 3] * 3), 4)
     far = kappa(np.array([0, 1, 2, 3] * 3), np.array([3, 1, 2, 3] * 3), 4)
     assert near > far
 
 
 def test_unknown_metric() -> None:
-    with pytest.raises(NotFoundError, match=r"unknown metric 'auc' \(known: accuracy, macro_f1, balanced_accuracy, kappa\)"):
-        get_metric("auc")
+    with pytest.raises(NotFoundError, match=r"unknown metric 'auc' \(valid: accuracy, macro_f1, balanced_accuracy, kappa\)"):
+        METRICS["auc"]
 
 
 def write(path: Path, text: str) -> Path:

@@ -33,7 +33,7 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _lrs(name: str, lr: float, total: int, warmup: int) -> list[float]:
-    schedule = optim.get_schedule(name).build(lr, total_steps=total, warmup_steps=warmup)
+    schedule = optim.SCHEDULES[name].build(lr, total_steps=total, warmup_steps=warmup)
     out = []
     for _ in range(total):
         out.append(schedule())
@@ -48,7 +48,7 @@ FORMULAS = {  # lr at step s of T, after W warmup steps (linear from 0 before)
 }
 
 
-@pytest.mark.parametrize("name", [s.name for s in optim.list_schedules()])
+@pytest.mark.parametrize("name", [s.name for s in optim.SCHEDULES.values()])
 @pytest.mark.parametrize("warmup", [0, 10])
 def test_every_schedule_follows_its_formula(name: str, warmup: int) -> None:
     lr, total = 0.1, 50
@@ -59,7 +59,7 @@ def test_every_schedule_follows_its_formula(name: str, warmup: int) -> None:
 
 
 def test_every_schedule_has_a_formula_here() -> None:
-    assert set(FORMULAS) == {s.name for s in optim.list_schedules()}
+    assert set(FORMULAS) == {s.name for s in optim.SCHEDULES.values()}
 
 
 # --- optimizers: every registered optimizer moves the weights as its update rule says --------------
@@ -69,8 +69,8 @@ def _first_step(name: str, lr: float, weight_decay: float) -> tuple[np.ndarray, 
     """Weights before, their gradient, weights after one step of a fresh optimizer."""
     paddle.seed(0)
     model = paddle.nn.Linear(4, 3)
-    schedule = optim.get_schedule("constant").build(lr, total_steps=10, warmup_steps=0)
-    opt = optim.get_optimizer(name).build(schedule, model.parameters(), weight_decay)
+    schedule = optim.SCHEDULES["constant"].build(lr, total_steps=10, warmup_steps=0)
+    opt = optim.OPTIMIZERS[name].build(schedule, model.parameters(), weight_decay)
     before = model.weight.numpy().copy()
     loss = (model(paddle.to_tensor(np.arange(8, dtype=np.float32).reshape(2, 4))) ** 2).mean()
     loss.backward()
@@ -86,7 +86,7 @@ FIRST_STEPS = {  # the change of a weight w with gradient g on the first step, l
 }
 
 
-@pytest.mark.parametrize("name", [o.name for o in optim.list_optimizers()])
+@pytest.mark.parametrize("name", [o.name for o in optim.OPTIMIZERS.values()])
 def test_every_optimizer_follows_its_update_rule(name: str) -> None:
     lr, wd = 0.01, 0.1
     before, grad, after = _first_step(name, lr, wd)
@@ -95,12 +95,12 @@ def test_every_optimizer_follows_its_update_rule(name: str) -> None:
 
 
 def test_every_optimizer_has_an_update_rule_here() -> None:
-    assert set(FIRST_STEPS) == {o.name for o in optim.list_optimizers()}
+    assert set(FIRST_STEPS) == {o.name for o in optim.OPTIMIZERS.values()}
 
 
 def test_unknown_names_list_the_registry() -> None:
     with pytest.raises(FlowError, match=r"^unknown schedule 'linear' \(valid: cosine, step, constant\)$"):
-        optim.get_schedule("linear")
+        optim.SCHEDULES["linear"]
 
 
 # --- losses -----------------------------------------------------------------------------------------
@@ -336,9 +336,9 @@ def test_folds_all_trains_every_fold_and_scores_out_of_fold(tiny: Path) -> None:
     assert [f.id for f in parent.folds()] == [f"{parent.name}/fold0", f"{parent.name}/fold1"]
     oof = pd.read_csv(parent.oof)
     assert len(oof) == 60 and oof["id"].is_unique
-    from kaggle_flow.submit.score import get_metric
+    from kaggle_flow.metrics import METRICS
 
-    assert parent.summary.cv_score == pytest.approx(get_metric("macro_f1")(oof["label"].to_numpy(), oof["pred"].to_numpy(), 3))
+    assert parent.summary.cv_score == pytest.approx(METRICS["macro_f1"](oof["label"].to_numpy(), oof["pred"].to_numpy(), 3))
     assert len(parent.summary.fold_scores) == 2
     runs = list_runs(ws.runs_dir)
     assert list(runs["run"]) == [parent.name] and runs.loc[0, "fold"] == "all (2)"

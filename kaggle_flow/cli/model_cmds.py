@@ -42,15 +42,15 @@ def models_cmd(
     from kaggle_flow import console
     from kaggle_flow.competition import get_competition
     from kaggle_flow.machine import cpu_threads
-    from kaggle_flow.models import get_model_info, has_pretrained, list_models, param_count
+    from kaggle_flow.models import MODELS, has_pretrained, param_count
     from kaggle_flow.engine.speed import train_speed
 
     c = get_competition(comp) if comp else None
     classes, channels = (c.num_classes, c.channels) if c else (10, 3)
     size = size or (c.image_size if c else 64)
     text = (filter_ or "").lower()
-    matches = [m for m in list_models() if text in m.name.lower() or text in m.description.lower()]
-    chosen = [get_model_info(model)] if model else matches
+    matches = [m for m in MODELS.values() if text in m.name.lower() or text in m.description.lower()]
+    chosen = [MODELS[model]] if model else matches
     if not chosen:
         console.info(f"No model matches '{filter_}'.")
         return
@@ -96,16 +96,16 @@ def augment_cmd(
     Examples: flow augment mnist --preset affine ; flow augment --list ; flow augment lemon --preset heavy --n 25 --cutout 0.5
     """
     from kaggle_flow import console
-    from kaggle_flow.data.augment import describe_preset, get_preset, list_presets, preview
+    from kaggle_flow.data.augment import describe_preset, PRESETS, preview
     from kaggle_flow.table.layouts import labelled
 
     if list_:
-        for p in list_presets():
+        for p in PRESETS.values():
             console.info(f"{p.name}: {p.description}")
             for line in describe_preset(p.name, size or 224):
                 console.info(f"    {line}")
         return
-    get_preset(preset)  # an unknown preset fails before any data is read
+    PRESETS[preset]  # an unknown preset fails before any data is read
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 

@@ -20,7 +20,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.errors import FlowError
+from kaggle_flow.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -74,30 +75,18 @@ def _heavy(size: int) -> list:
     ]
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in [
+PRESETS: Registry[Preset] = Registry("augmentation preset", [
         Preset("none", "No augmentation (resize only)", _none),
         Preset("flip", "Horizontal flip only", _flip),
         Preset("affine", "Shift, scale, rotate, shear; no flip (digits, text, anything with a handedness)", _affine),
         Preset("light", "Flip, a small affine, a little brightness/contrast", _light),
         Preset("medium", "Random resized crop, flip, rotate, brightness/contrast, hue/saturation", _medium),
         Preset("heavy", "Strong crop, flips, rotate/shear, colour jitter, blur or noise (big data, long runs)", _heavy),
-    ]
-}
+])
 
 # Transforms that only change colour: left out for grey (1-channel) images.
 _COLOUR_ONLY = (A.HueSaturationValue, A.RGBShift, A.ChannelShuffle, A.ToGray, A.ToSepia)
 
-
-def list_presets() -> list[Preset]:
-    return list(PRESETS.values())
-
-
-def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise NotFoundError(f"unknown augmentation preset '{name}' (valid: {', '.join(PRESETS)})")
-    return PRESETS[name]
 
 
 # --- description -----------------------------------------------------------------------------
@@ -160,7 +149,7 @@ def _same(value: Any, default: Any) -> bool:
 
 def describe_preset(name: str, size: int) -> list[str]:
     """One line per transform of a preset at a given size, with its parameters."""
-    transforms = get_preset(name).build(size)
+    transforms = PRESETS[name].build(size)
     if not transforms:
         return ["(nothing: images are only resized)"]
     return [describe_transform(t) for t in transforms]
@@ -211,7 +200,7 @@ def build_train_transform(
 ) -> A.Compose:
     """Resize to size x size (INTER_AREA), apply the preset, then erasing / cutout / grid mask with
     probability p each. Gives uint8 HWC images with `channels` channels."""
-    transforms = [t for t in get_preset(preset).build(size) if not (channels == 1 and isinstance(t, _COLOUR_ONLY))]
+    transforms = [t for t in PRESETS[preset].build(size) if not (channels == 1 and isinstance(t, _COLOUR_ONLY))]
     return A.Compose(
         [A.Resize(size, size, interpolation=cv2.INTER_AREA), *transforms, *_extras(size, erasing, cutout, gridmask),
          EnsureChannels(channels)]
@@ -241,7 +230,7 @@ def tta_views(preset: str, size: int) -> TtaViews:
     handedness (a mirrored 2 is no 2), so presets without a flip get shifts of about 4% of the side
     (1 px at 28 px) left, right, up and down instead, which every preset's crops and affines cover.
     """
-    if any(isinstance(t, A.HorizontalFlip) for t in get_preset(preset).build(size)):
+    if any(isinstance(t, A.HorizontalFlip) for t in PRESETS[preset].build(size)):
         return TtaViews([A.HorizontalFlip(p=1.0)], "the mirror image")
     step = max(1, round(size / 28))
     shifts = [(step, 0), (-step, 0), (0, step), (0, -step)]

@@ -179,7 +179,7 @@ def _check_port(host: str, port: int, text: str) -> None:
 
 
 def _gpu_count() -> int:
-    from kaggle_flow.engine.loop import device
+    from kaggle_flow.machine import device
 
     if device() != "gpu":
         return 0

@@ -47,29 +47,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def device() -> str:
-    """'gpu' when paddle was built with CUDA and a GPU is present, else 'cpu'."""
-    try:
-        if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
-            return "gpu"
-    except Exception:  # a CUDA build on a machine without a driver
-        pass
-    return "cpu"
-
-
-def use_device() -> str:
-    """Run paddle on the GPU when there is one, else on the CPU with every usable core; which one."""
-    from kaggle_flow.machine import sigterm_as_interrupt, use_cpu_threads
-
-    sigterm_as_interrupt()  # paddle replaced flow's handler when it was imported
-
-    place = device()
-    paddle.set_device(place)
-    if place == "cpu":
-        use_cpu_threads()
-    return place
-
-
 @dataclass
 class TrainState:
     """Everything a step changes or uses, built once per run."""
@@ -100,13 +77,13 @@ def build_state(
     `model` is the one `parallel.prepare` gave (SyncBatchNorm with --sync-bn); the DataParallel
     wrapper comes last, over the model as mixed precision left it.
     """
-    schedule = optim.get_schedule(config.schedule).build(
+    schedule = optim.SCHEDULES[config.schedule].build(
         config.peak_lr, total_steps=config.epochs * steps_per_epoch, warmup_steps=round(config.warmup_epochs * steps_per_epoch)
     )
-    optimizer = optim.get_optimizer(config.optimizer).build(schedule, model.parameters(), config.weight_decay)
+    optimizer = optim.OPTIMIZERS[config.optimizer].build(schedule, model.parameters(), config.weight_decay)
     precision = Precision(config.amp if place == "gpu" else "off")
     optimizer = precision.prepare(model, optimizer)
-    loss_fn = optim.get_loss(config.loss).build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma)
+    loss_fn = optim.LOSSES[config.loss].build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma)
     return TrainState(
         config=config, model=model, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
         ema=EMA(model, config.ema), precision=precision,
@@ -316,7 +293,7 @@ def evaluate(
     """
     from sklearn.metrics import recall_score
 
-    from kaggle_flow.submit.score import get_metric
+    from kaggle_flow.metrics import METRICS
 
     k = config.num_classes
     probs = loader_probs(model, loader, precision)
@@ -325,7 +302,7 @@ def evaluate(
     pred = probs.argmax(axis=1)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
     recall = recall_score(labels, pred, labels=list(range(k)), average=None, zero_division=0)
-    metric = get_metric(config.metric)(labels, pred, k)
+    metric = METRICS[config.metric](labels, pred, k)
     return Evaluation(probs, pred, loss, float((pred == labels).mean()), metric, recall)
 
 

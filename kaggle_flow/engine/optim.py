@@ -1,8 +1,8 @@
 """Registries of the recipe's optimizers, learning-rate schedules and losses, each entry with its builder.
 
-    get_optimizer("adamw").build(schedule, model.parameters(), weight_decay)
-    get_schedule("cosine").build(lr, total_steps=1000, warmup_steps=50)   # stepped once per iteration
-    get_loss("focal").build(train_labels=labels, num_classes=4, gamma=2.0)
+    OPTIMIZERS["adamw"].build(schedule, model.parameters(), weight_decay)
+    SCHEDULES["cosine"].build(lr, total_steps=1000, warmup_steps=50)   # stepped once per iteration
+    LOSSES["focal"].build(train_labels=labels, num_classes=4, gamma=2.0)
 
 Adding an entry is one line in its table: the CLI help, `flow train` validation and the tests
 (parametrized over the registries) pick it up.
@@ -11,7 +11,7 @@ Adding an entry is one line in its table: the CLI help, `flow train` validation 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -19,7 +19,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from kaggle_flow.errors import NotFoundError
+from kaggle_flow.registry import Registry
 
 B = TypeVar("B", bound=Callable[..., Any])
 
@@ -35,15 +35,6 @@ class Entry(Generic[B]):
     description: str
     build: B
 
-
-def _registry(entries: Iterable[Entry[B]]) -> dict[str, Entry[B]]:
-    return {e.name: e for e in entries}
-
-
-def _get(registry: dict[str, Entry[B]], what: str, name: str) -> Entry[B]:
-    if name not in registry:
-        raise NotFoundError(f"unknown {what} '{name}' (valid: {', '.join(registry)})")
-    return registry[name]
 
 
 # --- optimizers: build(schedule, parameters, weight_decay) ---------------------------------------
@@ -63,7 +54,7 @@ def _sgd(schedule: Schedule, parameters: Any, weight_decay: float) -> paddle.opt
     )
 
 
-OPTIMIZERS = _registry([
+OPTIMIZERS: Registry[Entry[Any]] = Registry("optimizer", [
     Entry("adam", "Adam; weight decay as L2 on the gradients", _adam),
     Entry("adamw", "AdamW: Adam with decoupled weight decay", _adamw),
     Entry("sgd", "SGD with momentum 0.9; weight decay as L2", _sgd),
@@ -103,7 +94,7 @@ def with_warmup(inner: Callable[[float, int], Schedule]) -> Callable[..., Schedu
     return build
 
 
-SCHEDULES = _registry([
+SCHEDULES: Registry[Entry[Any]] = Registry("schedule", [
     Entry("cosine", "cosine decay to 0 over the run, stepped per iteration", with_warmup(_cosine)),
     Entry("step", "StepDecay: x0.1 after each third of the run", with_warmup(_step)),
     Entry("constant", "the same learning rate throughout", with_warmup(_constant)),
@@ -150,32 +141,9 @@ def _focal(*, gamma: float, **_: Any) -> LossFn:
     return lambda logits, q: focal_loss(logits, q, gamma)
 
 
-LOSSES = _registry([
+LOSSES: Registry[Entry[Any]] = Registry("loss", [
     Entry("ce", "cross entropy on (smoothed, mixed) soft labels", _ce),
     Entry("weighted", "cross entropy weighted by inverse class frequency", _weighted),
     Entry("focal", "focal loss: cross entropy scaled by (1 - p)^gamma", _focal),
 ])
 
-
-def list_optimizers() -> list[Entry[Any]]:
-    return list(OPTIMIZERS.values())
-
-
-def list_schedules() -> list[Entry[Any]]:
-    return list(SCHEDULES.values())
-
-
-def list_losses() -> list[Entry[Any]]:
-    return list(LOSSES.values())
-
-
-def get_optimizer(name: str) -> Entry[Any]:
-    return _get(OPTIMIZERS, "optimizer", name)
-
-
-def get_schedule(name: str) -> Entry[Any]:
-    return _get(SCHEDULES, "schedule", name)
-
-
-def get_loss(name: str) -> Entry[Any]:
-    return _get(LOSSES, "loss", name)

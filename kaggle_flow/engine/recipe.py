@@ -156,7 +156,7 @@ def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, ch
     if values["model"] == AUTO:
         values["model"], reasons["model"] = choose_model(facts, max_params, num_classes, channels)
     if values["image_size"] == AUTO:
-        values["image_size"], reasons["image_size"] = choose_size(facts, models.get_model_info(values["model"]).min_size)
+        values["image_size"], reasons["image_size"] = choose_size(facts, models.MODELS[values["model"]].min_size)
     if values["batch_size"] == AUTO:
         values["batch_size"], reasons["batch_size"] = choose_batch(facts, values["image_size"])
     if values["epochs"] == AUTO:

@@ -26,11 +26,11 @@ def train_speed(
 ) -> TrainSpeed:
     """Training images/s of a freshly built model on random data: forward, backward and an Adam step.
 
-    Runs where `flow train` would (`loop.use_device`: the GPU, else the CPU with every usable core).
+    Runs where `flow train` would (`machine.use_device`: the GPU, else the CPU with every usable core).
     One step warms up (oneDNN builds its kernels there), then steps are timed for `seconds`. A model
     whose step, extrapolated from steps of 1 and 4 images, would exceed `max_step_s` is not timed.
     """
-    from kaggle_flow.engine.loop import use_device
+    from kaggle_flow.machine import use_device
 
     check_size(name, size)
     place = use_device()

@@ -35,23 +35,22 @@ from kaggle_flow.config import RunConfig, build_config, validation_message
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.engine.loop import (
+    build_state,
+    check_amp,
     Checkpointer,
     EpochHook,
     EpochResult,
+    evaluate,
     Evaluation,
     NonFiniteLoss,
     Parallel,
     Progress,
     Reporter,
-    TrainState,
-    build_state,
-    check_amp,
-    device,
-    evaluate,
     seed_everything,
     train_one_epoch,
-    use_device,
+    TrainState,
 )
+from kaggle_flow.machine import device, use_device
 from kaggle_flow.runs import FAILED, Run, Summary, create_fold, create_run, resolve_run
 
 if TYPE_CHECKING:
@@ -297,12 +296,12 @@ def _cross_validate(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_
 
 def _cv_summary(run: Run) -> Summary:
     """oof.csv of all folds together and the CV score of the out-of-fold predictions."""
-    from kaggle_flow.submit.score import get_metric
+    from kaggle_flow.metrics import METRICS
 
     folds = run.folds()
     oof = pd.concat([pd.read_csv(f.oof, dtype={"id": str}) for f in folds], ignore_index=True)
     write_csv(run.oof, oof)
-    cv = get_metric(run.config.metric)(oof["label"].to_numpy(), oof["pred"].to_numpy(), run.config.num_classes)
+    cv = METRICS[run.config.metric](oof["label"].to_numpy(), oof["pred"].to_numpy(), run.config.num_classes)
     summaries = [f.summary for f in folds]
     summary = run.write_summary(Summary(
         status="finished", metric=run.config.metric, best_score=cv, cv_score=cv, epochs=run.config.epochs,

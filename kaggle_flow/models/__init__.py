@@ -31,7 +31,8 @@ import paddle.vision.models as pvm
 
 from kaggle_flow import console
 from kaggle_flow.models import resnets
-from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.errors import FlowError
+from kaggle_flow.registry import Registry
 
 # A builder takes (num_classes, in_channels, image_size) and returns the model with 3-channel input
 # weights already adapted to in_channels; image_size (the training size, None: small) may shape the stem.
@@ -213,9 +214,7 @@ def _family(name: str) -> Builder:
 
 # --- the registry ----------------------------------------------------------------------------
 
-MODELS: dict[str, ModelInfo] = {
-    m.name: m
-    for m in [
+MODELS: Registry[ModelInfo] = Registry("model", [
         ModelInfo("smallcnn", "Small BatchNorm CNN for tiny images (8-64 px, e.g. digits); fast on CPU", 8,
                   lambda k, c, size: SmallCNN(k, in_channels=c), head="fc"),
         ModelInfo("resnet-t", "Tiny plain ResNet, 3x3 convs only (fast on CPU): a first try on small data", 8,
@@ -241,8 +240,7 @@ MODELS: dict[str, ModelInfo] = {
                   _vision(pvm.mobilenet_v3_small), head="classifier.3"),
         ModelInfo("mobilenet_v3_large", "MobileNetV3-Large 1.0", 32, _vision(pvm.mobilenet_v3_large), head="classifier.3"),
         ModelInfo("shufflenet_v2", "ShuffleNetV2 x1.0: light and fast", 32, _vision(pvm.shufflenet_v2_x1_0), head="_fc"),
-    ]
-}
+])
 
 # name -> (paddle.vision module holding model_urls, key in it); the models with ImageNet weights.
 _PRETRAINED: dict[str, tuple[str, str]] = {
@@ -260,15 +258,6 @@ _PRETRAINED: dict[str, tuple[str, str]] = {
 }
 
 
-def list_models() -> list[ModelInfo]:
-    return list(MODELS.values())
-
-
-def get_model_info(name: str) -> ModelInfo:
-    if name not in MODELS:
-        raise NotFoundError(f"unknown model '{name}' (valid: {', '.join(MODELS)})")
-    return MODELS[name]
-
 
 def has_pretrained(name: str) -> bool:
     return name in _PRETRAINED
@@ -276,7 +265,7 @@ def has_pretrained(name: str) -> bool:
 
 def check_size(name: str, size: int) -> None:
     """Fail before training when the images are too small for the model."""
-    info = get_model_info(name)
+    info = MODELS[name]
     if size < info.min_size:
         raise FlowError(f"image size {size} is too small for {name}: it needs at least {info.min_size} px")
 
@@ -291,7 +280,7 @@ def param_count(name: str, num_classes: int = 10, in_channels: int = 3) -> int:
     Built for RGB (adapting the first convolution needs real weights), then corrected for its input.
     """
     with paddle.LazyGuard():
-        model = get_model_info(name).builder(num_classes, 3, None)
+        model = MODELS[name].builder(num_classes, 3, None)
         weight = _first_conv(model)[2].weight
     return count_params(model) + int(np.prod(weight.shape)) // weight.shape[1] * (in_channels - 3)
 
@@ -323,7 +312,7 @@ def create_model(
         image_size: the training size in px (None: a small image). The resnet-t/s/m/l family picks
             its stem stride from it (the parameters stay the same); the other models ignore it.
     """
-    info = get_model_info(name)
+    info = MODELS[name]
     if num_classes < 1:
         raise FlowError(f"num_classes must be at least 1 (got {num_classes})")
     if in_channels < 1:
@@ -426,7 +415,7 @@ def load_weights(
 
 def head_parameters(model: nn.Layer, name: str) -> list[paddle.Tensor]:
     """The parameters of the classifier head (the registry's `head` layer): what `--freeze` trains."""
-    path = get_model_info(name).head
+    path = MODELS[name].head
     if path is None:
         raise FlowError(f"--freeze: {name} has no separable classifier head")
     inner = model._layers if isinstance(model, paddle.DataParallel) else model

@@ -22,7 +22,8 @@ from kaggle_flow import console
 from kaggle_flow.data.augment import tta_views
 from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.engine.loop import loader_probs, use_device
+from kaggle_flow.engine.loop import loader_probs
+from kaggle_flow.machine import use_device
 from kaggle_flow.runs import FAILED, EnsembleConfig, Run, all_runs, create_ensemble, resolve_run
 from kaggle_flow.submit.submission import read_test_rows, save_probs
 

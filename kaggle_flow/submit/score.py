@@ -7,7 +7,6 @@ names its metric in its TOML. `score_submission` matches rows by id, so row orde
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,74 +17,11 @@ import pandas as pd
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import read_csv
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.submit.ledger import LEDGER, ledger_file, set_local_score
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A score of predicted against true class indices; higher is better for all of them."""
-
-    name: str
-    description: str
-    fn: Callable[[np.ndarray, np.ndarray, int], float]
-
-    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-        return float(self.fn(np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), num_classes))
-
-
-def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    from sklearn.metrics import accuracy_score
-
-    return accuracy_score(y_true, y_pred)
-
-
-def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    from sklearn.metrics import f1_score
-
-    present = np.union1d(y_true, y_pred)  # classes absent from both would add a meaningless 0
-    return f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
-
-
-def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    import warnings
-
-    from sklearn.metrics import balanced_accuracy_score
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
-        return balanced_accuracy_score(y_true, y_pred)
-
-
-def _kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    from sklearn.metrics import cohen_kappa_score
-
-    if len(np.union1d(y_true, y_pred)) < 2:
-        return 1.0  # one class everywhere: perfect agreement (sklearn would give nan)
-    return cohen_kappa_score(y_true, y_pred, labels=list(range(k)), weights="quadratic")
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("accuracy", "share of images whose class is right", _accuracy),
-        Metric("macro_f1", "F1 per class, averaged with equal weight per class", _macro_f1),
-        Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
-        Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
-    )
-}
-
-
-def list_metrics() -> list[str]:
-    return list(METRICS)
-
-
-def get_metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise NotFoundError(f"unknown metric '{name}' (known: {', '.join(METRICS)})")
-    return METRICS[name]
 
 
 def solution_file(comp: Competition, data_dir: Path) -> Path | None:
@@ -145,7 +81,7 @@ def score_submission(comp: Competition, file: Path, solution: Path, metric: str 
         raise FlowError(f"{file} line {pos + 2}: id '{sub_ids.iloc[pos]}' is not in {solution}")
     y_pred = pd.Series(_labels(sub, comp, file), index=sub_ids.to_numpy())
     y_true = _labels(sol, comp, solution)
-    return get_metric(metric or comp.metric)(y_true, y_pred.loc[sol_ids.to_numpy()].to_numpy(), comp.num_classes)
+    return METRICS[metric or comp.metric](y_true, y_pred.loc[sol_ids.to_numpy()].to_numpy(), comp.num_classes)
 
 
 def newest_submission(submissions_dir: Path) -> Path:

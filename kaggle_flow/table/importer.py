@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaggle_flow.competition import (
-    IMAGE_EXTENSIONS,
     Competition,
     competition_files,
+    IMAGE_EXTENSIONS,
     load_file,
 )
 from kaggle_flow.errors import DataError, FlowError
