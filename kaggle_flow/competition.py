@@ -14,9 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kaggle_flow.errors import ConfigError, NotFoundError
+from kaggle_flow.metrics import known_metric
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,7 +114,7 @@ class Competition(_Strict):
     name: str
     title: str
     classes: list[str]
-    metric: Literal["accuracy", "macro_f1", "balanced_accuracy", "kappa"] = "accuracy"
+    metric: str = "accuracy"  # a name of kaggle_flow.metrics.METRICS
     image_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # training size, px; auto: see recipe.py
     channels: Literal[1, 3] = 3
     mean: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
@@ -124,6 +125,8 @@ class Competition(_Strict):
     train: Recipe = Field(default_factory=Recipe)
     data: Source = Field(default_factory=Source)
     path: Path
+
+    _known_metric = field_validator("metric")(known_metric)
 
     @model_validator(mode="after")
     def _check(self) -> Competition:

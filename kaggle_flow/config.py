@@ -1,10 +1,11 @@
-"""RunConfig: everything one training run needs, typed and validated once.
+"""RunConfig: everything one training run needs, typed and validated once; Flags: what the flags set.
 
     RunConfig = the competition's Recipe (competitions/NAME.toml [train])
-              + the run options given as flags (fold, folds, amp, weights, max_params, workers, ...)
+              + Flags, the recipe keys and run options given as flags (None: not given)
+              + the automatic recipe's choices for what is still `auto` (engine/recipe.py)
               + the competition facts (classes, metric, image size, channels, mean/std)
 
-It is built once by `build_config`, saved as the run's config.json and inside every checkpoint, and
+It is built once by `engine.configure.build_config`, saved as the run's config.json and inside every checkpoint, and
 validated again whenever it is read back (`--resume`, prediction, export), so a hand-edited or older
 config.json fails with one line instead of somewhere deep in the loop. The model is frozen: nothing
 changes a run's config after it is built; `model_copy(update=...)` makes the config of a fold.
@@ -13,18 +14,16 @@ changes a run's config after it is built; `model_copy(update=...)` makes the con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kaggle_flow.competition import Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
-
-if TYPE_CHECKING:
-    from kaggle_flow.competition import Competition
-    from kaggle_flow.engine.recipe import Facts
+from kaggle_flow.metrics import known_metric
 
 AmpMode = Literal["off", "o1", "o2", "bf16"]
+AMP_LEVELS: tuple[str, ...] = get_args(AmpMode)[1:]  # what --amp-level takes
 
 
 class RunConfig(Recipe):
@@ -49,7 +48,6 @@ class RunConfig(Recipe):
     balance_reason: str = ""  # why label shuffling is on or off (the recipe, `flow balance`, a flag)
     full: bool = False  # train on every labelled row, no validation (a refit of a validated run)
     full_from: str | None = None  # the validated run whose recipe and epoch count a full refit uses
-    normalize_on: Literal["device", "host"] = "device"  # where uint8 batches become normalized float32
 
     # data parallel (paddle.distributed): batch_size is per process, the global batch is batch_size * world_size
     nproc: Annotated[int, Field(ge=1)] = 1  # training processes on each machine
@@ -60,7 +58,7 @@ class RunConfig(Recipe):
     # competition facts, copied so a run never depends on the TOML staying the same
     competition: str
     classes: list[str]
-    metric: Literal["accuracy", "macro_f1", "balanced_accuracy", "kappa"] = "accuracy"
+    metric: str = "accuracy"  # a name of kaggle_flow.metrics.METRICS
     image_size: Annotated[int, Field(ge=1)]  # px: the final training size (the last of `sizes`)
     channels: Literal[1, 3] = 3
     mean: list[Annotated[float, Field(allow_inf_nan=False)]]
@@ -82,6 +80,14 @@ class RunConfig(Recipe):
         if self.world_size % self.nproc:
             raise ValueError(f"world_size {self.world_size} is not a multiple of nproc {self.nproc}")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired(cls, data: Any) -> Any:
+        """config.json of runs made while batches could be normalized on the host: that key is gone."""
+        return {k: v for k, v in data.items() if k not in RETIRED_KEYS} if isinstance(data, dict) else data
+
+    _known_metric = field_validator("metric")(known_metric)
 
     @field_validator("amp", mode="before")
     @classmethod
@@ -118,7 +124,82 @@ class RunConfig(Recipe):
         return self.model_copy(update={"folds": None, "fold": fold, "run": run})
 
 
-RUN_OPTIONS = frozenset(RunConfig.model_fields) - frozenset(Recipe.model_fields)
+RETIRED_KEYS = ("normalize_on",)
+
+
+class Flags(BaseModel):
+    """What the flags of `flow train` set: a recipe key or run option each, None where not given.
+
+    Only the types are checked here; ranges and names are checked once, by RunConfig and the
+    registries, so a flag and a TOML value fail with the same line.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # the recipe (competition.Recipe) and the image size
+    model: str | None = None
+    image_size: int | Literal["auto"] | None = None
+    epochs: int | Literal["auto"] | None = None
+    batch_size: int | Literal["auto"] | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None
+    warmup_epochs: float | None = None
+    label_smoothing: float | None = None
+    loss: str | None = None
+    focal_gamma: float | None = None
+    preset: str | None = None
+    mixup: float | None = None
+    cutmix: float | None = None
+    erasing: float | None = None
+    cutout: float | None = None
+    gridmask: float | None = None
+    ema: float | None = None
+    balance: bool | None = None
+    sizes: list[int] | None = None
+    patience: int | None = None
+    pretrained: bool | None = None
+    freeze: bool | None = None
+    freeze_epochs: int | None = None
+    seed: int | None = None
+    # run options
+    fold: int | None = None
+    folds: Literal["all"] | None = None
+    amp: AmpMode | None = None
+    weights: str | None = None
+    max_params: int | None = None
+    workers: int | None = None
+    visualdl: bool | None = None
+    full: bool | None = None
+    sync_bn: bool | None = None
+    scale_lr: bool | None = None
+    # the processes training together (engine/distributed.py's Launch says how many)
+    nproc: int | None = None
+    world_size: int | None = None
+
+    @classmethod
+    def of(cls, given: Flags | dict[str, Any] | None) -> Flags:
+        """Flags as they are, or from a dict of RunConfig keys (None values: not given)."""
+        if isinstance(given, Flags):
+            return given
+        values = {k: v for k, v in (given or {}).items() if v is not None}
+        unknown = sorted(set(values) - set(cls.model_fields))
+        if unknown:
+            raise FlowError(f"unknown training option {unknown[0]!r}")
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise FlowError(validation_message(exc)) from None
+
+    def given(self) -> dict[str, Any]:
+        """The keys a flag set, with their values."""
+        return self.model_dump(exclude_none=True)
+
+    @property
+    def final_size(self) -> int | Literal["auto"] | None:
+        """The training image size the flags ask for: the last of --sizes, else --size."""
+        return self.sizes[-1] if self.sizes else self.image_size
 
 
 def _flag(key: str) -> str:
@@ -153,74 +234,6 @@ def validation_message(exc: ValidationError, where: str | None = None) -> str:
     if where is None:
         return f"{_flag(key)} {text}"
     return f"{where}: key '{'.'.join(loc)}' {text}"
-
-
-def check_names(config: RunConfig) -> None:
-    """Every registry name and size exists: one line listing the valid names otherwise."""
-    from kaggle_flow import models
-    from kaggle_flow.data import augment
-    from kaggle_flow.engine import optim
-
-    models.MODELS[config.model]
-    augment.PRESETS[config.preset]
-    optim.OPTIMIZERS[config.optimizer]
-    optim.SCHEDULES[config.schedule]
-    optim.LOSSES[config.loss]
-    for size in sorted(set(config.epoch_sizes())):
-        models.check_size(config.model, size)
-    if (config.freeze or config.freeze_epochs) and models.MODELS[config.model].head is None:
-        raise FlowError(f"--freeze: {config.model} has no separable classifier head")
-
-
-def build_config(
-    comp: Competition,
-    overrides: dict[str, Any] | None = None,
-    *,
-    data_dir: Path | None = None,
-    facts: Facts | None = None,
-    placeholders: bool = False,
-) -> RunConfig:
-    """The competition's Recipe, overridden by the non-None entries of `overrides`, plus its facts.
-
-    `auto` values are chosen from `facts` (recipe.resolve). With `placeholders`, they are left to
-    training and replaced by stand-ins, so the other options can be checked before anything runs.
-    Unknown keys, bad ranges and unknown registry names are one line each (a FlowError).
-    """
-    from kaggle_flow.engine import recipe
-
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(given) - set(RunConfig.model_fields))
-    if unknown:
-        raise FlowError(f"unknown training option {unknown[0]!r}")
-    values: dict[str, Any] = {**comp.train.model_dump(), "max_params": comp.max_params, **given}
-    sizes = values.get("sizes") or []
-    values["image_size"] = sizes[-1] if sizes else given.get("image_size", comp.image_size)
-    values.update(competition=comp.name, classes=list(comp.classes), metric=comp.metric, channels=comp.channels,
-                  mean=list(comp.mean), std=list(comp.std), data_dir=str(data_dir) if data_dir is not None else None)
-    _check_auto(values)
-    if placeholders and facts is None:
-        values.update({k: STAND_INS[k] for k in recipe.AUTO_KEYS if values.get(k) == recipe.AUTO})
-    values, reasons = recipe.resolve(values, facts, num_classes=len(comp.classes), channels=comp.channels,
-                                     max_params=values.get("max_params"))
-    try:
-        config = RunConfig(**values, auto={**values.get("auto", {}), **reasons})
-    except ValidationError as exc:
-        raise FlowError(validation_message(exc)) from None
-    check_names(config)
-    return config
-
-
-STAND_INS = {"model": "smallcnn", "image_size": 32, "batch_size": 32, "epochs": 60}  # only for checking options
-
-
-def _check_auto(values: dict[str, Any]) -> None:
-    """`auto` is a value only for the keys recipe.py chooses; any other text is a bad value."""
-    from kaggle_flow.engine.recipe import AUTO_KEYS
-
-    for key in AUTO_KEYS:
-        value = values.get(key)
-        if isinstance(value, str) and value != "auto" and key != "model":
-            raise FlowError(f"{_flag(key)} takes a number or 'auto' (got {value!r})")
 
 
 def load_config(data: dict[str, Any], where: Path | str) -> RunConfig:

@@ -63,3 +63,10 @@ METRICS: Registry[Metric] = Registry("metric", (
     Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
     Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
 ))
+
+
+def known_metric(name: str) -> str:
+    """`name` when it is a metric of the registry; a ValueError naming the valid ones (for pydantic)."""
+    if name not in METRICS:
+        raise ValueError(f"unknown metric '{name}' (valid: {', '.join(METRICS)})")
+    return name

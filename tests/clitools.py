@@ -42,16 +42,19 @@ def fake_run(
     import paddle
 
     from kaggle_flow.competition import get_competition
-    from kaggle_flow.config import build_config
+    from kaggle_flow.config import Flags
+    from kaggle_flow.engine.configure import build_config
     from kaggle_flow.fileio import write_json
     from kaggle_flow.models import create_model
     from kaggle_flow.runs import Summary, load_run
 
     path = runs / name
     path.mkdir(parents=True)
-    config = build_config(get_competition(comp), {"model": "smallcnn", "epochs": 1, **options})
+    flags = {k: v for k, v in options.items() if k in Flags.model_fields}
+    config = build_config(get_competition(comp), {"model": "smallcnn", "epochs": 1, **flags})
     run_id = f"{runs.name}/{name}" if (runs / "config.json").is_file() else name
-    config = config.model_copy(update={"run": run_id, "classes": config.classes[:classes] + [f"c{i}" for i in range(len(config.classes), classes)]})
+    names = config.classes[:classes] + [f"c{i}" for i in range(len(config.classes), classes)]
+    config = config.model_copy(update={**{k: v for k, v in options.items() if k not in flags}, "run": run_id, "classes": names})
     write_json(path / "config.json", config.model_dump(mode="json"))
     if config.folds != "all":
         paddle.seed(seed)

@@ -13,7 +13,7 @@ from tiny_comp import make_tiny
 
 from kaggle_flow.data import loader as data
 from kaggle_flow.engine import train
-from kaggle_flow.config import build_config
+from kaggle_flow.engine.configure import build_config
 from kaggle_flow.workspace import open_workspace
 
 

@@ -190,7 +190,6 @@ def test_a_master_port_in_use_is_one_line(workdir: Path) -> None:
         (["--gpus", "0,1"], "Error: --gpus 0,1: paddle sees no GPU here; --nproc N trains in N CPU processes"),
         (["--nproc", "2", "--nnodes", "2"], "Error: --nnodes 2: every machine needs --master HOST:PORT, the address of node 0"),
         (["--amp-level", "o3"], "Error: --amp-level takes o1, o2 or bf16 (got 'o3')"),
-        (["--normalize-on", "gpu"], "Error: --normalize-on takes device or host (got 'gpu')"),
     ],
 )
 def test_bad_launch_options_are_one_line(workdir: Path, args: list[str], message: str) -> None:
@@ -268,12 +267,12 @@ def test_every_amp_mode_runs_the_step_and_passes_through_on_a_cpu(mode: str) -> 
 
 def test_configs_before_the_amp_modes_still_read(workdir: Path) -> None:
     from kaggle_flow.competition import get_competition
-    from kaggle_flow.config import build_config
+    from kaggle_flow.engine.configure import build_config
 
     config = build_config(get_competition("digits"), {"epochs": 1})
     old = {**config.model_dump(mode="json"), "amp": True}
-    for key in ("nproc", "world_size", "sync_bn", "scale_lr", "normalize_on"):
+    for key in ("nproc", "world_size", "sync_bn", "scale_lr"):
         old.pop(key)
     read = RunConfig.model_validate(old)
-    assert (read.amp, read.nproc, read.world_size, read.normalize_on) == ("o1", 1, 1, "device")
+    assert (read.amp, read.nproc, read.world_size) == ("o1", 1, 1)
     assert read.model_copy(update={"world_size": 4, "scale_lr": True}).peak_lr == pytest.approx(4 * read.lr)

@@ -49,11 +49,12 @@ def test_epochs_aim_at_a_number_of_images_and_fit_the_cpu_budget() -> None:
 
 
 def test_resolve_chooses_only_what_is_auto() -> None:
-    values = {"model": "smallcnn", "image_size": "auto", "batch_size": 16, "epochs": 3}
-    out, reasons = recipe.resolve(values, facts(w=28, h=28), num_classes=10, channels=1, max_params=None)
-    assert out == {**values, "image_size": 28} and list(reasons) == ["image_size"]
+    wanted = recipe.Choices(model="smallcnn", image_size="auto", batch_size=16, epochs=3)
+    out = recipe.resolve(wanted, facts(w=28, h=28), num_classes=10, channels=1, max_params=None)
+    assert (out.model, out.image_size, out.batch_size, out.epochs) == ("smallcnn", 28, 16, 3)
+    assert list(out.reasons) == ["image_size"] and out.reasons["image_size"].startswith("28 px: median image 28x28 px")
     with pytest.raises(FlowError, match="^image_size are 'auto' but nothing was measured"):
-        recipe.resolve(values, None, num_classes=10, channels=1, max_params=None)
+        recipe.resolve(wanted, None, num_classes=10, channels=1, max_params=None)
 
 
 def test_measure_reads_the_image_headers(workdir: Path) -> None:
@@ -113,7 +114,7 @@ def test_the_measured_speed_is_kept_so_later_runs_choose_the_same_epochs(tmp_pat
 def test_a_second_run_reuses_the_speed_of_the_first(workdir: Path) -> None:
     """`flow train mnist --model resnet-t --epochs auto` twice: one measurement, the same epochs."""
     from kaggle_flow.table.layouts import labelled
-    from kaggle_flow.engine.train import resolve_config
+    from kaggle_flow.engine.configure import resolve_config
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace("mnist", remember_it=False)
@@ -129,3 +130,27 @@ def test_a_second_run_reuses_the_speed_of_the_first(workdir: Path) -> None:
     assert second.epochs == max(3, int(recipe.CPU_BUDGET_S * 40.0 // len(rows))) != first.epochs
     assert second.auto["epochs"].endswith(f"at the 40 images/s measured for this model and size on "
                                           f"{kept[key]['measured']} ({ws.runs_dir / 'speeds.json'})")
+
+
+def test_every_recipe_key_has_a_flag_and_the_flags_are_typed() -> None:
+    """A key added to the competition's recipe can be set by a flag; a flag of the wrong type is one line."""
+    from kaggle_flow.competition import Recipe
+    from kaggle_flow.config import Flags, RunConfig
+
+    assert set(Recipe.model_fields) <= set(Flags.model_fields) <= set(RunConfig.model_fields)
+    assert Flags.of({"epochs": "auto", "lr": None}).given() == {"epochs": "auto"}
+    with pytest.raises(FlowError, match=r"^--batch-size input should be a valid integer"):
+        Flags.of({"batch_size": "many"})
+    assert Flags.of({"sizes": [32, 64], "image_size": 16}).final_size == 64
+
+
+def test_a_config_json_with_a_retired_key_still_loads(tmp_path: Path) -> None:
+    """Runs made while `--normalize-on` existed keep loading (the key is dropped)."""
+    from clitools import fake_run
+
+    run = fake_run(tmp_path, "old")
+    data = json.loads(run.config_file.read_text())
+    run.config_file.write_text(json.dumps({**data, "normalize_on": "host"}))
+    from kaggle_flow.runs import load_run
+
+    assert load_run(run.path).config.model_dump() == run.config.model_dump()

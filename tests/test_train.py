@@ -16,7 +16,8 @@ from tiny_comp import make_tiny
 from kaggle_flow.engine import loop
 from kaggle_flow.engine import optim
 from kaggle_flow.engine import train
-from kaggle_flow.config import build_config, parse_sizes
+from kaggle_flow.config import parse_sizes
+from kaggle_flow.engine.configure import build_config
 from kaggle_flow.errors import FlowError
 from kaggle_flow.runs import list_runs, load_run, resolve_run
 from kaggle_flow.workspace import open_workspace

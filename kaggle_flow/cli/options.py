@@ -1,9 +1,9 @@
 """The training options, defined once: `flow train` and `flow run` take the same flags.
 
 `@training_options` appends every option of `TRAINING_OPTIONS` to a command's own parameters (so
-both `--help`s list them all) and hands the command one `overrides` dict for `train.train` (the
-RunConfig keys the flags set, None where a flag was not given: the competition's recipe then) and
-one `launch` (distributed.Launch: the processes to train in).
+both `--help`s list them all) and hands the command one `flags` (config.Flags: the recipe keys and
+run options the flags set, None where a flag was not given: the competition's recipe then) and one
+`launch` (distributed.Launch: the processes to train in).
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import functools
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from kaggle_flow.config import Flags
 
 _R = "(default: the competition's recipe)"
 
@@ -55,8 +58,6 @@ TRAINING_OPTIONS: dict[str, Any] = {
     "amp": Annotated[bool, typer.Option("--amp", help="Mixed precision, float16 autocast: --amp-level o1 (GPU only; ignored on CPU).")],
     "amp_level": _opt(str, "--amp-level", "Mixed precision on a GPU: o1 (float16 autocast, = --amp), o2 (float16 weights, "
                       "float32 master copies) or bf16 (bfloat16 autocast, no loss scaling; Ampere and later).", metavar="o1|o2|bf16"),
-    "normalize_on": _opt(str, "--normalize-on", "device (default): uint8 batches to the device, normalized there by paddle; "
-                         "host: each image normalized in numpy (the same numbers).", metavar="device|host"),
     "nproc": _opt(int, "--nproc", "Data-parallel training in N processes on this machine (paddle.distributed): one per GPU "
                   "where there are GPUs, else CPU processes. --batch-size is per process.", metavar="N"),
     "gpus": _opt(str, "--gpus", "The GPUs to train on, one process each, e.g. 0,1 (default with --nproc N: the first N).", metavar="IDS"),
@@ -84,29 +85,27 @@ _SWITCHES = ("amp", "visualdl", "full", "sync_bn", "scale_lr")  # plain flags: o
 LAUNCH_OPTIONS = ("nproc", "gpus", "nnodes", "node_rank", "master")  # distributed.Launch, not RunConfig keys
 
 
-def to_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    """The flags' values as RunConfig keys for `train.train` (None: not given, use the recipe)."""
-    from kaggle_flow.config import parse_sizes
+def to_flags(values: dict[str, Any]) -> Flags:
+    """The options' values as Flags for `train.train` (None: not given, use the recipe)."""
+    from kaggle_flow.config import AMP_LEVELS, Flags, parse_sizes
     from kaggle_flow.errors import FlowError
 
-    out = {k: v for k, v in values.items() if k not in LAUNCH_OPTIONS}
-    level = out.pop("amp_level")
-    if level is not None and level not in ("o1", "o2", "bf16"):
-        raise FlowError(f"--amp-level takes o1, o2 or bf16 (got {level!r})")
-    out["amp"] = level or ("o1" if out["amp"] else None)
-    if out["normalize_on"] not in (None, "device", "host"):
-        raise FlowError(f"--normalize-on takes device or host (got {out['normalize_on']!r})")
-    for key, flag in (("image_size", "--size"), ("epochs", "--epochs"), ("batch_size", "--batch-size")):
-        out[key] = _number_or_auto(out[key], flag)
-    if out["folds"] is not None and out["folds"] != "all":
-        raise FlowError(f"--folds takes 'all' (got '{out['folds']}')")
-    if out["sizes"] is not None:
-        out["sizes"] = parse_sizes(out["sizes"])
-    if out["weights"] is not None:
-        out["weights"] = str(out["weights"])
-    for key in _SWITCHES:
-        out[key] = out[key] or None
-    return out
+    level = values["amp_level"]
+    if level is not None and level not in AMP_LEVELS:
+        raise FlowError(f"--amp-level takes {', '.join(AMP_LEVELS[:-1])} or {AMP_LEVELS[-1]} (got {level!r})")
+    if values["folds"] not in (None, "all"):
+        raise FlowError(f"--folds takes 'all' (got '{values['folds']}')")
+    given = {k: v for k, v in values.items() if k in Flags.model_fields and v is not None}
+    return Flags.of({
+        **given,
+        "amp": level or ("o1" if values["amp"] else None),
+        "image_size": _number_or_auto(values["image_size"], "--size"),
+        "epochs": _number_or_auto(values["epochs"], "--epochs"),
+        "batch_size": _number_or_auto(values["batch_size"], "--batch-size"),
+        "sizes": parse_sizes(values["sizes"]) if values["sizes"] is not None else None,
+        "weights": str(values["weights"]) if values["weights"] is not None else None,
+        **{key: values[key] or None for key in _SWITCHES if key != "amp"},
+    })
 
 
 def to_launch(values: dict[str, Any]) -> Any:
@@ -129,14 +128,17 @@ def _number_or_auto(text: str | None, flag: str) -> int | str | None:
 
 
 def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every training option; it receives them as `overrides` and `launch` keywords.
+    """Give a command every training option; it receives them as `flags` and `launch` keywords.
 
     Example:
         @app.command("train")
         @training_options
-        def train_cmd(comp: CompArg = None, *, overrides: dict[str, Any], launch: Launch) -> None: ...
+        def train_cmd(comp: CompArg = None, *, flags: Any, launch: Any) -> None: ...
+
+    (`flags` is a config.Flags and `launch` a distributed.Launch; annotated Any because Typer
+    evaluates every annotation, and importing those would slow `flow --help`.)
     """
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name not in ("overrides", "launch")]
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name not in ("flags", "launch")]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False if name in _SWITCHES else None, annotation=option)
         for name, option in TRAINING_OPTIONS.items()
@@ -145,7 +147,7 @@ def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in TRAINING_OPTIONS}
-        return command(**kwargs, overrides=to_overrides(given), launch=to_launch(given))
+        return command(**kwargs, flags=to_flags(given), launch=to_launch(given))
 
     signature = inspect.Signature([*own, *added])
     wrapper.__signature__ = signature  # type: ignore[attr-defined]  # what Typer reads the options from

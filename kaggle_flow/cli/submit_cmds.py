@@ -222,7 +222,7 @@ def _step(i: int, step: str, ws: Workspace) -> Iterator[None]:
 
 @app.command("run")
 @training_options
-def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, *, overrides: dict[str, Any], launch: Any) -> None:
+def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, *, flags: Any, launch: Any) -> None:
     """The whole flow, one step after another: eda, split, balance, train, submit, score.
 
     Takes every option of `flow train`. The split is the one in runs/COMP/folds.csv, else the
@@ -237,6 +237,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     from kaggle_flow.explore import split
     from kaggle_flow.submit import submission as submit
     from kaggle_flow.engine import train
+    from kaggle_flow.engine.configure import resolve_config
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.table.layouts import describe_counts, no_test_images
     from kaggle_flow.submit.score import local_score, solution_file
@@ -245,7 +246,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     ws = open_workspace(comp, data)
     for folder in (ws.runs_dir, ws.submissions_dir):
         ensure_writable(folder)
-    config = train.resolve_config(ws, overrides)  # the flags checked before the first step, as training will use them
+    config = resolve_config(ws, flags)  # the flags checked before the first step, as training will use them
     distributed.check(launch, sync_bn=config.sync_bn)
     start = time.perf_counter()
     with _step(1, "eda", ws):
@@ -259,7 +260,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     with _step(3, "balance", ws):
         _balance_step(ws, table, folds, config)
     with _step(4, "train", ws):
-        run = train.train(ws, overrides, strict=strict, launch=launch)
+        run = train.train(ws, flags, strict=strict, launch=launch)
     outcome = "no local score"
     if (table["split"] == "test").sum() == 0:
         console.info(f"\n== 5/6 flow submit, 6/6 flow score: skipped ({no_test_images(ws.data_dir, ws.comp, table)})")

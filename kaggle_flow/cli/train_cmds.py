@@ -20,7 +20,7 @@ def train_cmd(
     data: DataOpt = None,
     strict: StrictOpt = False,
     *,
-    overrides: dict[str, Any],
+    flags: Any,  # config.Flags (its import would slow `flow --help`)
     launch: Any,
 ) -> None:
     """Train a model on one fold (or all folds) and save the run in runs/COMP/RUN-ID/.
@@ -43,7 +43,7 @@ def train_cmd(
 
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
-    train(ws, overrides, strict=strict, resume=resume, launch=launch)
+    train(ws, flags, strict=strict, resume=resume, launch=launch)
 
 
 @app.command("runs")

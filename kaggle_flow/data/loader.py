@@ -500,4 +500,4 @@ def eval_loader(
     """
     cache = build_cache(rows["path"].tolist(), config.image_size, config.channels, cache_dir)
     dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=view, report=report)
-    return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, on_device=config.normalize_on == "device")
+    return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers, on_device=True)

@@ -24,14 +24,19 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from kaggle_flow import models
+from kaggle_flow.engine.speed import train_speed
 from kaggle_flow.errors import DataError, DiskFullError
+from kaggle_flow.explore.eda import scan_image
+from kaggle_flow.fileio import write_json
+from kaggle_flow.machine import cpu_threads
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -66,9 +71,6 @@ class Facts:
 
 def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int = 300) -> Facts:
     """The median training image size (eda's images.csv, else a header scan of a sample) and the machine."""
-    from kaggle_flow.explore.eda import scan_image
-    from kaggle_flow.machine import cpu_threads
-
     sizes = _eda_sizes(ws, train_rows)
     source = f"`flow eda` ({ws.eda_dir() / 'images.csv'})"
     if sizes is None:
@@ -105,8 +107,6 @@ def choose_size(facts: Facts, min_size: int = MIN_SIZE) -> tuple[int, str]:
 
 
 def choose_model(facts: Facts, max_params: int | None, num_classes: int, channels: int) -> tuple[str, str]:
-    from kaggle_flow import models
-
     if facts.place == "gpu":
         wanted = "resnet-l" if facts.n_train >= 20_000 else "resnet-m"
     else:
@@ -143,35 +143,70 @@ def choose_epochs(facts: Facts, images_per_s: float | None, *, per_epoch: int | 
     return epochs, reason
 
 
-def resolve(values: dict[str, Any], facts: Facts | None, *, num_classes: int, channels: int, max_params: int | None) -> tuple[dict[str, Any], dict[str, str]]:
-    """`values` with every `auto` of AUTO_KEYS replaced, and the reason for each choice made."""
-    from kaggle_flow import models
+@dataclass(frozen=True)
+class Choices:
+    """The four values the automatic recipe decides: a value or `auto` each before `resolve`, concrete after.
 
-    wanted = [k for k in AUTO_KEYS if values.get(k) == AUTO]
-    if not wanted:
-        return values, {}
+    `reasons` holds, for each value `resolve` chose, the line that says why.
+    """
+
+    model: str
+    image_size: int | str
+    batch_size: int | str
+    epochs: int | str
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def values(self) -> dict[str, int | str]:
+        return {k: getattr(self, k) for k in AUTO_KEYS}
+
+    @property
+    def auto(self) -> list[str]:
+        """The keys still `auto`, in AUTO_KEYS order."""
+        return [k for k in AUTO_KEYS if getattr(self, k) == AUTO]
+
+    def with_stand_ins(self) -> Choices:
+        """Every `auto` replaced by a stand-in, only so the other options can be checked before training."""
+        return replace(self, **{k: getattr(STAND_INS, k) for k in self.auto})
+
+
+STAND_INS = Choices(model="smallcnn", image_size=32, batch_size=32, epochs=60)
+
+
+def resolve(wanted: Choices, facts: Facts | None, *, num_classes: int, channels: int, max_params: int | None,
+            balance: bool = False) -> Choices:
+    """`wanted` with every `auto` replaced by a choice from `facts`, and the reason for each choice made.
+
+    `balance`: label shuffling is on, so an epoch holds every class padded to the largest.
+    """
+    if not wanted.auto:
+        return wanted
     if facts is None:
-        raise DataError(f"{', '.join(wanted)} are 'auto' but nothing was measured to choose them from")
-    values, reasons = dict(values), {}
-    if values["model"] == AUTO:
-        values["model"], reasons["model"] = choose_model(facts, max_params, num_classes, channels)
-    if values["image_size"] == AUTO:
-        values["image_size"], reasons["image_size"] = choose_size(facts, models.MODELS[values["model"]].min_size)
-    if values["batch_size"] == AUTO:
-        values["batch_size"], reasons["batch_size"] = choose_batch(facts, values["image_size"])
-    if values["epochs"] == AUTO:
-        from kaggle_flow.engine.speed import train_speed
+        raise DataError(f"{', '.join(wanted.auto)} are 'auto' but nothing was measured to choose them from")
+    c, reasons = wanted, {}
+    if c.model == AUTO:
+        model, reasons["model"] = choose_model(facts, max_params, num_classes, channels)
+        c = replace(c, model=model)
+    if c.image_size == AUTO:
+        size, reasons["image_size"] = choose_size(facts, models.MODELS[c.model].min_size)
+        c = replace(c, image_size=size)
+    if c.batch_size == AUTO:
+        batch, reasons["batch_size"] = choose_batch(facts, int(c.image_size))
+        c = replace(c, batch_size=batch)
+    if c.epochs == AUTO:
+        speed, when = _cpu_speed(c, facts, num_classes, channels) if facts.place == "cpu" else (None, "")
+        per_epoch = num_classes * facts.largest_class if balance else facts.n_train
+        epochs, reasons["epochs"] = choose_epochs(facts, speed, per_epoch=per_epoch, when=when)
+        c = replace(c, epochs=epochs)
+    return replace(c, reasons={**wanted.reasons, **reasons})
 
-        speed, when = None, ""
-        if facts.place == "cpu":
-            key = f"{values['model']} {values['image_size']}px batch {values['batch_size']} {channels}x{num_classes} {facts.cores} threads"
-            speed, when = remembered_speed(facts.speeds, key, lambda: train_speed(
-                values["model"], size=values["image_size"], batch_size=values["batch_size"],
-                num_classes=num_classes, in_channels=channels, seconds=1.5,
-            ).images_per_s)
-        per_epoch = num_classes * facts.largest_class if values.get("balance") else facts.n_train
-        values["epochs"], reasons["epochs"] = choose_epochs(facts, speed, per_epoch=per_epoch, when=when)
-    return values, reasons
+
+def _cpu_speed(c: Choices, facts: Facts, num_classes: int, channels: int) -> tuple[float | None, str]:
+    """Training images/s of the chosen model, size and batch on this CPU: kept from an earlier run, else measured."""
+    key = f"{c.model} {c.image_size}px batch {c.batch_size} {channels}x{num_classes} {facts.cores} threads"
+    return remembered_speed(facts.speeds, key, lambda: train_speed(
+        c.model, size=int(c.image_size), batch_size=int(c.batch_size),
+        num_classes=num_classes, in_channels=channels, seconds=1.5,
+    ).images_per_s)
 
 
 def remembered_speed(file: Path | None, key: str, measure: Callable[[], float | None]) -> tuple[float | None, str]:
@@ -180,8 +215,6 @@ def remembered_speed(file: Path | None, key: str, measure: Callable[[], float | 
     Returns the speed and, when it was kept from an earlier run, " on DATE (FILE)" for the reason
     line. An unreadable file is measured over; one that cannot be written is left as it is.
     """
-    from kaggle_flow.fileio import write_json
-
     kept: dict[str, Any] = {}
     if file is not None and file.is_file():
         try:

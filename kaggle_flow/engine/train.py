@@ -29,9 +29,9 @@ import paddle
 import pandas as pd
 
 from kaggle_flow import console
-from pydantic import ValidationError
 
-from kaggle_flow.config import RunConfig, build_config, validation_message
+from kaggle_flow.config import Flags, RunConfig
+from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.engine.loop import (
@@ -50,7 +50,7 @@ from kaggle_flow.engine.loop import (
     train_one_epoch,
     TrainState,
 )
-from kaggle_flow.machine import device, use_device
+from kaggle_flow.machine import use_device
 from kaggle_flow.runs import FAILED, Run, Summary, create_fold, create_run, resolve_run
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class TrainingDiverged(FlowError):
 
 def train(
     ws: Workspace,
-    overrides: dict[str, Any] | None = None,
+    flags: Flags | dict[str, Any] | None = None,
     *,
     strict: bool = False,
     resume: str | None = None,
@@ -107,9 +107,10 @@ def train(
 
     Args:
         ws: the Workspace of the competition.
-        overrides: recipe keys and run options set by flags (None values mean "use the recipe").
+        flags: recipe keys and run options set by flags (None: "use the recipe"); a dict of them is
+            read as Flags.
         strict: broken images found by `flow eda` are an error instead of being left out.
-        resume: a run id whose last checkpoint to continue (its own config wins over `overrides`).
+        resume: a run id whose last checkpoint to continue (its own config wins over `flags`).
         on_epoch_end: called as hook(epoch, row) after each epoch's checkpoint is saved (one process).
         launch: the processes to train in (`--nproc`, `--gpus`, `--nnodes`...). More than one: this
             process makes the run folder and the image caches, then starts paddle.distributed.launch
@@ -125,7 +126,7 @@ def train(
     launch = distributed.launch_for(run, launch or distributed.Launch())
     if run is not None:
         console.info(f"Resuming {run.path}")
-    options = {**(overrides or {}), **launch.config_keys()}
+    options = Flags.of(flags).model_copy(update=launch.config_keys())
     # every option checked before anything is made or measured
     config = run.config if run is not None else resolve_config(ws, options)
     assert isinstance(config, RunConfig)
@@ -144,14 +145,14 @@ def train(
     return run
 
 
-def _new_run(ws: Workspace, options: dict[str, Any], rows: pd.DataFrame, folds: pd.DataFrame) -> Run:
+def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFrame) -> Run:
     """The run folder with its config: a missing fold or a single hold-out for --folds all fails first."""
     from kaggle_flow.explore.split import train_val
 
-    if options.get("full"):
-        config = _full_config(ws, options, rows)
+    if options.full:
+        config = refit_config(ws, options, rows)
     else:
-        fold = 0 if options.get("folds") == "all" else (options.get("fold") or 0)
+        fold = 0 if options.folds == "all" else (options.fold or 0)
         config = resolve_config(ws, options, train_rows=train_val(rows, folds, fold)[0])
     if config.folds == "all":
         n_folds = int(folds["fold"].max()) + 1
@@ -176,84 +177,6 @@ def train_folder(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: b
     else:
         train_rows, val_rows = train_val(rows, folds, config.fold)
     fit(run, train_rows, val_rows, rows, resume=resume, on_epoch_end=on_epoch_end)
-
-
-def resolve_config(ws: Workspace, overrides: dict[str, Any], *, train_rows: pd.DataFrame | None = None) -> RunConfig:
-    """The recipe with the flags, label shuffling as flags, `flow balance` and the recipe say.
-
-    `auto` values are chosen from the fold's training rows and this machine (recipe.py); without
-    `train_rows` they are left to training (the options are only checked).
-    """
-    from kaggle_flow.explore.balance import balance_setting
-    from kaggle_flow.engine.recipe import measure
-
-    overrides = dict(overrides)
-    if overrides.get("balance") is not None:
-        reason = "--balance" if overrides["balance"] else "--no-balance"
-    elif (recorded := balance_setting(ws)) is not None:
-        overrides["balance"] = recorded
-        reason = f"`flow balance {ws.comp.name}{'' if recorded else ' --off'}` ({ws.runs_dir / 'balance.json'})"
-    else:
-        reason = f"the recipe of {ws.comp.path.name}"
-    auto = _auto_keys(ws, overrides)
-    facts = measure(ws, train_rows, device()) if train_rows is not None and auto else None
-    config = build_config(ws.comp, {**overrides, "balance_reason": reason}, data_dir=ws.data_dir, facts=facts,
-                          placeholders=train_rows is None)
-    if train_rows is not None or "model" not in auto:
-        _check_params(config)
-    return config
-
-
-def _full_config(ws: Workspace, overrides: dict[str, Any], rows: pd.DataFrame) -> RunConfig:
-    """A refit on every labelled row: the best validated run's recipe for the epochs it found best.
-
-    Flags given with --full override that recipe. With no validated run, --epochs says how long.
-    """
-    from kaggle_flow.errors import NotFoundError
-    from kaggle_flow.runs import best_epoch, validated_source
-
-    given = {k: v for k, v in overrides.items() if v is not None and k != "full"}
-    try:
-        source = validated_source(ws, given.get("model"))
-    except NotFoundError:
-        if given.get("epochs") in (None, "auto"):
-            raise
-        config = resolve_config(ws, overrides, train_rows=rows)
-        return config.model_copy(update={"full": True, "folds": None})
-    assert isinstance(source.config, RunConfig)
-    epochs = best_epoch(source)
-    why = {"epochs": f"{epochs}: the best epoch of {source.id} (validation {source.config.metric} {source.summary.best_score:.4f})"}
-    values = {
-        **source.config.model_dump(exclude={"run", "n_folds", "auto"}), "epochs": epochs, **given,
-        "full": True, "full_from": source.id, "folds": None, "fold": 0, "auto": {} if "epochs" in given else why,
-    }
-    try:
-        config = RunConfig(**values)
-    except ValidationError as exc:
-        raise FlowError(validation_message(exc)) from None
-    console.info(f"Refitting {source.id} on all {len(rows)} labelled images")
-    return config
-
-
-def _auto_keys(ws: Workspace, overrides: dict[str, Any]) -> set[str]:
-    """The keys the automatic recipe will choose: `auto` in the recipe and not set by a flag."""
-    from kaggle_flow.engine.recipe import AUTO, AUTO_KEYS
-
-    values = {**ws.comp.train.model_dump(), "image_size": ws.comp.image_size}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if overrides.get("sizes"):
-        values["image_size"] = overrides["sizes"][-1]
-    return {k for k in AUTO_KEYS if values.get(k) == AUTO}
-
-
-def _check_params(config: RunConfig) -> None:
-    """Refuse a model over --max-params before any run folder exists (built only when there is a limit)."""
-    from kaggle_flow import models
-
-    if config.max_params is None:
-        return
-    model = models.create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
-    models.check_params(models.count_params(model), config.max_params, config.model)
 
 
 def _run_to_resume(ws: Workspace, name: str) -> Run:
@@ -366,7 +289,7 @@ class FoldData:
         data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False)
         loader = make_loader(
             data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > self.global_batch,
-            rank=self.rank, world=self.world, on_device=c.normalize_on == "device",
+            rank=self.rank, world=self.world, on_device=True,
         )
         loader.set_epoch(epoch)
         return loader
@@ -402,7 +325,7 @@ def prepare_data(
     if not config.full:
         val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
         val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0,
-                                 rank=rank, world=world, on_device=config.normalize_on == "device")
+                                 rank=rank, world=world, on_device=True)
     return FoldData(config, train_rows, val_rows, caches, val_loader, rank, world)
 
 

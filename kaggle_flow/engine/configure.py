@@ -1,0 +1,159 @@
+"""From flags to a RunConfig: the one path every training run's config is built on.
+
+    competition (Recipe, facts)  +  Flags  +  `flow balance`  +  what the automatic recipe measured
+        -> build_config -> RunConfig
+
+`resolve_config` is what `flow train` and `flow run` call: label shuffling as the flags, `flow
+balance` or the recipe say, and the `auto` values chosen from the fold's training rows and this
+machine (recipe.py). `refit_config` is `--full`: the best validated run's recipe again. Every
+option is checked here before any run folder exists or anything is measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import pandas as pd
+from pydantic import ValidationError
+
+from kaggle_flow import console, models
+from kaggle_flow.competition import Competition, Recipe
+from kaggle_flow.config import Flags, RunConfig, validation_message
+from kaggle_flow.data.augment import PRESETS
+from kaggle_flow.engine import recipe
+from kaggle_flow.engine.optim import LOSSES, OPTIMIZERS, SCHEDULES
+from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.explore.balance import balance_setting
+from kaggle_flow.machine import device
+from kaggle_flow.runs import best_epoch, validated_source
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+T = TypeVar("T")
+
+RUN_OPTIONS = tuple(k for k in Flags.model_fields if k not in Recipe.model_fields and k not in ("image_size", "max_params"))
+
+
+def _either(flag: T | None, default: T) -> T:
+    return default if flag is None else flag
+
+
+def wanted(comp: Competition, flags: Flags) -> recipe.Choices:
+    """The four values the automatic recipe decides, as the TOML and the flags give them (`auto` or a value)."""
+    train = comp.train
+    return recipe.Choices(
+        model=_either(flags.model, train.model),
+        image_size=_either(flags.final_size, comp.image_size),
+        batch_size=_either(flags.batch_size, train.batch_size),
+        epochs=_either(flags.epochs, train.epochs),
+    )
+
+
+def build_config(
+    comp: Competition,
+    flags: Flags | dict | None = None,
+    *,
+    data_dir: Path | None = None,
+    facts: recipe.Facts | None = None,
+    placeholders: bool = False,
+    balance_reason: str = "",
+) -> RunConfig:
+    """The competition's Recipe overridden by `flags`, its `auto` values chosen, plus its facts.
+
+    `auto` values are chosen from `facts` (recipe.resolve). With `placeholders`, they are left to
+    training and replaced by stand-ins, so the other options can be checked before anything runs.
+    Unknown keys, bad ranges and unknown registry names are one line each (a FlowError).
+    """
+    flags = Flags.of(flags)
+    given = flags.given()
+    choices = wanted(comp, flags)
+    if placeholders and facts is None:
+        choices = choices.with_stand_ins()
+    run_options = {k: given[k] for k in RUN_OPTIONS if k in given}
+    try:
+        train = Recipe(**{**comp.train.model_dump(), **{k: v for k, v in given.items() if k in Recipe.model_fields}})
+        max_params = _either(flags.max_params, comp.max_params)
+        chosen = recipe.resolve(choices, facts, num_classes=comp.num_classes, channels=comp.channels,
+                                max_params=max_params, balance=train.balance)
+        config = RunConfig(
+            **{**train.model_dump(), **run_options, **chosen.values()}, max_params=max_params,
+            auto=chosen.reasons, balance_reason=balance_reason,
+            competition=comp.name, classes=list(comp.classes), metric=comp.metric, channels=comp.channels,
+            mean=list(comp.mean), std=list(comp.std), data_dir=str(data_dir) if data_dir is not None else None,
+        )
+    except ValidationError as exc:
+        raise FlowError(validation_message(exc)) from None
+    check_names(config)
+    return config
+
+
+def check_names(config: RunConfig) -> None:
+    """Every registry name and size exists: one line listing the valid names otherwise."""
+    info = models.MODELS[config.model]
+    for registry, name in ((PRESETS, config.preset), (OPTIMIZERS, config.optimizer), (SCHEDULES, config.schedule),
+                           (LOSSES, config.loss)):
+        registry[name]  # an unknown name is one line listing the valid ones
+    for size in sorted(set(config.epoch_sizes())):
+        models.check_size(config.model, size)
+    if (config.freeze or config.freeze_epochs) and info.head is None:
+        raise FlowError(f"--freeze: {config.model} has no separable classifier head")
+
+
+def resolve_config(ws: Workspace, flags: Flags | dict | None, *, train_rows: pd.DataFrame | None = None) -> RunConfig:
+    """The recipe with the flags, label shuffling as flags, `flow balance` and the recipe say.
+
+    `auto` values are chosen from the fold's training rows and this machine (recipe.py); without
+    `train_rows` they are left to training (the options are only checked).
+    """
+    flags = Flags.of(flags)
+    if flags.balance is not None:
+        reason = "--balance" if flags.balance else "--no-balance"
+    elif (recorded := balance_setting(ws)) is not None:
+        flags = flags.model_copy(update={"balance": recorded})
+        reason = f"`flow balance {ws.comp.name}{'' if recorded else ' --off'}` ({ws.runs_dir / 'balance.json'})"
+    else:
+        reason = f"the recipe of {ws.comp.path.name}"
+    auto = wanted(ws.comp, flags).auto
+    facts = recipe.measure(ws, train_rows, device()) if train_rows is not None and auto else None
+    config = build_config(ws.comp, flags, data_dir=ws.data_dir, facts=facts, placeholders=train_rows is None,
+                          balance_reason=reason)
+    if train_rows is not None or "model" not in auto:
+        check_params(config)
+    return config
+
+
+def refit_config(ws: Workspace, flags: Flags, rows: pd.DataFrame) -> RunConfig:
+    """A refit on every labelled row: the best validated run's recipe for the epochs it found best.
+
+    Flags given with --full override that recipe. With no validated run, --epochs says how long.
+    """
+    given = flags.model_copy(update={"full": None}).given()
+    try:
+        source = validated_source(ws, flags.model)
+    except NotFoundError:
+        if flags.epochs in (None, recipe.AUTO):
+            raise
+        config = resolve_config(ws, flags, train_rows=rows)
+        return config.model_copy(update={"full": True, "folds": None})
+    epochs = best_epoch(source)
+    why = {"epochs": f"{epochs}: the best epoch of {source.id} (validation {source.config.metric} {source.summary.best_score:.4f})"}
+    values = {
+        **source.config.model_dump(exclude={"run", "n_folds", "auto"}), "epochs": epochs, **given,
+        "full": True, "full_from": source.id, "folds": None, "fold": 0, "auto": {} if "epochs" in given else why,
+    }
+    try:
+        config = RunConfig(**values)
+    except ValidationError as exc:
+        raise FlowError(validation_message(exc)) from None
+    console.info(f"Refitting {source.id} on all {len(rows)} labelled images")
+    return config
+
+
+def check_params(config: RunConfig) -> None:
+    """Refuse a model over --max-params before any run folder exists (built only when there is a limit)."""
+    if config.max_params is None:
+        return
+    model = models.create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
+    models.check_params(models.count_params(model), config.max_params, config.model)
