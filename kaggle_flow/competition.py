@@ -91,7 +91,7 @@ class Recipe(_Strict):
     pretrained: bool = False  # start from ImageNet weights
     freeze: bool = False  # train only the classifier head (a frozen pretrained backbone)
     freeze_epochs: Annotated[int, Field(ge=0)] = 0  # head only for this many epochs, then every layer
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42  # numpy's range: paddle, numpy and Python are seeded from it
 
     @model_validator(mode="after")
     def _sizes_fit_epochs(self) -> Recipe:

@@ -77,6 +77,9 @@ class RunConfig(Recipe):
             raise ValueError(f"mean/std: need {self.channels} values each (one per channel)")
         if self.sizes and self.sizes[-1] != self.image_size:
             raise ValueError(f"image_size {self.image_size} is not the last of sizes {self.sizes}")
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"--warmup-epochs {self.warmup_epochs:g} is longer than the run ({self.epochs} epoch{'s' if self.epochs != 1 else ''}): "
+                             f"give at most --epochs, or more epochs")
         if self.world_size % self.nproc:
             raise ValueError(f"world_size {self.world_size} is not a multiple of nproc {self.nproc}")
         return self

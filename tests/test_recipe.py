@@ -131,26 +131,3 @@ def test_a_second_run_reuses_the_speed_of_the_first(workdir: Path) -> None:
     assert second.auto["epochs"].endswith(f"at the 40 images/s measured for this model and size on "
                                           f"{kept[key]['measured']} ({ws.runs_dir / 'speeds.json'})")
 
-
-def test_every_recipe_key_has_a_flag_and_the_flags_are_typed() -> None:
-    """A key added to the competition's recipe can be set by a flag; a flag of the wrong type is one line."""
-    from kaggle_flow.competition import Recipe
-    from kaggle_flow.config import Flags, RunConfig
-
-    assert set(Recipe.model_fields) <= set(Flags.model_fields) <= set(RunConfig.model_fields)
-    assert Flags.of({"epochs": "auto", "lr": None}).given() == {"epochs": "auto"}
-    with pytest.raises(FlowError, match=r"^--batch-size input should be a valid integer"):
-        Flags.of({"batch_size": "many"})
-    assert Flags.of({"sizes": [32, 64], "image_size": 16}).final_size == 64
-
-
-def test_a_config_json_with_a_retired_key_still_loads(tmp_path: Path) -> None:
-    """Runs made while `--normalize-on` existed keep loading (the key is dropped)."""
-    from clitools import fake_run
-
-    run = fake_run(tmp_path, "old")
-    data = json.loads(run.config_file.read_text())
-    run.config_file.write_text(json.dumps({**data, "normalize_on": "host"}))
-    from kaggle_flow.runs import load_run
-
-    assert load_run(run.path).config.model_dump() == run.config.model_dump()
