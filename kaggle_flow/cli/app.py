@@ -47,7 +47,8 @@ app = typer.Typer(
     name="flow",
     help="flow: an image-classification competition from raw files to a checked submission.\n\n"
     "Typical day: flow eda lemon -> flow split -> flow balance -> flow augment --preset medium -> "
-    "flow train --lr 3e-4 -> flow submit -> flow score.  `flow run mnist` does all of it.",
+    "flow train (the competition's recipe; --pretrained --lr 3e-4 fine-tunes ImageNet weights) -> flow submit -> "
+    "flow score.  `flow run mnist` does all of it.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
