@@ -11,17 +11,17 @@ from trees import lemon_tree, palm_tree, zodiac_tree
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError
-from kaggle_flow.table.layouts import read_table
 from kaggle_flow.submit.submission import (
     check_submission,
     expected_ids,
     format_submission,
-    load_probs,
     read_sample,
     submission_id,
     submission_name,
     write_submission,
 )
+from kaggle_flow.submit.testset import load_probs
+from kaggle_flow.table.layouts import read_table
 
 TREES = {"lemon": lemon_tree, "zodiac": zodiac_tree, "palm": palm_tree}
 
