@@ -1,4 +1,4 @@
-"""Class probabilities from a run's weights: of any rows, and of the test set `flow predict` and `flow submit` predict.
+"""What a run predicts: class probabilities of any rows, and of the test set for `flow predict` and `flow submit`.
 
 A run is rebuilt from its own RunConfig (model, size, channels, mean/std) and its best weights, so
 predicting never depends on the competition TOML having stayed the same; `Run.check_fits` says when
