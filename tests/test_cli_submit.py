@@ -263,8 +263,8 @@ def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkey
     from tiny_comp import make_tiny
 
     from kaggle_flow.engine import train
-    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.explore.split import split_competition
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(tmp_path)
@@ -302,8 +302,8 @@ def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkey
 
 
 def test_ensemble_of_two_trained_runs(workdir: Path) -> None:
-    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import all_runs
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.workspace import open_workspace
 
     assert flow("split", "digits", "--val-size", "0.2").exit_code == 0
