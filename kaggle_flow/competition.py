@@ -48,8 +48,8 @@ class Layout(_Strict):
     test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class)
 
 
-class Submission(_Strict):
-    """The CSV the site accepts."""
+class SubmissionFormat(_Strict):
+    """The CSV the site accepts: its columns, how ids and labels are written, its sample and solution files."""
 
     id_column: str = "id"
     label_column: str = "label"
@@ -121,7 +121,7 @@ class Competition(_Strict):
     std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
     max_params: Annotated[int, Field(ge=1)] | None = None  # model-size limit of the contest, in parameters
     layout: Layout
-    submission: Submission = Field(default_factory=Submission)
+    submission: SubmissionFormat = Field(default_factory=SubmissionFormat)
     train: Recipe = Field(default_factory=Recipe)
     data: Source = Field(default_factory=Source)
     path: Path

@@ -1,11 +1,13 @@
 """The metrics a competition is scored by: a registry of frozen entries, scikit-learn doing the arithmetic.
 
 Validation, early stopping, cross-validation, `flow runs`, `flow score` and the ledger all read a
-competition's metric from here, by the name its TOML gives.
+competition's metric from here, by the name its TOML gives. scikit-learn is imported by the metric
+that is computed, so a command that never scores does not load it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,8 +42,6 @@ def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
 
 
 def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
-    import warnings
-
     from sklearn.metrics import balanced_accuracy_score
 
     with warnings.catch_warnings():

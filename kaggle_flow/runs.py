@@ -1,4 +1,4 @@
-"""What a run folder is: `Run`, and how runs are found, listed and named.
+"""What a run folder is: a training `Run` or an `Ensemble`, and how runs are found, listed and named.
 
     runs/COMP/RUN-ID/
       config.json      the RunConfig (recipe + flags + competition facts)
@@ -13,13 +13,13 @@
       oof.csv          id, label, pred, prob_0..prob_{K-1} for the validation rows (best model)
       test_probs.npy   test-set probabilities, once predicted
 
-Three kinds of run share that layout:
+Three kinds of training run (a `Run`, its config a RunConfig) and the `Ensemble` share that layout:
   single    one model validated on one fold
   cv        `--folds all`: fold0/, fold1/, ... each a single run, plus the parent's config.json,
             oof.csv (every fold's validation rows) and summary.json (the CV score)
   full      `flow train --full`: a validated run's recipe trained again on every labelled row, for
             the epochs that run found best; no validation (best.pdparams = the last weights)
-  ensemble  `flow predict --ensemble A,B`: a config.json listing its members, test_probs.npy
+  ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy
 
 RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
 made unique with a suffix.
@@ -32,7 +32,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,16 +86,14 @@ class EnsembleConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder and its config; every file name of a run is spelled here and nowhere else."""
+    """A training run's folder and its config; every file name of a run is spelled here and nowhere else."""
 
     path: Path
-    config: RunConfig | EnsembleConfig
+    config: RunConfig
 
     # --- what it is ---
     @property
     def kind(self) -> RunKind:
-        if isinstance(self.config, EnsembleConfig):
-            return "ensemble"
         if self.config.full:
             return "full"
         return "cv" if self.config.folds == "all" else "single"
@@ -133,12 +131,6 @@ class Run:
         """The fold runs of a cross-validation run, in fold order ([] for the other kinds)."""
         found = [p for p in self.path.glob("fold*") if p.name[4:].isdigit() and (p / "config.json").is_file()]
         return [load_run(p) for p in sorted(found, key=lambda p: int(p.name[4:]))]
-
-    def members(self) -> list[Run]:
-        """The runs an ensemble averages."""
-        if not isinstance(self.config, EnsembleConfig):
-            return []
-        return [load_run(self.comp_dir / m) for m in self.config.members]
 
     # --- its files ---
     @property
@@ -199,9 +191,7 @@ class Run:
 
     def validation_score(self) -> float | None:
         """The score a submission of this run can be judged by: its own, or for a full refit the
-        validated run it refits (None for an ensemble)."""
-        if isinstance(self.config, EnsembleConfig):
-            return None
+        validated run it refits."""
         if self.config.full and self.config.full_from:
             try:
                 return load_run(self.comp_dir / self.config.full_from).summary.best_score
@@ -210,9 +200,7 @@ class Run:
         return self.summary.best_score
 
     def has_weights(self) -> bool:
-        """Whether it can predict: its best weights, every fold's, or every member's."""
-        if self.kind == "ensemble":
-            return True
+        """Whether it can predict: its best weights, or every fold's."""
         if self.kind == "cv":
             folds = self.folds()
             return bool(folds) and all(f.has_weights() for f in folds)
@@ -220,14 +208,60 @@ class Run:
 
     def check_fits(self, comp: Competition) -> None:
         """A one-line FlowError when the run was trained for another competition or class list."""
-        if self.config.competition != comp.name:
-            raise FlowError(f"{self.path}: a run of '{self.config.competition}', not of '{comp.name}'")
-        if list(self.config.classes) != list(comp.classes):
-            raise FlowError(f"{self.path}: trained with classes {self.config.classes}, '{comp.name}' now has {list(comp.classes)}")
+        _check_fits(self.path, self.config, comp)
 
 
-def load_run(path: Path | str) -> Run:
-    """The run in a folder; a one-line error when it is not one (or its config.json is broken)."""
+@dataclass(frozen=True)
+class Ensemble:
+    """An ensemble's folder: the mean of its members' predictions, with nothing trained of its own."""
+
+    path: Path
+    config: EnsembleConfig
+
+    kind: ClassVar[RunKind] = "ensemble"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def id(self) -> str:  # the name `--run` takes: an ensemble is never a fold
+        return self.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def test_probs(self) -> Path:
+        return self.path / "test_probs.npy"
+
+    def members(self) -> list[RunFolder]:
+        """The runs it averages (each of any kind, an ensemble included)."""
+        return [load_run(self.path.parent / m) for m in self.config.members]
+
+    def has_weights(self) -> bool:
+        return True  # it can always predict: its members were checked when it was made
+
+    def validation_score(self) -> None:
+        return None  # never validated: a submission of it has no CV score
+
+    def check_fits(self, comp: Competition) -> None:
+        _check_fits(self.path, self.config, comp)
+
+
+RunFolder = Run | Ensemble  # a folder of runs/COMP: what `--run` names and what can predict the test set
+
+
+def _check_fits(path: Path, config: RunConfig | EnsembleConfig, comp: Competition) -> None:
+    if config.competition != comp.name:
+        raise FlowError(f"{path}: a run of '{config.competition}', not of '{comp.name}'")
+    if list(config.classes) != list(comp.classes):
+        raise FlowError(f"{path}: trained with classes {config.classes}, '{comp.name}' now has {list(comp.classes)}")
+
+
+def load_run(path: Path | str) -> RunFolder:
+    """The run or ensemble in a folder; a one-line error when it is neither (or its config.json is broken)."""
     path = Path(path)
     file = path / "config.json"
     if not file.is_file():
@@ -240,7 +274,7 @@ def load_run(path: Path | str) -> Run:
         raise FlowError(f"{file}: not a JSON object")
     if data.get("kind") == "ensemble":
         try:
-            return Run(path, EnsembleConfig.model_validate(data))
+            return Ensemble(path, EnsembleConfig.model_validate(data))
         except ValueError as exc:
             raise FlowError(f"{file}: not an ensemble config: {str(exc).splitlines()[0]}") from None
     return Run(path, load_config(data, file))
@@ -274,8 +308,7 @@ def create_fold(parent: Run, fold: int, *, write: bool = True) -> Run:
     """
     path = parent.path / f"fold{fold}"
     if (path / "config.json").is_file():
-        return load_run(path)
-    assert isinstance(parent.config, RunConfig)
+        return load_run(path)  # type: ignore[return-value]  # a fold's config.json is a RunConfig
     config = parent.config.for_fold(fold, f"{parent.name}/fold{fold}")
     if write:
         path.mkdir(parents=True, exist_ok=True)
@@ -283,17 +316,17 @@ def create_fold(parent: Run, fold: int, *, write: bool = True) -> Run:
     return Run(path, config)
 
 
-def create_ensemble(runs_dir: Path, members: list[Run], comp: Competition, *, tta: bool = False) -> Run:
+def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition, *, tta: bool = False) -> Ensemble:
     """runs/COMP/ensemble-TIME/ with a config.json listing its members."""
     path = _new_folder(Path(runs_dir), f"{ENSEMBLE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}")
     config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta)
     write_json(path / "config.json", config.model_dump(mode="json"))
-    return Run(path, config)
+    return Ensemble(path, config)
 
 
 def validated_source(ws: Workspace, model: str | None = None) -> Run:
     """The best validated run (of `model`, when given): what `flow train --full` refits."""
-    runs = [r for r in all_runs(ws.runs_dir) if r.kind in ("single", "cv") and r.summary.status in FINISHED]
+    runs = [r for r in all_runs(ws.runs_dir) if isinstance(r, Run) and r.kind in ("single", "cv") and r.summary.status in FINISHED]
     runs = [r for r in runs if r.summary.best_score is not None and (model is None or r.config.model == model)]
     if not runs:
         which = f" of {model}" if model else ""
@@ -311,11 +344,9 @@ def best_epoch(run: Run) -> int:
     return max(1, run.summary.best_epoch)
 
 
-def recipe_text(config: RunConfig | EnsembleConfig) -> str:
+def recipe_text(config: RunConfig) -> str:
     """A short description of a training recipe, e.g. `adam 3e-03 cosine ls0.1 affine bs64x2`
     (the peak learning rate; the batch per process, times the processes)."""
-    if isinstance(config, EnsembleConfig):
-        return f"ensemble of {len(config.members)}"
     parts = [config.optimizer, f"{config.peak_lr:.0e}", config.schedule]
     if config.label_smoothing:
         parts.append(f"ls{config.label_smoothing:g}")
@@ -335,7 +366,7 @@ def recipe_text(config: RunConfig | EnsembleConfig) -> str:
     return " ".join(parts)
 
 
-def all_runs(runs_dir: Path) -> list[Run]:
+def all_runs(runs_dir: Path) -> list[RunFolder]:
     """The runs of runs/COMP, oldest first (folds of a CV run are inside their parent)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -350,7 +381,7 @@ def all_runs(runs_dir: Path) -> list[Run]:
     return sorted(found, key=_creation_order)
 
 
-def _creation_order(run: Run) -> tuple[str, int, str]:
+def _creation_order(run: RunFolder) -> tuple[str, int, str]:
     """Oldest first: the time stamp in the name, then when config.json was written (same second)."""
     stamp = re.search(r"\d{8}-\d{6}", run.name)
     return (stamp.group(0) if stamp else "", run.config_file.stat().st_mtime_ns, run.name)
@@ -362,26 +393,31 @@ def list_runs(runs_dir: Path) -> pd.DataFrame:
     Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status,
     procs (the processes it trained in, data parallel; 0 for an ensemble).
     """
-    rows = []
-    for run in all_runs(runs_dir):
-        summary, config = run.summary, run.config
-        if isinstance(config, EnsembleConfig):
-            model, fold, epochs, status = "ensemble", "-", "", "ensemble"
-        else:
-            model, epochs, status = config.model, f"{summary.epochs_done}/{config.epochs}", summary.status
-            fold = f"all ({len(run.folds())})" if run.kind == "cv" else "full" if run.kind == "full" else str(config.fold)
-        rows.append({
-            "run": run.name, "path": str(run.path), "kind": run.kind, "model": model, "recipe": recipe_text(config),
-            "fold": fold, "metric": summary.metric or getattr(config, "metric", ""), "best_score": summary.best_score,
-            "best_epoch": summary.best_epoch, "epochs": epochs, "duration_s": summary.duration_s, "status": status,
-            "procs": getattr(config, "world_size", 0),
-        })
+    rows = [_run_row(run) if isinstance(run, Run) else _ensemble_row(run) for run in all_runs(runs_dir)]
     columns = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s",
                "status", "procs"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> Run:
+def _run_row(run: Run) -> dict[str, Any]:
+    summary, config = run.summary, run.config
+    fold = f"all ({len(run.folds())})" if run.kind == "cv" else "full" if run.kind == "full" else str(config.fold)
+    return {
+        "run": run.name, "path": str(run.path), "kind": run.kind, "model": config.model, "recipe": recipe_text(config),
+        "fold": fold, "metric": summary.metric or config.metric, "best_score": summary.best_score,
+        "best_epoch": summary.best_epoch, "epochs": f"{summary.epochs_done}/{config.epochs}", "duration_s": summary.duration_s,
+        "status": summary.status, "procs": config.world_size,
+    }
+
+
+def _ensemble_row(ensemble: Ensemble) -> dict[str, Any]:
+    """An ensemble trains nothing: no metric, score, epochs or processes of its own."""
+    return {"run": ensemble.name, "path": str(ensemble.path), "kind": ensemble.kind, "model": "ensemble",
+            "recipe": f"ensemble of {len(ensemble.config.members)}", "fold": "-", "metric": "", "best_score": None,
+            "best_epoch": 0, "epochs": "", "duration_s": 0.0, "status": "ensemble", "procs": 0}
+
+
+def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFolder:
     """The run of the workspace's competition that a name means.
 
     Args:
@@ -394,7 +430,7 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> Run:
     """
     runs = all_runs(ws.runs_dir)
     if name is None or name in ("best", "last"):
-        usable = [r for r in runs if r.has_weights() and r.kind != "ensemble"]
+        usable = [r for r in runs if isinstance(r, Run) and r.has_weights()]
         if not usable:
             raise NotFoundError(f"{ws.runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
         if name == "last" or (name is None and not best):

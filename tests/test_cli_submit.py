@@ -186,8 +186,8 @@ def digits_test_rows() -> pd.DataFrame:
 
 
 def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
+    from kaggle_flow.runs import Ensemble, Run, list_runs, load_run
     from kaggle_flow.submit.predict import predict_probs
-    from kaggle_flow.runs import load_run
 
     a = fake_run(workdir / "runs/digits", "a", seed=1, score=0.4)
     b = fake_run(workdir / "runs/digits", "b", seed=2, score=0.6)
@@ -211,6 +211,15 @@ def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
     mean = (predict_probs(a, test) + predict_probs(b, test)) / 2
     np.testing.assert_allclose(np.load(ens.test_probs), mean, atol=1e-6)
     np.testing.assert_allclose(predict_probs(ens, test), mean, atol=1e-6)
+    assert isinstance(ens, Ensemble) and isinstance(a, Run)  # an ensemble is no training run
+    assert one_line_error(flow("predict", "digits", "--folds", "all", "--run", ens.name)) == (
+        f"Error: runs/digits/{ens.name}: not a cross-validation run; train one with `flow train digits --folds all`"
+    )
+    assert one_line_error(flow("export", ens.name, "--comp", "digits")) == (
+        f"Error: runs/digits/{ens.name}: an ensemble averages its members; export one of them (a, b)"
+    )
+    listed = list_runs(workdir / "runs/digits").set_index("run").loc[ens.name]
+    assert (listed["kind"], listed["recipe"], listed["status"], listed["procs"]) == ("ensemble", "ensemble of 2", "ensemble", 0)
 
     result = flow("submit")  # the best run by validation score: b
     assert result.exit_code == 0, result.output
@@ -254,8 +263,8 @@ def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkey
     from tiny_comp import make_tiny
 
     from kaggle_flow.engine import train
-    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.explore.split import split_competition
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(tmp_path)
@@ -293,8 +302,8 @@ def test_predict_and_submit_folds_all_of_a_trained_cv_run(tmp_path: Path, monkey
 
 
 def test_ensemble_of_two_trained_runs(workdir: Path) -> None:
-    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import all_runs
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.workspace import open_workspace
 
     assert flow("split", "digits", "--val-size", "0.2").exit_code == 0

@@ -61,8 +61,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, embedded_data: Path) -> Pa
 
 
 def test_export_round_trip_in_a_fresh_process(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import resolve_run
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(trained)
@@ -107,8 +107,8 @@ def test_export_onnx_predicts_like_flow(trained: Path, monkeypatch: pytest.Monke
     import onnxruntime
 
     from kaggle_flow.data.loader import eval_loader
-    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.runs import resolve_run
+    from kaggle_flow.submit.predict import predict_probs
     from kaggle_flow.workspace import open_workspace
 
     monkeypatch.chdir(trained)

@@ -1,7 +1,9 @@
-"""Metrics on known answers, scoring by id, and the ledger."""
+"""Metrics on hand-made cases against their known answers and scikit-learn, scoring by id, and the ledger."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.submit.ledger import (
     add_entry,
     ledger_file,
@@ -17,18 +20,7 @@ from kaggle_flow.submit.ledger import (
     recipe_summary,
     set_local_score,
 )
-from kaggle_flow.metrics import METRICS
 from kaggle_flow.submit.score import newest_submission, score_submission
-
-Y_TRUE = np.array([0, 0, 1, 1, 2, 2, 2, 2])
-Y_PRED = np.array([0, 1, 1, 1, 2, 2, 0, 2])
-
-KNOWN = {
-    "accuracy": 6 / 8,
-    # F1 per class: 0: p=1/2 r=1/2 -> 1/2 ; 1: p=2/3 r=1 -> 4/5 ; 2: p=1 r=3/4 -> 6/7
-    "macro_f1": (1 / 2 + 4 / 5 + 6 / 7) / 3,
-    "balanced_accuracy": (1 / 2 + 1 + 3 / 4) / 3,
-}
 
 
 def quadratic_kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
@@ -41,17 +33,87 @@ def quadratic_kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
     return 1 - (weights * observed).sum() / (weights * expected).sum()
 
 
-def test_registry_is_complete() -> None:
-    assert list(METRICS) == ["accuracy", "macro_f1", "balanced_accuracy", "kappa"]
-    for metric in METRICS.values():
-        assert metric.description
+def _sklearn(name: str) -> Callable[[np.ndarray, np.ndarray, int], float]:
+    """scikit-learn's own function for a metric, called the plain way; a new metric needs one here."""
+    from sklearn import metrics as skm
+
+    references = {
+        "accuracy": lambda t, p, k: skm.accuracy_score(t, p),
+        "macro_f1": lambda t, p, k: skm.f1_score(t, p, average="macro", zero_division=0),
+        "balanced_accuracy": lambda t, p, k: skm.balanced_accuracy_score(t, p),
+        "kappa": lambda t, p, k: skm.cohen_kappa_score(t, p, labels=list(range(k)), weights="quadratic"),
+    }
+    if name not in references:
+        pytest.fail(f"metric '{name}' has no scikit-learn reference in tests/test_score.py: add one, and its known answers to CASES")
+    return references[name]
+
+
+def _case(y_true: list[int], y_pred: list[int], k: int, **known: float) -> tuple[np.ndarray, np.ndarray, int, dict[str, float]]:
+    return np.array(y_true), np.array(y_pred), k, known
+
+
+CASES = {  # y_true, y_pred, number of classes, the answer worked out by hand for each metric
+    "three classes": _case(
+        [0, 0, 1, 1, 2, 2, 2, 2], [0, 1, 1, 1, 2, 2, 0, 2], 3,
+        accuracy=6 / 8,
+        macro_f1=(1 / 2 + 4 / 5 + 6 / 7) / 3,  # F1 per class: p=1/2 r=1/2 ; p=2/3 r=1 ; p=1 r=3/4
+        balanced_accuracy=(1 / 2 + 1 + 3 / 4) / 3,
+        kappa=quadratic_kappa(np.array([0, 0, 1, 1, 2, 2, 2, 2]), np.array([0, 1, 1, 1, 2, 2, 0, 2]), 3),
+    ),
+    "a class in neither": _case(  # class 3 of 4 never occurs: it adds no meaningless 0 to the averages
+        [0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], 4,
+        accuracy=4 / 6,
+        macro_f1=(1 / 2 + 4 / 5 + 2 / 3) / 3,  # p=1/2 r=1/2 ; p=2/3 r=1 ; p=1 r=1/2
+        balanced_accuracy=(1 / 2 + 1 + 1 / 2) / 3,
+        kappa=quadratic_kappa(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 2, 0]), 4),
+    ),
+    "a class only predicted": _case(  # class 2 is predicted once and never true
+        [0, 0, 1, 1], [0, 2, 1, 1], 3,
+        accuracy=3 / 4,
+        macro_f1=(2 / 3 + 1 + 0) / 3,  # p=1 r=1/2 ; p=1 r=1 ; class 2 has F1 0
+        balanced_accuracy=(1 / 2 + 1) / 2,  # recall of the classes that are true
+        kappa=quadratic_kappa(np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1]), 3),
+    ),
+    "one class everywhere": _case(  # perfect agreement; scikit-learn's kappa is undefined (nan) here
+        [2, 2, 2, 2], [2, 2, 2, 2], 3, accuracy=1.0, macro_f1=1.0, balanced_accuracy=1.0, kappa=1.0,
+    ),
+    "all right": _case([0, 1, 2, 3, 3, 2], [0, 1, 2, 3, 3, 2], 4, accuracy=1.0, macro_f1=1.0, balanced_accuracy=1.0, kappa=1.0),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("name", list(METRICS))
+def test_metric_gives_the_known_answer_and_agrees_with_scikit_learn(name: str, case: str) -> None:
+    y_true, y_pred, k, known = CASES[case]
+    reference = _sklearn(name)
+    if name not in known:
+        pytest.fail(f"metric '{name}' has no known answer for the case '{case}' in tests/test_score.py")
+    value = METRICS[name](y_true, y_pred, k)
+    assert value == pytest.approx(known[name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn warns on the absent and the single classes
+        expected = reference(y_true, y_pred, k)
+    if np.isnan(expected):  # undefined for scikit-learn: the known answer above is the metric's own
+        assert case == "one class everywhere" and name == "kappa"
+    else:
+        assert value == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("name", list(METRICS))
-def test_metric_known_answer(name: str) -> None:
-    want = KNOWN.get(name) if name != "kappa" else quadratic_kappa(Y_TRUE, Y_PRED, 3)
-    assert METRICS[name](Y_TRUE, Y_PRED, 3) == pytest.approx(want)
-    assert METRICS[name](Y_TRUE, Y_TRUE, 3) == pytest.approx(1.0)
+def test_better_predictions_score_higher(name: str) -> None:
+    y_true = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    one_wrong = y_true.copy()
+    one_wrong[11] = 2
+    four_wrong = one_wrong.copy()
+    four_wrong[[0, 3, 6]] = [3, 3, 0]
+    metric = METRICS[name]
+    assert metric(y_true, y_true, 4) == pytest.approx(1.0)
+    assert metric(y_true, y_true, 4) > metric(y_true, one_wrong, 4) > metric(y_true, four_wrong, 4)
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_every_metric_says_what_it_measures(name: str) -> None:
+    assert METRICS[name].description and METRICS[name].name == name
 
 
 def test_kappa_counts_distance() -> None:
@@ -62,8 +124,9 @@ def test_kappa_counts_distance() -> None:
 
 
 def test_unknown_metric() -> None:
-    with pytest.raises(NotFoundError, match=r"unknown metric 'auc' \(valid: accuracy, macro_f1, balanced_accuracy, kappa\)"):
+    with pytest.raises(NotFoundError) as exc:
         METRICS["auc"]
+    assert str(exc.value) == f"unknown metric 'auc' (valid: {', '.join(METRICS)})"
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,17 +11,17 @@ from trees import lemon_tree, palm_tree, zodiac_tree
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError
-from kaggle_flow.table.layouts import read_table
 from kaggle_flow.submit.submission import (
     check_submission,
     expected_ids,
     format_submission,
-    load_probs,
     read_sample,
     submission_id,
     submission_name,
     write_submission,
 )
+from kaggle_flow.submit.testset import load_probs
+from kaggle_flow.table.layouts import read_table
 
 TREES = {"lemon": lemon_tree, "zodiac": zodiac_tree, "palm": palm_tree}
 
@@ -212,3 +212,13 @@ def test_interrupted_write_leaves_no_csv(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(KeyboardInterrupt):
         write_submission(comp, test, probs, None, submissions_dir=subs, name="run")
     assert list(subs.iterdir()) == []
+
+
+def test_submitting_saved_probabilities_never_loads_paddle() -> None:
+    """`flow submit --probs`, `flow score` and `flow submissions` need no model: paddle stays out."""
+    import subprocess
+    import sys
+
+    code = "import sys, kaggle_flow.submit.submission, kaggle_flow.submit.score; print(sorted({'paddle', 'sklearn'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from kaggle_flow.config import RunConfig
-    from kaggle_flow.submit.submission import Submission
+    from kaggle_flow.submit.submission import WrittenSubmission
     from kaggle_flow.workspace import Workspace
 
 RunOpt = Annotated[
@@ -49,7 +49,7 @@ def _counts_table(title: str, counts: pd.DataFrame) -> None:
     console.table(title, ["class", *[v for c in columns for v in (c, f"{c} share")]], rows)
 
 
-def _show_submission(sub: Submission) -> None:
+def _show_submission(sub: WrittenSubmission) -> None:
     from kaggle_flow import console
 
     _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts)
@@ -77,6 +77,7 @@ def predict_cmd(
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
+    from kaggle_flow.submit.choice import RunChoice
     from kaggle_flow.submit.predict import predict_test, tta_description
     from kaggle_flow.workspace import open_workspace
 
@@ -84,7 +85,7 @@ def predict_cmd(
         raise FlowError("--best picks the run: leave out --run and --ensemble")
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
-    pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, strict=strict)
+    pred = predict_test(ws, RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds), strict=strict)
     if pred.new_ensemble:
         console.info(f"Averaged {ensemble} into {pred.run.path} (submit it with `flow submit --run {pred.run.id}`)")
     else:
@@ -116,13 +117,15 @@ def submit_cmd(
     Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2
     """
     from kaggle_flow.fileio import ensure_writable
+    from kaggle_flow.submit.choice import RunChoice
     from kaggle_flow.submit.submission import submit
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
     for folder in (ws.submissions_dir, ws.runs_dir):  # the CSV and its ledger row; the run's test_probs.npy
         ensure_writable(folder)
-    _show_submission(submit(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, probs_file=probs_file, strict=strict))
+    choice = RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds)
+    _show_submission(submit(ws, choice, probs_file=probs_file, strict=strict))
 
 
 @app.command("score")
@@ -197,8 +200,8 @@ def export_cmd(
     Examples: flow export --comp mnist ; flow export 20250101-120000-smallcnn --onnx
     """
     from kaggle_flow import console
-    from kaggle_flow.submit.export import export
     from kaggle_flow.fileio import ensure_writable
+    from kaggle_flow.submit.export import export
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp)
@@ -232,15 +235,14 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
     from kaggle_flow import console
-    from kaggle_flow.engine import distributed
-    from kaggle_flow.explore import eda
-    from kaggle_flow.explore import split
-    from kaggle_flow.submit import submission as submit
-    from kaggle_flow.engine import train
+    from kaggle_flow.engine import distributed, train
     from kaggle_flow.engine.configure import resolve_config
+    from kaggle_flow.explore import eda, split
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.table.layouts import describe_counts, no_test_images
+    from kaggle_flow.submit.choice import RunChoice
     from kaggle_flow.submit.score import local_score, solution_file
+    from kaggle_flow.submit.submission import submit
+    from kaggle_flow.table.layouts import describe_counts, no_test_images
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
@@ -267,7 +269,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
         console.info(f"\nflow run {ws.comp.name}: run {run.id}; total wall time {time.perf_counter() - start:.1f} s")
         return
     with _step(5, "submit", ws):
-        sub = submit.submit(ws, run=run.id, strict=strict)
+        sub = submit(ws, RunChoice(run=run.id), strict=strict)
         _show_submission(sub)
     if solution_file(ws.comp, ws.ensure_data()) is None:
         console.info("\n== 6/6 flow score: skipped (no local labels; score it on the competition site)")

@@ -1,1 +1,1 @@
-"""After training: test-set predictions, the checked submission CSV, metrics, the local score, the ledger, export."""
+"""After training: the run that predicts, its test-set probabilities, the checked submission CSV, the local score, the ledger, export."""

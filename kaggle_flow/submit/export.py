@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import paddle
+
 from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import disk_full_as_error, write_json
-from kaggle_flow.runs import Run, resolve_run
+from kaggle_flow.runs import Ensemble, RunFolder, resolve_run
+from kaggle_flow.submit.predict import load_model
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -51,7 +54,7 @@ def preprocess_spec(config: RunConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Export:
-    run: Run
+    run: RunFolder  # a training run: export_run refuses an ensemble
     folder: Path  # runs/COMP/RUN/export
     files: list[Path]  # the model files first, preprocess.json last
 
@@ -63,7 +66,7 @@ def export(ws: Workspace, run: str | None = None, *, onnx: bool = False) -> Expo
     return Export(chosen, folder, export_run(chosen, folder, onnx=onnx))
 
 
-def export_run(run: Run, out_dir: Path | None = None, *, onnx: bool = False) -> list[Path]:
+def export_run(run: RunFolder, out_dir: Path | None = None, *, onnx: bool = False) -> list[Path]:
     """paddle.jit.save the run's best model with input [None, C, S, S] float32 into out_dir.
 
     Args:
@@ -87,13 +90,8 @@ def export_run(run: Run, out_dir: Path | None = None, *, onnx: bool = False) -> 
             raise FlowError(
                 f"{run.path}: a cross-validation run has one model per fold ({names}): export one, e.g. flow export {folds[0].id}"
             )
-    if not isinstance(run.config, RunConfig):
+    if isinstance(run, Ensemble):
         raise FlowError(f"{run.path}: an ensemble averages its members; export one of them ({', '.join(run.config.members)})")
-
-    import paddle
-
-    from kaggle_flow.submit.predict import load_model
-
     spec = preprocess_spec(run.config)
     model = load_model(run)  # the very model `flow predict` uses
     size = spec["size"]

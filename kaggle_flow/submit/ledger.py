@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kaggle_flow.config import RunConfig
 from kaggle_flow.fileio import read_csv, write_csv
+from kaggle_flow.runs import Run, RunFolder
 
 if TYPE_CHECKING:
-    from kaggle_flow.runs import EnsembleConfig, Run
+    from kaggle_flow.config import RunConfig
 
 LEDGER = "ledger.csv"
 COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", "state"]
@@ -51,9 +51,9 @@ def read_ledger(submissions_dir: Path) -> pd.DataFrame:
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
 
 
-def recipe_summary(config: RunConfig | EnsembleConfig | None) -> dict[str, str]:
-    """Model, epochs, lr, batch size and preset of a run's config (blank for an ensemble or no run)."""
-    if not isinstance(config, RunConfig):
+def recipe_summary(config: RunConfig | None) -> dict[str, str]:
+    """Model, epochs, lr, batch size and preset of a training run's config (blank without one)."""
+    if config is None:
         return dict.fromkeys(RECIPE_KEYS, "")
     return {key: str(getattr(config, key)) for key in RECIPE_KEYS}
 
@@ -66,7 +66,7 @@ def add_entry(
     submissions_dir: Path,
     *,
     file: Path,
-    run: Run | str,
+    run: RunFolder | str,
     cv_score: float | None = None,
     tta: bool = False,
     when: float | None = None,
@@ -74,13 +74,15 @@ def add_entry(
 ) -> pd.DataFrame:
     """Append one submission's row and return the new ledger.
 
-    `run` is the Run that made the file, or only a name (probabilities saved outside a run folder).
+    `run` is the run or ensemble that made the file, or only a name (probabilities saved outside a run
+    folder); an ensemble and a name have no recipe.
 
     Example:
         >>> add_entry(ws.submissions_dir, file=path, run=run, cv_score=run.summary.best_score)
     """
     frame = read_ledger(submissions_dir)
-    name, kind, config = (run, "", None) if isinstance(run, str) else (run.id, run.kind, run.config)
+    name, kind = (run, "") if isinstance(run, str) else (run.id, run.kind)
+    config = run.config if isinstance(run, Run) else None
     row = {
         "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when if when is not None else time.time())),
         "file": Path(file).name,
@@ -110,7 +112,7 @@ def set_local_score(submissions_dir: Path, file: Path, score: float) -> bool:
 
 @contextlib.contextmanager
 def recording(
-    submissions_dir: Path, *, file: Path, run: Run | str, cv_score: float | None = None, tta: bool = False, when: float | None = None
+    submissions_dir: Path, *, file: Path, run: RunFolder | str, cv_score: float | None = None, tta: bool = False, when: float | None = None
 ) -> Iterator[None]:
     """Write `file` inside this block: its row goes in first as pending and is settled after the block.
 

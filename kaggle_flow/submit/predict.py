@@ -1,12 +1,12 @@
-"""Class probabilities of a trained run, and the test-set prediction `flow predict` and `flow submit` make.
+"""What a run predicts: class probabilities of any rows, and of the test set for `flow predict` and `flow submit`.
 
 A run is rebuilt from its own RunConfig (model, size, channels, mean/std) and its best weights, so
 predicting never depends on the competition TOML having stayed the same; `Run.check_fits` says when
-a run does not fit the competition at hand. The three kinds of run predict alike:
+a run does not fit the competition at hand. Every kind of run predicts:
 
-    single    its best weights
-    cv        the mean of its folds' predictions
-    ensemble  the mean of its members' predictions (each of any kind)
+    single, full  its best weights
+    cv            the mean of its folds' predictions
+    ensemble      the mean of its members' predictions (each of any kind)
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.data.augment import tta_views
-from kaggle_flow.config import RunConfig
-from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.data.loader import eval_loader
 from kaggle_flow.engine.loop import loader_probs
+from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.machine import use_device
-from kaggle_flow.runs import FAILED, EnsembleConfig, Run, all_runs, create_ensemble, resolve_run
-from kaggle_flow.submit.submission import read_test_rows, save_probs
+from kaggle_flow.models import create_model
+from kaggle_flow.runs import FAILED, Ensemble, Run, RunFolder, create_ensemble
+from kaggle_flow.submit.choice import RunChoice, chosen_run, ensemble_members
+from kaggle_flow.submit.testset import predicted_counts, read_test_rows, save_probs
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -33,10 +35,6 @@ if TYPE_CHECKING:
 
 def load_model(run: Run) -> paddle.nn.Layer:
     """The run's model with its best weights, in eval mode, on the current paddle device."""
-    from kaggle_flow.models import create_model
-
-    if not isinstance(run.config, RunConfig):
-        raise FlowError(f"{run.path}: an ensemble has no model of its own (its members have)")
     if run.summary.status == FAILED:
         raise FlowError(f"{run.path}: a failed run ({run.summary.reason or 'its loss stopped being finite'}); its weights are not used")
     if not run.best.is_file():
@@ -48,7 +46,7 @@ def load_model(run: Run) -> paddle.nn.Layer:
     return model
 
 
-def predict_probs(run: Run, rows: pd.DataFrame, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
+def predict_probs(run: RunFolder, rows: pd.DataFrame, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
     """Softmax probabilities [len(rows), K] in row order (float32).
 
     A cross-validation run averages its folds, an ensemble its members. With `tta` each image is
@@ -58,7 +56,7 @@ def predict_probs(run: Run, rows: pd.DataFrame, *, tta: bool = False, batch_size
     warning listing it), so the output always has one row per input row.
     """
     rows = rows.reset_index(drop=True)
-    if isinstance(run.config, EnsembleConfig):
+    if isinstance(run, Ensemble):
         tta = tta or run.config.tta
         return _mean([predict_probs(m, rows, tta=tta, batch_size=batch_size) for m in run.members()])
     if run.kind == "cv":
@@ -72,11 +70,10 @@ def predict_probs(run: Run, rows: pd.DataFrame, *, tta: bool = False, batch_size
     return _single_probs(run, rows, tta, batch_size)
 
 
-def tta_description(run: Run) -> str:
+def tta_description(run: RunFolder) -> str:
     """What --tta averages each image with, for a run, a cross-validation run or an ensemble."""
-    if isinstance(run.config, EnsembleConfig):
+    if isinstance(run, Ensemble):
         return "the views of each member's recipe"
-    assert isinstance(run.config, RunConfig)
     return tta_views(run.config.preset, run.config.image_size).description
 
 
@@ -85,9 +82,6 @@ def _mean(probs: list[np.ndarray]) -> np.ndarray:
 
 
 def _single_probs(run: Run, rows: pd.DataFrame, tta: bool, batch_size: int) -> np.ndarray:
-    from kaggle_flow.data.loader import eval_loader
-
-    assert isinstance(run.config, RunConfig)
     use_device()
     model = load_model(run)
     views = [None, *tta_views(run.config.preset, run.config.image_size).transforms] if tta else [None]
@@ -113,7 +107,7 @@ def _single_probs(run: Run, rows: pd.DataFrame, tta: bool, batch_size: int) -> n
 class Prediction:
     """The test rows, their probabilities, and the run that made them (a new ensemble for --ensemble)."""
 
-    run: Run
+    run: RunFolder
     probs: np.ndarray  # [len(test), K]
     test: pd.DataFrame
     tta: bool = False
@@ -122,80 +116,36 @@ class Prediction:
     @property
     def counts(self) -> pd.DataFrame:
         """class, predicted: test images per predicted class."""
-        classes = list(self.run.config.classes)
-        predicted = np.bincount(self.probs.argmax(axis=1), minlength=len(classes))
-        return pd.DataFrame({"class": classes, "predicted": predicted})
+        return predicted_counts(self.run.config.classes, self.probs)
 
 
 def predict_test(
-    ws: Workspace,
-    *,
-    run: str | None = None,
-    tta: bool = False,
-    ensemble: str | None = None,
-    folds: str | None = None,
-    strict: bool = False,
-    table: pd.DataFrame | None = None,
-    save: bool = True,
+    ws: Workspace, choice: RunChoice = RunChoice(), *, strict: bool = False, table: pd.DataFrame | None = None, save: bool = True
 ) -> Prediction:
-    """Predict the test images with the run the options pick, and save the probabilities in its folder.
+    """Predict the test images with the run `choice` picks, and save the probabilities in its folder.
 
     Args:
         ws: the Workspace.
-        run: a run id or folder (see `runs.resolve_run`); None: the run with the best validation score.
-        tta: also predict each image's test-time views (augment.tta_views) and average.
-        ensemble: comma-separated run ids: their mean, saved as a new runs/COMP/ensemble-TIME run.
-        folds: "all": the cross-validation run named by `run` (or the parent of a fold), else the best one.
+        choice: the run, --folds, --ensemble and --tta (see choice.py); default: the best run, no TTA.
         strict: broken test images are an error instead of being predicted as the average of the others.
         table: the workspace's table when the caller has read it already (with its test rows).
         save: write the run's test_probs.npy (`flow submit` saves only after the CSV passed its checks).
 
-    Every run is checked against the competition before any is predicted.
+    Every run is checked against the competition before any is predicted; --ensemble saves its
+    members' mean as a new runs/COMP/ensemble-TIME run.
 
     Example:
-        >>> predict_test(ws, ensemble="20250101-120000-smallcnn-f0,20250101-130000-resnet18-f0")
+        >>> predict_test(ws, RunChoice(ensemble="20250101-120000-smallcnn-f0,20250101-130000-resnet18-f0"))
     """
-    if folds is not None and folds != "all":
-        raise FlowError(f"--folds takes 'all' (got '{folds}')")
-    if ensemble is not None and (run is not None or folds is not None):
-        raise FlowError("--ensemble lists its runs: leave out --run and --folds")
+    choice.check()
     test = read_test_rows(ws, table if table is not None else ws.table(strict=strict, keep_test=True))
-    if ensemble is not None:
-        members = _ensemble_members(ws, ensemble)
-        probs = _mean([predict_probs(m, test, tta=tta) for m in members])
-        chosen = create_ensemble(ws.runs_dir, members, ws.comp, tta=tta)
+    if choice.ensemble is not None:
+        members = ensemble_members(ws, choice.ensemble)
+        probs = _mean([predict_probs(m, test, tta=choice.tta) for m in members])
+        chosen: RunFolder = create_ensemble(ws.runs_dir, members, ws.comp, tta=choice.tta)
     else:
-        chosen = _cv_run(ws, run) if folds == "all" else resolve_run(ws, run, best=True)
-        chosen.check_fits(ws.comp)
-        probs = predict_probs(chosen, test, tta=tta)
+        chosen = chosen_run(ws, choice)
+        probs = predict_probs(chosen, test, tta=choice.tta)
     if save:
         save_probs(chosen, probs)
-    return Prediction(chosen, probs, test, tta=tta, new_ensemble=ensemble is not None)
-
-
-def _ensemble_members(ws: Workspace, ensemble: str) -> list[Run]:
-    names = [n.strip() for n in ensemble.split(",") if n.strip()]
-    if len(names) < 2:
-        raise FlowError(f"--ensemble needs at least two runs (got '{ensemble}')")
-    members = [resolve_run(ws, name) for name in names]
-    for member in members:  # every member checked before any is predicted
-        member.check_fits(ws.comp)
-        if not member.has_weights():
-            raise NotFoundError(f"{member.path}: no trained weights yet, so it cannot be part of an ensemble")
-    return members
-
-
-def _cv_run(ws: Workspace, name: str | None) -> Run:
-    """The cross-validation run for --folds all: the one named (or the parent of a fold), else the best."""
-    hint = f"train one with `flow train {ws.comp.name} --folds all`"
-    if name is not None:
-        run = resolve_run(ws, name)
-        for candidate in (run, run.parent):
-            if candidate is not None and candidate.kind == "cv":
-                return candidate
-        raise FlowError(f"{run.path}: not a cross-validation run; {hint}")
-    runs = [r for r in all_runs(ws.runs_dir) if r.kind == "cv" and r.has_weights()]
-    if not runs:
-        raise NotFoundError(f"{ws.runs_dir}: no cross-validation run; {hint}")
-    scores = {r.name: r.summary.best_score for r in runs}
-    return max(runs, key=lambda r: (scores[r.name] is not None, scores[r.name] or 0.0, r.name))
+    return Prediction(chosen, probs, test, tta=choice.tta, new_ensemble=choice.ensemble is not None)

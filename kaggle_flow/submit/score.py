@@ -1,8 +1,8 @@
-"""Metrics and local scoring: a submission CSV against the test labels, where they are known.
+"""Local scoring: a submission CSV against the test labels, where they are known.
 
-Metrics are a registry of frozen dataclasses (scikit-learn does the arithmetic); a competition
-names its metric in its TOML. `score_submission` matches rows by id, so row order does not matter;
-`local_score` is `flow score`: a submission of the workspace scored and its ledger row filled.
+The competition's metric comes from kaggle_flow.metrics, by the name its TOML gives.
+`score_submission` matches rows by id, so row order does not matter; `local_score` is
+`flow score`: a submission of the workspace scored and its ledger row filled.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
-from kaggle_flow.fileio import read_csv
+from kaggle_flow.fileio import os_error_line, read_csv
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.submit.ledger import LEDGER, ledger_file, set_local_score
 
@@ -119,9 +120,6 @@ def local_score(ws: Workspace, file: Path | None = None) -> LocalScore:
 def _note_in_ledger(ws: Workspace, file: Path, value: float) -> bool:
     """Fill the ledger row, best effort: scoring only reads, so a read-only folder still gets the
     score, with a warning that the ledger could not keep it."""
-    from kaggle_flow import console
-    from kaggle_flow.fileio import os_error_line
-
     try:
         return set_local_score(ws.submissions_dir, file, value)
     except OSError as exc:

@@ -4,8 +4,9 @@ Pure functions on pandas tables (no paddle): `format_submission` builds the fram
 competition's format, `check_submission` refuses anything the site would reject, and
 `write_submission` checks first and only then writes (temp file, then rename), so a failed check
 or an interrupted submit never leaves a CSV behind. `submit` is `flow submit`: the test prediction
-(predict.py, imported only when it predicts), the checked CSV inside its ledger row's transaction
-(ledger.recording: row pending, CSV renamed, row settled), then the run's test_probs.npy.
+(predict.py, imported only when it predicts) or saved probabilities (testset.py), the checked CSV
+inside its ledger row's transaction (ledger.recording: row pending, CSV renamed, row settled), then
+the run's test_probs.npy.
 
 Format, from the competition's `[submission]` table:
 
@@ -27,13 +28,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from kaggle_flow import console
 from kaggle_flow.competition import Competition
-from kaggle_flow.errors import DataError, FlowError, NotFoundError
+from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv
-from kaggle_flow.table.layouts import labelled
+from kaggle_flow.runs import RunFolder, load_run
+from kaggle_flow.submit.choice import RunChoice
 from kaggle_flow.submit.ledger import recording
-from kaggle_flow.runs import Run, load_run
+from kaggle_flow.submit.testset import (
+    check_probs,
+    load_probs,
+    predicted_counts,
+    read_test_rows,
+    save_probs,
+)
+from kaggle_flow.table.layouts import labelled
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -79,22 +87,6 @@ def read_sample(comp: Competition, data_dir: Path) -> pd.DataFrame | None:
     _check_columns(comp, [str(c) for c in sample.columns], str(file))
     sample.attrs["file"] = str(file)
     return sample
-
-
-def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
-    """Probabilities must be one row per test image and one column per class."""
-    if probs.ndim != 2:
-        raise FlowError(f"probabilities must be a table of images x classes (got shape {probs.shape})")
-    if probs.shape[0] != n_test:
-        raise FlowError(f"probabilities for {probs.shape[0]} images, but the test set has {n_test}")
-    if probs.shape[1] != comp.num_classes:
-        raise FlowError(
-            f"probabilities for {probs.shape[1]} classes, but '{comp.name}' has {comp.num_classes} classes"
-        )
-    bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
-    if bad.size:
-        rows = console.shortlist(bad + 1)
-        raise FlowError(f"probabilities are NaN or infinite for {bad.size} of {n_test} test images (rows {rows}): the model diverged")
 
 
 def format_submission(
@@ -236,58 +228,17 @@ def _unused(path: Path) -> Path:
     return candidate
 
 
-def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
-    """The test rows of the workspace's table; a one-line error when there are none."""
-    test = table[table["split"] == "test"].reset_index(drop=True)
-    if test.empty:
-        from kaggle_flow.table.layouts import no_test_images
-
-        raise DataError(no_test_images(ws.data_dir, ws.comp, table))
-    return test
-
-
-def save_probs(run: Run, probs: np.ndarray) -> Path:
-    """The run's test probabilities (Run.test_probs), written to a temp file, then renamed."""
-    probs = np.asarray(probs, dtype=np.float32)
-    ensure_free_space(run.path, probs.nbytes, f"the test probabilities {run.test_probs.name}")
-    with atomic_path(run.test_probs) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, probs)
-    return run.test_probs
-
-
-def load_probs(file: Path, n_test: int, comp: Competition) -> np.ndarray:
-    """Read a saved probability file and check it matches the test set."""
-    file = Path(file)
-    if not file.is_file():
-        raise FlowError(f"{file}: probability file not found")
-    try:
-        probs = np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FlowError(f"{file}: not a NumPy probability file: {exc}") from None
-    try:
-        check_probs(comp, probs, n_test)
-    except FlowError as exc:
-        raise FlowError(f"{file}: {exc}") from None
-    return probs
-
-
-def class_counts(comp: Competition, labels: np.ndarray) -> np.ndarray:
-    """Images per class index (every class, zero included)."""
-    return np.bincount(np.asarray(labels, dtype=int), minlength=comp.num_classes)[: comp.num_classes]
-
-
 # --- flow submit ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Submission:
+class WrittenSubmission:
     """A checked submission file, written and in the ledger, and what it was made from."""
 
     file: Path  # submissions/COMP/TIME_RUN.csv
     frame: pd.DataFrame  # its rows
     name: str  # the run's id (or, for --probs outside a run folder, the file's folder)
-    run: Run | None  # None: --probs from a folder that is not a run
+    run: RunFolder | None  # None: --probs from a folder that is not a run
     probs: np.ndarray  # [len(test), K]
     tta: bool
     cv_score: float | None  # the run's validation score (the out-of-fold score of a CV run)
@@ -296,57 +247,57 @@ class Submission:
 
 def submit(
     ws: Workspace,
+    choice: RunChoice = RunChoice(),
     *,
-    run: str | None = None,
-    tta: bool = False,
-    ensemble: str | None = None,
-    folds: str | None = None,
     probs_file: Path | None = None,
     strict: bool = False,
     when: float | None = None,
-) -> Submission:
+) -> WrittenSubmission:
     """Predict the test set (or read saved probabilities), write the checked CSV and its ledger row.
 
-    Run, tta, ensemble and folds pick the run as in `predict.predict_test`; `probs_file` submits a
-    saved test_probs.npy instead. The sample submission is checked before anything is predicted and
-    the CSV before it is written; the run's test_probs.npy is saved only once the CSV is.
+    `choice` picks the run as in `predict.predict_test`; `probs_file` submits a saved test_probs.npy
+    instead. The sample submission is checked before anything is predicted and the CSV before it is
+    written; the run's test_probs.npy is saved only once the CSV is.
 
     Example:
-        >>> submit(ws, run="20250101-120000-smallcnn-f0", tta=True).file
+        >>> submit(ws, RunChoice(run="20250101-120000-smallcnn-f0", tta=True)).file
         PosixPath('submissions/mnist/20250101-121500_20250101-120000-smallcnn-f0.csv')
     """
     table = ws.table(strict=strict, keep_test=True)
     test = read_test_rows(ws, table)
     sample = read_sample(ws.comp, ws.ensure_data())
     if probs_file is not None:
-        if run is not None or ensemble is not None or folds is not None or tta:
+        if choice != RunChoice():
             raise FlowError("--probs gives the probabilities: leave out --run, --ensemble, --folds and --tta")
         owner = _probs_owner(Path(probs_file), ws.comp)
         probs = load_probs(probs_file, len(test), ws.comp)
         name = owner.id if owner is not None else Path(probs_file).resolve().parent.name
     else:
-        from kaggle_flow.submit.predict import predict_test
+        from kaggle_flow.submit.predict import predict_test  # paddle, not for --probs
 
-        pred = predict_test(ws, run=run, tta=tta, ensemble=ensemble, folds=folds, table=table, save=False)
+        pred = predict_test(ws, choice, table=table, save=False)
         owner, probs, name = pred.run, pred.probs, pred.run.id
         ensure_free_space(owner.path, probs.nbytes, f"the test probabilities {owner.test_probs.name}")  # before the CSV: both or neither
     score = owner.validation_score() if owner is not None else None
 
     def record(out: Path) -> contextlib.AbstractContextManager[None]:
-        return recording(ws.submissions_dir, file=out, run=owner if owner is not None else name, cv_score=score, tta=tta, when=when)
+        return recording(ws.submissions_dir, file=out, run=owner if owner is not None else name, cv_score=score, tta=choice.tta, when=when)
 
     file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
     if probs_file is None:
         save_probs(owner, probs)
-    counts = pd.DataFrame({
-        "class": ws.comp.classes,
-        "train": class_counts(ws.comp, labelled(table)["label"].to_numpy(dtype=int)),
-        "predicted": class_counts(ws.comp, probs.argmax(axis=1)),
-    })
-    return Submission(file, frame, name, owner, probs, tta, score, counts)
+    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, _train_and_predicted(ws.comp, table, probs))
 
 
-def _probs_owner(file: Path, comp: Competition) -> Run | None:
+def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """class, train, predicted: images per class in the training set and in the submission."""
+    counts = predicted_counts(comp.classes, probs)
+    train = labelled(table)["label"].to_numpy(dtype=int)
+    counts.insert(1, "train", np.bincount(train, minlength=comp.num_classes)[: comp.num_classes])
+    return counts
+
+
+def _probs_owner(file: Path, comp: Competition) -> RunFolder | None:
     """The run whose folder holds a saved probability file (None when the folder is not a run)."""
     try:
         run = load_run(file.parent)

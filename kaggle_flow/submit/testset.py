@@ -1,0 +1,80 @@
+"""The test set a prediction is made for: its rows of the table, its probabilities on disk, the classes predicted.
+
+A run's test_probs.npy holds one row per test image (in table order) and one column per class;
+`flow predict` writes it, `flow submit --probs` reads it back and checks it against the test set
+before anything is submitted. No paddle here: submitting saved probabilities never loads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow import console
+from kaggle_flow.competition import Competition
+from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.fileio import atomic_path, ensure_free_space
+from kaggle_flow.runs import RunFolder
+from kaggle_flow.table.layouts import no_test_images
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+
+def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
+    """The test rows of the workspace's table; a one-line error when there are none."""
+    test = table[table["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise DataError(no_test_images(ws.data_dir, ws.comp, table))
+    return test
+
+
+def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
+    """Probabilities must be one row per test image and one column per class."""
+    if probs.ndim != 2:
+        raise FlowError(f"probabilities must be a table of images x classes (got shape {probs.shape})")
+    if probs.shape[0] != n_test:
+        raise FlowError(f"probabilities for {probs.shape[0]} images, but the test set has {n_test}")
+    if probs.shape[1] != comp.num_classes:
+        raise FlowError(
+            f"probabilities for {probs.shape[1]} classes, but '{comp.name}' has {comp.num_classes} classes"
+        )
+    bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+    if bad.size:
+        rows = console.shortlist(bad + 1)
+        raise FlowError(f"probabilities are NaN or infinite for {bad.size} of {n_test} test images (rows {rows}): the model diverged")
+
+
+def predicted_counts(classes: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """class, predicted: test images per predicted class (each row's arg-max; every class, zero included)."""
+    predicted = np.bincount(np.asarray(probs).argmax(axis=1), minlength=len(classes))[: len(classes)]
+    return pd.DataFrame({"class": list(classes), "predicted": predicted})
+
+
+def save_probs(run: RunFolder, probs: np.ndarray) -> Path:
+    """The run's test probabilities (its test_probs), written to a temp file, then renamed."""
+    probs = np.asarray(probs, dtype=np.float32)
+    ensure_free_space(run.path, probs.nbytes, f"the test probabilities {run.test_probs.name}")
+    with atomic_path(run.test_probs) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, probs)
+    return run.test_probs
+
+
+def load_probs(file: Path, n_test: int, comp: Competition) -> np.ndarray:
+    """Read a saved probability file and check it matches the test set."""
+    file = Path(file)
+    if not file.is_file():
+        raise FlowError(f"{file}: probability file not found")
+    try:
+        probs = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise FlowError(f"{file}: not a NumPy probability file: {exc}") from None
+    try:
+        check_probs(comp, probs, n_test)
+    except FlowError as exc:
+        raise FlowError(f"{file}: {exc}") from None
+    return probs
