@@ -9,10 +9,10 @@ paddle.distributed.launch and watches the processes until they end.
        +- python -m kaggle_flow.engine.worker  rank 1: trains its shard, writes only its log RUN/log/workerlog.1
 
 Every process trains the folder this one made (rank 0 broadcasts its path, so the processes of
-other machines find it too: several machines share the working directory). Inside, the loop's
-`Parallel` object does the data parallelism (paddle.DataParallel, the sharded sampler, rank 0
-alone writes; worker.py is each process's main); this module starts the processes and reports
-how they ended:
+other machines find it too: several machines share the working directory). Inside, each
+process's main is worker.py, and step.Parallel does the data parallelism (paddle.DataParallel,
+the sharded sampler, rank 0 alone writes); this module starts the processes and reports how they
+ended:
 
 - a rank that fails: the launcher stops the others (it sends SIGTERM, then SIGKILL after 3 s);
   each process leaves RUN/log/status.R (running, done, failed and why), from which this process

@@ -287,9 +287,7 @@ def evaluate(
     With several processes, each predicts its shard of the loader and gets every shard back, so
     every process computes the figures a single process evaluating all of `labels` would.
     """
-    from sklearn.metrics import (
-        recall_score,  # heavy: `flow submit` predicts with this module and needs no recall
-    )
+    from sklearn.metrics import recall_score  # heavy: `flow submit` needs no recall
 
     k = config.num_classes
     probs = parallel.gather_rows(loader_probs(model, loader, precision.autocast))

@@ -174,9 +174,7 @@ class RunLog:
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
-    from sklearn.metrics import (
-        confusion_matrix,  # heavy: scikit-learn, for the run's end only
-    )
+    from sklearn.metrics import confusion_matrix  # heavy: for the run's end only
 
     return confusion_matrix(labels, pred, labels=list(range(k)))
 

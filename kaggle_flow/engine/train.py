@@ -61,9 +61,6 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
         raise TrainingInterrupted(f"interrupted; continue with: flow train {run.config.competition} --resume {run.id.split('/')[0]}") from None
 
 
-# --- which runs ---------------------------------------------------------------------------------
-
-
 def train(
     ws: Workspace,
     overrides: dict[str, Any] | None = None,
