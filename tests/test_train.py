@@ -15,6 +15,9 @@ from tiny_comp import make_tiny
 
 from kaggle_flow.config import build_config, parse_sizes
 from kaggle_flow.engine import fit, loop, optim, step, train
+from kaggle_flow.engine.checkpoint import Checkpointer, LastState, Progress
+from kaggle_flow.engine.runlog import QuietLog, RunLog
+from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import FlowError, TrainingInterrupted
 from kaggle_flow.runs import list_runs, load_run, resolve_run
 from kaggle_flow.workspace import open_workspace
@@ -245,7 +248,11 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
     assert broken.summary.status == "interrupted"
     assert len(pd.read_csv(broken.metrics_file)) == 2
     assert not list(broken.path.glob(".*.tmp"))
-    assert paddle.load(str(broken.last_state))["epoch"] == 2
+    saved = paddle.load(str(broken.last_state))
+    assert list(saved) == ["config", "schedule", "ema", "scaler", "rng", "epoch", "best_score", "best_epoch", "stale", "stopped", "timing"]
+    last = LastState.load(broken.last_state)
+    assert last.as_dict().keys() == saved.keys() and last.config == saved["config"]
+    assert (last.progress.epoch, last.progress.best_epoch, len(last.progress.timing)) == (2, saved["best_epoch"], 2)
 
     resumed = train.train(ws, resume=broken.name)
     assert resumed.path == broken.path
@@ -254,6 +261,25 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
     assert not list(broken.path.glob(".*.tmp"))
     with pytest.raises(FlowError, match="already finished"):
         train.train(ws, resume=broken.name)
+
+
+def test_processes_other_than_rank_0_write_and_print_nothing(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A data-parallel process other than rank 0 takes the run log's and checkpointer's calls and leaves no trace."""
+    ws = open_workspace("tiny")
+    run = train.train(ws, {"epochs": 1})
+    before = {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()}
+    capsys.readouterr()
+    rank1 = Parallel(world=2, rank=1)
+    log = RunLog.open(run, rank1)
+    assert isinstance(log, QuietLog) and isinstance(RunLog.open(run, Parallel()), RunLog)
+    progress = Progress(epoch=1, best_score=0.5, best_epoch=1)
+    with log:
+        log.info("not shown")
+        log.epoch({"epoch": 2, "size": 16, "lr": 0.1, "train_loss": 1.0, "train_acc": 0.5}, True, 10.0)
+        assert log.write_summary("interrupted", progress).status == "interrupted"
+    Checkpointer(run, writes=False).save_best(paddle.nn.Linear(2, 2))
+    assert capsys.readouterr() == ("", "")
+    assert {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()} == before
 
 
 def test_resume_validates_the_saved_config_again(tiny: Path) -> None:
