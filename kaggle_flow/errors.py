@@ -23,3 +23,19 @@ class NotWritableError(FlowError):
 
 class DiskFullError(FlowError):
     """Not enough free space for a write: checked before it starts, or the disk filled up during it."""
+
+
+class TrainingInterrupted(FlowError):
+    """Ctrl-C (or SIGTERM) during training: the last finished epoch is saved and can be resumed."""
+
+
+class NothingToResume(TrainingInterrupted):
+    """Ctrl-C before the first checkpoint of a run (or of a fold): there is nothing to continue."""
+
+
+class TrainingDiverged(FlowError):
+    """A NaN or infinite loss: the run is marked failed, and nothing picks its weights."""
+
+
+class RankFailed(FlowError):
+    """A process of a data-parallel run failed; the others were stopped."""

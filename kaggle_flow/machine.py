@@ -1,5 +1,10 @@
 """What this machine lets one process use (CPU cores, affinity and cgroup quota aware, the GPU), and how it is stopped.
 
+Every signal handler flow installs is installed here: SIGTERM as Ctrl-C (`sigterm_as_interrupt`,
+called where a command starts and again where one that trains or predicts has imported paddle,
+whose import replaces it), both held for a step that must not be cut in half (`signals_held`), and
+both recorded to be passed on by the process that launches a data-parallel run (`signals_recorded`).
+
 paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
 the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
 user set (read here, before paddle can overwrite it: kaggle_flow's __init__ imports this module) wins.
@@ -124,6 +129,11 @@ def sigterm_as_interrupt() -> None:
             sys.unraisablehook.flow = True  # type: ignore[attr-defined]
 
 
+def terminated() -> bool:
+    """Whether a SIGTERM came (a data-parallel process stopped by its launcher, not failing itself)."""
+    return _terminated
+
+
 def raise_if_terminated() -> None:
     """KeyboardInterrupt when a SIGTERM came but was swallowed where it landed."""
     if _terminated:
@@ -153,3 +163,32 @@ def signals_held() -> Iterator[None]:
         _terminated = _terminated or signal.SIGTERM in held
     if held:
         raise KeyboardInterrupt
+
+
+class RecordedSignals:
+    """Ctrl-C and SIGTERM as they came while `signals_recorded` held them: the first one and how many."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+
+    def record(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signum
+        self.count += 1
+
+
+@contextlib.contextmanager
+def signals_recorded() -> Iterator[RecordedSignals]:
+    """Ctrl-C and SIGTERM recorded, not raised, for the block: a launcher passes them on to its processes.
+
+    Only the main thread receives signals; elsewhere nothing is recorded.
+    """
+    signals = RecordedSignals()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.signal(s, signals.record) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield signals
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -18,9 +18,15 @@ import pandas as pd
 import pytest
 from clitools import flow, one_line_error
 
-from kaggle_flow.engine import loop
 from kaggle_flow.config import RunConfig
-from kaggle_flow.data.loader import EpochSampler, ImageCache, ImageDataset, make_loader, normalizer
+from kaggle_flow.data.loader import (
+    EpochSampler,
+    ImageCache,
+    ImageDataset,
+    make_loader,
+    normalizer,
+)
+from kaggle_flow.engine.step import Precision
 from kaggle_flow.machine import usable_cores
 from kaggle_flow.runs import list_runs
 
@@ -38,13 +44,44 @@ def _same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
 
 
+RANK_HOOK = """\
+import sys
+
+argv = sys.orig_argv
+if argv[argv.index("-m") + 1 : argv.index("-m") + 2] == ["kaggle_flow.engine.worker"] if "-m" in argv else False:
+    import paddle
+
+    from kaggle_flow.engine.step import Parallel
+
+    average_buffers = Parallel.average_buffers
+
+    def saving(self, model, *more):
+        average_buffers(self, model, *more)
+        paddle.save(model.state_dict(), f"{folder}/rank{{self.rank}}.pdparams")
+
+    Parallel.average_buffers = saving
+"""
+
+
+def _rank_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder where each process of the data-parallel runs started from now on saves its weights,
+    as rankR.pdparams, after every epoch's step that makes the processes' models one (the state a
+    run ends with). A sitecustomize module of the test's own installs the hook in each process."""
+    hook, ranks = tmp_path / "rank_hook", tmp_path / "ranks"
+    hook.mkdir()
+    ranks.mkdir()
+    (hook / "sitecustomize.py").write_text(RANK_HOOK.format(folder=ranks))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p))
+    return ranks
+
+
 # --- two processes through the real command ------------------------------------------------------------
 
 
 def test_two_processes_train_the_model_one_process_trains_with_the_global_batch(
     workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FLOW_RANK_STATE", str(tmp_path / "ranks"))
+    rank_weights = _rank_weights(tmp_path, monkeypatch)
     result = flow("train", "digits", *LENET, "--batch-size", "16", "--nproc", "2")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
@@ -58,7 +95,7 @@ def test_two_processes_train_the_model_one_process_trains_with_the_global_batch(
     worker1 = (run / "log/workerlog.1").read_text()
     assert "epoch" not in worker1 and "Saved" not in worker1  # rank 1 neither reports nor writes
 
-    ranks = [paddle.load(str(tmp_path / f"ranks/rank{r}.pdparams")) for r in (0, 1)]
+    ranks = [paddle.load(str(rank_weights / f"rank{r}.pdparams")) for r in (0, 1)]
     assert _same_weights(ranks[0], ranks[1])  # the gradients were averaged at every step
     assert _same_weights(ranks[0], paddle.load(str(run / "last.pdparams")))
 
@@ -130,13 +167,13 @@ def test_ctrl_c_stops_every_process_and_resume_continues_with_as_many(
         f"Error: runs/digits/{run.name}: trained by 2 processes; resume it with as many: --nproc 2"
     )
 
-    monkeypatch.setenv("FLOW_RANK_STATE", str(tmp_path / "ranks"))
+    rank_weights = _rank_weights(tmp_path, monkeypatch)
     resumed = flow("train", "digits", "--resume", run.name)  # two processes again, from the run's config
     assert resumed.exit_code == 0, resumed.output
     assert "Data parallel: 2 CPU processes" in resumed.output
     assert f"Continuing after epoch {epochs} of 4" in resumed.output
     assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == list(range(1, 5))
-    ranks = [paddle.load(str(tmp_path / f"ranks/rank{r}.pdparams")) for r in (0, 1)]
+    ranks = [paddle.load(str(rank_weights / f"rank{r}.pdparams")) for r in (0, 1)]
     assert _same_weights(ranks[0], ranks[1])  # both loaded the checkpoint (Adam's moments too)
 
 
@@ -244,7 +281,7 @@ def test_device_normalization_gives_the_host_normalized_batches() -> None:
 def test_every_amp_mode_runs_the_step_and_passes_through_on_a_cpu(mode: str) -> None:
     """On a CPU paddle's autocast, O2 decoration and scaler pass through: each mode takes the plain step."""
 
-    def step(precision: loop.Precision | None) -> np.ndarray:
+    def step(precision: Precision | None) -> np.ndarray:
         paddle.seed(0)
         model = paddle.nn.Linear(3, 2)
         opt = paddle.optimizer.Adam(0.1, parameters=model.parameters())
@@ -259,7 +296,7 @@ def test_every_amp_mode_runs_the_step_and_passes_through_on_a_cpu(mode: str) -> 
         precision.backward_and_step((precision.float32(out) ** 2).mean(), opt)
         return model.weight.numpy()
 
-    precision = loop.Precision(mode)
+    precision = Precision(mode)
     assert precision.enabled == (mode != "off")
     assert precision.scaler.is_enable() is False  # float16 scaling would need a GPU; bf16 and off never scale
     np.testing.assert_array_equal(step(precision), step(None))

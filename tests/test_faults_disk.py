@@ -223,7 +223,7 @@ def test_checkpoint_on_a_full_disk_is_one_line(workdir: Path, monkeypatch: pytes
 def test_checkpoint_write_refused_by_the_disk_leaves_no_part(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import paddle
 
-    from kaggle_flow.engine.loop import Checkpointer
+    from kaggle_flow.engine.checkpoint import Checkpointer
     from kaggle_flow.models import create_model
 
     run = fake_run(workdir / "runs/digits", "r1")

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from clitools import fake_run, flow, one_line_error
 
-from kaggle_flow.engine import train
 from kaggle_flow.competition import get_competition
+from kaggle_flow.engine import fit
 from kaggle_flow.errors import FlowError
-from kaggle_flow.submit.ledger import add_entry, read_ledger
 from kaggle_flow.runs import load_run
+from kaggle_flow.submit.ledger import add_entry, read_ledger
 from kaggle_flow.submit.submission import check_probs
 
 TINY = ("--model", "smallcnn", "--size", "8")
@@ -99,7 +99,7 @@ def _interrupt(*args: object, **kwargs: object) -> None:
 
 
 def test_ctrl_c_before_the_first_checkpoint_leaves_no_run(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train, "train_one_epoch", _interrupt)
+    monkeypatch.setattr(fit, "train_one_epoch", _interrupt)
     line = error_line(flow("train", "digits", *TINY, "--epochs", "2"))
     assert line.startswith("Error: interrupted before the first epoch ended: nothing saved, nothing to resume (runs/digits/")
     assert line.endswith(" removed)")
@@ -118,7 +118,7 @@ def test_ctrl_c_while_the_images_are_cached_leaves_no_run(workdir: Path, monkeyp
 
 def test_ctrl_c_in_a_later_fold_before_its_checkpoint_keeps_the_finished_folds(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert flow("split", "digits", "--folds", "2").exit_code == 0
-    real, calls = train.train_one_epoch, []
+    real, calls = fit.train_one_epoch, []
 
     def second_fold_interrupted(*args: object, **kwargs: object) -> object:
         calls.append(1)
@@ -126,12 +126,12 @@ def test_ctrl_c_in_a_later_fold_before_its_checkpoint_keeps_the_finished_folds(w
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "train_one_epoch", second_fold_interrupted)
+    monkeypatch.setattr(fit, "train_one_epoch", second_fold_interrupted)
     line = error_line(flow("train", "digits", *TINY, "--epochs", "1", "--folds", "all"))
     (run,) = _runs(workdir)
     assert line == f"Error: interrupted; continue with: flow train digits --resume {run.name}"
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["fold0"]  # fold1 had nothing to keep
-    monkeypatch.setattr(train, "train_one_epoch", real)
+    monkeypatch.setattr(fit, "train_one_epoch", real)
     resumed = flow("train", "digits", "--resume", run.name)
     assert resumed.exit_code == 0, resumed.output
     assert load_run(run).summary.status == "finished" and len(load_run(run).folds()) == 2

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 from tiny_comp import make_tiny
 
-from kaggle_flow.engine import loop
-from kaggle_flow.engine import optim
-from kaggle_flow.engine import train
 from kaggle_flow.config import parse_sizes
 from kaggle_flow.engine.configure import build_config
-from kaggle_flow.errors import FlowError
+from kaggle_flow.engine import fit, loop, optim, step, train
+from kaggle_flow.engine.checkpoint import Checkpointer, LastState, Progress
+from kaggle_flow.engine.runlog import QuietLog, RunLog
+from kaggle_flow.engine.step import Parallel
+from kaggle_flow.errors import FlowError, TrainingInterrupted
 from kaggle_flow.runs import list_runs, load_run, resolve_run
 from kaggle_flow.workspace import open_workspace
 
@@ -143,7 +144,7 @@ def test_class_weights_are_inverse_frequency() -> None:
 def test_ema_is_the_moving_average() -> None:
     paddle.seed(0)
     model = paddle.nn.Linear(2, 1)
-    ema = loop.EMA(model, decay=0.5)
+    ema = step.EMA(model, decay=0.5)
     start = model.weight.numpy().copy()
     model.weight.set_value(np.ones_like(start))
     ema.update(model)  # decay min(0.5, 2/11)
@@ -157,7 +158,7 @@ def test_ema_is_the_moving_average() -> None:
 def test_ema_off_changes_nothing() -> None:
     paddle.seed(0)
     model = paddle.nn.Linear(2, 1)
-    ema = loop.EMA(model, decay=0.0)
+    ema = step.EMA(model, decay=0.0)
     model.weight.set_value(np.full([2, 1], 3.0, np.float32))
     ema.update(model)
     with ema.applied(model):
@@ -242,13 +243,17 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
         if epoch == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(train.TrainingInterrupted, match=r"^interrupted after epoch 2 of 3; continue with: flow train tiny --resume "):
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted after epoch 2 of 3; continue with: flow train tiny --resume "):
         train.train(ws, options, on_epoch_end=stop_after_two)
     broken = next(r for r in (load_run(p) for p in ws.runs_dir.iterdir() if (p / "config.json").is_file()) if r.path != whole.path)
     assert broken.summary.status == "interrupted"
     assert len(pd.read_csv(broken.metrics_file)) == 2
     assert not list(broken.path.glob(".*.tmp"))
-    assert paddle.load(str(broken.last_state))["epoch"] == 2
+    saved = paddle.load(str(broken.last_state))
+    assert list(saved) == ["config", "schedule", "ema", "scaler", "rng", "epoch", "best_score", "best_epoch", "stale", "stopped", "timing"]
+    last = LastState.load(broken.last_state)
+    assert last.as_dict().keys() == saved.keys() and last.config == saved["config"]
+    assert (last.progress.epoch, last.progress.best_epoch, len(last.progress.timing)) == (2, saved["best_epoch"], 2)
 
     resumed = train.train(ws, resume=broken.name)
     assert resumed.path == broken.path
@@ -257,6 +262,25 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
     assert not list(broken.path.glob(".*.tmp"))
     with pytest.raises(FlowError, match="already finished"):
         train.train(ws, resume=broken.name)
+
+
+def test_processes_other_than_rank_0_write_and_print_nothing(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A data-parallel process other than rank 0 takes the run log's and checkpointer's calls and leaves no trace."""
+    ws = open_workspace("tiny")
+    run = train.train(ws, {"epochs": 1})
+    before = {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()}
+    capsys.readouterr()
+    rank1 = Parallel(world=2, rank=1)
+    log = RunLog.open(run, rank1)
+    assert isinstance(log, QuietLog) and isinstance(RunLog.open(run, Parallel()), RunLog)
+    progress = Progress(epoch=1, best_score=0.5, best_epoch=1)
+    with log:
+        log.info("not shown")
+        log.epoch({"epoch": 2, "size": 16, "lr": 0.1, "train_loss": 1.0, "train_acc": 0.5}, True, 10.0)
+        assert log.write_summary("interrupted", progress).status == "interrupted"
+    Checkpointer(run, writes=False).save_best(paddle.nn.Linear(2, 2))
+    assert capsys.readouterr() == ("", "")
+    assert {p.name: p.stat().st_mtime_ns for p in run.path.iterdir()} == before
 
 
 def test_resume_validates_the_saved_config_again(tiny: Path) -> None:
@@ -271,7 +295,7 @@ def test_resume_validates_the_saved_config_again(tiny: Path) -> None:
 def _spy_epochs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Record, for each epoch, what the loop was given: rows per class, image size, mixed targets, loss."""
     seen: list[dict] = []
-    real = train.train_one_epoch
+    real = fit.train_one_epoch
 
     def spy(state: loop.TrainState, loader, bar):  # type: ignore[no-untyped-def]
         images, labels = next(iter(loader))
@@ -288,7 +312,7 @@ def _spy_epochs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         })
         return real(state, loader, bar)
 
-    monkeypatch.setattr(train, "train_one_epoch", spy)
+    monkeypatch.setattr(fit, "train_one_epoch", spy)
     return seen
 
 
@@ -360,7 +384,7 @@ def test_resume_of_a_cross_validation_run(tiny: Path) -> None:
         if len(calls) == 3:  # fold 0: epochs 1 and 2; fold 1: epoch 1
             raise KeyboardInterrupt
 
-    with pytest.raises(train.TrainingInterrupted, match=r"^interrupted after epoch 1 of 2; .* --resume \S+-cv2(-\d+)?$"):
+    with pytest.raises(TrainingInterrupted, match=r"^interrupted after epoch 1 of 2; .* --resume \S+-cv2(-\d+)?$"):
         train.train(ws, {"folds": "all", "epochs": 2}, on_epoch_end=stop_in_fold1)
     broken = next(r for r in (load_run(p) for p in ws.runs_dir.glob("*-cv2*")) if r.path != whole.path)
     fold0 = broken.folds()[0].best.stat().st_mtime_ns
@@ -417,13 +441,13 @@ def test_freeze_trains_only_the_head(tiny: Path) -> None:
 
 def test_freeze_epochs_then_every_layer_trains(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trainable: list[set[str]] = []
-    real = train.train_one_epoch
+    real = fit.train_one_epoch
 
     def spy(state, loader, reporter):  # type: ignore[no-untyped-def]
         trainable.append({p.name for p in state.model.parameters() if not p.stop_gradient})
         return real(state, loader, reporter)
 
-    monkeypatch.setattr(train, "train_one_epoch", spy)
+    monkeypatch.setattr(fit, "train_one_epoch", spy)
     train.train(open_workspace("tiny"), {"epochs": 3, "freeze_epochs": 1})
     assert len(trainable[0]) == 2 and len(trainable[1]) == len(trainable[2]) > 2
 

@@ -1,4 +1,5 @@
-"""Data-parallel training in several processes: `flow train --nproc N` starts paddle.distributed.launch.
+"""The launcher of data-parallel training: `flow train --nproc N` checks the flags, starts
+paddle.distributed.launch and watches the processes until they end.
 
     flow train COMP --nproc 2           this process checks the flags, makes the run folder (config.json),
     |                                   the folds and the image caches, then starts and watches:
@@ -8,9 +9,10 @@
        +- python -m kaggle_flow.engine.worker  rank 1: trains its shard, writes only its log RUN/log/workerlog.1
 
 Every process trains the folder this one made (rank 0 broadcasts its path, so the processes of
-other machines find it too: several machines share the working directory). Inside, the loop's
-`Parallel` object does the data parallelism (paddle.DataParallel, the sharded sampler, rank 0
-alone writes); this module starts the processes and reports how they ended:
+other machines find it too: several machines share the working directory). Inside, each
+process's main is worker.py, and step.Parallel does the data parallelism (paddle.DataParallel,
+the sharded sampler, rank 0 alone writes); this module starts the processes and reports how they
+ended:
 
 - a rank that fails: the launcher stops the others (it sends SIGTERM, then SIGKILL after 3 s);
   each process leaves RUN/log/status.R (running, done, failed and why), from which this process
@@ -30,36 +32,32 @@ import errno
 import json
 import math
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import paddle
+
 from kaggle_flow import console
-from kaggle_flow.config import RunConfig
-from kaggle_flow.errors import FlowError
-from kaggle_flow.fileio import write_json, write_text
+from kaggle_flow.engine.fold_data import build_caches
+from kaggle_flow.errors import FlowError, RankFailed, TrainingInterrupted
+from kaggle_flow.fileio import write_text
+from kaggle_flow.machine import USER_THREADS, device, signals_recorded, usable_cores
+from kaggle_flow.runs import Run, load_run
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from kaggle_flow.runs import Run
     from kaggle_flow.workspace import Workspace
 
 RELAY = "console.0"  # rank 0's console lines, under the log folder
+STATUS = "status.{rank}"  # each process's pid and state, under the log folder (worker.RankStatus writes it)
 STOP_GRACE = 60.0  # s the launcher has to stop its processes after Ctrl-C before it is killed
-PEER_ERROR = re.compile(r"gloo|nccl|connection|timeout|socket|broken pipe|peer", re.IGNORECASE)
-
-
-class RankFailed(FlowError):
-    """A process of a data-parallel run failed; the others were stopped."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,6 @@ def launch_for(run: Run | None, launch: Launch) -> Launch:
     if run is None:
         return launch
     config = run.config
-    assert isinstance(config, RunConfig)
     if not launch.given and config.world_size == config.nproc:
         return replace(launch, nproc=config.nproc) if config.nproc > 1 else launch
     if (launch.procs, launch.world_size) != (config.nproc, config.world_size):
@@ -179,18 +176,12 @@ def _check_port(host: str, port: int, text: str) -> None:
 
 
 def _gpu_count() -> int:
-    from kaggle_flow.machine import device
-
     if device() != "gpu":
         return 0
-    import paddle
-
     return int(paddle.device.cuda.device_count())
 
 
 def _cores() -> int:
-    from kaggle_flow.machine import usable_cores
-
     return usable_cores()
 
 
@@ -202,9 +193,6 @@ def launch_training(ws: Workspace, run: Run | None, launch: Launch, rows: pd.Dat
 
     The image caches are built here first, once, with every core, so the processes start together.
     """
-    from kaggle_flow.runs import load_run
-    from kaggle_flow.engine.train import build_caches
-
     if run is not None:
         build_caches(run.config, rows, run.cache_dir)
         log_dir = run.path / "log"
@@ -246,35 +234,12 @@ def _command(ws: Workspace, run: Run | None, launch: Launch, log_dir: Path, *, s
 
 def _environment(launch: Launch, place: str) -> dict[str, str]:
     """The processes' environment: CPU threads shared out among them, rank 0's console width."""
-    from kaggle_flow.machine import USER_THREADS
-
     env = dict(os.environ)
     if place == "CPU" and not USER_THREADS:
         env["OMP_NUM_THREADS"] = str(max(1, _cores() // launch.procs))
     env["COLUMNS"] = str(console.out.width)
     env.pop("FLOW_RELAY", None)
     return env
-
-
-class _Signals:
-    """Ctrl-C and SIGTERM recorded (not raised) while the launcher runs, so they can be passed on."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self.count, self.previous = 0, {}
-
-    def __enter__(self) -> _Signals:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = self.received or signum
-        self.count += 1
 
 
 class _Watch:
@@ -318,7 +283,7 @@ def _supervise(command: list[str], env: dict[str, str], watch: _Watch, *, relay:
     """
     log_dir = watch.log_dir
     relayed = console.Relay(log_dir / RELAY)
-    with open(log_dir / "launch.log", "ab") as out, _Signals() as signals:
+    with open(log_dir / "launch.log", "ab") as out, signals_recorded() as signals:
         try:
             launcher = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         except OSError as exc:
@@ -388,9 +353,6 @@ def _members(groups: set[int]) -> list[int]:
 
 
 def _interrupted(ws: Workspace, run: Run | None) -> FlowError:
-    from kaggle_flow.runs import load_run
-    from kaggle_flow.engine.train import TrainingInterrupted
-
     if run is None:
         return TrainingInterrupted("interrupted; node 0 records where the run stands")
     summary = load_run(run.path).summary
@@ -424,80 +386,3 @@ def _failure(log_dir: Path, launch: Launch, code: int, ended: dict[int, float]) 
     else:
         reason = statuses[rank].get("reason", "no reason recorded")
     return f"rank {rank} failed: {reason} (log: {log_dir / f'workerlog.{rank - first}'})"
-
-
-# --- inside each process -------------------------------------------------------------------------------
-
-
-class RankStatus:
-    """RUN/log/status.R: this process's pid and state (running, done, failed: why), for the launching process."""
-
-    def __init__(self, log_dir: Path, rank: int) -> None:
-        self.file, self.rank, self.terminated = log_dir / f"status.{rank}", rank, False
-        self.write("running")
-
-    def write(self, state: str, kind: str = "", reason: str = "") -> None:
-        status = {"pid": os.getpid(), "state": state, "time": time.time()}
-        if state == "failed":
-            status.update(kind=kind, reason=reason)
-        write_json(self.file, status)
-
-    def on_terminate(self, signum: int, frame: Any) -> None:
-        """The launcher stops this process (a peer failed, or Ctrl-C): end like Ctrl-C, once."""
-        if not self.terminated:
-            self.terminated = True
-            raise KeyboardInterrupt
-
-    def failed(self, exc: BaseException) -> None:
-        """Record why this process ends with an error (the traceback goes to its own log)."""
-        if self.terminated or isinstance(exc, KeyboardInterrupt):
-            kind = "stopped"
-        elif isinstance(exc, FlowError):
-            kind = "flow"
-        else:
-            traceback.print_exc()
-            kind = "peer" if PEER_ERROR.search(f"{type(exc).__name__} {exc}") else "crash"
-        text = str(exc) if isinstance(exc, FlowError) else f"{type(exc).__name__}: {exc}"
-        reason = (text.strip().splitlines() or [type(exc).__name__])[0][:300]
-        print(f"rank {self.rank}: {reason}", file=sys.stderr, flush=True)
-        self.write("failed", kind, reason)
-
-
-def rank_main(comp: str, data: str, run_path: str, *, strict: bool, resume: bool) -> int:
-    """One process of a data-parallel run: join the others, train the run folder; 0 when it finished."""
-    import paddle.distributed as dist
-
-    log_dir = Path(os.environ.get("PADDLE_LOG_DIR", "."))
-    rank = dist.get_rank()
-    status = RankStatus(log_dir, rank)
-    signal.signal(signal.SIGTERM, status.on_terminate)
-    if rank == 0:
-        console.relay_to(log_dir / RELAY)
-    try:
-        _train_rank(comp, data, run_path, strict=strict, resume=resume, log_dir=log_dir)
-    except BaseException as exc:  # every ending is recorded for the launching process, which reports it
-        status.failed(exc)
-        return 1
-    status.write("done")
-    return 0
-
-
-def _train_rank(comp: str, data: str, run_path: str, *, strict: bool, resume: bool, log_dir: Path) -> None:
-    import paddle.distributed as dist
-
-    from kaggle_flow.table.layouts import labelled
-    from kaggle_flow.engine.step import Parallel
-    from kaggle_flow.runs import load_run
-    from kaggle_flow.explore.split import ensure_folds
-    from kaggle_flow.engine.train import train_folder
-    from kaggle_flow.workspace import open_workspace
-
-    Parallel()  # joins the process group
-    shared = [run_path]
-    dist.broadcast_object_list(shared, src=0)  # node 0's run folder, for the other machines' processes
-    run = load_run(shared[0])
-    if dist.get_rank() > 0 and not run_path:
-        (log_dir / "run").write_text(str(run.path) + "\n", encoding="utf-8")
-    ws = open_workspace(comp, Path(data), remember_it=False)
-    table = ws.table(strict=strict, quiet=dist.get_rank() > 0)
-    train_folder(run, labelled(table), ensure_folds(ws, table), resume=resume)

@@ -1,23 +1,20 @@
-"""The parts of training that `train.fit` puts together, each readable on its own.
+"""The training loop's parts that `fit` puts together, each readable on its own.
 
     state = build_state(config, model, ...)          model, optimizer, schedule, loss, EMA, AMP, mixing
     result = train_one_epoch(state, loader, bar)     the steps of one epoch
     evaluation = evaluate(model, loader, ...)        validation loss, accuracy, metric, recall
-    checkpointer.save_best / save_last / resume      the best and last checkpoints, atomically
 
 The step has one path: mixed precision (`Precision`), the weight average (`EMA`), data parallelism
-over processes (`Parallel`, all three in step_parts.py) and mixup/cutmix (`Mixer`, mixing.py) are
+over processes (`Parallel`, all three in step.py) and mixup/cutmix (`Mixer`, data/mixing.py) are
 objects that do nothing when they are off (one process: no DataParallel wrapper, no collective).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,19 +22,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from rich.progress import TextColumn
 
 from kaggle_flow import console
-from kaggle_flow.engine import optim
-from kaggle_flow.config import RunConfig, load_config
-from kaggle_flow.errors import FlowError
-from kaggle_flow.fileio import atomic_path, ensure_free_space
-from kaggle_flow.machine import raise_if_terminated
+from kaggle_flow.config import RunConfig
 from kaggle_flow.data.mixing import Mixer
-from kaggle_flow.engine.step import EMA, Parallel, Precision, check_amp  # noqa: F401  (loop.EMA etc. stay importable)
+from kaggle_flow.engine import optim
+from kaggle_flow.engine.step import EMA, ONE_PROCESS, Parallel, Precision
+from kaggle_flow.errors import FlowError
+from kaggle_flow.machine import raise_if_terminated
+from kaggle_flow.metrics import METRICS
 
 if TYPE_CHECKING:
     from kaggle_flow.data.loader import Loader
-    from kaggle_flow.runs import Run
 
 
 def seed_everything(seed: int) -> None:
@@ -70,7 +67,7 @@ class TrainState:
 
 def build_state(
     config: RunConfig, model: paddle.nn.Layer, *, train_labels: np.ndarray, steps_per_epoch: int, place: str = "cpu",
-    parallel: Parallel | None = None,
+    parallel: Parallel = ONE_PROCESS,
 ) -> TrainState:
     """Optimizer, schedule (stepped per iteration), loss, EMA, precision and mixing from the config.
 
@@ -87,7 +84,7 @@ def build_state(
     return TrainState(
         config=config, model=model, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
         ema=EMA(model, config.ema), precision=precision,
-        mixer=Mixer(config.mixup, config.cutmix, config.seed), place=place, parallel=parallel or Parallel(),
+        mixer=Mixer(config.mixup, config.cutmix, config.seed), place=place, parallel=parallel,
     )
 
 
@@ -127,8 +124,6 @@ class Reporter:
         quiet = quiet or bool(os.environ.get("FLOW_NO_PROGRESS"))
         self.plain = not quiet and not console.err.is_terminal
         if not quiet and console.err.is_terminal:
-            from rich.progress import TextColumn
-
             self.bar = console.progress_bar(TextColumn("{task.fields[stats]}"))
             self.task = self.bar.add_task("", total=steps, stats="")
 
@@ -259,10 +254,11 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
 
 
 @paddle.no_grad()
-def loader_probs(model: paddle.nn.Layer, loader: Loader, precision: Precision | None = None) -> np.ndarray:
-    """Softmax probabilities [N, K] over a loader's batches, in its order."""
+def loader_probs(
+    model: paddle.nn.Layer, loader: Loader, autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> np.ndarray:
+    """Softmax probabilities [N, K] over a loader's batches, in its order (`autocast`: Precision.autocast)."""
     model.eval()
-    autocast = precision.autocast if precision is not None else contextlib.nullcontext
     out = []
     with loader.batches() as batches:
         for images, _ in batches:
@@ -283,123 +279,23 @@ class Evaluation:
 
 
 def evaluate(
-    model: paddle.nn.Layer, loader: Loader, labels: np.ndarray, config: RunConfig, precision: Precision | None = None,
-    parallel: Parallel | None = None,
+    model: paddle.nn.Layer, loader: Loader, labels: np.ndarray, config: RunConfig, precision: Precision,
+    parallel: Parallel = ONE_PROCESS,
 ) -> Evaluation:
     """Validation loss, accuracy, the competition metric and per-class recall from the probabilities.
 
-    With `parallel`, each process predicts its shard of the loader and gets every shard back, so
+    With several processes, each predicts its shard of the loader and gets every shard back, so
     every process computes the figures a single process evaluating all of `labels` would.
     """
-    from sklearn.metrics import recall_score
-
-    from kaggle_flow.metrics import METRICS
+    from sklearn.metrics import recall_score  # heavy: `flow submit` needs no recall
 
     k = config.num_classes
-    probs = loader_probs(model, loader, precision)
-    if parallel is not None:
-        probs = parallel.gather_rows(probs)
+    probs = parallel.gather_rows(loader_probs(model, loader, precision.autocast))
     pred = probs.argmax(axis=1)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
     recall = recall_score(labels, pred, labels=list(range(k)), average=None, zero_division=0)
     metric = METRICS[config.metric](labels, pred, k)
     return Evaluation(probs, pred, loss, float((pred == labels).mean()), metric, recall)
-
-
-# --- checkpoints ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Progress:
-    """Where a run stands after its last finished epoch: what `--resume` continues from."""
-
-    epoch: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    stale: int = 0  # epochs since the best one
-    stopped: bool = False  # early stopping ended the run
-    timing: list[dict[str, float]] = field(default_factory=list)
-
-    def record(self, epoch: int, score: float) -> bool:
-        """Count the epoch; True when its score is the best so far (always, with no score: nothing held out)."""
-        self.epoch = epoch
-        if math.isnan(score):
-            self.best_epoch, self.stale = epoch, 0
-            return True
-        if score > self.best_score:
-            self.best_score, self.best_epoch, self.stale = score, epoch, 0
-            return True
-        self.stale += 1
-        return False
-
-
-def state_bytes(*states: Any) -> int:
-    """Bytes of the tensors in (nested) state dicts: about what paddle.save writes of them."""
-    total, stack = 0, list(states)
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, paddle.Tensor):
-            total += math.prod(item.shape) * item.element_size()
-        elif isinstance(item, np.ndarray):
-            total += item.nbytes
-    return total
-
-
-class Checkpointer:
-    """The best weights and the last full checkpoint of a run, each written to temp files and renamed."""
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-
-    def save_best(self, model: paddle.nn.Layer) -> None:
-        weights = model.state_dict()
-        ensure_free_space(self.run.path, state_bytes(weights), f"the checkpoint {self.run.best.name}")
-        with atomic_path(self.run.best) as tmp:
-            paddle.save(weights, str(tmp))
-
-    def save_last(self, state: TrainState, progress: Progress) -> None:
-        """last.pdparams, last.pdopt, last.pdstate (with the config): renamed together after all are written."""
-        extra = {
-            "config": state.config.model_dump(mode="json"), "schedule": state.schedule.state_dict(),
-            "ema": state.ema.state_dict(), "scaler": state.precision.state_dict(), "rng": paddle.get_rng_state(),
-            "epoch": progress.epoch, "best_score": progress.best_score, "best_epoch": progress.best_epoch,
-            "stale": progress.stale, "stopped": progress.stopped, "timing": progress.timing,
-        }
-        weights, slots = state.model.state_dict(), state.optimizer.state_dict()
-        names = ", ".join(p.name for p in (self.run.last, self.run.last_opt, self.run.last_state))
-        ensure_free_space(self.run.path, state_bytes(weights, slots, extra), f"the checkpoint {names}")
-        with contextlib.ExitStack() as stack:
-            tmp_params = stack.enter_context(atomic_path(self.run.last))
-            tmp_opt = stack.enter_context(atomic_path(self.run.last_opt))
-            tmp_state = stack.enter_context(atomic_path(self.run.last_state))
-            paddle.save(weights, str(tmp_params))
-            paddle.save(slots, str(tmp_opt))
-            paddle.save(extra, str(tmp_state))
-
-    def has_last(self) -> bool:
-        return all(p.is_file() for p in (self.run.last, self.run.last_opt, self.run.last_state))
-
-    def resume(self, state: TrainState) -> Progress:
-        """Load the last checkpoint into `state`; the progress it had reached."""
-        if not self.has_last():
-            raise FlowError(f"{self.run.path}: no checkpoint to resume (it stopped before its first epoch ended)")
-        saved = paddle.load(str(self.run.last_state))
-        load_config(saved["config"], self.run.last_state)  # validated again, like config.json
-        state.model.set_state_dict(paddle.load(str(self.run.last)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # LinearWarmup's nested state reads as "unused values"
-            state.optimizer.set_state_dict(paddle.load(str(self.run.last_opt)))
-            state.schedule.set_state_dict(saved["schedule"])
-        state.ema.set_state_dict(saved.get("ema"))
-        state.precision.set_state_dict(saved.get("scaler"))
-        return Progress(
-            epoch=int(saved["epoch"]), best_score=float(saved["best_score"]), best_epoch=int(saved["best_epoch"]),
-            stale=int(saved["stale"]), stopped=bool(saved.get("stopped")), timing=list(saved.get("timing", [])),
-        )
 
 
 EpochHook = Callable[[int, dict[str, Any]], None]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import paddle
 import paddle.nn.functional as F
 
+from kaggle_flow.machine import use_device
 from kaggle_flow.models import check_size, create_model
 
 
@@ -30,8 +31,6 @@ def train_speed(
     One step warms up (oneDNN builds its kernels there), then steps are timed for `seconds`. A model
     whose step, extrapolated from steps of 1 and 4 images, would exceed `max_step_s` is not timed.
     """
-    from kaggle_flow.machine import use_device
-
     check_size(name, size)
     place = use_device()
     model = create_model(name, num_classes, in_channels, image_size=size)

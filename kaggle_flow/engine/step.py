@@ -2,22 +2,24 @@
 
     EMA(model, decay)      the exponential moving average of the weights; decay 0: off
     Precision(mode)        mixed precision (o1, o2, bf16) on a GPU; "off": float32, a no-op scaler
-    Parallel()             paddle.DataParallel over the processes paddle.distributed.launch started;
-                           one process: no wrapper, no collective
+    Parallel.launched()    paddle.DataParallel over the processes paddle.distributed.launch started;
+                           one process (Parallel(), ONE_PROCESS): no wrapper, no collective
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import paddle
+import paddle.distributed as dist
 
 from kaggle_flow.errors import FlowError
+
+T = TypeVar("T")
 
 
 class EMA:
@@ -130,14 +132,21 @@ class Parallel:
     method passes its input through and no collective runs, so the loop has one path.
     """
 
-    def __init__(self, sync_bn: bool = False) -> None:
-        import paddle.distributed as dist
+    def __init__(self, world: int = 1, rank: int = 0, *, sync_bn: bool = False) -> None:
+        self.world, self.rank = world, rank
+        self.enabled, self.sync_bn = world > 1, sync_bn and world > 1
 
-        self.world, self.rank = dist.get_world_size(), dist.get_rank()
-        self.enabled, self.sync_bn = self.world > 1, sync_bn and self.world > 1
+    @classmethod
+    def launched(cls, sync_bn: bool = False) -> Parallel:
+        """This process among those paddle.distributed.launch started, as its environment says (a
+        process started alone: one of one); `join` then joins their process group."""
+        return cls(dist.get_world_size(), dist.get_rank(), sync_bn=sync_bn)
+
+    def join(self) -> Parallel:
         if self.enabled and not dist.is_initialized():
             with contextlib.redirect_stderr(io.StringIO()):  # paddle prints its modified FLAGS here
                 dist.init_parallel_env()
+        return self
 
     @property
     def is_main(self) -> bool:
@@ -162,7 +171,7 @@ class Parallel:
         if not self.enabled:
             return [float(v) for v in values]
         stacked = paddle.concat([v.astype("float64").reshape([1]) for v in values])
-        paddle.distributed.all_reduce(stacked)
+        dist.all_reduce(stacked)
         return [float(v) for v in stacked.numpy()]
 
     @paddle.no_grad()
@@ -178,15 +187,23 @@ class Parallel:
             for key in keys:
                 if key in tensors:
                     value = tensors[key]
-                    paddle.distributed.all_reduce(value)
+                    dist.all_reduce(value)
                     value.set_value(value / self.world)
+
+    def from_main(self, value: T) -> T:
+        """Rank 0's value in every process (a broadcast); one process: the value itself."""
+        if not self.enabled:
+            return value
+        shared = [value]
+        dist.broadcast_object_list(shared, src=0)
+        return shared[0]
 
     def gather_rows(self, part: np.ndarray) -> np.ndarray:
         """Every process's rows back in order: process r holds rows r, r + world, r + 2 world, ..."""
         if not self.enabled:
             return part
         parts: list[np.ndarray] = []
-        paddle.distributed.all_gather_object(parts, part)
+        dist.all_gather_object(parts, part)
         filled = [p for p in parts if len(p)]
         out = np.empty((sum(len(p) for p in parts), *filled[0].shape[1:]), filled[0].dtype) if filled else part
         for r, p in enumerate(parts):
@@ -194,9 +211,5 @@ class Parallel:
                 out[r :: self.world] = p
         return out
 
-    def save_for_check(self, model: paddle.nn.Layer) -> None:
-        """With FLOW_RANK_STATE=DIR (tests), each process saves its weights as DIR/rankR.pdparams."""
-        folder = os.environ.get("FLOW_RANK_STATE")
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-            paddle.save(model.state_dict(), os.path.join(folder, f"rank{self.rank}.pdparams"))
+
+ONE_PROCESS = Parallel()  # what a step or an evaluation in a single process is given

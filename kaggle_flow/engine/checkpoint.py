@@ -1,0 +1,157 @@
+"""A run's checkpoints: the best weights, and the last full state that `--resume` continues from.
+
+    best.pdparams                  the weights of the best epoch (the EMA's under --ema)
+    last.pdparams, last.pdopt      the weights and optimizer slots after the last finished epoch
+    last.pdstate                   LastState: the config, schedule, EMA, loss scaler, RNG and Progress
+
+Each is written to a temp file and renamed (the three `last` files together, after all are
+written), so a checkpoint on disk is always whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import paddle
+
+from kaggle_flow.config import load_config
+from kaggle_flow.errors import FlowError
+from kaggle_flow.fileio import atomic_path, ensure_free_space
+
+if TYPE_CHECKING:
+    from kaggle_flow.engine.loop import TrainState
+    from kaggle_flow.runs import Run
+
+
+@dataclass
+class Progress:
+    """Where a run stands after its last finished epoch: what `--resume` continues from."""
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    stale: int = 0  # epochs since the best one
+    stopped: bool = False  # early stopping ended the run
+    timing: list[dict[str, float]] = field(default_factory=list)
+
+    def record(self, epoch: int, score: float) -> bool:
+        """Count the epoch; True when its score is the best so far (always, with no score: nothing held out)."""
+        self.epoch = epoch
+        if math.isnan(score):
+            self.best_epoch, self.stale = epoch, 0
+            return True
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+
+@dataclass
+class LastState:
+    """last.pdstate: what the weights and optimizer slots do not hold, as one flat dict on disk."""
+
+    config: dict[str, Any]  # RunConfig.model_dump(mode="json"), validated again on load
+    schedule: dict[str, Any]
+    ema: dict[str, Any] | None  # None: --ema off
+    scaler: dict[str, Any] | None  # None: no float16 loss scaling
+    rng: Any  # paddle.get_rng_state()
+    progress: Progress
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "config": self.config, "schedule": self.schedule, "ema": self.ema, "scaler": self.scaler, "rng": self.rng,
+            "epoch": p.epoch, "best_score": p.best_score, "best_epoch": p.best_epoch,
+            "stale": p.stale, "stopped": p.stopped, "timing": p.timing,
+        }
+
+    def save(self, path: Path) -> None:
+        paddle.save(self.as_dict(), str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> LastState:
+        """The state saved at `path`; its config validated again, like config.json."""
+        saved = paddle.load(str(path))
+        load_config(saved["config"], path)
+        progress = Progress(
+            epoch=int(saved["epoch"]), best_score=float(saved["best_score"]), best_epoch=int(saved["best_epoch"]),
+            stale=int(saved["stale"]), stopped=bool(saved.get("stopped")), timing=list(saved.get("timing", [])),
+        )
+        return cls(saved["config"], saved["schedule"], saved.get("ema"), saved.get("scaler"), saved.get("rng"), progress)
+
+
+def state_bytes(*states: Any) -> int:
+    """Bytes of the tensors in (nested) state dicts: about what paddle.save writes of them."""
+    total, stack = 0, list(states)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, paddle.Tensor):
+            total += math.prod(item.shape) * item.element_size()
+        elif isinstance(item, np.ndarray):
+            total += item.nbytes
+    return total
+
+
+class Checkpointer:
+    """The best weights and the last full checkpoint of a run, each written to temp files and renamed.
+
+    `writes=False` (a data-parallel process other than rank 0) saves nothing and still resumes.
+    """
+
+    def __init__(self, run: Run, *, writes: bool = True) -> None:
+        self.run, self.writes = run, writes
+
+    def save_best(self, model: paddle.nn.Layer) -> None:
+        if not self.writes:
+            return
+        weights = model.state_dict()
+        ensure_free_space(self.run.path, state_bytes(weights), f"the checkpoint {self.run.best.name}")
+        with atomic_path(self.run.best) as tmp:
+            paddle.save(weights, str(tmp))
+
+    def save_last(self, state: TrainState, progress: Progress) -> None:
+        """last.pdparams, last.pdopt, last.pdstate: renamed together after all are written."""
+        if not self.writes:
+            return
+        last = LastState(
+            config=state.config.model_dump(mode="json"), schedule=state.schedule.state_dict(), ema=state.ema.state_dict(),
+            scaler=state.precision.state_dict(), rng=paddle.get_rng_state(), progress=progress,
+        )
+        weights, slots = state.model.state_dict(), state.optimizer.state_dict()
+        names = ", ".join(p.name for p in (self.run.last, self.run.last_opt, self.run.last_state))
+        ensure_free_space(self.run.path, state_bytes(weights, slots, last.as_dict()), f"the checkpoint {names}")
+        with contextlib.ExitStack() as stack:
+            tmp_params = stack.enter_context(atomic_path(self.run.last))
+            tmp_opt = stack.enter_context(atomic_path(self.run.last_opt))
+            tmp_state = stack.enter_context(atomic_path(self.run.last_state))
+            paddle.save(weights, str(tmp_params))
+            paddle.save(slots, str(tmp_opt))
+            last.save(tmp_state)
+
+    def has_last(self) -> bool:
+        return all(p.is_file() for p in (self.run.last, self.run.last_opt, self.run.last_state))
+
+    def resume(self, state: TrainState) -> Progress:
+        """Load the last checkpoint into `state`; the progress it had reached."""
+        if not self.has_last():
+            raise FlowError(f"{self.run.path}: no checkpoint to resume (it stopped before its first epoch ended)")
+        last = LastState.load(self.run.last_state)
+        state.model.set_state_dict(paddle.load(str(self.run.last)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LinearWarmup's nested state reads as "unused values"
+            state.optimizer.set_state_dict(paddle.load(str(self.run.last_opt)))
+            state.schedule.set_state_dict(last.schedule)
+        state.ema.set_state_dict(last.ema)
+        state.precision.set_state_dict(last.scaler)
+        return last.progress

@@ -1,0 +1,201 @@
+"""What a run leaves for people, written by rank 0 alone: metrics.csv, the epoch lines, VisualDL
+scalars, summary.json, the printed summary, oof.csv and the curves and confusion plots.
+
+`RunLog.open` gives rank 0 (and a single process) a RunLog; every other process of a
+data-parallel run gets a QuietLog, which takes the same calls and writes nothing, so the loop that
+calls it has one path. VisualDL off (or not installed) is a writer that does nothing too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import paddle
+import pandas as pd
+
+from kaggle_flow import console
+from kaggle_flow.engine.checkpoint import Progress
+from kaggle_flow.engine.loop import TrainState, evaluate
+from kaggle_flow.engine.plots import plot_confusion, plot_curves
+from kaggle_flow.engine.step import Parallel
+from kaggle_flow.fileio import write_csv
+from kaggle_flow.runs import Run, Summary
+
+if TYPE_CHECKING:
+    from kaggle_flow.engine.fold_data import FoldData
+
+SCALARS = ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_metric")  # VisualDL's train/KEY
+
+
+class NoWriter:
+    """VisualDL off: scalars go nowhere."""
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def visualdl_writer(run: Run) -> Any:
+    """VisualDL's LogWriter into RUN/visualdl, or a NoWriter (with a warning) when visualdl is missing."""
+    try:
+        from visualdl import LogWriter
+    except ImportError:
+        console.warn("--visualdl: visualdl is not installed (pip install visualdl); no VisualDL logs written")
+        return NoWriter()
+    return LogWriter(logdir=str(run.path / "visualdl"))
+
+
+class RunLog:
+    """The record of one run as rank 0 writes it; `history` holds the rows of metrics.csv."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.config, self.started = run, run.config, time.time()
+        self.params = 0  # the model's parameter count, once it is built
+        self.history: list[dict[str, Any]] = []
+        self.writer: Any = NoWriter()
+
+    @classmethod
+    def open(cls, run: Run, parallel: Parallel) -> RunLog:
+        """This process's log: a RunLog on rank 0, a QuietLog on every other."""
+        return cls(run) if parallel.is_main else QuietLog(run)
+
+    def __enter__(self) -> RunLog:
+        if self.config.visualdl:
+            self.writer = visualdl_writer(self.run)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.close()
+
+    def info(self, message: str) -> None:
+        console.info(message)
+
+    def resumed(self, progress: Progress) -> None:
+        """metrics.csv up to the last checkpoint's epoch becomes the history again."""
+        rows = pd.read_csv(self.run.metrics_file).to_dict("records")
+        self.history = [r for r in rows if int(r["epoch"]) <= progress.epoch]
+        config = self.config
+        console.info(f"Continuing after epoch {progress.epoch} of {config.epochs} (best {config.metric} {progress.best_score:.4f} at epoch {progress.best_epoch})")
+
+    def announce(self, data: FoldData, state: TrainState) -> None:
+        """What is about to train, on what, how: the lines before the first epoch."""
+        config = self.config
+        if config.auto:
+            names = {"image_size": "size", "batch_size": "batch"}
+            lines = [f"  {names.get(k, k):<7} {why}" for k, why in config.auto.items()]
+            console.info("Automatic recipe (a flag overrides each):\n" + "\n".join(lines))
+        if config.freeze_epochs:
+            console.info(f"Backbone frozen for epochs 1-{config.freeze_epochs} (only the new head trains), then every layer trains")
+        elif config.freeze:
+            console.info("Backbone frozen: only the new classifier head trains")
+        if config.balance:
+            console.info(f"Label shuffling on (every class as often as the largest, redrawn each epoch): {config.balance_reason}")
+        processes = ""
+        if data.world > 1:
+            lr = f" (lr {config.lr:g} x {data.world}, --scale-lr)" if config.scale_lr else ""
+            processes = f"{data.world} {state.place.upper()} processes of {config.batch_size} images a step (global batch {data.global_batch}){lr}, "
+        amp = f" amp {state.precision.mode}" if state.precision.enabled else ""
+        console.info(
+            f"Training {config.model} ({self.params:,} parameters) on {len(data.train_rows)} images, "
+            + ("nothing held out (full refit)" if config.full else f"validating on {len(data.val_rows)} (fold {config.fold})")
+            + f"; {config.epochs} epochs of {data.steps_per_epoch} steps, {processes}"
+            f"{config.optimizer} lr {config.peak_lr:g} {config.schedule}, {state.place}{amp} -> {self.run.path}"
+        )
+
+    def epoch(self, row: dict[str, Any], improved: bool, images_per_s: float) -> None:
+        """One finished epoch: its row in metrics.csv and VisualDL, and its line."""
+        self.history.append(row)
+        write_csv(self.run.metrics_file, pd.DataFrame(self.history), float_format="%.6g")
+        for key in SCALARS:
+            if key in row:
+                self.writer.add_scalar(f"train/{key}", float(row[key]), row["epoch"])
+        config = self.config
+        line = f"epoch {row['epoch']:>3}/{config.epochs}  {row['size']}px  lr {row['lr']:.2e}  train_loss {row['train_loss']:.4f}  "
+        if "val_loss" in row:
+            line += f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  {config.metric} {row['val_metric']:.4f}{' *' if improved else ''}  "
+        console.info(f"{line}{images_per_s:.0f} img/s")
+
+    def write_summary(self, status: str, progress: Progress, reason: str = "") -> Summary:
+        """summary.json as the run stands; a resumed run adds its time to the earlier one's."""
+        config, timing = self.config, progress.timing
+        return self.run.write_summary(Summary(
+            status=status, reason=reason, metric=config.metric, best_score=None if progress.best_score == -math.inf else progress.best_score,
+            best_epoch=progress.best_epoch, epochs_done=progress.epoch, epochs=config.epochs,
+            duration_s=round(self.run.summary.duration_s + time.time() - self.started, 1),
+            images_per_s=round(float(np.mean([t["images_per_s"] for t in timing])), 1) if timing else None,
+            timing=timing, params=self.params,
+        ))
+
+    def finish(self, state: TrainState, data: FoldData, progress: Progress, status: str) -> Summary:
+        """The best model's out-of-fold predictions, confusion matrix, curves and summary."""
+        config, run = self.config, self.run
+        plot_curves(pd.DataFrame(self.history), config.metric, run.curves)
+        recall = None
+        val_loader = data.whole_val_loader()
+        if val_loader is not None:
+            state.model.set_state_dict(paddle.load(str(run.best)))
+            best = evaluate(state.model, val_loader, data.val_labels, config, state.precision)
+            oof = pd.DataFrame({"id": data.val_rows["id"].to_numpy(), "label": data.val_labels, "pred": best.pred})
+            for j in range(config.num_classes):
+                oof[f"prob_{j}"] = best.probs[:, j]
+            write_csv(run.oof, oof, float_format="%.6g")
+            plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), list(config.classes), run.confusion,
+                           title=f"validation, epoch {progress.best_epoch}")
+            recall = best.recall
+        summary = self.write_summary(status, progress)
+        self._print_summary(summary, recall)
+        return summary
+
+    def _print_summary(self, summary: Summary, recall: np.ndarray | None) -> None:
+        config = self.config
+        rows = [("run", self.run.id), ("status", summary.status)]
+        if recall is not None:
+            best = next(r for r in self.history if r["epoch"] == summary.best_epoch)
+            rows += [
+                (f"best val {config.metric}", f"{summary.best_score:.4f} (epoch {summary.best_epoch})"),
+                ("val accuracy / loss", f"{best['val_acc']:.4f} / {best['val_loss']:.4f}"),
+            ]
+        else:
+            rows.append(("validation", f"none: trained on every labelled image ({config.full_from or 'given --epochs'})"))
+        rows += [("epochs", f"{summary.epochs_done}/{summary.epochs}"), ("time", f"{summary.duration_s:.0f} s")]
+        if recall is not None:
+            rows.append(("worst class recall", f"{config.classes[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
+        console.table(f"Training summary ({config.model}, {'full refit' if config.full else f'fold {config.fold}'})", ["", "value"], rows)
+        saved = "best.pdparams, metrics.csv, curves.png" + ("" if config.full else ", confusion.png, oof.csv")
+        console.info(f"Saved {self.run.path}: {saved}")
+
+
+def _confusion(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix  # heavy: for the run's end only
+
+    return confusion_matrix(labels, pred, labels=list(range(k)))
+
+
+class QuietLog(RunLog):
+    """The log of a data-parallel process other than rank 0: it prints and writes nothing."""
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def info(self, message: str) -> None:
+        pass
+
+    def resumed(self, progress: Progress) -> None:
+        pass
+
+    def announce(self, data: FoldData, state: TrainState) -> None:
+        pass
+
+    def epoch(self, row: dict[str, Any], improved: bool, images_per_s: float) -> None:
+        pass
+
+    def write_summary(self, status: str, progress: Progress, reason: str = "") -> Summary:
+        return Summary(status=status)
+
+    def finish(self, state: TrainState, data: FoldData, progress: Progress, status: str) -> Summary:
+        return Summary(status=status)
