@@ -54,7 +54,8 @@ from kaggle_flow.machine import device, use_device
 from kaggle_flow.runs import FAILED, Run, Summary, create_fold, create_run, resolve_run
 
 if TYPE_CHECKING:
-    from kaggle_flow.data.loader import ImageCache, Loader
+    from kaggle_flow.data.images import ImageCache
+    from kaggle_flow.data.loader import Loader
     from kaggle_flow.engine.distributed import Launch
     from kaggle_flow.workspace import Workspace
 
@@ -348,7 +349,7 @@ class FoldData:
         if self.val_loader is None or self.world == 1:
             return self.val_loader
         batch = self.val_loader.loader.batch_sampler.batch_size
-        return make_loader(self.val_loader.dataset, batch_size=batch, shuffle=False, workers=0, on_device=self.val_loader.normalize is not None)
+        return make_loader(self.val_loader.dataset, batch_size=batch, shuffle=False, workers=0)
 
     def epoch_rows(self, epoch: int) -> pd.DataFrame:
         """The epoch's training rows: label shuffling draws them afresh each epoch."""
@@ -366,7 +367,7 @@ class FoldData:
         data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False)
         loader = make_loader(
             data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > self.global_batch,
-            rank=self.rank, world=self.world, on_device=c.normalize_on == "device",
+            rank=self.rank, world=self.world,
         )
         loader.set_epoch(epoch)
         return loader
@@ -375,7 +376,7 @@ class FoldData:
 def build_caches(config: RunConfig, all_rows: pd.DataFrame, cache_dir: Path) -> dict[int, ImageCache]:
     """The image cache of every size the run trains at (`all_rows`, every labelled row, fixes the
     file list, so every fold shares one cache per size). Built once, then found by every process."""
-    from kaggle_flow.data.loader import build_cache
+    from kaggle_flow.data.images import build_cache
 
     paths = all_rows["path"].tolist()
     sizes = sorted(set(config.epoch_sizes()) | {config.image_size})
@@ -387,7 +388,8 @@ def prepare_data(
     rank: int = 0, world: int = 1, report: bool = True,
 ) -> FoldData:
     """Decode every image once per size into the cache; unreadable ones are left out here, once."""
-    from kaggle_flow.data.loader import ImageDataset, make_loader, warn_failed
+    from kaggle_flow.data.images import warn_failed
+    from kaggle_flow.data.loader import ImageDataset, make_loader
 
     caches = build_caches(config, all_rows, run.cache_dir)
     failed = {p: why for c in caches.values() for p, why in c.failed.items()}
@@ -402,7 +404,7 @@ def prepare_data(
     if not config.full:
         val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
         val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0,
-                                 rank=rank, world=world, on_device=config.normalize_on == "device")
+                                 rank=rank, world=world)
     return FoldData(config, train_rows, val_rows, caches, val_loader, rank, world)
 
 
