@@ -66,7 +66,7 @@ class Facts:
 
 def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int = 300) -> Facts:
     """The median training image size (eda's images.csv, else a header scan of a sample) and the machine."""
-    from kaggle_flow.explore.eda import scan_image
+    from kaggle_flow.explore.scan import scan_image
     from kaggle_flow.machine import cpu_threads
 
     sizes = _eda_sizes(ws, train_rows)
