@@ -1,4 +1,4 @@
-"""Augmentation presets (albumentations) and batch-level mixing (mixup, cutmix).
+"""Augmentation presets (albumentations): the training and test-time transforms, and their preview grid.
 
 A preset is a named list of albumentations transforms for images already resized to the training size;
 `build_train_transform` wraps it: resize -> preset -> optional random erasing / cutout / grid mask ->
