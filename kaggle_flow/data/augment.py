@@ -90,7 +90,6 @@ PRESETS: Registry[Preset] = Registry("augmentation preset", [
 _COLOUR_ONLY = (A.HueSaturationValue, A.RGBShift, A.ChannelShuffle, A.ToGray, A.ToSepia)
 
 
-
 # --- description -----------------------------------------------------------------------------
 
 

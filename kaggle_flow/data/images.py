@@ -12,7 +12,7 @@ is filled in parallel (threads: PIL releases the GIL while decoding and resizing
 no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
 It is written through a file handle, its blocks reserved first and the free space checked before
 that: on a full disk, one line, never the SIGBUS a memory map over a sparse file would get.
-No paddle here: `flow augment` and `flow eda` read images too.
+No paddle here: `flow augment` reads images too, and needs no training library.
 """
 
 from __future__ import annotations

@@ -34,9 +34,10 @@ _PRETRAINED: dict[str, tuple[str, str]] = {
 }
 
 
-
 def has_pretrained(name: str) -> bool:
+    """Whether paddle.vision has ImageNet weights for the model (`--pretrained`)."""
     return name in _PRETRAINED
+
 
 def fetch_pretrained(name: str) -> Path:
     """The local path of a model's ImageNet weights, downloaded on first use; a FlowError offline."""
