@@ -12,7 +12,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from clitools import fake_run, flow, one_line_error
