@@ -1,8 +1,8 @@
 """Data loading from epoch 2 on: flow's uint8 image cache against decoding the JPEGs every epoch.
 
-Lemon-sized images (640x480 JPEGs) loaded at 224 px, 3 channels, normalized to float32 CHW:
+Lemon-sized images (640x480 JPEGs) loaded at 224 px, 3 channels, as the uint8 HWC items a loader batches:
 
-    (a) decode every epoch: each item opens the JPEG, decodes, resizes (kaggle_flow.data.loader.load_image)
+    (a) decode every epoch: each item opens the JPEG, decodes, resizes (kaggle_flow.data.images.load_image)
     (b) flow: epoch 1 decodes once into the on-disk cache (build_cache); epoch 2 reads the cache
         through kaggle_flow.data.loader.ImageDataset
 
@@ -52,16 +52,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="number of 640x480 JPEGs")
     args = parser.parse_args()
 
-    from kaggle_flow.data.loader import ImageDataset, build_cache, load_image, normalizer
+    from kaggle_flow.data.images import build_cache, load_image
+    from kaggle_flow.data.loader import ImageDataset
 
     work = Path(tempfile.mkdtemp(prefix="flow-bench-cache-"))
     (work / "images").mkdir()
     paths = make_images(work / "images", args.n)
     rows = pd.DataFrame({"id": [Path(p).name for p in paths], "path": paths, "label": 0, "split": "train"})
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    normalize = normalizer(mean, std)
 
-    decode_rate = epoch(normalize(load_image(p, SIZE, 3)) for p in paths)
+    decode_rate = epoch(load_image(p, SIZE, 3) for p in paths)
 
     start = time.perf_counter()
     cache = build_cache(paths, SIZE, 3, work / "cache")

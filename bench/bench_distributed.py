@@ -90,13 +90,13 @@ class Decoding(paddle.io.Dataset):
     def __init__(self, paths: list[str], transform) -> None:  # type: ignore[no-untyped-def]
         super().__init__()
         self.paths, self.transform = paths, transform
-        self.mean, self.std, self.rank, self.uint8, self.epoch = [0.5] * 3, [0.25] * 3, 0, True, 0
+        self.mean, self.std, self.rank, self.epoch = [0.5] * 3, [0.25] * 3, 0, 0
 
     def reseed(self, worker: int = 0) -> None:
         self.transform.set_random_seed(worker + 1)
 
     def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
-        from kaggle_flow.data.loader import load_image
+        from kaggle_flow.data.images import load_image
 
         return self.transform(image=load_image(self.paths[i], SIZE, 3))["image"], np.int64(0)
 
@@ -119,7 +119,8 @@ def main() -> None:
     from bench_cache import make_images
 
     from kaggle_flow.data import augment
-    from kaggle_flow.data.loader import ImageDataset, build_cache
+    from kaggle_flow.data.images import build_cache
+    from kaggle_flow.data.loader import ImageDataset
     from kaggle_flow.explore.split import ensure_folds
     from kaggle_flow.workspace import open_workspace
 

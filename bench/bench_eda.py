@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kaggle_flow.explore import eda
+from kaggle_flow.explore import eda, scan
 from kaggle_flow.competition import get_competition
 from kaggle_flow.workspace import Workspace
 
@@ -78,7 +78,7 @@ def _decode_chunk(paths: Sequence[str]) -> int:
 
 def full_decode(paths: list[str], workers: int) -> None:
     """The baseline: decode every pixel, same chunks and same pool as the header scan."""
-    chunks = [paths[i : i + eda.CHUNK] for i in range(0, len(paths), eda.CHUNK)]
+    chunks = [paths[i : i + scan.CHUNK] for i in range(0, len(paths), scan.CHUNK)]
     if workers == 1:
         for chunk in chunks:
             _decode_chunk(chunk)
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     args = parser.parse_args()
     os.environ["FLOW_NO_PROGRESS"] = "1"
-    workers = args.workers or eda._workers()
+    workers = args.workers or scan._workers()
 
     tmp = Path(tempfile.mkdtemp(prefix="flow-bench-eda-"))
     try:
@@ -112,7 +112,7 @@ def main() -> None:
         print(f"generated {args.n} 640x480 JPEGs ({size / 2**20:.0f} MiB) in {took:.1f} s (not timed)")
         paths = sorted(str(p) for p in (tmp / "data").rglob("*.jpg"))
 
-        header_s = timed(eda.scan_images, paths, workers=workers, show_progress=False)
+        header_s = timed(scan.scan_images, paths, workers=workers, show_progress=False)
         decode_s = timed(full_decode, paths, workers)
         ws = Workspace(get_competition("lemon"), tmp / "data", tmp / "runs" / "lemon", tmp / "submissions")
         run_s = timed(eda.run_eda, ws, workers=workers)

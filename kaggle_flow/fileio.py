@@ -23,6 +23,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from kaggle_flow import console
+from kaggle_flow.errors import DataError, DiskFullError, FlowError, NotWritableError
+
 # errno -> what a user is told; only these OSErrors are the user's to fix (others are bugs)
 OS_REASONS = {
     errno.EROFS: "read-only file system",
@@ -32,9 +35,6 @@ OS_REASONS = {
     errno.EDQUOT: "disk quota exceeded",
 }
 _warned: set[tuple[int, int, int]] = set()  # (device, inode, mtime) of the CSVs whose header was warned about
-
-from kaggle_flow.errors import DataError, DiskFullError, FlowError
-
 HEADROOM = 1_000_000  # bytes: a checked write also leaves this much for the small files written beside it
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
@@ -188,8 +188,6 @@ def unwritable_reason(folder: str | os.PathLike[str]) -> str | None:
 def ensure_writable(folder: str | os.PathLike[str]) -> Path:
     """Check, before any work, that `folder` can be written (or made: the nearest folder above it
     that exists can be written); a NotWritableError naming `folder` otherwise."""
-    from kaggle_flow.errors import NotWritableError
-
     folder = Path(folder)
     existing = Path(os.path.abspath(folder))
     while not existing.exists() and existing != existing.parent:
@@ -220,9 +218,6 @@ def os_error_line(exc: OSError) -> str | None:
 def _clean_header(file: Path, columns: list[str]) -> list[str]:
     """Header names without a BOM or surrounding whitespace (CR of a CRLF line too); a warning,
     once per file, names what was fixed."""
-    from kaggle_flow import console
-    from kaggle_flow.errors import DataError
-
     clean = [c.replace("\ufeff", "").strip() for c in columns]
     seen: dict[str, str] = {}
     for name, raw in zip(clean, columns):

@@ -17,6 +17,8 @@ from kaggle_flow import console
 from kaggle_flow.competition import Competition, get_competition
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import read_csv, write_text
+from kaggle_flow.table import sources
+from kaggle_flow.table.layouts import read_table
 
 STATE_DIR = Path(".flow")
 CACHE = "cache"
@@ -94,8 +96,6 @@ class Workspace:
     def ensure_data(self) -> Path:
         """The data folder; embedded competitions are written on first use."""
         if self.comp.data.embedded:
-            from kaggle_flow.table import sources
-
             return sources.materialize(self.comp, self.data_dir)
         if not self.data_dir.is_dir():
             raise DataError(f"{self.data_dir}: no data for '{self.comp.name}' here; {self.comp.data.how}")
@@ -107,8 +107,6 @@ class Workspace:
         With keep_test, broken test images stay: a submission needs a row for every test id, and
         prediction gives an unreadable image the average prediction of the readable ones.
         """
-        from kaggle_flow.table.layouts import read_table
-
         table = read_table(self.ensure_data(), self.comp)
         broken = self.broken_ids()
         if broken:

@@ -11,7 +11,8 @@ from course_trees import MAKERS, PALM_GT, make_lemon, make_palm, make_zodiac, sp
 from PIL import Image
 
 from kaggle_flow.competition import get_competition
-from kaggle_flow.explore.eda import broken_list, scan_images
+from kaggle_flow.explore.eda import broken_list
+from kaggle_flow.explore.scan import scan_images
 from kaggle_flow.table.layouts import describe_counts, labelled, read_table
 from kaggle_flow.table.layouts import split_counts as table_counts
 from kaggle_flow.submit.submission import expected_ids

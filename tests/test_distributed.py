@@ -19,13 +19,8 @@ import pytest
 from clitools import flow, one_line_error
 
 from kaggle_flow.config import RunConfig
-from kaggle_flow.data.loader import (
-    EpochSampler,
-    ImageCache,
-    ImageDataset,
-    make_loader,
-    normalizer,
-)
+from kaggle_flow.data.images import ImageCache
+from kaggle_flow.data.loader import EpochSampler, ImageDataset, make_loader
 from kaggle_flow.engine.step import Precision
 from kaggle_flow.machine import usable_cores
 from kaggle_flow.runs import list_runs
@@ -260,21 +255,19 @@ def test_shards_are_disjoint_equal_and_make_the_global_batches(n: int, world: in
     assert sorted(sum(unpadded, [])) == list(range(n))  # evaluation: every row exactly once
 
 
-def test_device_normalization_gives_the_host_normalized_batches() -> None:
+def test_device_normalization_gives_the_normalized_nchw_batches() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (10, 6, 6, 3), dtype=np.uint8)
     rows = pd.DataFrame({"id": [str(i) for i in range(10)], "path": [f"p{i}" for i in range(10)], "label": range(10)})
     cache = ImageCache(Path(":memory:"), list(rows["path"]), {}, 6, 3, images)
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    batches = []
-    for on_device in (True, False):
-        data = ImageDataset(rows, cache, mean=mean, std=std, report=False)
-        batches.append([b.numpy() for b, _ in make_loader(data, batch_size=4, shuffle=False, on_device=on_device)])
-    for device_side, host_side in zip(*batches):
-        assert device_side.dtype == np.float32 and device_side.shape == host_side.shape
-        np.testing.assert_allclose(device_side, host_side, rtol=0, atol=1e-6)
-    expected = normalizer(mean, std)(images[0])
-    np.testing.assert_allclose(batches[0][0][0], expected, rtol=0, atol=1e-6)
+    data = ImageDataset(rows, cache, mean=mean, std=std, report=False)
+    batches = [b.numpy() for b, _ in make_loader(data, batch_size=4, shuffle=False)]
+    m = (np.asarray(mean, np.float32) * 255.0).reshape(1, -1, 1, 1)
+    s = (np.asarray(std, np.float32) * 255.0).reshape(1, -1, 1, 1)
+    expected = (images.transpose(0, 3, 1, 2).astype(np.float32) - m) / s
+    assert [b.dtype for b in batches] == [np.float32] * 3
+    np.testing.assert_allclose(np.concatenate(batches), expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["off", "o1", "o2", "bf16"])

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from kaggle_flow.explore import eda
+from kaggle_flow.explore import eda, scan
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import DataError
 from kaggle_flow.workspace import Workspace
@@ -66,45 +66,45 @@ def samples(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_scan_image_tells_each_case_apart(samples: dict[str, Path]) -> None:
-    scan = {name: eda.scan_image(path) for name, path in samples.items()}
-    assert scan["ok"].problem == "" and (scan["ok"].format, scan["ok"].mode) == ("JPEG", "RGB")
-    assert (scan["ok"].width, scan["ok"].height, scan["ok"].orientation) == (32, 32, 0)
-    assert scan["zero"].problem == "zero-byte"
-    assert scan["text"].problem == "not an image"
-    assert scan["truncated"].problem == "truncated"
-    assert scan["truncated_png"].problem == "truncated"
-    assert scan["padded"].problem == ""  # bytes after the end marker are allowed
-    assert (scan["cmyk"].mode, scan["cmyk"].width, scan["cmyk"].height) == ("CMYK", 20, 10)
-    assert scan["rgba"].mode == "RGBA"
-    assert (scan["grey16"].mode, scan["grey16"].bits) == ("I;16", 16)
-    assert scan["rotated"].orientation == 6 and scan["rotated"].problem == ""
-    assert (scan["grey_p"].mode, scan["grey_p"].grey_palette) == ("P", True)
-    assert (scan["colour_p"].mode, scan["colour_p"].grey_palette) == ("P", False)
-    assert scan["ok"].hash and scan["ok"].hash != scan["rotated"].hash
-    assert eda.scan_image(samples["ok"].parent / "missing.jpg").problem == "unreadable"
+    infos = {name: scan.scan_image(path) for name, path in samples.items()}
+    assert infos["ok"].problem == "" and (infos["ok"].format, infos["ok"].mode) == ("JPEG", "RGB")
+    assert (infos["ok"].width, infos["ok"].height, infos["ok"].orientation) == (32, 32, 0)
+    assert infos["zero"].problem == "zero-byte"
+    assert infos["text"].problem == "not an image"
+    assert infos["truncated"].problem == "truncated"
+    assert infos["truncated_png"].problem == "truncated"
+    assert infos["padded"].problem == ""  # bytes after the end marker are allowed
+    assert (infos["cmyk"].mode, infos["cmyk"].width, infos["cmyk"].height) == ("CMYK", 20, 10)
+    assert infos["rgba"].mode == "RGBA"
+    assert (infos["grey16"].mode, infos["grey16"].bits) == ("I;16", 16)
+    assert infos["rotated"].orientation == 6 and infos["rotated"].problem == ""
+    assert (infos["grey_p"].mode, infos["grey_p"].grey_palette) == ("P", True)
+    assert (infos["colour_p"].mode, infos["colour_p"].grey_palette) == ("P", False)
+    assert infos["ok"].hash and infos["ok"].hash != infos["rotated"].hash
+    assert scan.scan_image(samples["ok"].parent / "missing.jpg").problem == "unreadable"
     head = samples["ok"].read_bytes()[:100]  # cut inside the header: PIL cannot open it
     (samples["ok"].parent / "head.jpg").write_bytes(head)
-    assert eda.scan_image(samples["ok"].parent / "head.jpg").problem == "truncated"
+    assert scan.scan_image(samples["ok"].parent / "head.jpg").problem == "truncated"
 
 
 def test_scan_never_decodes_pixels(samples: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import ImageFile
 
-    expected = {name: eda.scan_image(path) for name, path in samples.items()}
+    expected = {name: scan.scan_image(path) for name, path in samples.items()}
 
     def no_decode(self: object) -> None:
         raise AssertionError("decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
-    assert {name: eda.scan_image(path) for name, path in samples.items()} == expected
+    assert {name: scan.scan_image(path) for name, path in samples.items()} == expected
 
 
 def test_scan_images_pool_matches_serial(samples: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     paths = list(samples.values()) * 3
-    serial = eda.scan_images(paths, workers=1, show_progress=False)
-    monkeypatch.setattr(eda, "SERIAL_BELOW", 0)
-    monkeypatch.setattr(eda, "CHUNK", 4)
-    pooled = eda.scan_images(paths, workers=2, show_progress=False)
+    serial = scan.scan_images(paths, workers=1, show_progress=False)
+    monkeypatch.setattr(scan, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(scan, "CHUNK", 4)
+    pooled = scan.scan_images(paths, workers=2, show_progress=False)
     pd.testing.assert_frame_equal(serial, pooled)
     assert len(pooled) == len(paths)
 

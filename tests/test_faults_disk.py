@@ -114,7 +114,7 @@ def test_an_interrupted_or_failed_write_leaves_the_old_file_and_no_temp(tmp_path
 
 
 def test_cache_on_a_full_disk_is_one_line_before_any_decoding(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.data import loader as data
+    from kaggle_flow.data import images as data
 
     assert flow("split", "digits").exit_code == 0
     decoded = []
@@ -132,7 +132,7 @@ def test_cache_on_a_full_disk_is_one_line_before_any_decoding(workdir: Path, mon
 def test_cache_when_the_disk_refuses_a_write_is_one_line(workdir: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     """The free space looked enough (a quota, another writer): ENOSPC from posix_fallocate, or from
     a write half-way through the rows on a filesystem that cannot reserve blocks."""
-    from kaggle_flow.data import loader as data
+    from kaggle_flow.data import images as data
 
     assert flow("split", "digits").exit_code == 0
     if where == "reserve":
@@ -171,7 +171,7 @@ def test_cache_when_the_disk_refuses_a_write_is_one_line(workdir: Path, monkeypa
 
 
 def test_interrupted_cache_build_leaves_no_temp(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.data import loader as data
+    from kaggle_flow.data import images as data
 
     paths = sorted(str(p) for p in (workdir / "data/digits/train").iterdir())[:40]
     monkeypatch.setattr(data, "CHUNK_BYTES", 8 * 8 * 5)  # chunks of 5 rows: some are written before the stop
@@ -190,7 +190,7 @@ def test_interrupted_cache_build_leaves_no_temp(workdir: Path, monkeypatch: pyte
 
 
 def test_cache_written_in_chunks_holds_every_image_in_order(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.data import loader as data
+    from kaggle_flow.data import images as data
 
     paths = sorted(str(p) for p in (workdir / "data/digits/train").iterdir())[:13]
     paths.insert(6, str(workdir / "missing.png"))
@@ -423,7 +423,7 @@ def test_import_into_itself_is_refused(workdir: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
 def test_outputs_follow_the_umask(workdir: Path, umask: int, file_mode: int, dir_mode: int) -> None:
-    from kaggle_flow.data.loader import build_cache
+    from kaggle_flow.data.images import build_cache
 
     archive = lemon_zip(workdir)
     old = os.umask(umask)

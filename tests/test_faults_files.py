@@ -12,7 +12,6 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from clitools import fake_run, flow, one_line_error
@@ -246,7 +245,7 @@ def test_eda_says_alpha_is_composited_on_white_as_decoding_does(tmp_path: Path, 
     assert (
         "Warning: 1 image in an unusual mode (RGBA 1), e.g. glass.png: alpha channel: composited on white when read"
     ) in result.stderr
-    from kaggle_flow.data.loader import load_image
+    from kaggle_flow.data.images import load_image
 
     assert (load_image(see_through, 8, 3) == 255).all()  # what training sees: white, not the red underneath
 

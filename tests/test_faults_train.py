@@ -108,7 +108,7 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_run(workdir: Path, monkeyp
 
 
 def test_ctrl_c_while_the_images_are_cached_leaves_no_run(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.data import loader as data
+    from kaggle_flow.data import images as data
 
     monkeypatch.setattr(data, "decode", _interrupt)
     line = error_line(flow("train", "digits", *TINY, "--epochs", "2"))

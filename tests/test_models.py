@@ -11,7 +11,7 @@ import paddle
 import pytest
 
 from kaggle_flow import models
-from kaggle_flow.models import resnets
+from kaggle_flow.models import resnets, weights
 from kaggle_flow.engine import speed
 from kaggle_flow.errors import FlowError, NotFoundError
 
@@ -200,7 +200,7 @@ def test_pretrained_offline_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, 
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(download, "WEIGHTS_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(models.socket, "create_connection", no_network)
+    monkeypatch.setattr(weights.socket, "create_connection", no_network)
     monkeypatch.setattr(download, "get_weights_path_from_url", no_network)
     with pytest.raises(FlowError) as exc:
         models.create_model("resnet18", 10, pretrained=True)
@@ -220,7 +220,7 @@ def test_pretrained_download_failure_after_connecting(monkeypatch: pytest.Monkey
         raise RuntimeError("Download failed. Retry limit reached")
 
     monkeypatch.setattr(download, "WEIGHTS_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(models.socket, "create_connection", lambda *a, **k: Socket())
+    monkeypatch.setattr(weights.socket, "create_connection", lambda *a, **k: Socket())
     monkeypatch.setattr(download, "get_weights_path_from_url", failed)
     with pytest.raises(FlowError, match=r"^cannot fetch the pretrained weights for mobilenet_v3_small \(no network\?\)"):
         models.create_model("mobilenet_v3_small", 10, pretrained=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
+
+if TYPE_CHECKING:
+    from kaggle_flow.models import ModelInfo
 
 
 @app.command("models")
@@ -42,15 +45,12 @@ def models_cmd(
     from kaggle_flow import console
     from kaggle_flow.competition import get_competition
     from kaggle_flow.machine import cpu_threads
-    from kaggle_flow.models import MODELS, has_pretrained, param_count
-    from kaggle_flow.engine.speed import train_speed
+    from kaggle_flow.models import MODELS, has_pretrained, list_models, param_count
 
     c = get_competition(comp) if comp else None
     classes, channels = (c.num_classes, c.channels) if c else (10, 3)
     size = size or (c.image_size if c else 64)
-    text = (filter_ or "").lower()
-    matches = [m for m in MODELS.values() if text in m.name.lower() or text in m.description.lower()]
-    chosen = [MODELS[model]] if model else matches
+    chosen = [MODELS[model]] if model else list_models(filter_ or "")
     if not chosen:
         console.info(f"No model matches '{filter_}'.")
         return
@@ -58,13 +58,10 @@ def models_cmd(
     for m in console.progress(chosen, len(chosen) if speed else None, "timing", min_total=2):
         pretrained = "yes" if has_pretrained(m.name) else "no"
         row = [m.name, f"{param_count(m.name, classes, channels):,}", f"{m.min_size} px", pretrained]
-        if speed and size < m.min_size:
-            row.append(f"needs {m.min_size} px")
-        elif speed:
-            timed = train_speed(m.name, size=size, batch_size=batch_size, num_classes=classes, in_channels=channels,
-                                seconds=seconds, max_step_s=float("inf") if model else 10.0)
-            device = timed.device
-            row.append(f"{timed.images_per_s:,.1f}" if timed.images_per_s else timed.note)
+        if speed:
+            cell, device = _speed_cell(m, size, batch_size, classes, channels, seconds, slow_ok=model is not None,
+                                       device=device)
+            row.append(cell)
         rows.append([*row, m.description])
     columns = ["name", "params", "min size", "imagenet", *(["train img/s"] if speed else []), "description"]
     title = f"{classes} classes, {channels} channel{'s' if channels > 1 else ''}" + (f" ({comp})" if comp else "")
@@ -73,6 +70,18 @@ def models_cmd(
         where = f"the CPU, {cpu_threads()} threads" if device == "cpu" else "the GPU"
         console.info(f"Training images/s at {size} px, batch {batch_size}, on {where}, measured now: other work on "
                      "this machine lowers them.")
+
+
+def _speed_cell(m: ModelInfo, size: int, batch_size: int, classes: int, channels: int, seconds: float, *, slow_ok: bool,
+                device: str) -> tuple[str, str]:
+    """The `train img/s` cell of one model and the device it was timed on (`device` unchanged when untimed)."""
+    from kaggle_flow.engine.speed import train_speed
+
+    if size < m.min_size:
+        return f"needs {m.min_size} px", device
+    timed = train_speed(m.name, size=size, batch_size=batch_size, num_classes=classes, in_channels=channels,
+                        seconds=seconds, max_step_s=float("inf") if slow_ok else 10.0)
+    return (f"{timed.images_per_s:,.1f}" if timed.images_per_s else timed.note), timed.device
 
 
 @app.command("augment")

@@ -1,4 +1,4 @@
-"""Augmentation presets (albumentations) and batch-level mixing (mixup, cutmix).
+"""Augmentation presets (albumentations): the training and test-time transforms, and their preview grid.
 
 A preset is a named list of albumentations transforms for images already resized to the training size;
 `build_train_transform` wraps it: resize -> preset -> optional random erasing / cutout / grid mask ->
@@ -20,7 +20,9 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from kaggle_flow.data.images import load_image
 from kaggle_flow.errors import FlowError
+from kaggle_flow.plotting import figure, save_png
 from kaggle_flow.registry import Registry
 
 
@@ -86,7 +88,6 @@ PRESETS: Registry[Preset] = Registry("augmentation preset", [
 
 # Transforms that only change colour: left out for grey (1-channel) images.
 _COLOUR_ONLY = (A.HueSaturationValue, A.RGBShift, A.ChannelShuffle, A.ToGray, A.ToSepia)
-
 
 
 # --- description -----------------------------------------------------------------------------
@@ -245,17 +246,10 @@ def preview_grid(
     images: Sequence[np.ndarray], titles: Sequence[str], out: Path, title: str | None = None
 ) -> Path:
     """Save uint8 HWC images as a square-ish grid PNG with a title over each (atomic write)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from kaggle_flow.fileio import atomic_path
-
     n = len(images)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.9 * rows + (0.4 if title else 0)), squeeze=False)
+    fig, axes = figure(1.8 * cols, 1.9 * rows + (0.4 if title else 0), rows=rows, cols=cols, layout="tight")
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, name in zip(axes.ravel(), images, titles):
@@ -266,11 +260,7 @@ def preview_grid(
         ax.set_title(str(name), fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out)
 
 
 def preview(
@@ -288,8 +278,6 @@ def preview(
     gridmask: float = 0.0,
 ) -> Path:
     """Augment n random training rows (canonical table) with a preset and save the grid to `out`."""
-    from kaggle_flow.data.loader import load_image
-
     if n < 1:
         raise FlowError(f"--n must be at least 1 (got {n})")
     labelled = rows[rows["label"].notna()] if "label" in rows else rows

@@ -15,14 +15,8 @@ import pandas as pd
 
 from kaggle_flow.config import RunConfig
 from kaggle_flow.data import augment
-from kaggle_flow.data.loader import (
-    ImageCache,
-    ImageDataset,
-    Loader,
-    build_cache,
-    make_loader,
-    warn_failed,
-)
+from kaggle_flow.data.images import ImageCache, build_cache, warn_failed
+from kaggle_flow.data.loader import ImageDataset, Loader, make_loader
 from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.balance import label_shuffle
 
@@ -60,7 +54,7 @@ class FoldData:
         if self.val_loader is None or self.world == 1:
             return self.val_loader
         batch = self.val_loader.loader.batch_sampler.batch_size
-        return make_loader(self.val_loader.dataset, batch_size=batch, shuffle=False, workers=0, on_device=self.val_loader.normalize is not None)
+        return make_loader(self.val_loader.dataset, batch_size=batch, shuffle=False, workers=0)
 
     def epoch_rows(self, epoch: int) -> pd.DataFrame:
         """The epoch's training rows: label shuffling draws them afresh each epoch."""
@@ -73,7 +67,7 @@ class FoldData:
         data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False)
         loader = make_loader(
             data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > self.global_batch,
-            rank=self.rank, world=self.world, on_device=True,
+            rank=self.rank, world=self.world,
         )
         loader.set_epoch(epoch)
         return loader
@@ -105,5 +99,5 @@ def prepare_data(
     if not config.full:
         val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
         val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0,
-                                 rank=rank, world=world, on_device=True)
+                                 rank=rank, world=world)
     return FoldData(config, train_rows, val_rows, caches, val_loader, rank, world)

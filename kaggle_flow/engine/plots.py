@@ -7,22 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_flow.fileio import atomic_path
-
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from kaggle_flow.plotting import figure, save_png
 
 
 def plot_curves(metrics: pd.DataFrame, metric: str, path: Path) -> Path:
     """Three panels over epochs: train/val loss, val accuracy and metric, learning rate."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, (axes,) = figure(13, 3.6, cols=3, layout="tight")
     epochs = metrics["epoch"]
     validated = "val_loss" in metrics  # a full refit holds nothing out
     axes[0].plot(epochs, metrics["train_loss"], "o-", label="train")
@@ -43,19 +33,14 @@ def plot_curves(metrics: pd.DataFrame, metric: str, path: Path) -> Path:
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=90)
 
 
 def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: str = "validation") -> Path:
     """A confusion matrix with counts, rows = true class, columns = predicted class."""
-    plt = _pyplot()
     k = len(classes)
     side = min(max(4.0, 0.45 * k + 2), 24.0)
-    fig, ax = plt.subplots(figsize=(side, side))
+    fig, ((ax,),) = figure(side, side, layout="tight")
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(k), classes, rotation=90 if max(len(c) for c in classes) > 3 else 0)
     ax.set_yticks(range(k), classes)
@@ -69,8 +54,4 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: st
                 if matrix[i, j]:
                     color = "white" if matrix[i, j] > top / 2 else "black"
                     ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path, dpi=90)

@@ -34,7 +34,7 @@ import pandas as pd
 from kaggle_flow import models
 from kaggle_flow.engine.speed import train_speed
 from kaggle_flow.errors import DataError, DiskFullError
-from kaggle_flow.explore.eda import scan_image
+from kaggle_flow.explore.scan import scan_image
 from kaggle_flow.fileio import write_json
 from kaggle_flow.machine import cpu_threads
 

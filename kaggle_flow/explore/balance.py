@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow.errors import DataError
+from kaggle_flow.explore.split import DEFAULT_SEED, ensure_folds, train_val
 from kaggle_flow.fileio import write_json
 
 if TYPE_CHECKING:
@@ -83,8 +84,6 @@ def turn_on(ws: Workspace, *, fold: int = 0, seed: int | None = None, strict: bo
 
     Without folds.csv the default folds are made first, as training would.
     """
-    from kaggle_flow.explore.split import DEFAULT_SEED, ensure_folds, train_val
-
     table = ws.table(strict=strict)
     train, _ = train_val(table, ensure_folds(ws, table), fold)
     counts = balance_counts(train, ws.comp.classes, seed=DEFAULT_SEED if seed is None else seed)

@@ -1,220 +1,35 @@
-"""What is in the data and what is broken: statistics on the canonical table and the image headers.
-
-Images are never decoded. Each file is read once: its bytes are hashed (exact duplicates) and
-handed to PIL, which parses only the header (size, mode, format, EXIF orientation). A cheap check
-of the file's end catches truncated JPEG/PNG/GIF/BMP/WebP files, the usual result of a broken
-download. The scan runs in a process pool for large data sets.
+"""What is in the data and what is broken: the eda report on the canonical table and its image scan.
 
     run_eda(ws)  ->  runs/COMP/eda/report.json, broken.csv, images.csv, class_histogram.png,
                      sizes.png, modes.png
 
-broken.csv lists the images that cannot be used (unreadable, zero-byte, not an image, truncated);
-workspace.table() leaves them out of every later step. Class counts and duplicates are over the
-labelled images: the training images and the download's own validation set, if it has one.
+Images are never decoded (explore.scan reads their headers). broken.csv lists the images that
+cannot be used (unreadable, zero-byte, not an image, truncated); workspace.table() leaves them out
+of every later step. Class counts and duplicates are over the labelled images: the training images
+and the download's own validation set, if it has one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import itertools
-import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kaggle_flow import console
 from kaggle_flow.errors import DataError
-from kaggle_flow.table.layouts import LABELLED, split_counts
+from kaggle_flow.explore import plots
+from kaggle_flow.explore.scan import scan_images
+from kaggle_flow.fileio import write_csv, write_json
+from kaggle_flow.table.layouts import LABELLED, read_table, reading_notes, split_counts
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
 
-# Problems that make an image unusable: it goes to broken.csv and out of every later step.
-ZERO_BYTE = "zero-byte"
-NOT_IMAGE = "not an image"
-TRUNCATED = "truncated"
-UNREADABLE = "unreadable"
-PROBLEMS = (UNREADABLE, ZERO_BYTE, NOT_IMAGE, TRUNCATED)
-
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-COMPOSITED_MODES = frozenset({"RGBA", "LA", "PA"})  # data.load_image lays these over white
-HIGH_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+COMPOSITED_MODES = frozenset({"RGBA", "LA", "PA"})  # data.images.load_image lays these over white
 EXAMPLES = 200  # examples per warning kind kept in report.json (images.csv has every image)
-SERIAL_BELOW = 1000  # smaller scans run in this process: a pool costs more than it saves
-CHUNK = 256  # files per task sent to a worker process
-
-
-class ImageInfo(NamedTuple):
-    """What the header of one image file says (no pixel is decoded)."""
-
-    bytes: int = 0
-    hash: str = ""
-    format: str = ""
-    mode: str = ""
-    width: int = 0
-    height: int = 0
-    bits: int = 8  # bits per sample; 16 for 16-bit PNGs even when PIL calls them RGB
-    orientation: int = 0  # EXIF orientation tag; 0 when absent
-    grey_palette: bool = False  # mode P whose palette holds only greys
-    transparency: bool = False  # mode P/L/RGB with a transparent colour
-    problem: str = ""  # one of PROBLEMS, or "" for a usable image
-
-
-SCAN_COLUMNS = list(ImageInfo._fields)
-
-
-# --- one file -------------------------------------------------------------------------------
-
-
-def _truncated(data: bytes, fmt: str) -> bool:
-    """True when the file stops before its format's end marker (trailing padding is allowed)."""
-    if fmt in ("JPEG", "MPO"):
-        # The last scan (after the last SOS marker) must be closed by an EOI marker; markers cannot
-        # occur inside entropy-coded data, and an EXIF thumbnail's EOI comes before the main SOS.
-        eoi = data.rfind(b"\xff\xd9")
-        return eoi < 0 or eoi < data.rfind(b"\xff\xda")
-    if fmt == "PNG":
-        return b"IEND\xaeB`\x82" not in data[-4096:]
-    if fmt == "GIF":
-        return not data.rstrip(b"\x00").endswith(b";")
-    if fmt == "BMP":
-        return len(data) < int.from_bytes(data[2:6], "little")
-    if fmt == "WEBP":
-        return len(data) < 8 + int.from_bytes(data[4:8], "little")
-    return False
-
-
-def _sniff(data: bytes) -> str:
-    """The format told by the magic bytes alone (for files whose header PIL cannot finish)."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data.startswith(b"BM"):
-        return "BMP"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return ""
-
-
-def _orientation(image: Any) -> int:
-    """The EXIF orientation tag, read from the header only (PNG's getexif would decode the image)."""
-    from PIL import Image
-
-    if image.format == "PNG":
-        raw = image.info.get("exif")
-        if not raw:
-            return 0
-        exif = Image.Exif()
-        exif.load(raw)
-    else:
-        exif = image.getexif()
-    value = exif.get(0x0112, 0)
-    return int(value) if isinstance(value, int) else 0
-
-
-def _grey_palette(image: Any) -> bool:
-    """True when every palette entry is a grey (read from the header: getpalette() would decode)."""
-    palette = image.palette
-    layout = (palette.rawmode or palette.mode) if palette is not None else ""
-    if layout not in ("RGB", "RGBA", "RGBX", "BGR", "BGRA", "BGRX"):
-        return False
-    data, step = bytes(palette.palette), len(layout)
-    return all(data[i] == data[i + 1] == data[i + 2] for i in range(0, len(data) - 2, step))
-
-
-def scan_image(path: str | os.PathLike[str]) -> ImageInfo:
-    """Hash one file and read its image header; a problem is reported, never raised."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return ImageInfo(problem=UNREADABLE)
-    if not data:
-        return ImageInfo(problem=ZERO_BYTE)
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    base = ImageInfo(bytes=len(data), hash=digest)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning, odd EXIF: the header is enough
-            with Image.open(io.BytesIO(data)) as image:
-                fmt = image.format or ""
-                mode = image.mode
-                width, height = image.size
-                bits = 16 if fmt == "PNG" and len(data) > 24 and data[24] == 16 else 8
-                if mode in HIGH_BIT_MODES:
-                    bits = 32 if mode in ("I", "F") else 16
-                grey = mode in ("P", "PA") and _grey_palette(image)
-                transparency = "transparency" in image.info
-                try:
-                    orientation = _orientation(image)
-                except Exception:  # a malformed EXIF block says nothing about the pixels
-                    orientation = 0
-    except UnidentifiedImageError:
-        return base._replace(problem=NOT_IMAGE)
-    except Exception:  # PIL raises many kinds (SyntaxError, struct.error, OSError...) on bad headers
-        sniffed = _sniff(data)
-        cut = sniffed and _truncated(data, sniffed)
-        return base._replace(format=sniffed, problem=TRUNCATED if cut else UNREADABLE)
-    problem = TRUNCATED if _truncated(data, fmt) else ""
-    return ImageInfo(len(data), digest, fmt, mode, width, height, bits, orientation, grey, transparency, problem)
-
-
-def _scan_chunk(paths: Sequence[str]) -> list[ImageInfo]:
-    return [scan_image(p) for p in paths]
-
-
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover (macOS, Windows)
-        return max(1, os.cpu_count() or 1)
-
-
-def _pool(workers: int) -> Any:
-    """A process pool; "fork" where the OS has it, so workers start without re-importing anything."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
-
-
-def scan_images(
-    paths: Iterable[str | os.PathLike[str]], *, workers: int | None = None, show_progress: bool = True
-) -> pd.DataFrame:
-    """Scan many files (a process pool when there are many); one row per file, in order."""
-    from PIL import Image
-
-    from kaggle_flow import console
-
-    paths = [str(p) for p in paths]
-    workers = _workers() if workers is None else workers
-    with contextlib.ExitStack() as stack:
-        if workers > 1 and len(paths) >= SERIAL_BELOW:
-            Image.init()  # load the format plugins once, before the workers are forked
-            pool = stack.enter_context(_pool(workers))
-            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
-            # map() submits every chunk now, so the workers exist before a progress thread does
-            results: Iterable[ImageInfo] = itertools.chain.from_iterable(pool.map(_scan_chunk, chunks))
-        else:
-            results = map(scan_image, paths)
-        if show_progress:
-            results = console.progress(results, len(paths), "Reading image headers")
-        frame = pd.DataFrame(list(results), columns=SCAN_COLUMNS)
-    for column in ("bytes", "width", "height", "bits", "orientation"):
-        frame[column] = frame[column].astype("int64")
-    return frame
 
 
 # --- statistics on the table ----------------------------------------------------------------
@@ -359,9 +174,7 @@ def broken_list(images: pd.DataFrame) -> pd.DataFrame:
 
 def describe_broken(broken: pd.DataFrame, limit: int = 10) -> str:
     """'a.jpg (zero-byte), b.jpg (truncated) and 3 more'."""
-    from kaggle_flow.console import shortlist
-
-    return shortlist((f"{i} ({p})" for i, p in zip(broken["id"], broken["problem"])), limit)
+    return console.shortlist((f"{i} ({p})" for i, p in zip(broken["id"], broken["problem"])), limit)
 
 
 def _warnings(flagged: pd.DataFrame) -> dict[str, Any]:
@@ -422,11 +235,6 @@ def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) 
     the data folder: layouts.reading_notes) is printed before the scan and kept in report["notes"].
     With `strict`, broken images raise DataError after the report is saved.
     """
-    from kaggle_flow import console
-    from kaggle_flow.explore import plots
-    from kaggle_flow.fileio import write_csv, write_json
-    from kaggle_flow.table.layouts import read_table, reading_notes
-
     data_dir = ws.ensure_data()
     table = read_table(data_dir, ws.comp)
     notes = reading_notes(data_dir, ws.comp, table)

@@ -1,8 +1,4 @@
-"""PNG charts with matplotlib's object API and the Agg canvas (no display, no pyplot state).
-
-matplotlib is imported inside each function, so importing this module costs nothing. Every PNG is
-written to a temp file and renamed, like every other output.
-"""
+"""The eda pictures: images per class, image sizes, image modes and formats (PNG, via kaggle_flow.plotting)."""
 
 from __future__ import annotations
 
@@ -11,30 +7,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaggle_flow.fileio import atomic_path
+from kaggle_flow.plotting import figure, save_png
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, axes
-
-
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
-
-
 def class_histogram(counts: pd.DataFrame, path: str | os.PathLike[str], title: str = "") -> Path:
     """Bar chart of training images per class (`counts`: class, count, share)."""
     n = len(counts)
-    fig, (ax,) = _figure(max(5.0, min(0.45 * n + 2, 24.0)), 4.0)
+    fig, axes = figure(max(5.0, min(0.45 * n + 2, 24.0)), 4.0)
+    ax = axes[0, 0]
     bars = ax.bar(range(n), counts["count"], color="#4C72B0")
     many = n > 8
     ax.set_xticks(range(n), [str(c) for c in counts["class"]], rotation=45 if many else 0, ha="right" if many else "center")
@@ -42,22 +25,22 @@ def class_histogram(counts: pd.DataFrame, path: str | os.PathLike[str], title: s
     ax.set_title(f"{title}: images per class" if title else "Images per class")
     if n <= 30:
         ax.bar_label(bars, labels=[str(int(c)) for c in counts["count"]], fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def sizes(images: pd.DataFrame, path: str | os.PathLike[str], bins: int = 40) -> Path:
     """Histograms of width, height and aspect ratio (width / height) of the readable images."""
-    fig, axes = _figure(13.0, 3.8, ncols=3)
+    fig, axes = figure(13.0, 3.8, cols=3)
     height = images["height"].where(images["height"] > 0)
     aspect = (images["width"] / height).dropna()
     columns = [("width", images["width"]), ("height", images["height"]), ("aspect (w/h)", aspect)]
-    for ax, (name, values) in zip(axes, columns):
+    for ax, (name, values) in zip(axes[0], columns):
         if len(values):
             distinct = values.nunique()
             ax.hist(values, bins=min(bins, max(distinct, 1)), color="#55A868")
         ax.set_title(name)
         ax.set_ylabel("images")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _bars(ax: Any, counts: Mapping[str, int], title: str) -> None:
@@ -71,7 +54,8 @@ def _bars(ax: Any, counts: Mapping[str, int], title: str) -> None:
 
 def modes(mode_counts: Mapping[str, int], format_counts: Mapping[str, int], path: str | os.PathLike[str]) -> Path:
     """Bars of image modes (RGB, L, CMYK...) and file formats (JPEG, PNG...)."""
-    fig, (left, right) = _figure(10.0, 3.8, ncols=2)
+    fig, axes = figure(10.0, 3.8, cols=2)
+    left, right = axes[0]
     _bars(left, mode_counts, "mode")
     _bars(right, format_counts, "format")
-    return _save(fig, path)
+    return save_png(fig, path)

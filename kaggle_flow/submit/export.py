@@ -9,7 +9,8 @@ preprocess.json is all a consumer needs besides paddle (or onnxruntime), numpy a
 image, convert to "L" (1 channel) or "RGB" (3), resize to size x size (bilinear), scale to 0..1,
 subtract mean and divide by std per channel, lay out as N x C x H x W float32; the model returns
 logits, softmax gives the class probabilities in the order of `classes` (the same steps as
-kaggle_flow.data.loader.load_image and normalizer, so the exported model reproduces `flow predict`).
+kaggle_flow.data.images.load_image and data.loader.DeviceNormalize, so the exported model reproduces
+`flow predict`).
 """
 
 from __future__ import annotations

@@ -16,10 +16,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaggle_flow import console
 from kaggle_flow.competition import (
+    IMAGE_EXTENSIONS,
     Competition,
     competition_files,
-    IMAGE_EXTENSIONS,
     load_file,
 )
 from kaggle_flow.errors import DataError, FlowError
@@ -31,7 +32,9 @@ from kaggle_flow.fileio import (
     is_disk_full,
     parse_size,
     read_csv,
+    write_text,
 )
+from kaggle_flow.table.layouts import read_table, reading_notes
 
 DEFAULT_MAX_SIZE = 20 * 10**9  # bytes an archive may unpack to without --max-size
 
@@ -106,8 +109,6 @@ def _extract(archive: Path, members: list[zipfile.ZipInfo], target: Path) -> Non
 
 def _find_root(staging: Path, comp: Competition) -> Path:
     """The folder that holds the layout: the staging folder or a single folder inside it."""
-    from kaggle_flow.table.layouts import read_table
-
     candidates = [staging]
     while True:
         entries = [p for p in candidates[-1].iterdir() if not p.name.startswith((".", "__MACOSX"))]
@@ -227,19 +228,16 @@ def import_data(
 
 def announce(root: Path, comp: Competition) -> None:
     """Print what the user should know about the data just imported (layouts.reading_notes)."""
-    from kaggle_flow import console
-    from kaggle_flow.table.layouts import read_table, reading_notes
-
     for note in reading_notes(root, comp, read_table(root, comp)):
         (console.warn if note.warning else console.info)(note.text)
 
 
-def _images_in(folder: Path) -> int:
+def _count_images(folder: Path) -> int:
     return sum(1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _class_dirs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _images_in(p))
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _count_images(p))
 
 
 def _toml_list(values: list[str]) -> str:
@@ -300,8 +298,6 @@ def init_competition(name: str, source: Path, folder: Path = Path("competitions"
         raise FlowError(f"'{name}' is a built-in competition; pick another name")
     text = infer_toml(name, source)
     folder.mkdir(parents=True, exist_ok=True)
-    from kaggle_flow.fileio import write_text
-
     write_text(file, text)
     try:
         load_file(file)

@@ -119,7 +119,7 @@ def _require_dir(root: Path, name: str, comp: Competition, what: str) -> Path:
     return folder
 
 
-def _images_in(folder: Path) -> list[Path]:
+def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _is_image(p))
 
 
@@ -234,7 +234,7 @@ def _valid_label_rows(root: Path, comp: Competition) -> list[Row]:
         return []
     file = _labels_file(root, valid, layout.valid_csv)
     if file is None:
-        n = len(_images_in(valid))
+        n = len(_image_files(valid))
         if not n:
             return []
         raise DataError(
@@ -310,7 +310,7 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
     train = _require_dir(root, layout.train_dir, comp, "training image")
     prefixes = sorted(layout.prefix_labels, key=len, reverse=True)
     rows: list[Row] = []
-    for path in _images_in(train):
+    for path in _image_files(train):
         prefix = next((p for p in prefixes if path.name.startswith(p)), None)
         if prefix is None:
             raise DataError(

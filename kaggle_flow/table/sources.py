@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.fileio import disk_full_as_error
 
@@ -53,8 +54,6 @@ def materialize(comp: Competition, root: Path) -> Path:
     import pandas as pd
     from PIL import Image
     from sklearn.model_selection import train_test_split
-
-    from kaggle_flow import console
 
     if is_materialized(root):
         return root
