@@ -110,3 +110,18 @@ def test_modules_and_functions_stay_short() -> None:
                 if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}: {n} lines")
     assert not long, "\n".join(long)
+
+
+LIGHT = ["kaggle_flow.cli", "kaggle_flow.explore.eda", "kaggle_flow.explore.split", "kaggle_flow.explore.balance",
+         "kaggle_flow.table.importer", "kaggle_flow.data.augment", "kaggle_flow.runs", "kaggle_flow.submit.ledger",
+         "kaggle_flow.submit.score", "kaggle_flow.submit.submission"]
+
+
+def test_commands_that_do_not_train_never_load_paddle() -> None:
+    """`flow --help`, eda, split, balance, import, augment, runs, submissions and score stay quick to start."""
+    import subprocess
+    import sys
+
+    code = f"import sys\nfor m in {LIGHT!r}: __import__(m)\nprint(sorted(n for n in ('paddle', 'sklearn') if n in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
