@@ -63,5 +63,5 @@ def ensemble_row(ensemble: Ensemble) -> dict[str, Any]:
 def damaged_row(damaged: DamagedRun) -> dict[str, Any]:
     """A folder with a config.json that cannot be read: nothing is known of it but its name and why."""
     return {"run": damaged.name, "path": str(damaged.path), "kind": "", "model": "?", "recipe": "", "fold": "",
-            "metric": "", "best_score": None, "best_epoch": 0, "epochs": "", "duration_s": 0.0, "status": "damaged",
+            "metric": "", "best_score": None, "best_epoch": 0, "epochs": "", "duration_s": None, "status": "damaged",
             "procs": 0, "note": f"{damaged.name}: damaged: {damaged.reason}; it is never picked: repair or remove it"}

@@ -417,7 +417,8 @@ def _pick(ws: Workspace, runs: list[RunFolder], damaged: list[DamagedRun], *, by
     else:
         chosen = usable[-1] if usable else None
     best = scores[winner.path] if by_score and scored else None
-    for folder, why, score in broken:
+    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: _creation_order(b[0]))
+    for folder, why, score in sorted(broken, key=first, reverse=True):  # the one it would have picked first
         newer = chosen is None or _creation_order(folder) > _creation_order(chosen)
         if (not by_score and newer) or (by_score and (best is None or score is None or score >= best)):
             which = "may be the best run" if by_score else "is the newest run"

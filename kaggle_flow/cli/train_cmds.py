@@ -78,7 +78,7 @@ def runs_cmd(comp: CompArg = None) -> None:
     table.add_column("run", no_wrap=True)  # whole, so it can be copied into --run / --resume
     names = ("model", "fold", "best", "epochs", "time", "status") + (("procs",) if parallel else ()) + (("recipe",) if wide else ())
     for name in names:
-        table.add_column(name, justify="left" if name in ("model", "status", "recipe") else "right")
+        table.add_column(name, justify="left" if name in ("model", "status", "recipe") else "right", no_wrap=name == "status")
     for r in runs.itertuples():
         time_s = f"{fmt(r.duration_s, '.0f')}s" if fmt(r.duration_s, ".0f") else ""
         cells = [r.run, str(r.model), str(r.fold), fmt(r.best_score, ".4f"), str(r.epochs), time_s, str(r.status)]
