@@ -188,12 +188,19 @@ def test_runs_lists_damaged_killed_and_checkpointless_runs(workdir: Path) -> Non
 def test_runs_lists_a_run_whose_summary_or_best_weights_are_damaged(workdir: Path) -> None:
     from clitools import fake_run
 
+    from kaggle_flow.runs import list_runs
+
     runs = workdir / "runs/digits"
     garbled = fake_run(runs, "20250101-000000-smallcnn-f0")
     garbled.summary_file.write_text("[1, 2")
     lost = fake_run(runs, "20250102-000000-smallcnn-f0")
     lost.best.unlink()
+    stopped = fake_run(runs, "20250103-000000-smallcnn-f0")  # Ctrl-C after epoch 1, resumed, then killed after epoch 2
+    stopped.summary_file.write_text('{"status": "interrupted", "epochs_done": 1}')
+    stopped.metrics_file.write_text("epoch,val_metric\n1,0.5\n2,0.6\n")
     result = flow("runs", "digits")
     assert result.exit_code == 0, result.output
+    assert f"{stopped.name}: interrupted; resume: flow train digits --resume {stopped.name}" in result.output
+    assert list_runs(runs).set_index("run").loc[stopped.name, "epochs"] == "2/1"
     assert f"Warning: {garbled.name}: damaged: runs/digits/{garbled.name}/summary.json: not a readable summary (" in result.output
     assert f"Warning: {lost.name}: damaged: runs/digits/{lost.name}/best.pdparams: missing, although the run finished; train it again" in result.output

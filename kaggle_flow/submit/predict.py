@@ -43,12 +43,12 @@ def load_model(run: Run) -> paddle.nn.Layer:
         raise NotFoundError(f"{run.best}: no trained weights in this run folder (did the training finish an epoch?)")
     config = run.config
     model = create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
-    model.set_state_dict(load_weights(run.best))
+    model.set_state_dict(finite_weights(run.best))
     model.eval()
     return model
 
 
-def load_weights(file: Path) -> dict[str, paddle.Tensor]:
+def finite_weights(file: Path) -> dict[str, paddle.Tensor]:
     """A state dict that can predict: readable, and every weight finite. A run whose training
     blew up (a learning rate far too high) can still end `finished` with NaN weights; predicting with
     them would give one class for every image, so it is refused here, where every command loads them."""
