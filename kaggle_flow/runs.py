@@ -402,10 +402,27 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFo
     raise NotFoundError(f"unknown run '{name}' in {ws.runs_dir} (runs: {known})")
 
 
+Broken = tuple[RunFolder | DamagedRun, str, float | None]  # a damaged run folder, why, its score when known
+
+
+def _refuse_passing_over(broken: list[Broken], chosen: Run | None, best: float | None, *, by_score: bool) -> None:
+    """A FlowError naming the damaged run that would have been picked before `chosen`: the newest
+    one, or (by score) one whose score is unknown or at least the best usable score."""
+    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: _creation_order(b[0]))
+    for folder, why, score in sorted(broken, key=first, reverse=True):  # the one it would have picked first
+        if by_score:
+            passed_over = best is None or score is None or score >= best
+        else:
+            passed_over = chosen is None or _creation_order(folder) > _creation_order(chosen)
+        if passed_over:
+            which = "may be the best run" if by_score else "is the newest run"
+            raise FlowError(f"{why}; it {which}, so no other is picked in its place: repair or remove {folder.path}, or name the run to use")
+
+
 def _pick(ws: Workspace, runs: list[RunFolder], damaged: list[DamagedRun], *, by_score: bool) -> Run:
     """The newest usable training run, or the one with the best score (its refit when there is one)."""
     trained = [r for r in runs if isinstance(r, Run)]
-    broken = [(r, why, r.summary.best_score) for r in trained if (why := state_of(r).damaged)]
+    broken: list[Broken] = [(r, why, r.summary.best_score) for r in trained if (why := state_of(r).damaged)]
     broken += [(d, d.reason, read_summary(d.path / "summary.json")[0].best_score) for d in damaged]
     usable = [r for r in trained if r.has_weights() and all(r is not b for b, _, _ in broken)]
     scores = {r.path: r.summary.best_score for r in usable}  # summary.json read once per run
@@ -416,13 +433,7 @@ def _pick(ws: Workspace, runs: list[RunFolder], damaged: list[DamagedRun], *, by
         chosen: Run | None = refits[-1] if refits else winner  # the best recipe, refitted on all the data when it was
     else:
         chosen = usable[-1] if usable else None
-    best = scores[winner.path] if by_score and scored else None
-    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: _creation_order(b[0]))
-    for folder, why, score in sorted(broken, key=first, reverse=True):  # the one it would have picked first
-        newer = chosen is None or _creation_order(folder) > _creation_order(chosen)
-        if (not by_score and newer) or (by_score and (best is None or score is None or score >= best)):
-            which = "may be the best run" if by_score else "is the newest run"
-            raise FlowError(f"{why}; it {which}, so no other is picked in its place: repair or remove {folder.path}, or name the run to use")
+    _refuse_passing_over(broken, chosen, scores[winner.path] if by_score and scored else None, by_score=by_score)
     if chosen is None:
         raise NotFoundError(f"{ws.runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
     return chosen
