@@ -154,7 +154,7 @@ def _alive(pid: int) -> bool:
 
 def _is_stale(temp: Path, now: float) -> bool:
     match = _TEMP.fullmatch(temp.name)
-    if match is not None and match["host"] == _host_tag():
+    if match is not None and match["host"] == _host_tag() and os.name != "nt":  # Windows' os.kill would end the process
         return not _alive(int(match["pid"]))
     if match is None and not _OLD_TEMP.fullmatch(temp.name):
         return False  # not a temp of flow's: never touched
