@@ -22,7 +22,8 @@ Three kinds of training run (a `Run`, its config a RunConfig) and the `Ensemble`
   ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy
 
 RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
-made unique with a suffix.
+made unique with a suffix. A folder whose config.json cannot be read is a DamagedRun: `flow runs`
+lists it with the reason (run_table.py), and picking the newest or best run refuses to pass over it.
 """
 
 from __future__ import annotations
