@@ -3,7 +3,7 @@
 Atomic writes: every output that matters goes to a temp file in the same folder, then rename; free
 space is checked before a large write; ENOSPC is a one-line error. A temp file is removed on every
 failure, KeyboardInterrupt included (the CLI turns SIGTERM into a KeyboardInterrupt, so `kill`
-leaves no temp either; only SIGKILL can).
+leaves no temp either; only SIGKILL can, and `reap_temps` removes those once their writer is gone).
 `ensure_writable` lets a command that writes fail at its start, in one line, when its folder cannot
 be written (a read-only mount); `os_error_line` is the same line for an OSError met later on.
 `read_csv` reads a table as strings, header names cleaned of a BOM and surrounding whitespace.
@@ -19,6 +19,8 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,18 +116,75 @@ def disk_full_as_error(folder: str | os.PathLike[str], what: str) -> Iterator[No
         raise
 
 
+def _host_tag() -> str:
+    """This machine's name as a temp name carries it: letters, digits and '-' only, at most 24."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24] or "host"
+
+
 def _new_temp(path: Path) -> Path:
-    """A new empty file beside `path`, created 0o666 so that the umask applies as to any new file
-    (mkstemp's 0600 would make every output private whatever the umask)."""
+    """A new empty file beside `path`: `.NAME.HOST.PID.RANDOM.tmp`, so that `reap_temps` can tell
+    a temp whose writer died (kill -9) from one still being written. Created 0o666 so that the umask
+    applies as to any new file (mkstemp's 0600 would make every output private whatever the umask)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{path.name}.{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             os.close(os.open(tmp, flags, 0o666))
             return tmp
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temp file name", str(path))
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+_OLD_TEMP = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # written before temps carried their writer
+FOREIGN_TEMP_AGE_S = 24 * 3600  # a temp of another machine (or of unknown writer) untouched this long is dead
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this machine has that id (another user's counts: kill says EPERM)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _is_stale(temp: Path, now: float) -> bool:
+    match = _TEMP.fullmatch(temp.name)
+    if match is not None and match["host"] == _host_tag() and os.name != "nt":  # Windows' os.kill would end the process
+        return not _alive(int(match["pid"]))
+    if match is None and not _OLD_TEMP.fullmatch(temp.name):
+        return False  # not a temp of flow's: never touched
+    try:
+        return now - temp.stat().st_mtime > FOREIGN_TEMP_AGE_S
+    except OSError:
+        return False
+
+
+def reap_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temps in `folder` that no process will ever rename: those a kill -9 left behind.
+
+    A temp of this machine is removed when its writer's PID is no longer alive; a temp a running
+    process still writes is kept (a reused PID keeps one too long, never too short). A temp made on
+    another machine (a folder shared over the network) cannot be asked about: it is removed only
+    when untouched for FOREIGN_TEMP_AGE_S, as a write in progress touches its file far more often
+    (the host name in the temp's name tells the two apart; comparing it costs nothing).
+    Best effort: a folder that is missing or read-only is left as it is. Returns what was removed.
+    """
+    now, removed = time.time(), []
+    try:
+        temps = [p for p in Path(folder).iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
+    except OSError:
+        return []
+    for temp in temps:
+        if _is_stale(temp, now):
+            with contextlib.suppress(OSError):
+                temp.unlink()
+                removed.append(temp)
+    return removed
 
 
 @contextlib.contextmanager

@@ -22,7 +22,8 @@ Three kinds of training run (a `Run`, its config a RunConfig) and the `Ensemble`
   ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy
 
 RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
-made unique with a suffix.
+made unique with a suffix. A folder whose config.json cannot be read is a DamagedRun: `flow runs`
+lists it with the reason (run_table.py), and picking the newest or best run refuses to pass over it.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_json
+from kaggle_flow.run_state import FAILED, FINISHED, Summary, read_summary, state_of
+from kaggle_flow.run_table import COLUMNS, damaged_row, ensemble_row, run_row
 from kaggle_flow.workspace import cache_dir_of
 
 if TYPE_CHECKING:
@@ -47,29 +50,7 @@ if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
 
 RunKind = Literal["single", "cv", "full", "ensemble"]
-FINISHED = ("finished", "stopped early")  # statuses of a run whose best model can be used
-FAILED = "failed"  # the loss stopped being finite: its weights are never used
 ENSEMBLE_PREFIX = "ensemble-"
-
-
-class Summary(BaseModel):
-    """summary.json: how a run went. Read leniently: a run still training has none yet."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    status: str = "no summary"  # finished, stopped early, interrupted, failed
-    reason: str = ""  # why it failed
-    metric: str = ""
-    best_score: float | None = None
-    best_epoch: int = 0
-    epochs_done: int = 0
-    epochs: int = 0
-    duration_s: float = 0.0
-    images_per_s: float | None = None
-    timing: list[dict[str, Any]] = Field(default_factory=list)  # per epoch: epoch, seconds, images_per_s
-    params: int | None = None
-    cv_score: float | None = None  # cross-validation runs: the out-of-fold score
-    fold_scores: list[float | None] = Field(default_factory=list)
 
 
 class EnsembleConfig(BaseModel):
@@ -180,10 +161,7 @@ class Run:
     # --- its state ---
     @property
     def summary(self) -> Summary:
-        try:
-            return Summary.model_validate(json.loads(self.summary_file.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            return Summary()
+        return read_summary(self.summary_file)[0]  # a damaged one reads as none (state_of says why)
 
     def write_summary(self, summary: Summary) -> Summary:
         write_json(self.summary_file, summary.model_dump())
@@ -344,77 +322,62 @@ def best_epoch(run: Run) -> int:
     return max(1, run.summary.best_epoch)
 
 
-def recipe_text(config: RunConfig) -> str:
-    """A short description of a training recipe, e.g. `adam 3e-03 cosine ls0.1 affine bs64x2`
-    (the peak learning rate; the batch per process, times the processes)."""
-    parts = [config.optimizer, f"{config.peak_lr:.0e}", config.schedule]
-    if config.label_smoothing:
-        parts.append(f"ls{config.label_smoothing:g}")
-    parts.append(config.preset)
-    for key in ("mixup", "cutmix", "ema"):
-        if getattr(config, key):
-            parts.append(f"{key}{getattr(config, key):g}")
-    if config.balance:
-        parts.append("balance")
-    if config.sizes:
-        parts.append("sizes " + ",".join(str(s) for s in config.sizes))
-    parts.append(f"bs{config.batch_size}" + (f"x{config.world_size}" if config.world_size > 1 else ""))  # per process x processes
-    if config.sync_bn:
-        parts.append("sync-bn")
-    if config.amp != "off":
-        parts.append(f"amp-{config.amp}")
-    return " ".join(parts)
+@dataclass(frozen=True)
+class DamagedRun:
+    """A folder of runs/COMP whose config.json cannot be read: listed with the reason, never picked."""
+
+    path: Path
+    reason: str  # the one line load_run gave
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
 
 
-def all_runs(runs_dir: Path) -> list[RunFolder]:
-    """The runs of runs/COMP, oldest first (folds of a CV run are inside their parent)."""
+def scan_runs(runs_dir: Path) -> tuple[list[RunFolder], list[DamagedRun]]:
+    """The runs of runs/COMP and its damaged run folders, each oldest first (folds are inside their parent)."""
     runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    found = []
-    for path in runs_dir.iterdir():
+    found: list[RunFolder] = []
+    damaged: list[DamagedRun] = []
+    for path in runs_dir.iterdir() if runs_dir.is_dir() else ():
         if path.is_dir() and (path / "config.json").is_file():
             try:
                 found.append(load_run(path))
-            except FlowError:
-                continue  # a broken folder is not a run; `flow runs` lists the readable ones
-    return sorted(found, key=_creation_order)
+            except FlowError as exc:
+                damaged.append(DamagedRun(path, str(exc)))
+    return sorted(found, key=_creation_order), sorted(damaged, key=_creation_order)
 
 
-def _creation_order(run: RunFolder) -> tuple[str, int, str]:
+def all_runs(runs_dir: Path) -> list[RunFolder]:
+    """The runs of runs/COMP, oldest first, without the damaged folders (see scan_runs)."""
+    return scan_runs(runs_dir)[0]
+
+
+def _creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
     """Oldest first: the time stamp in the name, then when config.json was written (same second)."""
     stamp = re.search(r"\d{8}-\d{6}", run.name)
-    return (stamp.group(0) if stamp else "", run.config_file.stat().st_mtime_ns, run.name)
+    try:
+        written = run.config_file.stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return (stamp.group(0) if stamp else "", written, run.name)
 
 
 def list_runs(runs_dir: Path) -> pd.DataFrame:
-    """One row per run of runs/COMP (cross-validation runs as one row), oldest first.
+    """One row per run folder of runs/COMP (cross-validation runs as one row, damaged folders too), oldest first.
 
-    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status,
-    procs (the processes it trained in, data parallel; 0 for an ensemble).
+    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status
+    (a Summary status, or resumable, no checkpoint, damaged: see run_state.py), procs (the processes it
+    trained in, data parallel; 0 for an ensemble), note (what to do about its status, or '').
     """
-    rows = [_run_row(run) if isinstance(run, Run) else _ensemble_row(run) for run in all_runs(runs_dir)]
-    columns = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s",
-               "status", "procs"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _run_row(run: Run) -> dict[str, Any]:
-    summary, config = run.summary, run.config
-    fold = f"all ({len(run.folds())})" if run.kind == "cv" else "full" if run.kind == "full" else str(config.fold)
-    return {
-        "run": run.name, "path": str(run.path), "kind": run.kind, "model": config.model, "recipe": recipe_text(config),
-        "fold": fold, "metric": summary.metric or config.metric, "best_score": summary.best_score,
-        "best_epoch": summary.best_epoch, "epochs": f"{summary.epochs_done}/{config.epochs}", "duration_s": summary.duration_s,
-        "status": summary.status, "procs": config.world_size,
-    }
-
-
-def _ensemble_row(ensemble: Ensemble) -> dict[str, Any]:
-    """An ensemble trains nothing: no metric, score, epochs or processes of its own."""
-    return {"run": ensemble.name, "path": str(ensemble.path), "kind": ensemble.kind, "model": "ensemble",
-            "recipe": f"ensemble of {len(ensemble.config.members)}", "fold": "-", "metric": "", "best_score": None,
-            "best_epoch": 0, "epochs": "", "duration_s": 0.0, "status": "ensemble", "procs": 0}
+    runs, damaged = scan_runs(runs_dir)
+    folders = sorted([*runs, *damaged], key=_creation_order)
+    rows = [run_row(r) if isinstance(r, Run) else ensemble_row(r) if isinstance(r, Ensemble) else damaged_row(r) for r in folders]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFolder:
@@ -426,25 +389,52 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFo
             run folder, `best`, `last`, or None.
         best: with name None, the run with the highest best_score (else the newest usable run).
 
-    Raises NotFoundError listing the runs when the name matches none.
+    Raises NotFoundError listing the runs when the name matches none, and a FlowError naming a
+    damaged run that would have been picked (the newest, or one that may score best): another run
+    is never taken in its place without a word.
     """
-    runs = all_runs(ws.runs_dir)
+    runs, damaged = scan_runs(ws.runs_dir)
     if name is None or name in ("best", "last"):
-        usable = [r for r in runs if isinstance(r, Run) and r.has_weights()]
-        if not usable:
-            raise NotFoundError(f"{ws.runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
-        if name == "last" or (name is None and not best):
-            return usable[-1]
-        scores = {r.path: r.summary.best_score for r in usable}  # summary.json read once per run
-        scored = [r for r in usable if scores[r.path] is not None]
-        if not scored:
-            return usable[-1]
-        winner = max(scored, key=lambda r: (scores[r.path], r.name))
-        refits = [r for r in usable if r.kind == "full" and r.config.full_from == winner.id]
-        return refits[-1] if refits else winner  # the best recipe, refitted on all the data when it was
+        return _pick(ws, runs, damaged, by_score=name == "best" or (name is None and best))
     for candidate in (Path(ws.runs_dir) / name, Path(name)):
         if (candidate / "config.json").is_file():
             return load_run(candidate)
     known = ", ".join(r.name for r in runs[-10:]) or "none"
     raise NotFoundError(f"unknown run '{name}' in {ws.runs_dir} (runs: {known})")
 
+
+Broken = tuple[RunFolder | DamagedRun, str, float | None]  # a damaged run folder, why, its score when known
+
+
+def _refuse_passing_over(broken: list[Broken], chosen: Run | None, best: float | None, *, by_score: bool) -> None:
+    """A FlowError naming the damaged run that would have been picked before `chosen`: the newest
+    one, or (by score) one whose score is unknown or at least the best usable score."""
+    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: _creation_order(b[0]))
+    for folder, why, score in sorted(broken, key=first, reverse=True):  # the one it would have picked first
+        if by_score:
+            passed_over = best is None or score is None or score >= best
+        else:
+            passed_over = chosen is None or _creation_order(folder) > _creation_order(chosen)
+        if passed_over:
+            which = "may be the best run" if by_score else "is the newest run"
+            raise FlowError(f"{why}; it {which}, so no other is picked in its place: repair or remove {folder.path}, or name the run to use")
+
+
+def _pick(ws: Workspace, runs: list[RunFolder], damaged: list[DamagedRun], *, by_score: bool) -> Run:
+    """The newest usable training run, or the one with the best score (its refit when there is one)."""
+    trained = [r for r in runs if isinstance(r, Run)]
+    broken: list[Broken] = [(r, why, r.summary.best_score) for r in trained if (why := state_of(r).damaged)]
+    broken += [(d, d.reason, read_summary(d.path / "summary.json")[0].best_score) for d in damaged]
+    usable = [r for r in trained if r.has_weights() and all(r is not b for b, _, _ in broken)]
+    scores = {r.path: r.summary.best_score for r in usable}  # summary.json read once per run
+    scored = [r for r in usable if scores[r.path] is not None]
+    if by_score and scored:
+        winner = max(scored, key=lambda r: (scores[r.path], r.name))
+        refits = [r for r in usable if r.kind == "full" and r.config.full_from == winner.id]
+        chosen: Run | None = refits[-1] if refits else winner  # the best recipe, refitted on all the data when it was
+    else:
+        chosen = usable[-1] if usable else None
+    _refuse_passing_over(broken, chosen, scores[winner.path] if by_score and scored else None, by_score=by_score)
+    if chosen is None:
+        raise NotFoundError(f"{ws.runs_dir}: no finished training run yet; train one with `flow train {ws.comp.name}`")
+    return chosen

@@ -178,6 +178,67 @@ def test_predict_without_runs(workdir: Path) -> None:
     )
 
 
+def _nan_weights(run_best: Path) -> int:
+    """Overwrite the first weight of a saved state dict with NaN and +inf; how many weights that spoils."""
+    import paddle
+
+    state = paddle.load(str(run_best))
+    key = next(k for k, v in state.items() if v.dtype == paddle.float32)
+    values = state[key].numpy()
+    values.flat[0], values.flat[-1] = np.nan, np.inf
+    state[key] = paddle.to_tensor(values)
+    paddle.save(state, str(run_best))
+    return 2
+
+
+def test_weights_that_are_not_finite_are_refused_by_every_command_that_predicts(workdir: Path) -> None:
+    """A run that blew up can still end `finished`; its NaN weights would predict one class everywhere."""
+    run = fake_run(workdir / "runs/digits", "r1")
+    bad = _nan_weights(run.best)
+    message = f"Error: runs/digits/r1/best.pdparams: {bad} weights are NaN or infinite; this run cannot predict (train again, e.g. with a lower --lr)"
+    for command in (("submit", "digits"), ("predict", "digits", "--run", "r1"), ("export", "r1", "--comp", "digits")):
+        assert one_line_error(flow(*command)) == message, command
+    assert not (workdir / "submissions/digits").exists() or not list((workdir / "submissions/digits").glob("*.csv"))
+    assert not run.test_probs.exists() and not (run.path / "export").exists()
+
+
+def test_weights_file_cut_short_is_one_line(workdir: Path) -> None:
+    run = fake_run(workdir / "runs/digits", "r1")
+    run.best.write_bytes(run.best.read_bytes()[:100])
+    assert one_line_error(flow("predict", "digits")) == (
+        "Error: runs/digits/r1/best.pdparams: not a readable weights file (cut short, or not paddle's); "
+        "train again, or name another run with --run"
+    )
+
+
+def test_submit_never_passes_over_a_damaged_run(workdir: Path) -> None:
+    """The run a command would pick is damaged: one line saying so, not another run's submission."""
+    runs = workdir / "runs/digits"
+    fake_run(runs, "20250101-000000-smallcnn-f0", score=0.6)
+    best = fake_run(runs, "20250102-000000-smallcnn-f0", score=0.9)
+    best.best.unlink()  # finished, but its weights are gone
+    assert one_line_error(flow("submit", "digits")) == (
+        f"Error: runs/digits/{best.name}/best.pdparams: missing, although the run finished; train it again; it may be "
+        f"the best run, so no other is picked in its place: repair or remove runs/digits/{best.name}, or name the run to use"
+    )
+    assert one_line_error(flow("submit", "digits", "--run", best.name)) == (
+        f"Error: runs/digits/{best.name}/best.pdparams: no trained weights in this run folder (did the training finish an epoch?)"
+    )
+    newest = fake_run(runs, "20250103-000000-smallcnn-f0", score=0.95)
+    newest.config_file.write_text("{")
+    assert one_line_error(flow("predict", "digits", "--run", "last")).startswith(
+        f"Error: runs/digits/{newest.name}/config.json: not readable JSON: "
+    )
+    assert one_line_error(flow("submit", "digits", "--run", newest.name)).startswith(f"Error: runs/digits/{newest.name}/config.json: ")
+    assert not (workdir / "submissions/digits").exists() or not list((workdir / "submissions/digits").glob("*.csv"))
+    newest.summary_file.write_text('{"status": "finished", "best_score": 0.1}')  # known to score below the others
+    best.best.write_bytes(b"")
+    best.summary_file.write_text('{"status": "finished", "best_score": 0.2}')
+    result = flow("submit", "digits")
+    assert result.exit_code == 0, result.output
+    assert "(20250101-000000-smallcnn-f0)" in result.output
+
+
 def digits_test_rows() -> pd.DataFrame:
     from kaggle_flow.workspace import open_workspace
 

@@ -140,3 +140,67 @@ def test_weights_of_another_class_count_keep_a_fresh_head(workdir: Path) -> None
     assert result.exit_code == 0, result.output
     assert f"Warning: {other.best.relative_to(workdir)}: classifier head of another class count; fc.weight, fc.bias left freshly initialized" in result.output
     assert one_line_error(flow("train", "digits", "--weights", "nope.pdparams")).startswith("Error: nope.pdparams")
+
+
+def test_runs_lists_damaged_killed_and_checkpointless_runs(workdir: Path) -> None:
+    """No run folder vanishes from `flow runs`, and each says what to do with it."""
+    from clitools import fake_run
+
+    from kaggle_flow.runs import list_runs
+
+    runs = workdir / "runs/digits"
+    fake_run(runs, "20250101-000000-smallcnn-f0", score=0.9)
+    killed = fake_run(runs, "20250102-000000-smallcnn-f0")  # kill -9 after epoch 1: a checkpoint, no summary
+    (killed.path / "summary.json").unlink()
+    killed.last_state.write_bytes(b"state")
+    killed.metrics_file.write_text("epoch,val_metric\n1,0.61\n")
+    early = fake_run(runs, "20250103-000000-smallcnn-f0")  # failed before its first epoch: a config.json alone
+    (early.path / "summary.json").unlink()
+    early.best.unlink()
+    broken = fake_run(runs, "20250104-000000-smallcnn-f0")
+    broken.config_file.write_text("{broken")
+
+    listed = list_runs(runs).set_index("run")
+    assert listed["status"].to_dict() == {
+        "20250101-000000-smallcnn-f0": "finished", killed.name: "resumable", early.name: "no checkpoint", broken.name: "damaged",
+    }
+    assert listed.loc[killed.name, "epochs"] == "1/1" and listed.loc[killed.name, "best_score"] == 0.61
+    result = flow("runs", "digits")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip().startswith("2025")}
+    assert " 0.6100 " in rows[killed.name] and " resumable" in rows[killed.name]
+    assert " no checkpoint" in rows[early.name] and " damaged" in rows[broken.name]
+    lines = result.output.splitlines()
+    assert (
+        f"{killed.name}: stopped after epoch 1 of 1 without a summary (killed, or still training); "
+        f"resume: flow train digits --resume {killed.name}"
+    ) in lines
+    assert (
+        f"{early.name}: stopped before its first epoch ended (or is still in it); nothing to resume: "
+        "remove it, or train anew: flow train digits"
+    ) in lines
+    assert (
+        f"Warning: {broken.name}: damaged: runs/digits/{broken.name}/config.json: not readable JSON: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1); it is never picked: repair or remove it"
+    ) in lines
+
+
+def test_runs_lists_a_run_whose_summary_or_best_weights_are_damaged(workdir: Path) -> None:
+    from clitools import fake_run
+
+    from kaggle_flow.runs import list_runs
+
+    runs = workdir / "runs/digits"
+    garbled = fake_run(runs, "20250101-000000-smallcnn-f0")
+    garbled.summary_file.write_text("[1, 2")
+    lost = fake_run(runs, "20250102-000000-smallcnn-f0")
+    lost.best.unlink()
+    stopped = fake_run(runs, "20250103-000000-smallcnn-f0")  # Ctrl-C after epoch 1, resumed, then killed after epoch 2
+    stopped.summary_file.write_text('{"status": "interrupted", "epochs_done": 1}')
+    stopped.metrics_file.write_text("epoch,val_metric\n1,0.5\n2,0.6\n")
+    result = flow("runs", "digits")
+    assert result.exit_code == 0, result.output
+    assert f"{stopped.name}: interrupted; resume: flow train digits --resume {stopped.name}" in result.output
+    assert list_runs(runs).set_index("run").loc[stopped.name, "epochs"] == "2/1"
+    assert f"Warning: {garbled.name}: damaged: runs/digits/{garbled.name}/summary.json: not a readable summary (" in result.output
+    assert f"Warning: {lost.name}: damaged: runs/digits/{lost.name}/best.pdparams: missing, although the run finished; train it again" in result.output

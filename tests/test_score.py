@@ -163,7 +163,26 @@ def test_score_missing_and_extra_ids(tmp_path: Path) -> None:
     sub = write(tmp_path / "sub.csv", "id,label\na.png,1\nb.png,12\n")
     with pytest.raises(FlowError) as exc:
         score_submission(comp, sub, sol)
-    assert str(exc.value) == f"{sub} line 3: label '12' is not a class"
+    assert str(exc.value) == f"{sub} line 3: label '12' is not a class index 0-9, as the submission format of 'digits' writes labels"
+
+
+def test_a_label_not_of_the_submission_form_is_refused(tmp_path: Path) -> None:
+    """lemon writes indices: a class name there is not scored as if the site would read it."""
+    lemon = get_competition("lemon")
+    sol = write(tmp_path / "solution.csv", "id,class_num\na.jpg,0\nb.jpg,1\nc.jpg,2\n")
+    sub = write(tmp_path / "sub.csv", "id,class_num\na.jpg,0\nb.jpg, excellent\nc.jpg,2\n")
+    with pytest.raises(FlowError) as exc:
+        score_submission(lemon, sub, sol)
+    assert str(exc.value) == (
+        f"{sub} line 3: label 'excellent' is not a class index 0-3, as the submission format of 'lemon' writes labels; "
+        "'excellent' is class 0"
+    )
+    zodiac = get_competition("zodiac")
+    sol = write(tmp_path / "solution.csv", "id,label\na.jpg,ox\nb.jpg,pig\n")
+    sub = write(tmp_path / "sub.csv", "id,label\na.jpg,ox\nb.jpg,1\n")
+    with pytest.raises(FlowError) as exc:
+        score_submission(zodiac, sub, sol)
+    assert str(exc.value) == f"{sub} line 3: label '1' is not a class name of 'zodiac': {', '.join(zodiac.classes)}"
 
 
 def test_newest_submission(tmp_path: Path) -> None:

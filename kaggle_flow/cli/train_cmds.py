@@ -50,6 +50,10 @@ def train_cmd(
 def runs_cmd(comp: CompArg = None) -> None:
     """List the training runs of a competition: model, recipe, best score, epochs, time, processes.
 
+    A run stopped without a summary is `resumable` (a checkpoint: the line under the table gives
+    the --resume command) or has `no checkpoint` (stopped in its first epoch); a run folder that
+    cannot be read is `damaged`, with the reason.
+
     Example: flow runs mnist
     """
     from kaggle_flow import console
@@ -74,9 +78,12 @@ def runs_cmd(comp: CompArg = None) -> None:
     table.add_column("run", no_wrap=True)  # whole, so it can be copied into --run / --resume
     names = ("model", "fold", "best", "epochs", "time", "status") + (("procs",) if parallel else ()) + (("recipe",) if wide else ())
     for name in names:
-        table.add_column(name, justify="left" if name in ("model", "status", "recipe") else "right")
+        table.add_column(name, justify="left" if name in ("model", "status", "recipe") else "right", no_wrap=name == "status")
     for r in runs.itertuples():
         time_s = f"{fmt(r.duration_s, '.0f')}s" if fmt(r.duration_s, ".0f") else ""
         cells = [r.run, str(r.model), str(r.fold), fmt(r.best_score, ".4f"), str(r.epochs), time_s, str(r.status)]
         table.add_row(*cells, *([str(r.procs or "")] if parallel else []), *([str(r.recipe)] if wide else []))
     console.out.print(table)
+    for r in runs.itertuples():
+        if r.note:
+            (console.warn if r.status == "damaged" else console.info)(r.note)

@@ -33,7 +33,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 from kaggle_flow import console
-from kaggle_flow.fileio import atomic_path, disk_full_error, ensure_free_space, write_json
+from kaggle_flow.fileio import atomic_path, disk_full_error, ensure_free_space, reap_temps, write_json
 
 CACHE_VERSION = 1  # bump when the decoding below changes, so old caches are not reused
 
@@ -112,6 +112,7 @@ def build_cache(paths: Sequence[str], size: int, channels: int, cache_dir: Path 
         images, failed = _fill_memory(paths, size, channels)
         return ImageCache(Path(":memory:"), paths, failed, size, channels, images)
     cache_dir = Path(cache_dir)
+    reap_temps(cache_dir)  # what a kill -9 left of an earlier build
     stem = f"{size}px-{channels}ch-{_cache_key(paths, size, channels)}"
     npy, meta = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
     if npy.is_file() and meta.is_file():

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kaggle_flow.fileio import read_csv, write_csv
+from kaggle_flow.fileio import read_csv, reap_temps, write_csv
 from kaggle_flow.runs import Run, RunFolder
 
 if TYPE_CHECKING:
@@ -145,6 +145,7 @@ def reconcile(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
 
     Saved when anything changed and the folder is writable (a read-only folder still lists).
     """
+    reap_temps(submissions_dir)  # the temps of a submission or ledger a kill -9 cut short
     frame = read_ledger(submissions_dir)
     folder, notes = Path(submissions_dir), []
     pending = frame["state"] == PENDING

@@ -11,7 +11,9 @@ a run does not fit the competition at hand. Every kind of run predicts:
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,9 +43,25 @@ def load_model(run: Run) -> paddle.nn.Layer:
         raise NotFoundError(f"{run.best}: no trained weights in this run folder (did the training finish an epoch?)")
     config = run.config
     model = create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
-    model.set_state_dict(paddle.load(str(run.best)))
+    model.set_state_dict(finite_weights(run.best))
     model.eval()
     return model
+
+
+def finite_weights(file: Path) -> dict[str, paddle.Tensor]:
+    """A state dict that can predict: readable, and every weight finite. A run whose training
+    blew up (a learning rate far too high) can still end `finished` with NaN weights; predicting with
+    them would give one class for every image, so it is refused here, where every command loads them."""
+    try:
+        state = paddle.load(str(file))
+    except (ValueError, EOFError, pickle.UnpicklingError):  # what paddle.load raises for a cut or foreign file
+        raise FlowError(f"{file}: not a readable weights file (cut short, or not paddle's); train again, or name another run with --run") from None
+    if not isinstance(state, dict):
+        raise FlowError(f"{file}: not a state dict of weights; train again, or name another run with --run")
+    bad = sum(int((~np.isfinite(v)).sum()) for v in (np.asarray(t) for t in state.values()) if v.dtype.kind == "f")
+    if bad:
+        raise FlowError(f"{file}: {bad} weights are NaN or infinite; this run cannot predict (train again, e.g. with a lower --lr)")
+    return state
 
 
 def predict_probs(run: RunFolder, rows: pd.DataFrame, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:

@@ -44,7 +44,7 @@ def _read(file: Path, comp: Competition) -> pd.DataFrame:
 
 
 def _labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
-    """Class indices from a label column holding indices or class names."""
+    """Class indices from a solution's label column, holding indices or class names."""
     values = frame[comp.submission.label_column].str.strip()
     names = {name: i for i, name in enumerate(comp.classes)}
     out = np.empty(len(values), dtype=int)
@@ -58,6 +58,26 @@ def _labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
         else:
             raise DataError(f"{file} line {pos + 2}: label '{value}' is not a class")
     return out
+
+
+def _submitted_labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
+    """Class indices from a submission's label column, in the one form the site reads
+    (`[submission] label_form`): a class name in an index column would score there as a wrong row,
+    or not at all, so it is an error here, not a guess."""
+    values = frame[comp.submission.label_column].str.strip()
+    if comp.submission.label_form == "name":
+        allowed = {name: i for i, name in enumerate(comp.classes)}
+        hint = f"a class name of '{comp.name}': {', '.join(comp.classes)}"
+    else:
+        allowed = {str(i): i for i in range(comp.num_classes)}
+        hint = f"a class index 0-{comp.num_classes - 1}, as the submission format of '{comp.name}' writes labels"
+    bad = (~values.isin(set(allowed))).to_numpy()
+    if bad.any():
+        pos = int(bad.nonzero()[0][0])
+        value = values.iloc[pos]
+        also = f"; '{value}' is class {comp.classes.index(value)}" if comp.submission.label_form == "index" and value in comp.classes else ""
+        raise DataError(f"{file} line {pos + 2}: label '{value}' is not {hint}{also}")
+    return values.map(allowed).to_numpy(dtype=int)
 
 
 def score_submission(comp: Competition, file: Path, solution: Path, metric: str | None = None) -> float:
@@ -80,7 +100,7 @@ def score_submission(comp: Competition, file: Path, solution: Path, metric: str 
     if extra.any():
         pos = int(extra.to_numpy().nonzero()[0][0])
         raise FlowError(f"{file} line {pos + 2}: id '{sub_ids.iloc[pos]}' is not in {solution}")
-    y_pred = pd.Series(_labels(sub, comp, file), index=sub_ids.to_numpy())
+    y_pred = pd.Series(_submitted_labels(sub, comp, file), index=sub_ids.to_numpy())
     y_true = _labels(sol, comp, solution)
     return METRICS[metric or comp.metric](y_true, y_pred.loc[sol_ids.to_numpy()].to_numpy(), comp.num_classes)
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv
+from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv, reap_temps
 from kaggle_flow.runs import RunFolder, load_run
 from kaggle_flow.submit.choice import RunChoice
 from kaggle_flow.submit.ledger import recording
@@ -265,6 +265,7 @@ def submit(
     """
     table = ws.table(strict=strict, keep_test=True)
     test = read_test_rows(ws, table)
+    reap_temps(ws.submissions_dir)  # a CSV or ledger temp of a submit a kill -9 cut short
     sample = read_sample(ws.comp, ws.ensure_data())
     if probs_file is not None:
         if choice != RunChoice():

@@ -16,7 +16,7 @@ import pandas as pd
 from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError
-from kaggle_flow.fileio import atomic_path, ensure_free_space
+from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
 from kaggle_flow.runs import RunFolder
 from kaggle_flow.table.layouts import no_test_images
 
@@ -57,6 +57,7 @@ def predicted_counts(classes: list[str], probs: np.ndarray) -> pd.DataFrame:
 def save_probs(run: RunFolder, probs: np.ndarray) -> Path:
     """The run's test probabilities (its test_probs), written to a temp file, then renamed."""
     probs = np.asarray(probs, dtype=np.float32)
+    reap_temps(run.path)  # a test_probs.npy temp a kill -9 left
     ensure_free_space(run.path, probs.nbytes, f"the test probabilities {run.test_probs.name}")
     with atomic_path(run.test_probs) as tmp:
         with open(tmp, "wb") as fh:
