@@ -13,7 +13,7 @@ from kaggle_flow.models import MODELS, param_count
 
 def test_models_lists_every_model(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["models"], terminal_width=200)
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for name in MODELS:
         assert name in result.output
@@ -25,7 +25,7 @@ def test_models_lists_every_model(tmp_path: Path, monkeypatch) -> None:
 
 def test_models_for_a_competition_count_its_classes_and_channels(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["models", "mnist", "--filter", "resnet18"], terminal_width=200)
+    result = runner.invoke(app, ["models", "mnist", "--filter", "resnet18"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "10 classes, 1 channel (mnist)" in result.output
     assert f"{param_count('resnet18', 10, 1):,}" in result.output
@@ -35,7 +35,7 @@ def test_models_for_a_competition_count_its_classes_and_channels(tmp_path: Path,
 def test_models_speed_times_one_model(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["models", "--speed", "--model", "resnet-t", "--size", "32", "--batch-size", "16", "--seconds", "0.5"]
-    result = runner.invoke(app, args, terminal_width=200)
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     row = re.search(r"resnet-t +│ +([\d,]+) +│ +8 px +│ +no +│ +([\d,.]+) +│", result.output)
     assert row, result.output
@@ -46,7 +46,7 @@ def test_models_speed_times_one_model(tmp_path: Path, monkeypatch) -> None:
 
 def test_models_speed_notes_a_size_below_the_minimum(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["models", "--speed", "--filter", "googlenet", "--size", "32"], terminal_width=200)
+    result = runner.invoke(app, ["models", "--speed", "--filter", "googlenet", "--size", "32"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert re.search(r"googlenet .*│ +needs 61 px +│", result.output), result.output
 
@@ -59,7 +59,7 @@ def test_models_speed_unknown_model(tmp_path: Path, monkeypatch) -> None:
 
 def test_models_filter(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["models", "--filter", "resnet"], terminal_width=200)
+    result = runner.invoke(app, ["models", "--filter", "resnet"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "resnet50" in result.output and "smallcnn" not in result.output
     result = flow("models", "--filter", "transformer")
@@ -68,7 +68,7 @@ def test_models_filter(tmp_path: Path, monkeypatch) -> None:
 
 def test_augment_list_describes_every_preset(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["augment", "--list"], terminal_width=200)
+    result = runner.invoke(app, ["augment", "--list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for name in ("none", "flip", "affine", "light", "medium", "heavy"):
         assert f"{name}: " in result.output

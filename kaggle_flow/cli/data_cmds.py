@@ -116,8 +116,8 @@ def split_cmd(
     Examples: flow split zodiac ; flow split mnist --folds 5 ; flow split lemon --val-size 0.2 --seed 1
     """
     from kaggle_flow import console
-    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.explore.split import describe_folds, fold_counts, split_competition
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
@@ -126,7 +126,7 @@ def split_cmd(
     counts = fold_counts(result, ws.comp.classes)
     columns = ["class"] + [("train only" if f == -1 else f"fold {f}") for f in counts.columns]
     console.table("Images per class and fold", columns, [(n, *row) for n, row in zip(counts.index, counts.to_numpy())])
-    console.info(f"Saved {describe_folds(result)} to {ws.folds_file()} ({len(result)} labelled images)")
+    console.info(f"Saved {describe_folds(result)} to {ws.folds_file()} ({console.plural(len(result), 'labelled image')})")
 
 
 @app.command("balance")
