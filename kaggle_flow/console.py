@@ -47,9 +47,9 @@ MIN_LONG = 8  # characters: the narrowest a long column (names, descriptions) is
 READABLE = 32  # characters: a long column squeezed below this (and below its text) is drawn compact instead
 
 
-def _overhead(n_columns: int, compact: bool) -> int:
+def _overhead(n_columns: int, compact: bool, edge: bool = True) -> int:
     """Characters a table's rules and padding take besides its cells (rich's HEAVY_HEAD / SIMPLE_HEAD)."""
-    return 2 * n_columns if compact else 3 * n_columns + 1
+    return 2 * n_columns - (0 if edge else 2) if compact else 3 * n_columns + 1
 
 
 def _longest_word(text: str) -> int:
@@ -92,14 +92,14 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]
     """A table that a narrow terminal never cuts: short values (scores, counts) keep their width,
     long ones (file names, descriptions) and headers wrap, left-aligned, instead of ending in "…".
     `compact`: rules under the header only, as `flow runs` draws it (more room for long names); a
-    table that the boxed style would cut or squeeze is drawn compact too."""
+    table that the boxed style would cut or squeeze is drawn with a header rule only, no edges."""
     cells = [[str(v) for v in row] for row in rows]
     room = out.width - _overhead(len(columns), compact)
     widths = fitted_widths(columns, cells, room)
-    if not compact and _cramped(columns, cells, widths, room):
-        compact = True
-        widths = fitted_widths(columns, cells, out.width - _overhead(len(columns), compact))
-    style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
+    style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
+    if not compact and _cramped(columns, cells, widths, room):  # no box, no edges: every character for the cells
+        style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "show_edge": False}
+        widths = fitted_widths(columns, cells, out.width - _overhead(len(columns), True, edge=False))
     t = Table(**style)
     for i, col in enumerate(columns):
         longest = max([len(col) if i == 0 else 0, *(len(row[i]) for row in cells)])  # other headers may wrap

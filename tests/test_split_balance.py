@@ -8,10 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaggle_flow.explore.balance import balance_counts, balance_setting, label_shuffle, set_balance
 from kaggle_flow.competition import get_competition
 from kaggle_flow.console import plural
 from kaggle_flow.errors import FlowError
+from kaggle_flow.explore.balance import (
+    balance_counts,
+    balance_setting,
+    label_shuffle,
+    set_balance,
+)
 from kaggle_flow.explore.split import (
     default_folds,
     describe_folds,

@@ -84,8 +84,7 @@ def _refuse_entries_below_files(archive: Path, members: list[zipfile.ZipInfo]) -
             parent = "/".join(parts[:depth])
             if parent in files:
                 raise DataError(
-                    f"{archive}: entry '{member.filename}' lies below the file entry '{parent}', "
-                    "so the archive cannot be unpacked; refused"
+                    f"{archive}: entry '{member.filename}' needs a folder '{parent}' where the archive has a file; refused"
                 )
 
 
