@@ -18,7 +18,10 @@ SPEED_SIZE = 64  # px timed by `flow models --speed` without a competition size 
 def models_cmd(
     comp: Annotated[
         Optional[str],
-        typer.Argument(help="Competition: count for its classes and channels (default: the one used last here, else 10 classes, RGB).", show_default=False),
+        typer.Argument(
+            help="Competition: count for its classes and channels (default: the one used last here, else 10 classes, RGB).",
+            show_default=False,
+        ),
     ] = None,
     filter_: Annotated[
         Optional[str], typer.Option("--filter", help="Only models whose name or description contains TEXT.", metavar="TEXT")
@@ -45,15 +48,11 @@ def models_cmd(
     flow models --speed --model resnet-s --size 128
     """
     from kaggle_flow import console
-    from kaggle_flow.competition import get_competition
     from kaggle_flow.machine import cpu_threads
     from kaggle_flow.models import MODELS, has_pretrained, list_models, param_count
-    from kaggle_flow.workspace import remembered, resolve_name
 
-    name = resolve_name(comp) if comp or remembered() else None
-    c = get_competition(name) if name else None
-    classes, channels = (c.num_classes, c.channels) if c else (10, 3)
-    size = size or (c.image_size if c and c.image_size != "auto" else SPEED_SIZE)
+    name, classes, channels, comp_size = _counted_for(comp)
+    size = size or comp_size
     chosen = [MODELS[model]] if model else list_models(filter_ or "")
     if not chosen:
         console.info(f"No model matches '{filter_}'.")
@@ -68,12 +67,26 @@ def models_cmd(
             row.append(cell)
         rows.append([*row, m.description])
     columns = ["name", "params", "min size", "imagenet", *(["train img/s"] if speed else []), "description"]
-    title = f"{console.plural(classes, 'class', 'classes')}, {console.plural(channels, 'channel')}" + (f" ({name})" if name else "")
+    title = f"{console.plural(classes, 'class', 'classes')}, {console.plural(channels, 'channel')}"
+    title += f" ({name})" if name else ""
     console.table(title, columns, rows)
     if speed:
         where = f"the CPU, {cpu_threads()} threads" if device == "cpu" else "the GPU"
         console.info(f"Training images/s at {size} px, batch {batch_size}, on {where}, measured now: other work on "
                      "this machine lowers them.")
+
+
+def _counted_for(comp: str | None) -> tuple[str | None, int, int, int]:
+    """The competition `flow models` counts for (named, else the one used last here, else none), its
+    classes, channels and the size to time: its image size, SPEED_SIZE where that is auto or there is none."""
+    from kaggle_flow.competition import get_competition
+    from kaggle_flow.workspace import remembered, resolve_name
+
+    name = resolve_name(comp) if comp or remembered() else None
+    if name is None:
+        return None, 10, 3, SPEED_SIZE
+    c = get_competition(name)
+    return name, c.num_classes, c.channels, SPEED_SIZE if c.image_size == "auto" else int(c.image_size)
 
 
 def _speed_cell(m: ModelInfo, size: int, batch_size: int, classes: int, channels: int, seconds: float, *, slow_ok: bool,

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.console import plural
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import read_csv, write_csv, write_json
 from kaggle_flow.table.layouts import labelled
@@ -69,7 +68,8 @@ def _kfold(labels: np.ndarray, folds: int, seed: int, name: Callable[[int], str]
     small = counts[counts < folds]
     if len(small):
         raise FlowError(
-            f"class '{name(int(small.index[0]))}' has {plural(int(small.iloc[0]), 'image')}, fewer than the {folds} folds asked for"
+            f"class '{name(int(small.index[0]))}' has {console.plural(int(small.iloc[0]), 'image')}, "
+            f"fewer than the {folds} folds asked for"
         )
     fold = np.full(len(labels), -1, dtype=int)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -86,7 +86,8 @@ def _holdout(labels: np.ndarray, val_size: float, seed: int, name: Callable[[int
     counts = pd.Series(labels).value_counts()
     small = counts[counts < 2]
     if len(small):
-        raise FlowError(f"class '{name(int(small.index[0]))}' has {plural(int(small.iloc[0]), 'image')}, too few to hold one out")
+        count = console.plural(int(small.iloc[0]), "image")
+        raise FlowError(f"class '{name(int(small.index[0]))}' has {count}, too few to hold one out")
     n_val = int(np.ceil(val_size * len(labels)))
     if n_val < len(counts) or len(labels) - n_val < len(counts):
         raise FlowError(
@@ -122,7 +123,7 @@ def default_folds(
             "pool them: flow split --val-size F or --folds K"
         )
     fold = np.where(is_valid, 0, -1)
-    return _result(rows, fold, f"the download's validation set ({plural(int(is_valid.sum()), 'image')}) as fold 0")
+    return _result(rows, fold, f"the download's validation set ({console.plural(int(is_valid.sum()), 'image')}) as fold 0")
 
 
 def make_folds(

@@ -24,7 +24,6 @@ from kaggle_flow.competition import (
     competition_files,
     load_file,
 )
-from kaggle_flow.console import plural, shortlist
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import (
     disk_full_as_error,
@@ -163,7 +162,7 @@ def symlinks_below(folder: Path) -> list[str]:
     leaves them out, so no file from outside the folder (a link to /etc/passwd, to /etc) is copied."""
     found = []
     for parent, dirs, files in os.walk(folder):  # does not descend into linked folders
-        for name in sorted(dirs + files):
+        for name in dirs + files:
             path = Path(parent, name)
             if path.is_symlink():
                 found.append(path.relative_to(folder).as_posix())
@@ -171,6 +170,7 @@ def symlinks_below(folder: Path) -> list[str]:
 
 
 def _no_links(folder: str, names: list[str]) -> set[str]:
+    """copytree's `ignore`: the names in `folder` that are symlinks."""
     return {name for name in names if os.path.islink(os.path.join(folder, name))}
 
 
@@ -190,7 +190,7 @@ def _copy_folder(source: Path, dest: Path, folder: Path, what: str) -> None:
     except shutil.Error as exc:  # unreadable files: copytree lists (source, destination, why) of each
         failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) and exc.args[0] else [(source, "", exc)]
         src, _, why = failures[0]
-        raise DataError(f"{source}: {plural(len(failures), 'file')} could not be copied, e.g. {src}: {why}") from None
+        raise DataError(f"{source}: {console.plural(len(failures), 'file')} could not be copied, e.g. {src}: {why}") from None
 
 
 def _refuse_nesting(source: Path, target: Path) -> None:
@@ -260,8 +260,8 @@ def import_data(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if links:
-        console.warn(f"{source}: {plural(len(links), 'symbolic link')} left out (a folder import copies no link): "
-                     f"{shortlist(links)}")
+        console.warn(f"{source}: {console.plural(len(links), 'symbolic link')} left out (a folder import copies no link): "
+                     f"{console.shortlist(links)}")
     announce(target, comp)
     return target
 
