@@ -37,20 +37,75 @@ def shortlist(items: Iterable[object], limit: int = 5, sep: str = ", ") -> str:
     return sep.join(items[:limit]) + more
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 image', '3 images', '2 extra copies' (`many`: the plural when it is not word + 's')."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 SHORT_CELL = 12  # characters: values no longer than this (scores, counts, sizes) are never narrowed
+MIN_LONG = 8  # characters: the narrowest a long column (names, descriptions) is made
+READABLE = 32  # characters: a long column squeezed below this (and below its text) is drawn compact instead
+
+
+def _overhead(n_columns: int, compact: bool, edge: bool = True) -> int:
+    """Characters a table's rules and padding take besides its cells (rich's HEAVY_HEAD / SIMPLE_HEAD)."""
+    return 2 * n_columns - (0 if edge else 2) if compact else 3 * n_columns + 1
+
+
+def _longest_word(text: str) -> int:
+    return max((len(w) for w in text.split()), default=0)
+
+
+def fitted_widths(columns: list[str], cells: list[list[str]], room: int) -> list[int] | None:
+    """Column widths for `room` characters of cells; None when every column fits whole.
+
+    Short columns (counts, scores) keep their longest value and let their header wrap at its spaces
+    ("fold 0" over two lines); long ones (names, descriptions) share what is left, the longest cut
+    first, so a name column stays whole while a description wraps.
+    """
+    longest = [max([0, *(len(row[i]) for row in cells)]) for i in range(len(columns))]
+    natural = [max(len(col), n) for col, n in zip(columns, longest)]
+    if sum(natural) <= room:
+        return None
+    short = [n <= SHORT_CELL for n in longest]
+    widths = [max(n, _longest_word(col)) if s else w for col, n, s, w in zip(columns, longest, short, natural)]
+    long = [i for i, s in enumerate(short) if not s]
+    left = room - sum(w for w, s in zip(widths, short) if s)
+    cap = max([0, *(natural[i] for i in long)])
+    while cap > MIN_LONG and sum(min(natural[i], cap) for i in long) > left:
+        cap -= 1
+    for i in long:
+        widths[i] = min(natural[i], cap)
+    return widths
+
+
+def _cramped(columns: list[str], cells: list[list[str]], widths: list[int] | None, room: int) -> bool:
+    """Whether `widths` overrun `room` or squeeze a long column (a description) below READABLE."""
+    if widths is None:
+        return False
+    longest = [max([len(col), *(len(row[i]) for row in cells)]) for i, col in enumerate(columns)]
+    squeezed = any(n > SHORT_CELL and w < min(n, READABLE) for w, n in zip(widths, longest))
+    return squeezed or sum(widths) > room
 
 
 def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]], *, compact: bool = False) -> None:
     """A table that a narrow terminal never cuts: short values (scores, counts) keep their width,
     long ones (file names, descriptions) and headers wrap, left-aligned, instead of ending in "…".
-    `compact`: rules under the header only, as `flow runs` draws it (more room for long names)."""
+    `compact`: rules under the header only, as `flow runs` draws it (more room for long names); a
+    table that the boxed style would cut or squeeze is drawn with a header rule only, no edges."""
     cells = [[str(v) for v in row] for row in rows]
-    style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
+    room = out.width - _overhead(len(columns), compact)
+    widths = fitted_widths(columns, cells, room)
+    style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if compact else {}
+    if not compact and _cramped(columns, cells, widths, room):  # no box, no edges: every character for the cells
+        style = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True, "show_edge": False}
+        widths = fitted_widths(columns, cells, out.width - _overhead(len(columns), True, edge=False))
     t = Table(**style)
     for i, col in enumerate(columns):
         longest = max([len(col) if i == 0 else 0, *(len(row[i]) for row in cells)])  # other headers may wrap
         short = longest <= SHORT_CELL
-        t.add_column(col, justify="right" if short and i > 0 else "left", min_width=longest if short else None, overflow="fold")
+        t.add_column(col, justify="right" if short and i > 0 else "left", min_width=longest if short else None,
+                     width=widths[i] if widths else None, overflow="fold")
     for row in cells:
         t.add_row(*row)
     if title:
@@ -60,7 +115,13 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]
 
 def progress_bar(*extra_columns: Any) -> Any:
     """flow's rich progress bar on stderr: description, bar, done/total, time left, `extra_columns`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     return Progress(*columns, *extra_columns, console=err, transient=True)

@@ -17,6 +17,7 @@ from kaggle_flow import console
 from kaggle_flow.competition import Competition, get_competition
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import read_csv, write_text
+from kaggle_flow.names import check_name
 from kaggle_flow.table import sources
 from kaggle_flow.table.layouts import read_table
 
@@ -115,16 +116,18 @@ class Workspace:
                 kept = hit & (table["split"] == "test")
                 if kept.any() and not quiet:
                     names = console.shortlist(table.loc[kept, "id"])
+                    n = int(kept.sum())
                     console.warn(
-                        f"{int(kept.sum())} broken test images keep their row, predicted as the average of the others: {names}"
+                        f"{console.plural(n, 'broken test image')} {'keeps its' if n == 1 else 'keep their'} row, "
+                        f"predicted as the average of the others: {names}"
                     )
                 hit &= table["split"] != "test"
             if hit.any():
                 names = console.shortlist(table.loc[hit, "id"])
                 if strict:
-                    raise DataError(f"{self.broken_file()}: {int(hit.sum())} broken images: {names}")
+                    raise DataError(f"{self.broken_file()}: {console.plural(int(hit.sum()), 'broken image')}: {names}")
                 if not quiet:
-                    console.warn(f"leaving out {int(hit.sum())} broken images found by `flow eda`: {names}")
+                    console.warn(f"leaving out {console.plural(int(hit.sum()), 'broken image')} found by `flow eda`: {names}")
                 table = table.loc[~hit].reset_index(drop=True)
         return table
 
@@ -138,7 +141,7 @@ class Workspace:
 def open_workspace(name: str | None, data: Path | None = None, *, remember_it: bool = True) -> Workspace:
     """Resolve the competition (named or current) and its folders; remember it as current
     (remember_it=False: the caller remembers it once its command has succeeded)."""
-    comp = get_competition(resolve_name(name))
+    comp = get_competition(check_name(resolve_name(name)))
     if remember_it:
         remember(comp.name)
     return Workspace(

@@ -22,7 +22,7 @@ def test_broken_images_are_left_out_but_the_submission_is_complete(workdir: Path
     result = flow("submit")
     assert result.exit_code == 0, result.output
     assert (
-        "Warning: 1 broken test images keep their row, predicted as the average of the others: test_0002.jpg"
+        "Warning: 1 broken test image keeps its row, predicted as the average of the others: test_0002.jpg"
         in result.output
     )
     (file,) = [p for p in (workdir / "submissions/lemon").glob("*.csv") if p.name != "ledger.csv"]

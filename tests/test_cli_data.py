@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from clitools import flow, one_line_error
+from clitools import flow, one_line_error, runner
 from trees import garbage_tree, lemon_tree, palm_tree, zodiac_tree
 
+from kaggle_flow.cli import app
 from kaggle_flow.explore.balance import balance_setting
 from kaggle_flow.explore.split import load_folds, train_val
 from kaggle_flow.workspace import open_workspace
@@ -40,6 +41,17 @@ def test_ten_folds_fit_an_80_column_terminal(workdir: Path) -> None:
     folds = pd.read_csv(workdir / "runs/digits/folds.csv")
     counts = pd.crosstab(folds["id"].map(dict(zip(*open_workspace("digits").table(quiet=True)[["id", "label"]].T.to_numpy()))), folds["fold"])
     assert _table_rows(result.output, [str(c) for c in counts.index]) == {str(k): v.tolist() for k, v in counts.iterrows()}
+
+
+@pytest.mark.parametrize("folds", [9, 16])
+def test_many_folds_of_long_class_names_fit_80_columns(workdir: Path, tmp_path: Path, folds: int) -> None:
+    root = lemon_tree(tmp_path / "lemon", per_class=2 * folds)
+    result = runner.invoke(app, ["split", "lemon", "--data", str(root), "--folds", str(folds)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines[1:-1])) <= 80 and "…" not in result.output  # every column, its numbers whole
+    row = next(line for line in lines if line.strip("│ ").startswith("off_grade"))
+    assert [int(c) for c in row.replace("│", " ").split()[1:]] == [2] * folds
 
 
 def test_split_then_balance_on_embedded_mnist(workdir: Path) -> None:

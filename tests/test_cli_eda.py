@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from kaggle_flow.cli import app
 from kaggle_flow.competition import get_competition
+from kaggle_flow.explore.split import load_folds, train_val
+from kaggle_flow.workspace import open_workspace
 
 runner = CliRunner()
 
@@ -86,10 +88,19 @@ def test_eda_lemon_lists_broken_and_split_leaves_them_out(lemon_dir: Path) -> No
     assert result.exit_code == 0, result.output
 
 
-def test_folds_made_before_eda_found_broken_images_are_stale(lemon_dir: Path) -> None:
+def test_folds_made_before_eda_found_broken_images_still_fit(lemon_dir: Path) -> None:
     result = runner.invoke(app, ["split", "lemon", "--data", str(lemon_dir), "--folds", "2"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(app, ["eda", "lemon", "--data", str(lemon_dir)]).exit_code == 0
+    result = runner.invoke(app, ["balance", "lemon", "--data", str(lemon_dir)])  # the user changed nothing
+    assert result.exit_code == 0, result.output
+    ws = open_workspace("lemon", lemon_dir, remember_it=False)
+    table = ws.table(quiet=True)
+    train, val = train_val(table, load_folds(ws, table), 0)
+    assert not {"train_0_1.jpg", "train_2_3.jpg"} & (set(train["id"]) | set(val["id"]))  # eda's finds left out
+    assert len(train) + len(val) == 14
+    csv = lemon_dir / "train_images.csv"  # a real change still asks for a new split
+    csv.write_text(csv.read_text().replace("train_1_0.jpg,1", "train_1_0.jpg,2"))
     result = runner.invoke(app, ["balance", "lemon", "--data", str(lemon_dir)])
     assert result.exit_code == 1
     assert result.stderr.endswith(

@@ -74,8 +74,11 @@ def digits_done(workdir: Path) -> Path:
 # --- a read-only working folder ----------------------------------------------------------------
 
 
-def test_reading_commands_work_in_a_read_only_folder(workdir: Path, digits_done: Path, read_only: MakeReadOnly) -> None:
+def test_reading_commands_work_in_a_read_only_folder(
+    workdir: Path, digits_done: Path, read_only: MakeReadOnly, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reason = read_only(workdir)
+    monkeypatch.setenv("COLUMNS", "200")  # the boxed tables the patterns below read
 
     result = flow("runs", "digits")
     assert result.exit_code == 0, result.output
@@ -167,7 +170,8 @@ def test_a_failed_import_leaves_the_current_competition_as_it_was(workdir: Path)
 # --- competition TOMLs ---------------------------------------------------------------------------
 
 
-def test_a_broken_toml_is_listed_without_hiding_the_others(workdir: Path) -> None:
+def test_a_broken_toml_is_listed_without_hiding_the_others(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the boxed table the patterns below read
     folder = workdir / "competitions"
     folder.mkdir()
     (folder / "torn.toml").write_text('title = "Torn"\nclasses = ["a", "b"\n')

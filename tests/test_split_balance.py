@@ -8,9 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kaggle_flow.explore.balance import balance_counts, balance_setting, label_shuffle, set_balance
 from kaggle_flow.competition import get_competition
+from kaggle_flow.console import plural
 from kaggle_flow.errors import FlowError
+from kaggle_flow.explore.balance import (
+    balance_counts,
+    balance_setting,
+    label_shuffle,
+    set_balance,
+)
 from kaggle_flow.explore.split import (
     default_folds,
     describe_folds,
@@ -122,7 +128,7 @@ def test_default_uses_the_downloads_validation_set(counts: list[int], valid: lis
     assert not set(train["id"]) & valid_ids  # ...and none of it in training
     assert len(train) == sum(counts)
     assert set(folds["fold"]) == {-1, 0}
-    assert describe_folds(folds) == f"the download's validation set ({sum(valid)} images) as fold 0"
+    assert describe_folds(folds) == f"the download's validation set ({plural(sum(valid), 'image')}) as fold 0"
 
 
 def test_default_without_a_validation_set_is_the_10_percent_holdout() -> None:

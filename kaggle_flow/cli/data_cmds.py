@@ -9,6 +9,8 @@ import typer
 
 from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
 
+MANY_FOLDS = 8  # `flow split` headers its columns "fold K" up to this many folds, by the bare number above it
+
 
 @app.command("competitions")
 def competitions_cmd() -> None:
@@ -116,17 +118,19 @@ def split_cmd(
     Examples: flow split zodiac ; flow split mnist --folds 5 ; flow split lemon --val-size 0.2 --seed 1
     """
     from kaggle_flow import console
-    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.explore.split import describe_folds, fold_counts, split_competition
+    from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
     result = split_competition(ws, folds=folds, val_size=val_size, seed=seed, strict=strict)
     counts = fold_counts(result, ws.comp.classes)
-    columns = ["class"] + [("train only" if f == -1 else f"fold {f}") for f in counts.columns]
-    console.table("Images per class and fold", columns, [(n, *row) for n, row in zip(counts.index, counts.to_numpy())])
-    console.info(f"Saved {describe_folds(result)} to {ws.folds_file()} ({len(result)} labelled images)")
+    many = len(counts.columns) > MANY_FOLDS  # bare fold numbers keep 16 folds within 80 columns
+    columns = ["class"] + [("train only" if f == -1 else str(f) if many else f"fold {f}") for f in counts.columns]
+    title = "Images per class and fold" + (" (columns: the folds)" if many else "")
+    console.table(title, columns, [(n, *row) for n, row in zip(counts.index, counts.to_numpy())])
+    console.info(f"Saved {describe_folds(result)} to {ws.folds_file()} ({console.plural(len(result), 'labelled image')})")
 
 
 @app.command("balance")

@@ -14,10 +14,6 @@ def _distribution(d: dict[str, float], digits: int = 0) -> str:
     return f"{fmt.format(d['min'])} / {fmt.format(d['median'])} / {fmt.format(d['max'])}"
 
 
-def _n(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count} {word if count == 1 else plural or word + 's'}"
-
-
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
@@ -25,6 +21,7 @@ def _counts(counts: dict[str, int]) -> str:
 def _title(report: dict[str, Any]) -> str:
     """The class table's title: the images read and, when some are broken, how many of them the
     table leaves out, so its counts add up to the number it names."""
+    from kaggle_flow.console import plural
     from kaggle_flow.table.layouts import describe_counts
 
     n = report["images"]
@@ -33,9 +30,9 @@ def _title(report: dict[str, Any]) -> str:
     parts = [f"{report['competition']}: {describe_counts(n)}"]
     if left_out:
         what = "labelled" if n["valid"] else "training"
-        parts.append(f"{_n(left_out, f'broken {what} image')} left out: {in_table} in the table")
+        parts.append(f"{plural(left_out, f'broken {what} image')} left out: {in_table} in the table")
     if n["broken"] > left_out:
-        parts.append(f"{_n(n['broken'] - left_out, 'broken test image')}")
+        parts.append(f"{plural(n['broken'] - left_out, 'broken test image')}")
     return "; ".join(parts)
 
 
@@ -43,6 +40,7 @@ def _show(report: dict[str, Any]) -> None:
     import pandas as pd
 
     from kaggle_flow import console
+    from kaggle_flow.console import plural
     from kaggle_flow.explore.eda import describe_broken
 
     rows = [(c["class"], c["count"], f"{c['share']:.1%}") for c in report["classes"]]
@@ -64,20 +62,20 @@ def _show(report: dict[str, Any]) -> None:
     unusual = report["warnings"]["unusual_mode"]
     if unusual["count"]:
         first = unusual["examples"][0]
-        console.warn(f"{_n(unusual['count'], 'image')} in an unusual mode ({_counts(unusual['by_mode'])}), "
+        console.warn(f"{plural(unusual['count'], 'image')} in an unusual mode ({_counts(unusual['by_mode'])}), "
                      f"e.g. {first['id']}: {first['note']}")
     rotated = report["warnings"]["exif_rotated"]
     if rotated["count"]:
         names = ", ".join(e["id"] for e in rotated["examples"][:5])
         more = f" and {rotated['count'] - 5} more" if rotated["count"] > 5 else ""
-        console.warn(f"{_n(rotated['count'], 'image')} with an EXIF rotation (orientation != 1): {names}{more}")
+        console.warn(f"{plural(rotated['count'], 'image')} with an EXIF rotation (orientation != 1): {names}{more}")
 
     dup = report["duplicates"]
     console.info(
-        f"Exact duplicates: {_n(dup['train_groups'], 'group')} in the labelled images "
-        f"({_n(dup['train_extra'], 'extra copy', 'extra copies')}), "
-        f"{dup['conflicting_groups']} with conflicting labels; {_n(dup['test_groups'], 'group')} in test; "
-        f"{_n(dup['train_test'], 'test image')} also labelled"
+        f"Exact duplicates: {plural(dup['train_groups'], 'group')} in the labelled images "
+        f"({plural(dup['train_extra'], 'extra copy', 'extra copies')}), "
+        f"{dup['conflicting_groups']} with conflicting labels; {plural(dup['test_groups'], 'group')} in test; "
+        f"{plural(dup['train_test'], 'test image')} also labelled"
     )
     for group in dup["conflicting"][:5]:
         console.warn("same image, different labels: " + ", ".join(f"{g['id']} ({g['label']})" for g in group))
@@ -85,7 +83,7 @@ def _show(report: dict[str, Any]) -> None:
         console.warn(f"{dup['conflicting_groups'] - 5} more groups with conflicting labels in the report")
     if report["broken"]:
         broken = pd.DataFrame(report["broken"])
-        console.warn(f"{_n(len(broken), 'broken image')} left out of later steps: {describe_broken(broken)}")
+        console.warn(f"{plural(len(broken), 'broken image')} left out of later steps: {describe_broken(broken)}")
     files = report["files"]
     console.info(f"Saved {files['report']}, {files['broken']}, {files['images']}")
     console.info(f"Plots: {files['class_histogram']}, {files['sizes']}, {files['modes']}")

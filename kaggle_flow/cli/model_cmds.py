@@ -11,12 +11,17 @@ from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
 if TYPE_CHECKING:
     from kaggle_flow.models import ModelInfo
 
+SPEED_SIZE = 64  # px timed by `flow models --speed` without a competition size (the automatic recipe's CPU size)
+
 
 @app.command("models")
 def models_cmd(
     comp: Annotated[
         Optional[str],
-        typer.Argument(help="Competition: count for its classes and channels (default 10, RGB).", show_default=False),
+        typer.Argument(
+            help="Competition: count for its classes and channels (default: the one used last here, else 10 classes, RGB).",
+            show_default=False,
+        ),
     ] = None,
     filter_: Annotated[
         Optional[str], typer.Option("--filter", help="Only models whose name or description contains TEXT.", metavar="TEXT")
@@ -28,7 +33,7 @@ def models_cmd(
     ] = None,
     size: Annotated[
         Optional[int],
-        typer.Option("--size", help="Image size to time, px (default: the competition's, else 64).", min=1,
+        typer.Option("--size", help=f"Image size to time, px (default: the competition's, else {SPEED_SIZE}).", min=1,
                      show_default=False),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size to time.", min=1)] = 32,
@@ -43,13 +48,11 @@ def models_cmd(
     flow models --speed --model resnet-s --size 128
     """
     from kaggle_flow import console
-    from kaggle_flow.competition import get_competition
     from kaggle_flow.machine import cpu_threads
     from kaggle_flow.models import MODELS, has_pretrained, list_models, param_count
 
-    c = get_competition(comp) if comp else None
-    classes, channels = (c.num_classes, c.channels) if c else (10, 3)
-    size = size or (c.image_size if c else 64)
+    name, classes, channels, comp_size = _counted_for(comp)
+    size = size or comp_size
     chosen = [MODELS[model]] if model else list_models(filter_ or "")
     if not chosen:
         console.info(f"No model matches '{filter_}'.")
@@ -64,12 +67,26 @@ def models_cmd(
             row.append(cell)
         rows.append([*row, m.description])
     columns = ["name", "params", "min size", "imagenet", *(["train img/s"] if speed else []), "description"]
-    title = f"{classes} classes, {channels} channel{'s' if channels > 1 else ''}" + (f" ({comp})" if comp else "")
+    title = f"{console.plural(classes, 'class', 'classes')}, {console.plural(channels, 'channel')}"
+    title += f" ({name})" if name else ""
     console.table(title, columns, rows)
     if speed:
         where = f"the CPU, {cpu_threads()} threads" if device == "cpu" else "the GPU"
         console.info(f"Training images/s at {size} px, batch {batch_size}, on {where}, measured now: other work on "
                      "this machine lowers them.")
+
+
+def _counted_for(comp: str | None) -> tuple[str | None, int, int, int]:
+    """The competition `flow models` counts for (named, else the one used last here, else none), its
+    classes, channels and the size to time: its image size, SPEED_SIZE where that is auto or there is none."""
+    from kaggle_flow.competition import get_competition
+    from kaggle_flow.workspace import remembered, resolve_name
+
+    name = resolve_name(comp) if comp or remembered() else None
+    if name is None:
+        return None, 10, 3, SPEED_SIZE
+    c = get_competition(name)
+    return name, c.num_classes, c.channels, SPEED_SIZE if c.image_size == "auto" else int(c.image_size)
 
 
 def _speed_cell(m: ModelInfo, size: int, batch_size: int, classes: int, channels: int, seconds: float, *, slow_ok: bool,
@@ -92,7 +109,9 @@ def augment_cmd(
     n: Annotated[int, typer.Option("--n", help="How many images in the grid.")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (which images, which augmentations).")] = 0,
     size: Annotated[
-        Optional[int], typer.Option("--size", help="Image size in px (default: the competition's).", show_default=False)
+        Optional[int],
+        typer.Option("--size", help="Image size in px (default: the competition's; 128 where it is auto).", min=1,
+                     show_default=False),
     ] = None,
     erasing: Annotated[float, typer.Option("--erasing", help="Random erasing probability.")] = 0.0,
     cutout: Annotated[float, typer.Option("--cutout", help="Cutout probability.")] = 0.0,
@@ -105,7 +124,7 @@ def augment_cmd(
     Examples: flow augment mnist --preset affine ; flow augment --list ; flow augment lemon --preset heavy --n 25 --cutout 0.5
     """
     from kaggle_flow import console
-    from kaggle_flow.data.augment import describe_preset, PRESETS, preview
+    from kaggle_flow.data.augment import PRESETS, PREVIEW_SIZE, describe_preset, preview
     from kaggle_flow.table.layouts import labelled
 
     if list_:
@@ -121,9 +140,13 @@ def augment_cmd(
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
     table = ws.table(strict=strict)
+    if size is None and ws.comp.image_size == "auto":
+        size = PREVIEW_SIZE
+        console.info(f"{ws.comp.name}'s image size is auto (flow train chooses it from the data and the machine): "
+                     f"previewing at {size} px; --size N shows another")
     out = ws.runs_dir / f"augment_{preset}.png"
     preview(
-        labelled(table), ws.comp.classes, preset, size or ws.comp.image_size, ws.comp.channels, out,
+        labelled(table), ws.comp.classes, preset, int(size or ws.comp.image_size), ws.comp.channels, out,
         n=n, seed=seed, erasing=erasing, cutout=cutout, gridmask=gridmask,
     )
     console.info(f"Saved {out}")

@@ -87,6 +87,7 @@ PRESETS: Registry[Preset] = Registry("augmentation preset", [
 ])
 
 # Transforms that only change colour: left out for grey (1-channel) images.
+PREVIEW_SIZE = 128  # px: `flow augment` of a competition whose image size is auto (chosen only when training)
 _COLOUR_ONLY = (A.HueSaturationValue, A.RGBShift, A.ChannelShuffle, A.ToGray, A.ToSepia)
 
 

@@ -10,7 +10,7 @@ hold-out (seed 42). An explicit --folds K or --val-size F pools the train and va
 
 folds.csv has a sidecar, runs/COMP/folds.json: the fingerprint of the table the folds were made from
 and a description for messages. `load_folds` refuses folds made from other data (a re-import, an
-edited label, rows added or removed, images `flow eda` found broken since).
+edited label, rows added or removed); images `flow eda` finds broken after the split change nothing.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def _kfold(labels: np.ndarray, folds: int, seed: int, name: Callable[[int], str]
     small = counts[counts < folds]
     if len(small):
         raise FlowError(
-            f"class '{name(int(small.index[0]))}' has {int(small.iloc[0])} images, fewer than the {folds} folds asked for"
+            f"class '{name(int(small.index[0]))}' has {console.plural(int(small.iloc[0]), 'image')}, "
+            f"fewer than the {folds} folds asked for"
         )
     fold = np.full(len(labels), -1, dtype=int)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -85,7 +86,8 @@ def _holdout(labels: np.ndarray, val_size: float, seed: int, name: Callable[[int
     counts = pd.Series(labels).value_counts()
     small = counts[counts < 2]
     if len(small):
-        raise FlowError(f"class '{name(int(small.index[0]))}' has {int(small.iloc[0])} image, too few to hold one out")
+        count = console.plural(int(small.iloc[0]), "image")
+        raise FlowError(f"class '{name(int(small.index[0]))}' has {count}, too few to hold one out")
     n_val = int(np.ceil(val_size * len(labels)))
     if n_val < len(counts) or len(labels) - n_val < len(counts):
         raise FlowError(
@@ -121,7 +123,7 @@ def default_folds(
             "pool them: flow split --val-size F or --folds K"
         )
     fold = np.where(is_valid, 0, -1)
-    return _result(rows, fold, f"the download's validation set ({int(is_valid.sum())} images) as fold 0")
+    return _result(rows, fold, f"the download's validation set ({console.plural(int(is_valid.sum()), 'image')}) as fold 0")
 
 
 def make_folds(
@@ -225,21 +227,31 @@ def _whole_numbers(frame: pd.DataFrame, column: str, file: Path) -> pd.Series:
     return values.astype(int)
 
 
+def _with_broken_rows(table: pd.DataFrame, frame: pd.DataFrame, broken: set[str]) -> pd.DataFrame:
+    """The labelled rows of `table` and the rows of folds.csv (`frame`) that `flow eda` has since
+    found broken: the table the folds were made from, whichever broken images eda finds later."""
+    rows = labelled(table)[["id", "label", "split"]]
+    if not broken or not {"label", "split"} <= set(frame.columns):
+        return rows
+    gone = frame[frame["id"].isin(broken) & ~frame["id"].isin(set(rows["id"]))]
+    return pd.concat([rows, gone[["id", "label", "split"]]], ignore_index=True)
+
+
 def load_folds(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
     """folds.csv, checked against the table it must have been made from.
 
     Pass the table as `ws.table()` returns it (strict or quiet or keep_test, it has the same
-    labelled rows, or strict fails): images `flow eda` found broken are left out of it, so finding
-    new broken images (or fixing them) also makes the folds stale. `flow split`, `flow balance` and
-    training all fingerprint that table.
+    labelled rows, or strict fails). Images `flow eda` found broken are left out of it, but their
+    rows in folds.csv count as the table's, so running `flow eda` after `flow split` keeps the folds
+    (training leaves the broken rows out); an edited label, an added or removed image does not.
     """
     file = ws.folds_file()
     if not file.is_file():
         raise NotFoundError(f"{file}: no folds yet; run flow split {ws.comp.name} first")
     meta = _stored(ws.folds_meta_file())
-    if meta.get("fingerprint") != table_fingerprint(table):
-        raise DataError(f"{file} was made from other data; run flow split {ws.comp.name} again")
     frame = read_csv(file, ["id", "fold"])
+    if meta.get("fingerprint") != table_fingerprint(_with_broken_rows(table, frame, ws.broken_ids())):
+        raise DataError(f"{file} was made from other data; run flow split {ws.comp.name} again")
     frame["fold"] = _whole_numbers(frame, "fold", file)
     if "label" in frame:
         frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Int64")

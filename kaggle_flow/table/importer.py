@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kaggle_flow import console
 from kaggle_flow.competition import (
@@ -34,6 +35,7 @@ from kaggle_flow.fileio import (
     read_csv,
     write_text,
 )
+from kaggle_flow.names import check_name
 from kaggle_flow.table.layouts import read_table, reading_notes
 
 DEFAULT_MAX_SIZE = 20 * 10**9  # bytes an archive may unpack to without --max-size
@@ -67,7 +69,22 @@ def _zip_members(archive: Path, target: Path) -> list[zipfile.ZipInfo]:
     for member in members:
         if not (target / member.filename).resolve().is_relative_to(root):
             raise DataError(f"{archive}: entry '{member.filename}' would land outside {target}; refused")
+    _refuse_entries_below_files(archive, members)
     return [m for m in members if not m.is_dir()]
+
+
+def _refuse_entries_below_files(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """An entry below a file entry (`a` and `a/b.txt`; a symlink entry unpacks as a file) cannot be
+    unpacked: refused from the listing, before anything is written."""
+    files = {str(PurePosixPath(m.filename)) for m in members if not m.is_dir()}
+    for member in members:
+        parts = PurePosixPath(member.filename).parts
+        for depth in range(1, len(parts) + (1 if member.is_dir() else 0)):
+            parent = "/".join(parts[:depth])
+            if parent in files:
+                raise DataError(
+                    f"{archive}: entry '{member.filename}' needs a folder '{parent}' where the archive has a file; refused"
+                )
 
 
 def check_archive(archive: Path, members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> int:
@@ -127,15 +144,34 @@ def _find_root(staging: Path, comp: Competition) -> Path:
 
 
 def _folder_bytes(folder: Path) -> int:
-    """Bytes of the files under `folder`, as a copy would write them."""
+    """Bytes of the files under `folder`, as a copy would write them (symlinks left out)."""
     total = 0
     for parent, _, files in os.walk(folder):
         for name in files:
             try:
-                total += os.stat(os.path.join(parent, name)).st_size
+                info = os.lstat(os.path.join(parent, name))
             except OSError:
-                pass  # unreadable: the copy will name it
+                continue  # unreadable: the copy will name it
+            if not stat.S_ISLNK(info.st_mode):
+                total += info.st_size
     return total
+
+
+def symlinks_below(folder: Path) -> list[str]:
+    """The symbolic links under `folder` (files and folders), relative to it: a folder import
+    leaves them out, so no file from outside the folder (a link to /etc/passwd, to /etc) is copied."""
+    found = []
+    for parent, dirs, files in os.walk(folder):  # does not descend into linked folders
+        for name in dirs + files:
+            path = Path(parent, name)
+            if path.is_symlink():
+                found.append(path.relative_to(folder).as_posix())
+    return sorted(found)
+
+
+def _no_links(folder: str, names: list[str]) -> set[str]:
+    """copytree's `ignore`: the names in `folder` that are symlinks."""
+    return {name for name in names if os.path.islink(os.path.join(folder, name))}
 
 
 def _copy_folder(source: Path, dest: Path, folder: Path, what: str) -> None:
@@ -150,11 +186,11 @@ def _copy_folder(source: Path, dest: Path, folder: Path, what: str) -> None:
             raise
 
     try:
-        shutil.copytree(source, dest, copy_function=copy)
+        shutil.copytree(source, dest, copy_function=copy, ignore=_no_links)
     except shutil.Error as exc:  # unreadable files: copytree lists (source, destination, why) of each
         failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) and exc.args[0] else [(source, "", exc)]
         src, _, why = failures[0]
-        raise DataError(f"{source}: {len(failures)} files could not be copied, e.g. {src}: {why}") from None
+        raise DataError(f"{source}: {console.plural(len(failures), 'file')} could not be copied, e.g. {src}: {why}") from None
 
 
 def _refuse_nesting(source: Path, target: Path) -> None:
@@ -198,6 +234,7 @@ def import_data(
         raise FlowError(f"{target}: is a file, not a data folder")
     if target.exists() and any(target.iterdir()) and not force:
         raise FlowError(f"{target}: already holds data; pass --force to replace it")
+    links = symlinks_below(source) if source.is_dir() else []
     if source.is_dir():
         what, members = f"a copy of {source}", []
         ensure_free_space(target.parent, _folder_bytes(source), what)
@@ -222,6 +259,9 @@ def import_data(
         _move_into_place(root, target, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if links:
+        console.warn(f"{source}: {console.plural(len(links), 'symbolic link')} left out (a folder import copies no link): "
+                     f"{console.shortlist(links)}")
     announce(target, comp)
     return target
 
@@ -291,6 +331,7 @@ def infer_toml(name: str, source: Path) -> str:
 
 def init_competition(name: str, source: Path, folder: Path = Path("competitions")) -> Path:
     """Write competitions/NAME.toml (never over an existing one) and check that it loads."""
+    check_name(name)
     file = folder / f"{name}.toml"
     if file.exists():
         raise FlowError(f"{file}: already exists; edit it or remove it first")

@@ -47,6 +47,7 @@ from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
+from kaggle_flow.names import path_inside
 
 COLUMNS = ["id", "path", "label", "split"]
 LABELLED = ("train", "valid")  # the splits that carry a label
@@ -121,14 +122,6 @@ def _require_dir(root: Path, name: str, comp: Competition, what: str) -> Path:
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _is_image(p))
-
-
-def _inside(root: Path, image_id: str, where: str) -> Path:
-    """The path of `image_id` under `root`; refuse ids that climb out of it (../, absolute)."""
-    path = (root / image_id).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise DataError(f"{where}: id '{image_id}' points outside the data folder {root}")
-    return path
 
 
 def _parse_label(value: str, comp: Competition, form: str, where: str) -> int:
@@ -252,7 +245,7 @@ def _valid_label_rows(root: Path, comp: Competition) -> list[Row]:
         if not image_id:
             raise DataError(f"{where}: empty id")
         label = _parse_label(value, comp, "index", where)
-        path = _inside(valid, image_id, where)
+        path = path_inside(valid, image_id, where)
         if not path.is_file():
             raise DataError(f"{where}: image '{image_id}' not found in {valid}")
         rows.append((f"{layout.valid_dir}/{image_id}", str(path), label, "valid"))
@@ -274,7 +267,7 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
         if not image_id:
             raise DataError(f"{where}: empty id")
         label = _parse_label(value, comp, layout.label_form, where)
-        path = _inside(images, image_id, where)
+        path = path_inside(images, image_id, where)
         if not path.is_file():
             raise DataError(f"{where}: image '{image_id}' not found in {images}")
         rows.append((image_id, str(path), label, "train"))
