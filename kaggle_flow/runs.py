@@ -258,6 +258,13 @@ def load_run(path: Path | str) -> RunFolder:
     return Run(path, load_config(data, file))
 
 
+def competition_of(name: str | None) -> str | None:
+    """The competition of a run given as a path to its folder (`flow export runs/digits/RUN`), else None."""
+    if name is None or not (Path(name) / "config.json").is_file():
+        return None
+    return load_run(name).config.competition
+
+
 def _new_folder(runs_dir: Path, stem: str) -> Path:
     runs_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):

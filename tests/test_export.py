@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clitools import fake_cv_run, flow
+from clitools import fake_cv_run, fake_run, flow
 
 # Imports only paddle, numpy and PIL: what a consumer of the export has.
 CONSUMER = r"""
@@ -137,3 +137,15 @@ def test_export_a_cross_validation_run_names_its_folds(tmp_path: Path, monkeypat
     assert result.exit_code == 0, result.output
     spec = json.loads((cv.path / "fold1/export/preprocess.json").read_text())
     assert spec["classes"] == cv.config.classes and spec["mean"] == [0.3] and spec["mode"] == "L"
+
+
+def test_export_of_a_run_folder_takes_the_runs_competition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`flow export runs/digits/RUN` exports that run of digits, whatever competition was used last."""
+    monkeypatch.chdir(tmp_path)
+    run = fake_run(tmp_path / "runs/digits", "r1")
+    (tmp_path / ".flow").mkdir(exist_ok=True)
+    (tmp_path / ".flow/current").write_text("lemon\n")  # another competition was the last one used here
+    result = flow("export", "runs/digits/r1")
+    assert result.exit_code == 0, result.output
+    assert "lemon" not in result.output
+    assert (run.path / "export/preprocess.json").is_file()

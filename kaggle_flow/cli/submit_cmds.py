@@ -201,10 +201,11 @@ def export_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
+    from kaggle_flow.runs import competition_of
     from kaggle_flow.submit.export import export
     from kaggle_flow.workspace import open_workspace
 
-    ws = open_workspace(comp)
+    ws = open_workspace(comp or competition_of(run))
     ensure_writable(ws.runs_dir)
     done = export(ws, run, onnx=onnx)
     console.info(f"Exported {done.run.id} to {done.folder}: " + ", ".join(f.name for f in done.files))
