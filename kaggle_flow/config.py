@@ -43,6 +43,7 @@ class RunConfig(Recipe):
     amp: AmpMode = "off"  # mixed precision on a GPU: o1 / o2 (float16 autocast / float16 weights) or bf16
     weights: str | None = None  # a .pdparams to start from
     init_from: str | None = None  # the earlier run (of any competition) whose best weights `weights` names
+    download: bool = True  # the automatic recipe could count on downloading ImageNet weights (False: --no-download)
     max_params: Annotated[int, Field(ge=1)] | None = None  # refuse larger models
     workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes
     visualdl: bool = False  # VisualDL logs in the run folder
@@ -173,6 +174,7 @@ class Flags(BaseModel):
     amp: AmpMode | None = None
     weights: str | None = None
     init_from: str | None = None  # a run id under runs/*/ or a run folder: its best.pdparams
+    download: bool | None = None  # False: the automatic recipe counts only the ImageNet weights already here
     max_params: int | None = None
     workers: int | None = None
     visualdl: bool | None = None

@@ -11,6 +11,7 @@ option is checked here before any run folder exists or anything is measured.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-RUN_OPTIONS = tuple(k for k in Flags.model_fields if k not in Recipe.model_fields and k not in ("image_size", "max_params", "download"))
+RUN_OPTIONS = tuple(k for k in Flags.model_fields if k not in Recipe.model_fields and k not in ("image_size", "max_params"))
 
 
 def _either(flag: T | None, default: T) -> T:
@@ -76,16 +77,19 @@ def build_config(
         train = Recipe(**{**comp.train.model_dump(), **{k: v for k, v in given.items() if k in Recipe.model_fields}})
         max_params = _either(flags.max_params, comp.max_params)
         chosen = recipe.resolve(choices, facts, num_classes=comp.num_classes, channels=comp.channels,
-                                max_params=max_params, balance=train.balance)
+                                max_params=max_params, balance=train.balance, pretrained=flags.pretrained)
+        transfer, why = recipe.transfer_values(chosen, given, comp.channels)
         config = RunConfig(
-            **{**train.model_dump(), **run_options, **chosen.values()}, max_params=max_params,
-            auto=chosen.reasons, balance_reason=balance_reason,
+            **{**train.model_dump(), **run_options, **chosen.values(), "mean": list(comp.mean), "std": list(comp.std),
+               **transfer}, max_params=max_params, auto={**chosen.reasons, **why}, balance_reason=balance_reason,
             competition=comp.name, classes=list(comp.classes), metric=comp.metric, channels=comp.channels,
-            mean=list(comp.mean), std=list(comp.std), data_dir=str(data_dir) if data_dir is not None else None,
+            data_dir=str(data_dir) if data_dir is not None else None,
         )
     except ValidationError as exc:
         raise FlowError(validation_message(exc)) from None
     check_names(config)
+    if chosen.note:
+        console.info(chosen.note)
     return config
 
 
@@ -118,6 +122,8 @@ def resolve_config(ws: Workspace, flags: Flags | dict | None, *, train_rows: pd.
     flags = init_source(ws, flags, report=train_rows is not None)
     auto = wanted(ws.comp, flags).auto
     facts = recipe.measure(ws, train_rows, device()) if train_rows is not None and auto else None
+    if facts is not None and "model" in auto and flags.pretrained is not False:
+        facts = replace(facts, imagenet=recipe.ImagenetAtHand.here(download=flags.download is not False))
     config = build_config(ws.comp, flags, data_dir=ws.data_dir, facts=facts, placeholders=train_rows is None,
                           balance_reason=reason)
     if train_rows is not None or "model" not in auto:
