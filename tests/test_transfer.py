@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import paddle
 import pytest
+from clitools import fake_run, flow, one_line_error
 from tiny_comp import make_tiny
 
-from clitools import fake_run, flow, one_line_error
 from kaggle_flow.runs import all_runs
 
 # --- --init-from: the weights of an earlier run, any competition -------------------------------------
@@ -114,7 +114,7 @@ def test_photos_with_weights_at_hand_start_from_imagenet(cache: Path) -> None:
     assert (config.mean, config.std, config.image_size) == (recipe.IMAGENET_MEAN, recipe.IMAGENET_STD, 64)
     assert config.auto["model"] == (f"resnet18, ImageNet weights (in {cache}): CPU, RGB photos (median 320x240 px, "
                                     "short side >= 64), 11.2 M parameters")
-    assert config.auto["lr"] == "0.0003: fine-tuning ImageNet weights"
+    assert config.auto["lr"] == "0.0003: fine-tuning ImageNet weights (adam)" and config.optimizer == "adam"
     given = lemon_config(photo_facts(), lr=1e-3, freeze_epochs=2)
     assert (given.lr, given.freeze_epochs) == (1e-3, 2) and "lr" not in given.auto
     assert not lemon_config(photo_facts(), pretrained=False).pretrained
@@ -213,7 +213,7 @@ def test_a_photo_run_fine_tunes_imagenet_weights_after_a_frozen_epoch(
 
     run = train(open_workspace("photos"), {"image_size": 32, "epochs": 2, "batch_size": 8}, on_epoch_end=after_epoch)
     out = capsys.readouterr().out
-    assert "  model   resnet18, ImageNet weights (in " in out and "  lr      0.0003: fine-tuning ImageNet weights" in out
+    assert "  model   resnet18, ImageNet weights (in " in out and "  lr      0.0003: fine-tuning ImageNet weights (adam)" in out
     assert "Backbone frozen for epochs 1-1 (only the new head trains), then every layer trains" in out
     assert (run.config.model, run.config.pretrained, run.config.freeze_epochs) == ("resnet18", True, 1)
     frozen, thawed = seen
@@ -222,3 +222,12 @@ def test_a_photo_run_fine_tunes_imagenet_weights_after_a_frozen_epoch(
     assert not np.array_equal(frozen["fc.weight"], thawed["fc.weight"])
     moved = [k for k in backbone if not np.array_equal(thawed[k], frozen[k])]
     assert len(moved) == len(backbone)  # then every layer trains
+
+
+def test_pretrained_flag_picks_a_pretrained_model_whatever_the_images(cache: Path) -> None:
+    from kaggle_flow.engine import recipe
+
+    wanted = recipe.Choices(**AUTO_MODEL)
+    chosen = recipe.resolve(wanted, photo_facts(w=28, h=28), num_classes=10, channels=1, max_params=None, pretrained=True)
+    assert (chosen.model, chosen.pretrained) == ("resnet18", True)
+    assert chosen.reasons["model"] == f"resnet18, ImageNet weights (in {cache}): CPU, --pretrained, 11.2 M parameters"

@@ -12,8 +12,8 @@ import numpy as np
 import paddle
 import paddle.utils.download as download
 import pytest
-
 from clitools import flow, one_line_error
+
 from kaggle_flow import models
 from kaggle_flow.models import weights
 

@@ -77,7 +77,8 @@ def build_config(
         train = Recipe(**{**comp.train.model_dump(), **{k: v for k, v in given.items() if k in Recipe.model_fields}})
         max_params = _either(flags.max_params, comp.max_params)
         chosen = recipe.resolve(choices, facts, num_classes=comp.num_classes, channels=comp.channels,
-                                max_params=max_params, balance=train.balance, pretrained=flags.pretrained)
+                                max_params=max_params, balance=train.balance,
+                                pretrained=flags.pretrained if flags.pretrained is not None else train.pretrained or None)
         transfer, why = recipe.transfer_values(chosen, given, comp.channels)
         config = RunConfig(
             **{**train.model_dump(), **run_options, **chosen.values(), "mean": list(comp.mean), "std": list(comp.std),

@@ -174,7 +174,8 @@ def choose_pretrained(facts: Facts, max_params: int | None, num_classes: int, ch
     params = models.param_count(name, num_classes, channels)
     limit = f", within max_params {max_params:,}" if max_params is not None else ""
     source = f"in {at_hand.folder}" if cached else "downloaded on first use"
-    images = f"RGB photos (median {facts.median_width}x{facts.median_height} px, short side >= {PHOTO_SIDE})"
+    images = (f"RGB photos (median {facts.median_width}x{facts.median_height} px, short side >= {PHOTO_SIDE})"
+              if photos(facts, channels) else "--pretrained")
     return name, f"{name}, ImageNet weights ({source}): {facts.place.upper()}, {images}, {params / 1e6:.1f} M parameters{limit}"
 
 
@@ -284,8 +285,10 @@ def transfer_values(chosen: Choices, given: dict[str, Any], channels: int) -> tu
         return {}, {}
     values: dict[str, Any] = {"pretrained": True}
     reasons = {}
+    if "optimizer" not in given:
+        values["optimizer"] = "adam"
     if "lr" not in given:
-        values["lr"], reasons["lr"] = TRANSFER_LR, f"{TRANSFER_LR:g}: fine-tuning ImageNet weights"
+        values["lr"], reasons["lr"] = TRANSFER_LR, f"{TRANSFER_LR:g}: fine-tuning ImageNet weights ({given.get('optimizer', 'adam')})"
     if "freeze_epochs" not in given and not given.get("freeze"):
         values["freeze_epochs"] = TRANSFER_FREEZE_EPOCHS
         reasons["freeze"] = f"{TRANSFER_FREEZE_EPOCHS} epoch: the backbone frozen while the new head settles, then every layer"
