@@ -42,6 +42,8 @@ class RunConfig(Recipe):
     folds: Literal["all"] | None = None  # "all": one run per fold (cross-validation)
     amp: AmpMode = "off"  # mixed precision on a GPU: o1 / o2 (float16 autocast / float16 weights) or bf16
     weights: str | None = None  # a .pdparams to start from
+    init_from: str | None = None  # the earlier run (of any competition) whose best weights `weights` names
+    download: bool = True  # the automatic recipe could count on downloading ImageNet weights (False: --no-download)
     max_params: Annotated[int, Field(ge=1)] | None = None  # refuse larger models
     workers: Annotated[int, Field(ge=0)] = 0  # DataLoader worker processes
     visualdl: bool = False  # VisualDL logs in the run folder
@@ -171,6 +173,8 @@ class Flags(BaseModel):
     folds: Literal["all"] | None = None
     amp: AmpMode | None = None
     weights: str | None = None
+    init_from: str | None = None  # a run id under runs/*/ or a run folder: its best.pdparams
+    download: bool | None = None  # False: the automatic recipe counts only the ImageNet weights already here
     max_params: int | None = None
     workers: int | None = None
     visualdl: bool | None = None

@@ -34,3 +34,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_data: Path
     for name in ("digits", "mnist"):
         (tmp_path / "data" / name).symlink_to(embedded_data / name, target_is_directory=True)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_imagenet_weights(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test offline with an empty weights cache: the automatic recipe never downloads, and never
+    finds weights a developer happens to have in ~/.cache/paddle (a test that wants them makes its own)."""
+    from paddle.utils import download
+
+    from kaggle_flow.models import weights
+
+    monkeypatch.setattr(download, "WEIGHTS_HOME", str(tmp_path_factory.mktemp("weights")))
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("tests run offline")
+
+    monkeypatch.setattr(weights.socket, "create_connection", no_network)

@@ -69,10 +69,16 @@ TRAINING_OPTIONS: dict[str, Any] = {
                                             "(paddle.nn.SyncBatchNorm; GPUs only). Without it each process normalizes its own batch.")],
     "scale_lr": Annotated[bool, typer.Option("--scale-lr", help="Linear scaling rule for several processes: the peak --lr times "
                                              "the number of processes, as the global batch grew by that much (warmup recommended).")],
-    "pretrained": _opt(bool, "--pretrained/--scratch", f"Start from ImageNet weights {_R}."),
+    "pretrained": _opt(bool, "--pretrained/--no-pretrained", "Start from ImageNet weights (default: the automatic recipe does on "
+                       "RGB photos when the weights are here or can be downloaded, see `flow weights`; else the recipe)."),
+    "download": _opt(bool, "--download/--no-download", "Whether the automatic recipe may download ImageNet weights "
+                     "(default: when the network answers); --no-download: only the weights already in paddle's cache."),
     "freeze": _opt(bool, "--freeze/--no-freeze", f"Train only the classifier head; the backbone stays as loaded {_R}."),
     "freeze_epochs": _opt(int, "--freeze-epochs", f"Train only the head for N epochs, then every layer (fine-tuning) {_R}.", metavar="N"),
     "weights": _opt(Path, "--weights", "Start from this .pdparams file (e.g. a run's best.pdparams).", metavar="FILE"),
+    "init_from": _opt(str, "--init-from", "Start from the best weights of an earlier run of any competition: a run id "
+                      "under runs/*/ or a run folder; its model (with --model auto), the head replaced when the classes differ.",
+                      metavar="RUN"),
     "max_params": _opt(int, "--max-params", "Refuse models with more parameters (default: the competition's limit)."),
     "workers": _opt(int, "--workers", "DataLoader worker processes (default 0: the main process)."),
     "visualdl": Annotated[bool, typer.Option("--visualdl", help="Write VisualDL logs into the run folder.")],

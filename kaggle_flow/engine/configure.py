@@ -11,6 +11,7 @@ option is checked here before any run folder exists or anything is measured.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -26,7 +27,7 @@ from kaggle_flow.engine.optim import LOSSES, OPTIMIZERS, SCHEDULES
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.explore.balance import balance_setting
 from kaggle_flow.machine import device
-from kaggle_flow.runs import best_epoch, validated_source
+from kaggle_flow.runs import Run, RunFolder, best_epoch, load_run, validated_source
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -76,16 +77,20 @@ def build_config(
         train = Recipe(**{**comp.train.model_dump(), **{k: v for k, v in given.items() if k in Recipe.model_fields}})
         max_params = _either(flags.max_params, comp.max_params)
         chosen = recipe.resolve(choices, facts, num_classes=comp.num_classes, channels=comp.channels,
-                                max_params=max_params, balance=train.balance)
+                                max_params=max_params, balance=train.balance,
+                                pretrained=flags.pretrained if flags.pretrained is not None else train.pretrained or None)
+        transfer, why = recipe.transfer_values(chosen, given, comp.channels)
         config = RunConfig(
-            **{**train.model_dump(), **run_options, **chosen.values()}, max_params=max_params,
-            auto=chosen.reasons, balance_reason=balance_reason,
+            **{**train.model_dump(), **run_options, **chosen.values(), "mean": list(comp.mean), "std": list(comp.std),
+               **transfer}, max_params=max_params, auto={**chosen.reasons, **why}, balance_reason=balance_reason,
             competition=comp.name, classes=list(comp.classes), metric=comp.metric, channels=comp.channels,
-            mean=list(comp.mean), std=list(comp.std), data_dir=str(data_dir) if data_dir is not None else None,
+            data_dir=str(data_dir) if data_dir is not None else None,
         )
     except ValidationError as exc:
         raise FlowError(validation_message(exc)) from None
     check_names(config)
+    if chosen.note:
+        console.info(chosen.note)
     return config
 
 
@@ -115,13 +120,59 @@ def resolve_config(ws: Workspace, flags: Flags | dict | None, *, train_rows: pd.
         reason = f"`flow balance {ws.comp.name}{'' if recorded else ' --off'}` ({ws.runs_dir / 'balance.json'})"
     else:
         reason = f"the recipe of {ws.comp.path.name}"
+    flags = init_source(ws, flags, report=train_rows is not None)
     auto = wanted(ws.comp, flags).auto
     facts = recipe.measure(ws, train_rows, device()) if train_rows is not None and auto else None
+    if facts is not None and "model" in auto and flags.pretrained is not False:
+        facts = replace(facts, imagenet=recipe.ImagenetAtHand.here(download=flags.download is not False))
     config = build_config(ws.comp, flags, data_dir=ws.data_dir, facts=facts, placeholders=train_rows is None,
                           balance_reason=reason)
     if train_rows is not None or "model" not in auto:
         check_params(config)
     return config
+
+
+def init_source(ws: Workspace, flags: Flags, *, report: bool = False) -> Flags:
+    """--init-from RUN as the weights to start from: its best.pdparams, and its model where the model is auto.
+
+    RUN is a run of any competition (a run id under runs/*/, or a run folder). Its classifier head is
+    replaced when the classes differ (models.load_weights says so). Refused in one line each: another
+    model than the one trained here, grey weights for RGB images, a run with no weights.
+    """
+    if flags.init_from is None:
+        return flags
+    if flags.weights is not None:
+        raise FlowError("--init-from and --weights both name the weights to start from: give one")
+    source = find_run(ws, flags.init_from)
+    name = f"--init-from {flags.init_from}"
+    if not isinstance(source, Run):
+        raise FlowError(f"{name}: an ensemble, with no weights of its own: pick one of its members")
+    if source.kind == "cv":
+        raise FlowError(f"{name}: a cross-validation run, no weights of its own: pick one of its folds, e.g. {source.id}/fold0")
+    if not source.has_weights():
+        raise FlowError(f"{name}: no weights to start from ({source.best} missing, or the run failed)")
+    src, model = source.config, _either(flags.model, ws.comp.train.model)
+    if model not in (recipe.AUTO, src.model):
+        raise FlowError(f"{name}: a {src.model} run, and this run trains {model}: give --model {src.model} or a {model} run")
+    if src.channels < ws.comp.channels:
+        raise FlowError(f"{name}: {src.model} trained on {src.channels}-channel (grey) images, and {ws.comp.name}'s have "
+                        f"{ws.comp.channels} (RGB): grey filters hold no colour; pick a run of RGB images")
+    if report:  # the load says in one line when the head is replaced (another class count)
+        console.info(f"Starting from the weights of {source.path} ({src.competition}, {src.model}, {len(src.classes)} classes)")
+    return flags.model_copy(update={"weights": str(source.best), "init_from": str(source.path), "model": src.model})
+
+
+def find_run(ws: Workspace, text: str) -> RunFolder:
+    """A run folder by path, or by its id under runs/*/ (any competition); one line when there is none or several."""
+    path = Path(text)
+    if (path / "config.json").is_file():
+        return load_run(path)
+    found = [] if path.is_absolute() else sorted(p for p in ws.runs_dir.parent.glob(f"*/{text}") if (p / "config.json").is_file())
+    if not found:
+        raise NotFoundError(f"--init-from {text}: no such run (neither a run folder nor a run id under {ws.runs_dir.parent}/*/)")
+    if len(found) > 1:
+        raise FlowError(f"--init-from {text}: several runs of that id ({', '.join(map(str, found))}): give the folder")
+    return load_run(found[0])
 
 
 def refit_config(ws: Workspace, flags: Flags, rows: pd.DataFrame) -> RunConfig:

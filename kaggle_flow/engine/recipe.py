@@ -4,8 +4,12 @@ A built-in competition leaves these four `auto`; any flag or TOML value override
 choice comes with a one-line reason, printed before training and saved in config.json:
 
     size    the median short side of the training images, capped by the device (64 px on a CPU,
-            224 on a GPU) and at least the model's minimum
-    model   on a CPU resnet-t below 2,000 training images (more epochs fit the time), else resnet-s;
+            224 on a GPU) and at least the model's minimum; 224 px for ImageNet weights on a GPU
+    model   RGB photos (short side >= 64 px) with ImageNet weights at hand (in paddle's cache, or the
+            network answers and --no-download was not given): a pretrained model, resnet50 on a GPU,
+            resnet18 on a CPU (a smaller one within max_params), with Adam 3e-4, one frozen-backbone
+            epoch and ImageNet's mean/std (`transfer_values`). Otherwise the from-scratch family:
+            on a CPU resnet-t below 2,000 training images (more epochs fit the time), else resnet-s;
             on a GPU resnet-m (resnet-l from 20,000 images); the largest that fits max_params
     batch   64 on a CPU (32 for a few hundred images), 128 on a GPU (64 from 160 px)
     epochs  about 50,000 images seen (10-60 epochs); on a CPU, fewer when the training speed
@@ -49,6 +53,29 @@ EPOCHS = (10, 60)
 CPU_BUDGET_S = 3.5 * 60  # s of training steps: a CPU baseline takes minutes (validation and set-up on top)
 SMALL_DATA = 2_000  # training images below which the CPU model is the tiny preset (more epochs in the budget)
 FAMILY = ("resnet-t", "resnet-s", "resnet-m", "resnet-l")  # smallest first
+PHOTO_SIDE = 64  # px: a median short side from which RGB images are taken for photos, as ImageNet's are
+PRETRAINED = {  # the pretrained models the recipe picks from, preferred first: the first within max_params with weights
+    "gpu": ("resnet50", "resnet34", "resnet18", "mobilenet_v2", "mobilenet_v3_small"),
+    "cpu": ("resnet18", "mobilenet_v2", "shufflenet_v2", "mobilenet_v3_small"),
+}
+TRANSFER_LR = 3e-4  # Adam's rate for fine-tuning ImageNet weights (the courses' rate)
+TRANSFER_FREEZE_EPOCHS = 1  # epochs of a frozen backbone first: the new head settles before the backbone moves
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+@dataclass(frozen=True)
+class ImagenetAtHand:
+    """Where ImageNet weights could come from: paddle's cache, or a download when allowed and online."""
+
+    cached: tuple[str, ...]  # models whose weights file is in the cache
+    folder: Path  # the cache
+    download: bool  # the user allows a download (not --no-download)
+    online: Callable[[], bool] = field(default=models.online, repr=False)  # asked only when a download would be needed
+
+    @classmethod
+    def here(cls, *, download: bool = True) -> ImagenetAtHand:
+        names = sorted({n for names in PRETRAINED.values() for n in names})
+        return cls(tuple(n for n in names if models.cached_imagenet(n) is not None), models.weights_home(), download)
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,7 @@ class Facts:
     cores: int
     source: str  # where the image sizes came from
     speeds: Path | None = None  # the measured training speeds kept for later runs (runs/COMP/speeds.json)
+    imagenet: ImagenetAtHand | None = None  # None: ImageNet weights not considered (a model given, --no-pretrained)
 
     @property
     def short_side(self) -> int:
@@ -120,6 +148,37 @@ def choose_model(facts: Facts, max_params: int | None, num_classes: int, channel
     raise DataError(f"max_params {max_params:,}: even {FAMILY[0]} has {smallest:,} parameters; give --model")
 
 
+def photos(facts: Facts, channels: int) -> bool:
+    """RGB images whose median short side is at least PHOTO_SIDE: what ImageNet weights were trained on."""
+    return channels == 3 and facts.short_side >= PHOTO_SIDE
+
+
+def choose_pretrained(facts: Facts, max_params: int | None, num_classes: int, channels: int, *,
+                      forced: bool = False) -> tuple[str | None, str]:
+    """A pretrained model for RGB photos with ImageNet weights at hand, and its reason; (None, note) otherwise.
+
+    `forced` (--pretrained with the model auto): the first candidate within max_params, weights at hand
+    or not. The note is empty when no note is due (not photos, or max_params too small for any candidate).
+    """
+    at_hand = facts.imagenet
+    if at_hand is None or not (forced or photos(facts, channels)):
+        return None, ""
+    fits = [n for n in PRETRAINED[facts.place] if max_params is None or models.param_count(n, num_classes, channels) <= max_params]
+    if not fits:
+        return None, ""
+    cached = [n for n in fits if n in at_hand.cached]
+    name = cached[0] if cached else fits[0]
+    if not cached and not forced and not (at_hand.download and at_hand.online()):
+        return None, (f"no ImageNet weights for {name} here (looked in {at_hand.folder}); training from scratch; "
+                      f"`flow weights get {name}` where there is a network")
+    params = models.param_count(name, num_classes, channels)
+    limit = f", within max_params {max_params:,}" if max_params is not None else ""
+    source = f"in {at_hand.folder}" if cached else "downloaded on first use"
+    images = (f"RGB photos (median {facts.median_width}x{facts.median_height} px, short side >= {PHOTO_SIDE})"
+              if photos(facts, channels) else "--pretrained")
+    return name, f"{name}, ImageNet weights ({source}): {facts.place.upper()}, {images}, {params / 1e6:.1f} M parameters{limit}"
+
+
 def choose_batch(facts: Facts, size: int) -> tuple[int, str]:
     if facts.place == "gpu":
         batch = 64 if size >= 160 else 128
@@ -155,6 +214,8 @@ class Choices:
     batch_size: int | str
     epochs: int | str
     reasons: dict[str, str] = field(default_factory=dict)
+    pretrained: bool = False  # the model was chosen to start from ImageNet weights
+    note: str = ""  # a line to print beside the choices (no ImageNet weights here)
 
     def values(self) -> dict[str, int | str]:
         return {k: getattr(self, k) for k in AUTO_KEYS}
@@ -173,10 +234,11 @@ STAND_INS = Choices(model="smallcnn", image_size=32, batch_size=32, epochs=60)
 
 
 def resolve(wanted: Choices, facts: Facts | None, *, num_classes: int, channels: int, max_params: int | None,
-            balance: bool = False) -> Choices:
+            balance: bool = False, pretrained: bool | None = None) -> Choices:
     """`wanted` with every `auto` replaced by a choice from `facts`, and the reason for each choice made.
 
     `balance`: label shuffling is on, so an epoch holds every class padded to the largest.
+    `pretrained`: --pretrained (a pretrained model whatever the data) or --no-pretrained (the family).
     """
     if not wanted.auto:
         return wanted
@@ -184,10 +246,11 @@ def resolve(wanted: Choices, facts: Facts | None, *, num_classes: int, channels:
         raise DataError(f"{', '.join(wanted.auto)} are 'auto' but nothing was measured to choose them from")
     c, reasons = wanted, {}
     if c.model == AUTO:
-        model, reasons["model"] = choose_model(facts, max_params, num_classes, channels)
-        c = replace(c, model=model)
+        c, reasons["model"] = _auto_model(c, facts, max_params, num_classes, channels, pretrained)
     if c.image_size == AUTO:
         size, reasons["image_size"] = choose_size(facts, models.MODELS[c.model].min_size)
+        if c.pretrained and facts.place == "gpu":
+            size, reasons["image_size"] = GPU_SIZE, f"{GPU_SIZE} px: ImageNet's size, on a GPU"
         c = replace(c, image_size=size)
     if c.batch_size == AUTO:
         batch, reasons["batch_size"] = choose_batch(facts, int(c.image_size))
@@ -198,6 +261,40 @@ def resolve(wanted: Choices, facts: Facts | None, *, num_classes: int, channels:
         epochs, reasons["epochs"] = choose_epochs(facts, speed, per_epoch=per_epoch, when=when)
         c = replace(c, epochs=epochs)
     return replace(c, reasons={**wanted.reasons, **reasons})
+
+
+def _auto_model(c: Choices, facts: Facts, max_params: int | None, num_classes: int, channels: int,
+                pretrained: bool | None) -> tuple[Choices, str]:
+    """The model: a pretrained one where ImageNet weights suit the data and are at hand, else the family."""
+    name, why = (None, "") if pretrained is False else choose_pretrained(facts, max_params, num_classes, channels,
+                                                                        forced=bool(pretrained))
+    if name is not None:
+        return replace(c, model=name, pretrained=True), why
+    model, reason = choose_model(facts, max_params, num_classes, channels)
+    return replace(c, model=model, note=why), reason
+
+
+def transfer_values(chosen: Choices, given: dict[str, Any], channels: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a start from ImageNet weights brings along, where no flag says otherwise, and the reason of each.
+
+    Adam at 3e-4 (the courses' fine-tuning rate: 3e-3 would wreck the pretrained filters), one epoch
+    of a frozen backbone first (the new head settles before its gradients reach the backbone), and
+    ImageNet's mean/std (the statistics the weights were trained with).
+    """
+    if not chosen.pretrained:
+        return {}, {}
+    values: dict[str, Any] = {"pretrained": True}
+    reasons = {}
+    if "optimizer" not in given:
+        values["optimizer"] = "adam"
+    if "lr" not in given:
+        values["lr"], reasons["lr"] = TRANSFER_LR, f"{TRANSFER_LR:g}: fine-tuning ImageNet weights ({given.get('optimizer', 'adam')})"
+    if "freeze_epochs" not in given and not given.get("freeze"):
+        values["freeze_epochs"] = TRANSFER_FREEZE_EPOCHS
+        reasons["freeze"] = f"{TRANSFER_FREEZE_EPOCHS} epoch: the backbone frozen while the new head settles, then every layer"
+    if channels == 3:
+        values["mean"], values["std"] = IMAGENET_MEAN, IMAGENET_STD
+    return values, reasons
 
 
 def _cpu_speed(c: Choices, facts: Facts, num_classes: int, channels: int) -> tuple[float | None, str]:

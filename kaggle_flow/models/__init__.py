@@ -16,7 +16,7 @@ frozen backbone (`head_parameters`, `set_backbone_trainable`); engine/speed.py t
     nets        SmallCNN, LeNet, and paddle.vision's AlexNet and GoogLeNet at any input size
     resnets     resnet-t/s/m/l, plain residual CNNs for training from scratch
     channels    the first convolution adapted to grey (or any count of) input channels
-    weights     ImageNet weights and checkpoints: fetched, read and loaded into a model
+    weights     ImageNet weights and checkpoints: paddle's cache, fetched, checked, read and loaded into a model
     freeze      the classifier head and the backbone under it, for --freeze
 """
 
@@ -24,17 +24,31 @@ from kaggle_flow.models.freeze import head_parameters, set_backbone_trainable
 from kaggle_flow.models.registry import (
     MODELS,
     Builder,
+    ImagenetWeights,
     ModelInfo,
+    add_imagenet_weights,
     check_params,
     check_size,
     count_params,
     create_model,
+    imagenet_weights,
     list_models,
     param_count,
 )
-from kaggle_flow.models.weights import fetch_pretrained, has_pretrained, load_weights
+from kaggle_flow.models.weights import (
+    cached_imagenet,
+    download_imagenet,
+    fetch_pretrained,
+    has_pretrained,
+    imagenet_file_name,
+    load_weights,
+    online,
+    weights_home,
+)
 
 __all__ = [
-    "MODELS", "Builder", "ModelInfo", "check_params", "check_size", "count_params", "create_model", "fetch_pretrained",
-    "has_pretrained", "head_parameters", "list_models", "load_weights", "param_count", "set_backbone_trainable",
+    "MODELS", "Builder", "ImagenetWeights", "ModelInfo", "add_imagenet_weights", "cached_imagenet", "check_params",
+    "check_size", "count_params", "create_model", "download_imagenet", "fetch_pretrained", "has_pretrained",
+    "head_parameters", "imagenet_file_name", "imagenet_weights", "list_models", "load_weights", "online", "param_count",
+    "set_backbone_trainable", "weights_home",
 ]

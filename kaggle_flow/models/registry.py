@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +14,19 @@ import paddle.nn as nn
 import paddle.vision.models as pvm
 
 from kaggle_flow.errors import FlowError
+from kaggle_flow.fileio import atomic_path
 from kaggle_flow.models import resnets
 from kaggle_flow.models.channels import first_conv, set_in_channels
 from kaggle_flow.models.nets import AlexNet, GoogLeNet, LeNet, SmallCNN
-from kaggle_flow.models.weights import fetch_pretrained, load_weights
+from kaggle_flow.models.weights import (
+    cached_imagenet,
+    check_state,
+    fetch_pretrained,
+    imagenet_file_name,
+    load_weights,
+    pretrained_names,
+    weights_home,
+)
 from kaggle_flow.registry import Registry
 
 # A builder takes (num_classes, in_channels, image_size) and returns the model with 3-channel input
@@ -141,3 +151,42 @@ def list_models(text: str = "") -> list[ModelInfo]:
     """The models whose name or description holds `text` (any case), in registry order: `flow models --filter`."""
     text = text.lower()
     return [m for m in MODELS.values() if text in m.name.lower() or text in m.description.lower()]
+
+
+@dataclass(frozen=True)
+class ImagenetWeights:
+    """A registered model with ImageNet weights, and whether paddle's cache holds them now (`flow weights`)."""
+
+    name: str
+    params: int  # with its ImageNet head of 1,000 classes
+    file: str  # the name paddle looks for in its weights cache
+    path: Path | None  # the cached file, None when it is not there
+
+    @property
+    def size(self) -> int | None:
+        return self.path.stat().st_size if self.path is not None else None
+
+
+def imagenet_weights() -> list[ImagenetWeights]:
+    """The models of the registry that have ImageNet weights, in registry order, each with its cached file."""
+    names = set(pretrained_names())
+    return [ImagenetWeights(m.name, param_count(m.name, 1000), imagenet_file_name(m.name), cached_imagenet(m.name))
+            for m in MODELS.values() if m.name in names]
+
+
+def add_imagenet_weights(name: str, file: str | Path) -> Path:
+    """Copy a weights file into paddle's cache as `name`'s ImageNet weights, once it is checked to fit.
+
+    For a machine without network: the file downloaded elsewhere (`flow weights get` there). Every
+    key of the model must be in the file with its shape (the 1,000-class head included); the copy is
+    written to a temp file and renamed, so a half-copied file is never taken for the weights.
+    """
+    MODELS[name]  # an unknown name lists the valid ones
+    imagenet_file_name(name)  # a model without ImageNet weights is one line
+    with paddle.LazyGuard():  # shapes only: nothing allocated, even for VGG
+        model = MODELS[name].builder(1000, 3, None)
+    check_state(model, file, f"{name}'s ImageNet weights")
+    target = weights_home() / imagenet_file_name(name)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(file, tmp)
+    return target

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.utils.download as download
 
 from kaggle_flow import console
 from kaggle_flow.errors import FlowError
@@ -39,28 +40,93 @@ def has_pretrained(name: str) -> bool:
     return name in _PRETRAINED
 
 
-def fetch_pretrained(name: str) -> Path:
-    """The local path of a model's ImageNet weights, downloaded on first use; a FlowError offline."""
+def pretrained_names() -> list[str]:
+    """The models with ImageNet weights, in paddle.vision's order."""
+    return list(_PRETRAINED)
+
+
+def weights_home() -> Path:
+    """paddle's weights cache (`paddle.utils.download.WEIGHTS_HOME`, ~/.cache/paddle/hapi/weights), read when asked."""
+    return Path(download.WEIGHTS_HOME)
+
+
+def _source(name: str) -> tuple[str, str]:
+    """The URL and md5 of a model's ImageNet weights, from paddle.vision's own table."""
     if name not in _PRETRAINED:
         with_weights = ", ".join(_PRETRAINED)
         raise FlowError(f"no pretrained weights for {name} (available for: {with_weights}): train from scratch")
-    from paddle.utils.download import WEIGHTS_HOME, get_weights_path_from_url
-
     module, key = _PRETRAINED[name]
-    url, md5 = importlib.import_module(f"paddle.vision.models.{module}").model_urls[key]
-    cached = Path(WEIGHTS_HOME) / os.path.basename(url)
-    if cached.is_file():
-        return cached
-    failed = f"cannot fetch the pretrained weights for {name} (no network?): pass --weights FILE or train from scratch"
-    host = urlparse(url).hostname or ""
+    return importlib.import_module(f"paddle.vision.models.{module}").model_urls[key]
+
+
+def imagenet_file_name(name: str) -> str:
+    """The file name paddle looks for in its weights cache: resnet18.pdparams, mobilenet_v3_small_x1.0.pdparams."""
+    return os.path.basename(_source(name)[0])
+
+
+def cached_imagenet(name: str) -> Path | None:
+    """The model's ImageNet weights in paddle's cache, None when the file is not there."""
+    path = weights_home() / imagenet_file_name(name)
+    return path if path.is_file() else None
+
+
+def online(name: str = "resnet18") -> bool:
+    """Whether the host of the ImageNet weights answers within seconds (offline: False, quickly)."""
+    host = urlparse(_source(name)[0]).hostname or ""
     try:  # fail in seconds, not after paddle's retries with no timeout
         socket.create_connection((host, 443), timeout=5).close()
     except OSError:
-        raise FlowError(failed) from None
+        return False
+    return True
+
+
+def fetch_pretrained(name: str) -> Path:
+    """The local path of a model's ImageNet weights, downloaded on first use; a FlowError offline."""
+    cached = cached_imagenet(name)
+    if cached is not None:
+        return cached
+    return _download(name, f"cannot fetch the pretrained weights for {name} (no network?): pass --weights FILE or train from scratch")
+
+
+def download_imagenet(name: str) -> Path:
+    """`flow weights get`: the ImageNet weights through paddle's own downloader, into its cache."""
+    cached = cached_imagenet(name)
+    if cached is not None:
+        return cached
+    return _download(name, f"no network: cannot download {name}'s ImageNet weights; copy the file {imagenet_file_name(name)} "
+                           f"into {weights_home()} or use `flow weights add {name} FILE`")
+
+
+def _download(name: str, failed: str) -> Path:
+    url, md5 = _source(name)
+    if not online(name):
+        raise FlowError(failed)
     try:
-        return Path(get_weights_path_from_url(url, md5))
+        return Path(download.get_weights_path_from_url(url, md5))
     except Exception:
         raise FlowError(failed) from None
+
+
+def check_state(model: nn.Layer, file: str | Path, what: str) -> None:
+    """Every key of `model` in the file and no other, each of the right shape; else one line naming the first mismatch.
+
+    `what` names the model in the message ("resnet18's ImageNet weights"). A file that is no paddle state
+    dict (truncated, another format) is one line too.
+    """
+    try:
+        state = _read_state(file)
+    except FlowError as exc:
+        raise FlowError(f"{what}: {exc}") from None
+    own = model.state_dict()
+    for key, param in own.items():
+        if key not in state:
+            raise FlowError(f"{what}: {file} does not fit: first mismatched key {key!r} (missing)")
+        got = list(_as_array(state[key]).shape)
+        if got != list(param.shape):
+            raise FlowError(f"{what}: {file} does not fit: first mismatched key {key!r} {got} vs {list(param.shape)}")
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise FlowError(f"{what}: {file} does not fit: first mismatched key {extra[0]!r} (not in the model)")
 
 
 def _read_state(file: str | Path) -> Mapping[str, Any]:
