@@ -27,7 +27,7 @@ from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
 from kaggle_flow.engine.runlog import RunLog
 from kaggle_flow.engine.step import Parallel
-from kaggle_flow.errors import FlowError, NothingToResume, TrainingInterrupted
+from kaggle_flow.errors import DiskFullError, FlowError, NothingToResume, RankFailed, TrainingDiverged, TrainingInterrupted
 from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.machine import sigterm_as_interrupt
@@ -42,22 +42,43 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
-    """Ctrl-C before a run's first checkpoint: nothing to resume, so a fresh run leaves no folder.
+    """Ctrl-C, or a failure, before a run's first checkpoint: nothing to resume, so a fresh run leaves
+    no folder (`flow runs` would list it as "no summary" forever).
 
     With a checkpoint (an earlier epoch, or an earlier fold of a cross-validation run) the run stays
-    and the message says how to continue it.
+    and the message says how to continue it. Kept whatever happened: a diverged run (its summary
+    says it failed, and why) and a failed process of a data-parallel run (its line names its log).
     """
+    resume = f"flow train {run.config.competition} --resume {run.id.split('/')[0]}"
     try:
         yield
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
-        if not any(run.path.rglob(run.last_state.name)):
-            if fresh:
-                shutil.rmtree(run.path, ignore_errors=True)
-            removed = f" ({run.path} removed)" if fresh else ""
-            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{removed}") from None
+        if not _saved(run):
+            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{_removed(run, fresh)}") from None
         if isinstance(exc, TrainingInterrupted) and not isinstance(exc, NothingToResume):
             raise  # it already says where to continue
-        raise TrainingInterrupted(f"interrupted; continue with: flow train {run.config.competition} --resume {run.id.split('/')[0]}") from None
+        raise TrainingInterrupted(f"interrupted; continue with: {resume}") from None
+    except (TrainingDiverged, RankFailed):
+        raise
+    except FlowError as exc:
+        if not _saved(run):
+            raise type(exc)(f"{exc}{_removed(run, fresh)}") from None
+        if isinstance(exc, DiskFullError):
+            raise DiskFullError(f"{exc}; once there is room, continue with: {resume}") from None
+        raise
+
+
+def _saved(run: Run) -> bool:
+    """Whether the run (or one of its folds) has a last checkpoint to resume."""
+    return any(run.path.rglob(run.last_state.name))
+
+
+def _removed(run: Run, fresh: bool) -> str:
+    """A fresh run's folder removed: the words the error line ends with ("" for a resumed run)."""
+    if not fresh:
+        return ""
+    shutil.rmtree(run.path, ignore_errors=True)
+    return f" ({run.path} removed)"
 
 
 def train(
@@ -83,6 +104,8 @@ def train(
             and waits for it (distributed.py); the processes train the folder it made (worker.py).
     """
     sigterm_as_interrupt()  # paddle, imported with this module, replaced flow's handler: back before any file is made
+    if resume is not None:
+        _refuse_recipe_flags(resume, Flags.of(flags))
     run = _run_to_resume(ws, resume) if resume is not None else None
     launch = distributed.launch_for(run, launch or distributed.Launch())
     if run is not None:
@@ -135,6 +158,17 @@ def train_folder(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: b
     fit(run, train_rows, val_rows, rows, parallel=parallel, resume=resume, on_epoch_end=on_epoch_end)
 
 
+LAUNCH_KEYS = ("nproc", "world_size")  # how many processes: a resumed run takes them (distributed.launch_for checks them)
+
+
+def _refuse_recipe_flags(name: str, flags: Flags) -> None:
+    """A resumed run keeps its own config: a recipe flag beside --resume would be silently ignored."""
+    given = [key for key in flags.given() if key not in LAUNCH_KEYS]
+    if given:
+        names = ", ".join("--size" if key == "image_size" else "--" + key.replace("_", "-") for key in given)
+        raise FlowError(f"--resume continues {name} with its own settings; {names} cannot change it")
+
+
 def _run_to_resume(ws: Workspace, name: str) -> Run:
     run = resolve_run(ws, name)
     if run.kind == "ensemble":
@@ -146,8 +180,10 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
     summary = run.summary
     if run.kind != "cv" and summary.status in FINISHED:
         raise FlowError(f"{run.path}: already finished ({summary.epochs_done} of {summary.epochs} epochs); nothing to resume")
-    if run.kind != "cv" and not Checkpointer(run).has_last():
-        raise FlowError(f"{run.path}: no checkpoint to resume (it stopped before its first epoch ended); start anew: flow train {ws.comp.name}")
+    if run.kind != "cv":
+        if not Checkpointer(run).has_last():
+            raise FlowError(f"{run.path}: no checkpoint to resume (it stopped before its first epoch ended); start anew: flow train {ws.comp.name}")
+        Checkpointer(run).check_last()  # a damaged file is one line here, before any process starts
     return run
 
 
