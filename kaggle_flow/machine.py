@@ -5,7 +5,8 @@ Ctrl-C (`sigterm_as_interrupt`, called where a command starts and again where on
 predicts has imported paddle, whose import replaces it), all held for a step that must not be cut
 in half (`signals_held`), and recorded to be passed on by the process that launches a data-parallel
 run (`signals_recorded`). A process flow starts dies with the one that started it, whatever killed
-that one, even `kill -9` (`die_with_parent`, Linux's parent-death signal).
+that one, even `kill -9` (Linux's parent-death signal: `child_dies_with_this` for a command it
+starts, `die_with_parent` for itself, `forks_die_with_this` for its DataLoader workers).
 
 paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
 the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
@@ -240,3 +241,17 @@ def child_dies_with_this() -> Callable[[], None]:
         _parent_death_signal(prctl, signal.SIGTERM, this)
 
     return preexec
+
+
+def forks_die_with_this(signum: int = signal.SIGKILL) -> None:
+    """Every process forked from this one from now on (its DataLoader workers) gets `signum` when
+    this one ends, even when it dies by SIGKILL or an abort that leaves it no time to stop them
+    (Linux; elsewhere nothing). SIGKILL: such a process holds nothing worth saving."""
+    global _forks_die
+    prctl = _prctl()
+    if prctl is not None and hasattr(os, "register_at_fork") and not _forks_die:
+        os.register_at_fork(after_in_child=lambda: _parent_death_signal(prctl, signum, os.getppid()))
+        _forks_die = True
+
+
+_forks_die = False  # forks_die_with_this registered its hook (once a process)

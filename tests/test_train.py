@@ -14,9 +14,9 @@ import pytest
 from tiny_comp import make_tiny
 
 from kaggle_flow.config import parse_sizes
-from kaggle_flow.engine.configure import build_config
 from kaggle_flow.engine import fit, loop, optim, step, train
 from kaggle_flow.engine.checkpoint import Checkpointer, LastState, Progress
+from kaggle_flow.engine.configure import build_config
 from kaggle_flow.engine.runlog import QuietLog, RunLog
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import FlowError, TrainingInterrupted

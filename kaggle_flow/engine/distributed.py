@@ -50,7 +50,13 @@ from kaggle_flow import console
 from kaggle_flow.engine.fold_data import build_caches
 from kaggle_flow.errors import FlowError, RankFailed, TrainingInterrupted
 from kaggle_flow.fileio import write_text
-from kaggle_flow.machine import USER_THREADS, child_dies_with_this, device, signals_recorded, usable_cores
+from kaggle_flow.machine import (
+    USER_THREADS,
+    child_dies_with_this,
+    device,
+    signals_recorded,
+    usable_cores,
+)
 from kaggle_flow.runs import Run, load_run
 
 if TYPE_CHECKING:

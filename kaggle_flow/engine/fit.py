@@ -33,7 +33,6 @@ from kaggle_flow.engine.loop import (
     Evaluation,
     ExplodingLoss,
     NonFiniteLoss,
-    NonFiniteWeights,
     Reporter,
     TrainState,
     build_state,
@@ -47,7 +46,7 @@ from kaggle_flow.engine.recipe import CPU_SIZE, FAMILY
 from kaggle_flow.engine.runlog import RunLog
 from kaggle_flow.engine.step import Parallel, check_amp
 from kaggle_flow.errors import FlowError, TrainingDiverged, TrainingInterrupted
-from kaggle_flow.machine import use_device
+from kaggle_flow.machine import terminated, use_device
 from kaggle_flow.runs import FAILED, Run, Summary
 
 
@@ -140,9 +139,12 @@ def _epochs(
         why = _diverged(config, progress.epoch + 1, exc, data.steps_per_epoch)
         log.write_summary(FAILED, progress, reason=why)
         raise TrainingDiverged(f"{why}; {run.path} is marked failed") from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
+        # a signal may have stopped what the step waited on first (a DataLoader worker, a peer): an interrupt all the same
+        if not isinstance(exc, KeyboardInterrupt) and not terminated():
+            raise
         if not checkpointer.has_last():
-            raise  # nothing saved: train() removes the run folder
+            raise KeyboardInterrupt from None  # nothing saved: train() removes the run folder
         log.write_summary("interrupted", progress)
         raise TrainingInterrupted(
             f"interrupted after epoch {progress.epoch} of {config.epochs}; continue with: "

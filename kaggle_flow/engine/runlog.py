@@ -17,11 +17,11 @@ import paddle
 import pandas as pd
 
 from kaggle_flow import console
+from kaggle_flow.config import RunConfig
 from kaggle_flow.engine.checkpoint import Progress
 from kaggle_flow.engine.loop import TrainState, evaluate
 from kaggle_flow.engine.plots import plot_confusion, plot_curves
 from kaggle_flow.engine.step import Parallel
-from kaggle_flow.config import RunConfig
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import Run, Summary

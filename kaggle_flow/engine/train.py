@@ -18,21 +18,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
 from kaggle_flow import console
 from kaggle_flow.config import Flags
-from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine import distributed
 from kaggle_flow.engine.checkpoint import Checkpointer
+from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
 from kaggle_flow.engine.runlog import RunLog
 from kaggle_flow.engine.step import Parallel
-from kaggle_flow.errors import DiskFullError, FlowError, NothingToResume, RankFailed, TrainingDiverged, TrainingInterrupted
+from kaggle_flow.errors import (
+    DiskFullError,
+    FlowError,
+    NothingToResume,
+    RankFailed,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.fileio import write_csv
-from kaggle_flow.machine import sigterm_as_interrupt
+from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.runs import FINISHED, Run, Summary, create_fold, create_run, resolve_run
+from kaggle_flow.runs import (
+    FINISHED,
+    Run,
+    Summary,
+    create_fold,
+    create_run,
+    resolve_run,
+)
 from kaggle_flow.table.layouts import labelled
 
 if TYPE_CHECKING:
@@ -104,6 +119,7 @@ def train(
             and waits for it (distributed.py); the processes train the folder it made (worker.py).
     """
     sigterm_as_interrupt()  # paddle, imported with this module, replaced flow's handler: back before any file is made
+    forks_die_with_this()  # DataLoader workers (--workers) end with this process, even when it is killed outright
     if resume is not None:
         _refuse_recipe_flags(resume, Flags.of(flags))
     run = _run_to_resume(ws, resume) if resume is not None else None
