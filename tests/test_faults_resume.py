@@ -88,8 +88,8 @@ def _full_disk_from(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
 def test_a_full_disk_before_the_first_checkpoint_leaves_no_run(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _full_disk_from(monkeypatch, epoch=1)
     line = one_line_error_after_progress(flow("train", "digits", *TINY, "--epochs", "2"))
-    assert line.startswith("Error: not enough free space in runs/digits/") and line.endswith("-smallcnn-f0 removed)")
-    assert _runs(workdir) == []
+    assert line.startswith("Error: not enough free space in runs/digits/") and line.endswith(" short)")
+    assert _runs(workdir) == [] and not list((workdir / "runs/digits").glob("*-smallcnn-f0"))
     assert "No runs yet" in flow("runs", "digits").output
 
 

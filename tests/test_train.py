@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -463,3 +464,17 @@ def test_the_time_estimate_and_progress_to_a_pipe(tiny: Path, monkeypatch: pytes
     assert "About 50 min for 20 epochs (11 images/s)" in out.out
     assert "Warning: about 50 min on the CPU; faster: --size 64, --epochs 10" in out.err
     assert "epoch 1/20  step 20/100  loss 0.5  11 img/s  about 50 min left" in out.err
+
+
+BATCHNORM_NOTICE = "When training, we now always track global mean and variance."  # paddle.nn.BatchNorm, every step
+
+
+def test_training_silences_paddles_batchnorm_notice_and_no_other_warning(tiny: Path) -> None:
+    ws = open_workspace("tiny")
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        train.train(ws, {"epochs": 1})
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.warn(BATCHNORM_NOTICE, UserWarning)
+            warnings.warn("any other warning", UserWarning)
+    assert [str(w.message) for w in shown] == ["any other warning"]

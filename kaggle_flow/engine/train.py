@@ -77,7 +77,8 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
         raise
     except FlowError as exc:
         if not _saved(run):
-            raise type(exc)(f"{exc}{_removed(run, fresh)}") from None
+            _removed(run, fresh)  # the line names what failed; an empty run folder is not worth a word
+            raise
         if isinstance(exc, DiskFullError):
             raise DiskFullError(f"{exc}; once there is room, continue with: {resume}") from None
         raise
