@@ -243,15 +243,15 @@ def child_dies_with_this() -> Callable[[], None]:
     return preexec
 
 
-def forks_die_with_this(signum: int = signal.SIGKILL) -> None:
-    """Every process forked from this one from now on (its DataLoader workers) gets `signum` when
+_forks_die = False  # forks_die_with_this registered its hook (once a process)
+
+
+def forks_die_with_this() -> None:
+    """Every process forked from this one from now on (its DataLoader workers) gets SIGKILL when
     this one ends, even when it dies by SIGKILL or an abort that leaves it no time to stop them
     (Linux; elsewhere nothing). SIGKILL: such a process holds nothing worth saving."""
     global _forks_die
     prctl = _prctl()
     if prctl is not None and hasattr(os, "register_at_fork") and not _forks_die:
-        os.register_at_fork(after_in_child=lambda: _parent_death_signal(prctl, signum, os.getppid()))
+        os.register_at_fork(after_in_child=lambda: _parent_death_signal(prctl, signal.SIGKILL, os.getppid()))
         _forks_die = True
-
-
-_forks_die = False  # forks_die_with_this registered its hook (once a process)

@@ -231,9 +231,10 @@ def check_loss(result: EpochResult, start: float, num_classes: int) -> None:
 
 @paddle.no_grad()
 def check_weights(model: paddle.nn.Layer) -> None:
-    """Raise NonFiniteWeights when any float value of the model is NaN or infinite (one sync per tensor)."""
+    """Raise NonFiniteWeights when any float value of the model is NaN or infinite (one host sync)."""
     floats = (paddle.float16, paddle.bfloat16, paddle.float32, paddle.float64)
-    count = sum(int((~paddle.isfinite(v)).sum()) for v in model.state_dict().values() if v.dtype in floats)
+    counts = [(~paddle.isfinite(v)).astype("int64").sum() for v in model.state_dict().values() if v.dtype in floats]
+    count = int(paddle.add_n(counts)) if counts else 0
     if count:
         raise NonFiniteWeights(count)
 
