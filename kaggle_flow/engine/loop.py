@@ -232,8 +232,9 @@ def check_loss(result: EpochResult, start: float, num_classes: int) -> None:
 @paddle.no_grad()
 def check_weights(model: paddle.nn.Layer) -> None:
     """Raise NonFiniteWeights when any float value of the model is NaN or infinite (one host sync)."""
-    floats = (paddle.float16, paddle.bfloat16, paddle.float32, paddle.float64)
-    counts = [(~paddle.isfinite(v)).astype("int64").sum() for v in model.state_dict().values() if v.dtype in floats]
+    halves, floats = (paddle.float16, paddle.bfloat16), (paddle.float32, paddle.float64)
+    values = [v.astype("float32") if v.dtype in halves else v for v in model.state_dict().values() if v.dtype in halves + floats]
+    counts = [(~paddle.isfinite(v)).astype("int64").sum() for v in values]  # float32: a kernel on every device
     count = int(paddle.add_n(counts)) if counts else 0
     if count:
         raise NonFiniteWeights(count)

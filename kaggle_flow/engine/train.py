@@ -6,7 +6,9 @@
                               run (distributed.py), each of which calls `train_folder` (worker.py)
     train_folder(run, ...)    one `fit` (fit.py), or one per fold and the out-of-fold CV score
 
-Ctrl-C before a run's first checkpoint leaves no run folder; after it, the run is resumable.
+Ctrl-C, SIGTERM, SIGHUP or a failure before a fresh run's first checkpoint leaves no run folder
+(a diverged run stays, marked failed); after it, the run is resumable and the line says how.
+A resumed run keeps its own config: recipe flags beside --resume are refused.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
         yield
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
         if not _saved(run):
-            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{_removed(run, fresh)}") from None
+            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{_remove_if_fresh(run, fresh)}") from None
         if isinstance(exc, TrainingInterrupted) and not isinstance(exc, NothingToResume):
             raise  # it already says where to continue
         raise TrainingInterrupted(f"interrupted; continue with: {resume}") from None
@@ -77,7 +79,7 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
         raise
     except FlowError as exc:
         if not _saved(run):
-            _removed(run, fresh)  # the line names what failed; an empty run folder is not worth a word
+            _remove_if_fresh(run, fresh)  # the line names what failed; an empty run folder is not worth a word
             raise
         if isinstance(exc, DiskFullError):
             raise DiskFullError(f"{exc}; once there is room, continue with: {resume}") from None
@@ -89,7 +91,7 @@ def _saved(run: Run) -> bool:
     return any(run.path.rglob(run.last_state.name))
 
 
-def _removed(run: Run, fresh: bool) -> str:
+def _remove_if_fresh(run: Run, fresh: bool) -> str:
     """A fresh run's folder removed: the words the error line ends with ("" for a resumed run)."""
     if not fresh:
         return ""
