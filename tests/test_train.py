@@ -14,13 +14,15 @@ import pandas as pd
 import pytest
 from tiny_comp import make_tiny
 
+from kaggle_flow.competition import get_competition
 from kaggle_flow.config import parse_sizes
 from kaggle_flow.engine import fit, loop, optim, step, train
 from kaggle_flow.engine.checkpoint import Checkpointer, LastState, Progress
 from kaggle_flow.engine.configure import build_config
-from kaggle_flow.engine.runlog import QuietLog, RunLog
+from kaggle_flow.engine.runlog import QuietLog, RunLog, chance_level
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import FlowError, TrainingInterrupted
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import list_runs, load_run, resolve_run
 from kaggle_flow.workspace import open_workspace
 
@@ -478,3 +480,18 @@ def test_training_silences_paddles_batchnorm_notice_and_no_other_warning(tiny: P
             warnings.warn(BATCHNORM_NOTICE, UserWarning)
             warnings.warn("any other warning", UserWarning)
     assert [str(w.message) for w in shown] == ["any other warning"]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "balanced_accuracy", "kappa"])
+def test_chance_level_is_the_score_of_always_predicting_the_largest_class(metric: str) -> None:
+    config = build_config(get_competition("digits"), {"epochs": 1}).model_copy(update={"metric": metric})
+    labels = np.array([3] * 6 + [1] * 3 + [7])
+    constant = METRICS[metric](labels, np.full(10, 3), 10)
+    assert chance_level(config, labels, constant) == (
+        f"at chance level: the best {metric} {constant:.4f} is no better than always predicting the largest class '3' "
+        f"({constant:.4f}); the model learned nothing"
+    )
+    assert chance_level(config, labels, constant + 0.01) == ""
+    assert chance_level(config, labels, -math.inf) == ""  # no score at all: nothing to compare
+    if metric == "accuracy":
+        assert constant == 0.6  # the largest class's share

@@ -28,7 +28,7 @@ from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
-from kaggle_flow.engine.runlog import RunLog
+from kaggle_flow.engine.runlog import RunLog, chance_level
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import (
     DiskFullError,
@@ -228,13 +228,17 @@ def _cv_summary(run: Run) -> Summary:
     folds = run.folds()
     oof = pd.concat([pd.read_csv(f.oof, dtype={"id": str}) for f in folds], ignore_index=True)
     write_csv(run.oof, oof)
-    cv = METRICS[run.config.metric](oof["label"].to_numpy(), oof["pred"].to_numpy(), run.config.num_classes)
+    labels = oof["label"].to_numpy()
+    cv = METRICS[run.config.metric](labels, oof["pred"].to_numpy(), run.config.num_classes)
     summaries = [f.summary for f in folds]
     summary = run.write_summary(Summary(
-        status="finished", metric=run.config.metric, best_score=cv, cv_score=cv, epochs=run.config.epochs,
+        status="finished", reason=chance_level(run.config, labels, cv), metric=run.config.metric, best_score=cv, cv_score=cv,
+        epochs=run.config.epochs,
         fold_scores=[s.best_score for s in summaries], epochs_done=round(float(np.mean([s.epochs_done for s in summaries]))),
         duration_s=round(sum(s.duration_s for s in summaries), 1),
     ))
     scores = ", ".join(f"{s:.4f}" for s in summary.fold_scores if s is not None)
     console.info(f"CV {run.config.metric} (out-of-fold, {len(folds)} folds): {cv:.4f}  [folds: {scores}]")
+    if summary.reason:
+        console.warn(summary.reason)
     return summary
