@@ -1,9 +1,12 @@
 """What this machine lets one process use (CPU cores, affinity and cgroup quota aware, the GPU), and how it is stopped.
 
-Every signal handler flow installs is installed here: SIGTERM as Ctrl-C (`sigterm_as_interrupt`,
-called where a command starts and again where one that trains or predicts has imported paddle,
-whose import replaces it), both held for a step that must not be cut in half (`signals_held`), and
-both recorded to be passed on by the process that launches a data-parallel run (`signals_recorded`).
+Every signal handler flow installs is installed here: SIGTERM and SIGHUP (the terminal closed) as
+Ctrl-C (`sigterm_as_interrupt`, called where a command starts and again where one that trains or
+predicts has imported paddle, whose import replaces it), all held for a step that must not be cut
+in half (`signals_held`), and recorded to be passed on by the process that launches a data-parallel
+run (`signals_recorded`). A process flow starts dies with the one that started it, whatever killed
+that one, even `kill -9` (Linux's parent-death signal: `child_dies_with_this` for a command it
+starts, `die_with_parent` for itself, `forks_die_with_this` for its DataLoader workers).
 
 paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
 the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
@@ -13,6 +16,7 @@ user set (read here, before paddle can overwrite it: kaggle_flow's __init__ impo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import os
 import signal
@@ -23,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 USER_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user set it, before paddle's import sets 1
+PARENT = os.getppid()  # the process that started this one, read before the slow imports
+STOPS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))  # handled as Ctrl-C
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal the kernel sends when the parent ends
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")  # "QUOTA PERIOD" or "max PERIOD"
 CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
 
@@ -72,7 +79,7 @@ def use_cpu_threads() -> int:
     return threads
 
 
-_terminated = False  # SIGTERM arrived
+_terminated = False  # SIGTERM or SIGHUP arrived
 
 
 def device() -> str:
@@ -114,7 +121,7 @@ def _quiet_unraisable(hook: Callable[[Any], None]) -> Callable[[Any], None]:
 
 
 def sigterm_as_interrupt() -> None:
-    """Let SIGTERM (what `kill` and job schedulers send) stop flow as Ctrl-C does.
+    """Let SIGTERM (what `kill` and job schedulers send) and SIGHUP (the terminal closed) stop flow as Ctrl-C does.
 
     Every failure path already cleans up on KeyboardInterrupt: temp files go, an interrupted run
     stays resumable. Call it again once paddle is imported, since paddle installs its own handler
@@ -123,26 +130,27 @@ def sigterm_as_interrupt() -> None:
     raises it at the next training step, and the "exception ignored" report is left out.
     """
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+        for number in STOPS:
+            signal.signal(number, _interrupt)
         if not getattr(sys.unraisablehook, "flow", False):
             sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
             sys.unraisablehook.flow = True  # type: ignore[attr-defined]
 
 
 def terminated() -> bool:
-    """Whether a SIGTERM came (a data-parallel process stopped by its launcher, not failing itself)."""
+    """Whether a SIGTERM (or SIGHUP) came (a data-parallel process stopped by its launcher, not failing itself)."""
     return _terminated
 
 
 def raise_if_terminated() -> None:
-    """KeyboardInterrupt when a SIGTERM came but was swallowed where it landed."""
+    """KeyboardInterrupt when a SIGTERM or SIGHUP came but was swallowed where it landed."""
     if _terminated:
         raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back for the block and raised (KeyboardInterrupt) when it ends.
+    """Ctrl-C, SIGTERM and SIGHUP held back for the block and raised (KeyboardInterrupt) when it ends.
 
     For a step that must not be cut in half: a paddle DataLoader interrupted while it starts its
     reader thread leaves a thread that nothing can stop. Only the main thread receives signals;
@@ -154,19 +162,19 @@ def signals_held() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT, *STOPS)}
     try:
         yield
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-        _terminated = _terminated or signal.SIGTERM in held
+        _terminated = _terminated or any(s in held for s in STOPS)
     if held:
         raise KeyboardInterrupt
 
 
 class RecordedSignals:
-    """Ctrl-C and SIGTERM as they came while `signals_recorded` held them: the first one and how many."""
+    """Ctrl-C, SIGTERM and SIGHUP as they came while `signals_recorded` held them: the first one and how many."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -176,19 +184,74 @@ class RecordedSignals:
         self.received = self.received or signum
         self.count += 1
 
+    @property
+    def to_pass(self) -> int | None:
+        """The signal to pass on: SIGHUP (this process's terminal closed) as SIGTERM, which every launcher handles."""
+        return signal.SIGTERM if self.received in STOPS else self.received
+
 
 @contextlib.contextmanager
 def signals_recorded() -> Iterator[RecordedSignals]:
-    """Ctrl-C and SIGTERM recorded, not raised, for the block: a launcher passes them on to its processes.
+    """Ctrl-C, SIGTERM and SIGHUP recorded, not raised, for the block: a launcher passes them on to its processes.
 
     Only the main thread receives signals; elsewhere nothing is recorded.
     """
     signals = RecordedSignals()
     previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = {s: signal.signal(s, signals.record) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, signals.record) for s in (signal.SIGINT, *STOPS)}
     try:
         yield signals
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, where there is one (Linux); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process `signum` when its parent ends, however it ends (`kill -9`
+    included), so that nothing flow started trains on as an orphan; a parent already gone (it ended
+    before this process could ask) sends it now. Linux only (prctl PR_SET_PDEATHSIG); elsewhere nothing."""
+    _parent_death_signal(_prctl(), signum, PARENT)
+
+
+def _parent_death_signal(prctl: Callable[..., int] | None, signum: int, parent: int) -> None:
+    if prctl is None or prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signum)
+
+
+def child_dies_with_this() -> Callable[[], None]:
+    """A `preexec_fn` for subprocess.Popen: the child gets SIGTERM when this process ends (Linux;
+    elsewhere it does nothing). SIGTERM, not SIGKILL: the child stops what it runs cleanly.
+    libc's prctl is looked up here, not in the child between fork and exec."""
+    prctl, this = _prctl(), os.getpid()
+
+    def preexec() -> None:
+        _parent_death_signal(prctl, signal.SIGTERM, this)
+
+    return preexec
+
+
+_forks_die = False  # forks_die_with_this registered its hook (once a process)
+
+
+def forks_die_with_this() -> None:
+    """Every process forked from this one from now on (its DataLoader workers) gets SIGKILL when
+    this one ends, even when it dies by SIGKILL or an abort that leaves it no time to stop them
+    (Linux; elsewhere nothing). SIGKILL: such a process holds nothing worth saving."""
+    global _forks_die
+    prctl = _prctl()
+    if prctl is not None and hasattr(os, "register_at_fork") and not _forks_die:
+        os.register_at_fork(after_in_child=lambda: _parent_death_signal(prctl, signal.SIGKILL, os.getppid()))
+        _forks_die = True

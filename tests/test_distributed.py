@@ -172,6 +172,32 @@ def test_ctrl_c_stops_every_process_and_resume_continues_with_as_many(
     assert _same_weights(ranks[0], ranks[1])  # both loaded the checkpoint (Adam's moments too)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP], ids=["kill-9", "SIGHUP"])
+def test_flow_killed_any_way_leaves_no_process_training(workdir: Path, signum: int) -> None:
+    """`kill -9` on flow, or its terminal closed: the launcher and the processes stop with it
+    (the launcher and each rank run in sessions of their own, where no terminal signal reaches them)."""
+    args = ["--size", "12", "--epochs", "50", "--batch-size", "16", "--nproc", "2", "--workers", "1", *TINY]
+    parent = _flow_process("train", "digits", *args)
+    try:
+        _wait_for(lambda: (workdir / "runs/digits").is_dir() and _runs(workdir) and len(_pids(_runs(workdir)[0])) == 2)
+        (run,) = _runs(workdir)
+        _wait_for(lambda: "epoch   1/50" in (run / "log/console.0").read_text() if (run / "log/console.0").is_file() else False)
+        assert _left_running(run)
+        parent.send_signal(signum)
+        out, err = parent.communicate(timeout=60)
+        _wait_for(lambda: _left_running(run) == [], seconds=30)  # neither the launcher, the ranks, nor their loader workers
+    finally:
+        parent.kill()
+        for pid in _left_running(_runs(workdir)[0]) if _runs(workdir) else []:
+            os.kill(pid, signal.SIGKILL)
+    if signum == signal.SIGHUP:
+        assert parent.returncode == 1 and "Traceback" not in out + err
+        assert err.strip().splitlines()[-1].startswith("Error: interrupted after epoch ")
+    summary = json.loads((run / "summary.json").read_text())  # rank 0 stopped as by Ctrl-C: resumable
+    assert summary["status"] == "interrupted" and summary["epochs_done"] >= 1
+    paddle.load(str(run / "last.pdstate"))
+
+
 def test_a_rank_that_dies_stops_the_others_with_one_line(workdir: Path) -> None:
     args = ["--size", "12", "--epochs", "50", "--batch-size", "16", "--nproc", "2", "--workers", "1", *TINY]
     parent = _flow_process("train", "digits", *args)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import paddle
 import pandas as pd
 import pytest
 from clitools import fake_run, flow, one_line_error
@@ -65,6 +66,80 @@ def test_a_diverging_run_stops_at_the_step_and_is_marked_failed(workdir: Path) -
     line = one_line_error(flow("submit", "digits", "--run", run.name))
     assert line.startswith(f"Error: runs/digits/{run.name}: a failed run (loss became nan at epoch 1")
     assert not (workdir / "submissions").exists()
+
+
+def test_a_loss_that_explodes_while_finite_fails_the_run(workdir: Path) -> None:
+    """Adam at --lr 1e12: the loss goes from 2.3 to ~50 and stays finite; the run ended `finished` at chance."""
+    line = error_line(flow("train", "digits", *TINY, "--epochs", "2", "--lr", "1e12"))
+    assert line.startswith("Error: loss exploded to ") and " in epoch 1, over 10x the " in line
+    assert "it started from (lr " in line and "training diverged; the learning rate is likely too high" in line
+    assert "float16" not in line  # no --amp
+    (run,) = _runs(workdir)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["reason"].startswith("loss exploded to ")
+    assert not (run / "best.pdparams").exists()
+
+
+def _after_the_epoch(monkeypatch: pytest.MonkeyPatch, change: object, *, epoch: int = 1) -> None:
+    """fit's epochs as they are, with `change(model)` applied to the weights after epoch `epoch`'s steps."""
+    real, calls = fit.train_one_epoch, []
+
+    def changed(state: object, *args: object, **kwargs: object) -> object:
+        result = real(state, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == epoch:
+            with paddle.no_grad():
+                change(state.model)  # type: ignore[attr-defined,operator]
+        return result
+
+    monkeypatch.setattr(fit, "train_one_epoch", changed)
+
+
+def test_nan_weights_are_never_saved_as_best(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loss of the epoch's steps stayed finite, the update after the last one did not."""
+
+    def nan_weights(model: paddle.nn.Layer) -> None:
+        first = model.parameters()[0]
+        first.set_value(paddle.full(first.shape, float("nan"), first.dtype))
+
+    _after_the_epoch(monkeypatch, nan_weights, epoch=2)
+    line = error_line(flow("train", "digits", *TINY, "--epochs", "3"))
+    (run,) = _runs(workdir)
+    assert line.startswith("Error: ") and " weights became NaN or infinite in epoch 2: training diverged; " in line
+    assert line.endswith(f"{run.relative_to(workdir)} is marked failed")
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["status"], summary["epochs_done"]) == ("failed", 1)
+    for name in ("best.pdparams", "last.pdparams"):
+        weights = paddle.load(str(run / name))
+        assert all(np.isfinite(v.numpy()).all() for v in weights.values())
+
+
+def test_a_run_at_chance_level_says_so(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model that predicts one class for every image: 0.1 accuracy on ten balanced classes."""
+
+    def zero(model: paddle.nn.Layer) -> None:
+        for value in model.state_dict().values():
+            value.set_value(paddle.zeros(value.shape, value.dtype))
+
+    _after_the_epoch(monkeypatch, zero)
+    result = flow("train", "digits", *TINY, "--epochs", "1", "--ema", "0")
+    assert result.exit_code == 0, result.output
+    (run,) = _runs(workdir)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["reason"] == (
+        "at chance level: the best accuracy 0.1000 is no better than always predicting the largest class '0' (0.1000); "
+        "the model learned nothing"
+    )
+    assert "at chance level" in result.output
+
+
+def test_a_run_that_learned_says_nothing_of_chance(workdir: Path) -> None:
+    result = flow("train", "digits", *TINY, "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    (run,) = _runs(workdir)
+    assert json.loads((run / "summary.json").read_text())["reason"] == ""
+    assert "chance" not in result.output
 
 
 def test_the_submission_check_refuses_non_finite_probabilities() -> None:
@@ -166,11 +241,13 @@ def _wait_for(condition: object, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_is_handled_like_ctrl_c(workdir: Path) -> None:
-    """After an epoch: the run is kept and resumable. Before the first one: nothing is left."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_are_handled_like_ctrl_c(workdir: Path, signum: int) -> None:
+    """After an epoch: the run is kept and resumable. Before the first one: nothing is left.
+    SIGHUP is what closing the terminal sends."""
     proc = _flow_process(workdir, "train", "digits", "--model", "smallcnn", "--size", "16", "--epochs", "40")
     _wait_for(lambda: any((run / "metrics.csv").is_file() for run in _runs(workdir)))
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -181,7 +258,7 @@ def test_sigterm_is_handled_like_ctrl_c(workdir: Path) -> None:
 
     proc = _flow_process(workdir, "train", "digits", "--model", "smallcnn", "--size", "16", "--epochs", "40")
     _wait_for(lambda: len(_runs(workdir)) == 2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert [line for line in err.splitlines() if line.strip()][-1].startswith("Error: interrupted before the first epoch ended")

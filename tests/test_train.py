@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,15 @@ import pandas as pd
 import pytest
 from tiny_comp import make_tiny
 
+from kaggle_flow.competition import get_competition
 from kaggle_flow.config import parse_sizes
-from kaggle_flow.engine.configure import build_config
 from kaggle_flow.engine import fit, loop, optim, step, train
 from kaggle_flow.engine.checkpoint import Checkpointer, LastState, Progress
-from kaggle_flow.engine.runlog import QuietLog, RunLog
+from kaggle_flow.engine.configure import build_config
+from kaggle_flow.engine.runlog import QuietLog, RunLog, chance_level
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import FlowError, TrainingInterrupted
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import list_runs, load_run, resolve_run
 from kaggle_flow.workspace import open_workspace
 
@@ -250,8 +253,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
     assert len(pd.read_csv(broken.metrics_file)) == 2
     assert not list(broken.path.glob(".*.tmp"))
     saved = paddle.load(str(broken.last_state))
-    assert list(saved) == ["config", "schedule", "ema", "scaler", "rng", "epoch", "best_score", "best_epoch", "stale", "stopped", "timing"]
-    last = LastState.load(broken.last_state)
+    assert list(saved) == ["config", "schedule", "ema", "scaler", "rng", "epoch", "best_score", "best_epoch", "stale", "stopped", "timing", "first_loss"]
+    last = LastState.load(broken.last_state, "tiny")
     assert last.as_dict().keys() == saved.keys() and last.config == saved["config"]
     assert (last.progress.epoch, last.progress.best_epoch, len(last.progress.timing)) == (2, saved["best_epoch"], 2)
 
@@ -463,3 +466,32 @@ def test_the_time_estimate_and_progress_to_a_pipe(tiny: Path, monkeypatch: pytes
     assert "About 50 min for 20 epochs (11 images/s)" in out.out
     assert "Warning: about 50 min on the CPU; faster: --size 64, --epochs 10" in out.err
     assert "epoch 1/20  step 20/100  loss 0.5  11 img/s  about 50 min left" in out.err
+
+
+BATCHNORM_NOTICE = "When training, we now always track global mean and variance."  # paddle.nn.BatchNorm, every step
+
+
+def test_training_silences_paddles_batchnorm_notice_and_no_other_warning(tiny: Path) -> None:
+    ws = open_workspace("tiny")
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        train.train(ws, {"epochs": 1})
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.warn(BATCHNORM_NOTICE, UserWarning)
+            warnings.warn("any other warning", UserWarning)
+    assert [str(w.message) for w in shown] == ["any other warning"]
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "balanced_accuracy", "kappa"])
+def test_chance_level_is_the_score_of_always_predicting_the_largest_class(metric: str) -> None:
+    config = build_config(get_competition("digits"), {"epochs": 1}).model_copy(update={"metric": metric})
+    labels = np.array([3] * 6 + [1] * 3 + [7])
+    constant = METRICS[metric](labels, np.full(10, 3), 10)
+    assert chance_level(config, labels, constant) == (
+        f"at chance level: the best {metric} {constant:.4f} is no better than always predicting the largest class '3' "
+        f"({constant:.4f}); the model learned nothing"
+    )
+    assert chance_level(config, labels, constant + 0.01) == ""
+    assert chance_level(config, labels, -math.inf) == ""  # no score at all: nothing to compare
+    if metric == "accuracy":
+        assert constant == 0.6  # the largest class's share

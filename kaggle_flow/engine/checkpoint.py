@@ -5,7 +5,8 @@
     last.pdstate                   LastState: the config, schedule, EMA, loss scaler, RNG and Progress
 
 Each is written to a temp file and renamed (the three `last` files together, after all are
-written), so a checkpoint on disk is always whole.
+written), so a checkpoint on disk is always whole. One that is not (a disk that failed, a copy cut
+short) is refused in one line naming the file before anything resumes from it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Progress:
     stale: int = 0  # epochs since the best one
     stopped: bool = False  # early stopping ended the run
     timing: list[dict[str, float]] = field(default_factory=list)
+    first_loss: float | None = None  # mean loss of the run's first steps: what an exploding loss is measured against
 
     def record(self, epoch: int, score: float) -> bool:
         """Count the epoch; True when its score is the best so far (always, with no score: nothing held out)."""
@@ -69,22 +71,38 @@ class LastState:
         return {
             "config": self.config, "schedule": self.schedule, "ema": self.ema, "scaler": self.scaler, "rng": self.rng,
             "epoch": p.epoch, "best_score": p.best_score, "best_epoch": p.best_epoch,
-            "stale": p.stale, "stopped": p.stopped, "timing": p.timing,
+            "stale": p.stale, "stopped": p.stopped, "timing": p.timing, "first_loss": p.first_loss,
         }
 
     def save(self, path: Path) -> None:
         paddle.save(self.as_dict(), str(path))
 
     @classmethod
-    def load(cls, path: Path) -> LastState:
+    def load(cls, path: Path, competition: str) -> LastState:
         """The state saved at `path`; its config validated again, like config.json."""
-        saved = paddle.load(str(path))
-        load_config(saved["config"], path)
-        progress = Progress(
-            epoch=int(saved["epoch"]), best_score=float(saved["best_score"]), best_epoch=int(saved["best_epoch"]),
-            stale=int(saved["stale"]), stopped=bool(saved.get("stopped")), timing=list(saved.get("timing", [])),
-        )
-        return cls(saved["config"], saved["schedule"], saved.get("ema"), saved.get("scaler"), saved.get("rng"), progress)
+        saved = load_checkpoint(path, competition)
+        try:
+            load_config(saved["config"], path)
+            progress = Progress(
+                epoch=int(saved["epoch"]), best_score=float(saved["best_score"]), best_epoch=int(saved["best_epoch"]),
+                stale=int(saved["stale"]), stopped=bool(saved.get("stopped")), timing=list(saved.get("timing", [])),
+                first_loss=saved.get("first_loss"),
+            )
+            return cls(saved["config"], saved["schedule"], saved.get("ema"), saved.get("scaler"), saved.get("rng"), progress)
+        except (KeyError, TypeError, ValueError):
+            raise unreadable(path, competition) from None
+
+
+def unreadable(path: Path, competition: str) -> FlowError:
+    return FlowError(f"{path}: cannot be read (truncated or damaged); the run cannot resume: start anew with flow train {competition}")
+
+
+def load_checkpoint(path: Path, competition: str) -> Any:
+    """paddle.load, with a file it cannot parse (truncated, empty, damaged) as one line naming it."""
+    try:
+        return paddle.load(str(path))
+    except Exception:  # EOFError when empty, ValueError when cut short, UnpicklingError when damaged
+        raise unreadable(path, competition) from None
 
 
 def state_bytes(*states: Any) -> int:
@@ -142,15 +160,24 @@ class Checkpointer:
     def has_last(self) -> bool:
         return all(p.is_file() for p in (self.run.last, self.run.last_opt, self.run.last_state))
 
+    def check_last(self) -> None:
+        """Refuse, in one line naming the file, a last checkpoint that cannot be read whole."""
+        competition = self.run.config.competition
+        LastState.load(self.run.last_state, competition)
+        load_checkpoint(self.run.last, competition)
+        load_checkpoint(self.run.last_opt, competition)
+
     def resume(self, state: TrainState) -> Progress:
         """Load the last checkpoint into `state`; the progress it had reached."""
         if not self.has_last():
             raise FlowError(f"{self.run.path}: no checkpoint to resume (it stopped before its first epoch ended)")
-        last = LastState.load(self.run.last_state)
-        state.model.set_state_dict(paddle.load(str(self.run.last)))
+        competition = self.run.config.competition
+        last = LastState.load(self.run.last_state, competition)
+        state.model.set_state_dict(load_checkpoint(self.run.last, competition))
+        slots = load_checkpoint(self.run.last_opt, competition)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LinearWarmup's nested state reads as "unused values"
-            state.optimizer.set_state_dict(paddle.load(str(self.run.last_opt)))
+            state.optimizer.set_state_dict(slots)
             state.schedule.set_state_dict(last.schedule)
         state.ema.set_state_dict(last.ema)
         state.precision.set_state_dict(last.scaler)

@@ -17,8 +17,11 @@ ended:
 - a rank that fails: the launcher stops the others (it sends SIGTERM, then SIGKILL after 3 s);
   each process leaves RUN/log/status.R (running, done, failed and why), from which this process
   prints one line: `rank 1 failed: ... (log: RUN/log/workerlog.1)`;
-- Ctrl-C or SIGTERM here: passed to the launcher, which stops the processes; rank 0 records the
-  run as interrupted, to be resumed with `--resume` (with as many processes);
+- Ctrl-C, SIGTERM or SIGHUP here: passed to the launcher, which stops the processes; rank 0 records
+  the run as interrupted, to be resumed with `--resume` (with as many processes);
+- this process killed outright (`kill -9`): the launcher gets SIGTERM from the kernel (a
+  parent-death signal, Linux) and stops the processes the same way; each process gets SIGTERM
+  too when the launcher itself is killed (worker.py), so nothing trains on as an orphan;
 - what outlives the launcher (the DataLoader workers of a process killed by a signal) is killed
   by process group, from the pids in the status files.
 
@@ -47,7 +50,13 @@ from kaggle_flow import console
 from kaggle_flow.engine.fold_data import build_caches
 from kaggle_flow.errors import FlowError, RankFailed, TrainingInterrupted
 from kaggle_flow.fileio import write_text
-from kaggle_flow.machine import USER_THREADS, device, signals_recorded, usable_cores
+from kaggle_flow.machine import (
+    USER_THREADS,
+    child_dies_with_this,
+    device,
+    signals_recorded,
+    usable_cores,
+)
 from kaggle_flow.runs import Run, load_run
 
 if TYPE_CHECKING:
@@ -285,7 +294,8 @@ def _supervise(command: list[str], env: dict[str, str], watch: _Watch, *, relay:
     relayed = console.Relay(log_dir / RELAY)
     with open(log_dir / "launch.log", "ab") as out, signals_recorded() as signals:
         try:
-            launcher = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            launcher = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                        preexec_fn=child_dies_with_this())
         except OSError as exc:
             raise FlowError(f"cannot start paddle.distributed.launch: {exc}") from None
         passed_at = None
@@ -293,7 +303,7 @@ def _supervise(command: list[str], env: dict[str, str], watch: _Watch, *, relay:
             if relay:
                 relayed.pump()
             if signals.received and passed_at is None:
-                launcher.send_signal(signals.received)  # it stops every process (SIGTERM), then exits
+                launcher.send_signal(signals.to_pass)  # it stops every process (SIGTERM), then exits
                 passed_at = time.monotonic()
             elif passed_at is not None and (signals.count > 1 or time.monotonic() - passed_at > STOP_GRACE):
                 os.killpg(launcher.pid, signal.SIGKILL)

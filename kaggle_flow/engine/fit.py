@@ -26,13 +26,18 @@ from kaggle_flow.config import RunConfig
 from kaggle_flow.engine.checkpoint import Checkpointer, Progress
 from kaggle_flow.engine.fold_data import FoldData, prepare_data
 from kaggle_flow.engine.loop import (
+    EXPLODED,
+    Diverged,
     EpochHook,
     EpochResult,
     Evaluation,
+    ExplodingLoss,
     NonFiniteLoss,
     Reporter,
     TrainState,
     build_state,
+    check_loss,
+    check_weights,
     evaluate,
     seed_everything,
     train_one_epoch,
@@ -41,7 +46,7 @@ from kaggle_flow.engine.recipe import CPU_SIZE, FAMILY
 from kaggle_flow.engine.runlog import RunLog
 from kaggle_flow.engine.step import Parallel, check_amp
 from kaggle_flow.errors import FlowError, TrainingDiverged, TrainingInterrupted
-from kaggle_flow.machine import use_device
+from kaggle_flow.machine import terminated, use_device
 from kaggle_flow.runs import FAILED, Run, Summary
 
 
@@ -130,13 +135,16 @@ def _epochs(
                 if progress.stopped:
                     log.info(f"No improvement in {config.patience} epochs: stopping early after epoch {epoch}")
                     return "stopped early"
-    except NonFiniteLoss as exc:
+    except Diverged as exc:
         why = _diverged(config, progress.epoch + 1, exc, data.steps_per_epoch)
         log.write_summary(FAILED, progress, reason=why)
         raise TrainingDiverged(f"{why}; {run.path} is marked failed") from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Exception) as exc:
+        # a signal may have stopped what the step waited on first (a DataLoader worker, a peer): an interrupt all the same
+        if not isinstance(exc, KeyboardInterrupt) and not terminated():
+            raise
         if not checkpointer.has_last():
-            raise  # nothing saved: train() removes the run folder
+            raise KeyboardInterrupt from None  # nothing saved: train() removes the run folder
         log.write_summary("interrupted", progress)
         raise TrainingInterrupted(
             f"interrupted after epoch {progress.epoch} of {config.epochs}; continue with: "
@@ -152,8 +160,12 @@ def _epoch(
     """Train, validate and checkpoint one epoch; its row of metrics.csv."""
     config = state.config
     result, size = _train_epoch(state, data, reporter, epoch)
+    if progress.first_loss is None:  # the run's first step: what an exploding loss is measured against
+        progress.first_loss = result.first_loss
+    check_loss(result, progress.first_loss, config.num_classes)
     state.parallel.average_buffers(state.model, state.ema.shadow)
     with state.ema.applied(state.model):  # validate and keep the averaged weights under --ema
+        check_weights(state.model)  # never a best (or last) checkpoint of NaN weights
         evaluation = _validate(state, data)
         improved = progress.record(epoch, evaluation.metric if evaluation is not None else math.nan)
         if improved:
@@ -167,12 +179,19 @@ def _epoch(
     return row
 
 
-def _diverged(config: RunConfig, epoch: int, exc: NonFiniteLoss, steps: int) -> str:
-    """What a user reads when the loss stops being finite: where, and the likely cause."""
+def _diverged(config: RunConfig, epoch: int, exc: Diverged, steps: int) -> str:
+    """What a user reads when training diverges (a loss or weights not finite, a loss exploding): where, and the likely cause."""
     cause = f"the learning rate is likely too high for this model (--lr {config.lr:g}; try --lr {config.lr / 10:g})"
-    if config.amp:
+    if config.amp != "off":
         cause += " or float16 overflowed (try without --amp)"
-    return f"loss became {exc.value} at epoch {epoch}, step {exc.step} of {steps} (lr {exc.lr:.2e}): training diverged; {cause}"
+    if isinstance(exc, NonFiniteLoss):
+        what = f"loss became {exc.value} at epoch {epoch}, step {exc.step} of {steps} (lr {exc.lr:.2e})"
+    elif isinstance(exc, ExplodingLoss):
+        what = (f"loss exploded to {exc.value:.4g} in epoch {epoch}, over {EXPLODED:g}x the {exc.reference:.4g} it started from "
+                f"(lr {exc.lr:.2e})")
+    else:  # NonFiniteWeights
+        what = f"{exc.count:,} weights became NaN or infinite in epoch {epoch}"
+    return f"{what}: training diverged; {cause}"
 
 
 def _train_epoch(state: TrainState, data: FoldData, reporter: Reporter, epoch: int) -> tuple[EpochResult, int]:

@@ -12,6 +12,7 @@ objects that do nothing when they are off (one process: no DataParallel wrapper,
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import time
@@ -176,6 +177,7 @@ class EpochResult:
     lr: float  # the learning rate of the epoch's last step
     images: int  # of every process
     seconds: float
+    first_loss: float = math.nan  # the loss of the epoch's first step (mean over the processes)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -183,12 +185,59 @@ def _out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "resourceexhausted" in text
 
 
-class NonFiniteLoss(Exception):
-    """The loss became NaN or infinite at `step` of the epoch: training diverged."""
+class Diverged(Exception):
+    """Training diverged: the run stops and is marked failed (fit.py says how, in one line)."""
+
+
+class NonFiniteLoss(Diverged):
+    """The loss became NaN or infinite at `step` of the epoch."""
 
     def __init__(self, step: int, value: float, lr: float) -> None:
         super().__init__(f"loss {value} at step {step}")
         self.step, self.value, self.lr = step, value, lr
+
+
+class ExplodingLoss(Diverged):
+    """An epoch's mean loss rose above EXPLODED times what the run started from (`reference`)."""
+
+    def __init__(self, value: float, reference: float, lr: float) -> None:
+        super().__init__(f"loss {value} against {reference} at the start")
+        self.value, self.reference, self.lr = value, reference, lr
+
+
+class NonFiniteWeights(Diverged):
+    """`count` of the model's values (weights, BatchNorm statistics) became NaN or infinite."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} weights not finite")
+        self.count = count
+
+
+EXPLODED = 10.0  # an epoch's mean loss this many times the start's: diverged, though finite
+
+
+def check_loss(result: EpochResult, start: float, num_classes: int) -> None:
+    """Raise ExplodingLoss when the epoch's mean training loss passed EXPLODED x the start's.
+
+    The start is the larger of the run's first step (the model before any update) and ln K, the
+    cross-entropy of a model that knows nothing, so a run starting from good weights still has room.
+    A healthy run's loss falls from there; ten times above it the weights have blown up, even while
+    every number stays finite (a learning rate far too high ends at chance with a loss of ~50).
+    """
+    reference = max(start, math.log(max(num_classes, 2)))
+    if result.loss > EXPLODED * reference:
+        raise ExplodingLoss(result.loss, reference, result.lr)
+
+
+@paddle.no_grad()
+def check_weights(model: paddle.nn.Layer) -> None:
+    """Raise NonFiniteWeights when any float value of the model is NaN or infinite (one host sync)."""
+    halves, floats = (paddle.float16, paddle.bfloat16), (paddle.float32, paddle.float64)
+    values = [v.astype("float32") if v.dtype in halves else v for v in model.state_dict().values() if v.dtype in halves + floats]
+    counts = [(~paddle.isfinite(v)).astype("int64").sum() for v in values]  # float32: a kernel on every device
+    count = int(paddle.add_n(counts)) if counts else 0
+    if count:
+        raise NonFiniteWeights(count)
 
 
 def _check_finite(first_bad: paddle.Tensor, bad_value: paddle.Tensor, lr: float) -> None:
@@ -209,7 +258,7 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
     model.train()
     t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
     loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
-    first_bad, bad_value = paddle.zeros([], dtype="int64"), paddle.zeros([])
+    first_bad, bad_value, first_loss = paddle.zeros([], dtype="int64"), paddle.zeros([]), paddle.zeros([])
     with loader.batches() as batches:
         for step, (images, labels) in enumerate(batches, start=1):
             raise_if_terminated()
@@ -234,6 +283,8 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
             state.schedule.step()
             state.ema.update(model)
             n = int(labels.shape[0])
+            if step == 1:
+                first_loss = loss.detach().astype("float32")
             seen += n
             loss_sum += loss.detach() * n
             correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
@@ -245,9 +296,10 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
                 _check_finite(first_bad, bad_value, lr)
                 reporter.step(step, seen, elapsed, f"loss {float(loss_sum) / seen:.4f}  lr {lr:.2e}")
     _check_finite(first_bad, bad_value, lr)
-    loss_total, correct_total, seen_total = state.parallel.sum(loss_sum, correct, paddle.to_tensor(float(seen)))
+    loss_total, correct_total, seen_total, first_total = state.parallel.sum(loss_sum, correct, paddle.to_tensor(float(seen)), first_loss)
     seconds = time.perf_counter() - t0
-    return EpochResult(loss_total / max(seen_total, 1), correct_total / max(seen_total, 1), lr, int(seen_total), seconds)
+    return EpochResult(loss_total / max(seen_total, 1), correct_total / max(seen_total, 1), lr, int(seen_total), seconds,
+                       first_total / state.parallel.world)
 
 
 # --- validation -----------------------------------------------------------------------------------

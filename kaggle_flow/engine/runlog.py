@@ -17,11 +17,13 @@ import paddle
 import pandas as pd
 
 from kaggle_flow import console
+from kaggle_flow.config import RunConfig
 from kaggle_flow.engine.checkpoint import Progress
 from kaggle_flow.engine.loop import TrainState, evaluate
 from kaggle_flow.engine.plots import plot_confusion, plot_curves
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.fileio import write_csv
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import Run, Summary
 
 if TYPE_CHECKING:
@@ -147,7 +149,8 @@ class RunLog:
             plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), list(config.classes), run.confusion,
                            title=f"validation, epoch {progress.best_epoch}")
             recall = best.recall
-        summary = self.write_summary(status, progress)
+        reason = chance_level(config, data.val_labels, progress.best_score) if val_loader is not None else ""
+        summary = self.write_summary(status, progress, reason=reason)
         self._print_summary(summary, recall)
         return summary
 
@@ -165,9 +168,24 @@ class RunLog:
         rows += [("epochs", f"{summary.epochs_done}/{summary.epochs}"), ("time", f"{summary.duration_s:.0f} s")]
         if recall is not None:
             rows.append(("worst class recall", f"{config.classes[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
+        if summary.reason:
+            rows.append(("warning", summary.reason))
         console.table(f"Training summary ({config.model}, {'full refit' if config.full else f'fold {config.fold}'})", ["", "value"], rows)
         saved = "best.pdparams, metrics.csv, curves.png" + ("" if config.full else ", confusion.png, oof.csv")
         console.info(f"Saved {self.run.path}: {saved}")
+
+
+def chance_level(config: RunConfig, labels: np.ndarray, best_score: float) -> str:
+    """Why a run learned nothing, when its best score is no better than always predicting the
+    largest class (for accuracy, that class's share); "" when it did better."""
+    if len(labels) == 0 or not math.isfinite(best_score):
+        return ""
+    largest = int(np.bincount(labels, minlength=config.num_classes).argmax())
+    constant = float(METRICS[config.metric](labels, np.full_like(labels, largest), config.num_classes))
+    if best_score > constant + 1e-9:
+        return ""
+    return (f"at chance level: the best {config.metric} {best_score:.4f} is no better than always predicting the largest "
+            f"class '{config.classes[largest]}' ({constant:.4f}); the model learned nothing")
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:

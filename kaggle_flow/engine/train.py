@@ -6,7 +6,9 @@
                               run (distributed.py), each of which calls `train_folder` (worker.py)
     train_folder(run, ...)    one `fit` (fit.py), or one per fold and the out-of-fold CV score
 
-Ctrl-C before a run's first checkpoint leaves no run folder; after it, the run is resumable.
+Ctrl-C, SIGTERM, SIGHUP or a failure before a fresh run's first checkpoint leaves no run folder
+(a diverged run stays, marked failed); after it, the run is resumable and the line says how.
+A resumed run keeps its own config: recipe flags beside --resume are refused.
 """
 
 from __future__ import annotations
@@ -18,21 +20,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
 from kaggle_flow import console
 from kaggle_flow.config import Flags
-from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine import distributed
 from kaggle_flow.engine.checkpoint import Checkpointer
+from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
-from kaggle_flow.engine.runlog import RunLog
+from kaggle_flow.engine.runlog import RunLog, chance_level
 from kaggle_flow.engine.step import Parallel
-from kaggle_flow.errors import FlowError, NothingToResume, TrainingInterrupted
+from kaggle_flow.errors import (
+    DiskFullError,
+    FlowError,
+    NothingToResume,
+    RankFailed,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.fileio import write_csv
-from kaggle_flow.machine import sigterm_as_interrupt
+from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.runs import FINISHED, Run, Summary, create_fold, create_run, resolve_run
+from kaggle_flow.runs import (
+    FINISHED,
+    Run,
+    Summary,
+    create_fold,
+    create_run,
+    resolve_run,
+)
 from kaggle_flow.table.layouts import labelled
 
 if TYPE_CHECKING:
@@ -42,22 +59,44 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
-    """Ctrl-C before a run's first checkpoint: nothing to resume, so a fresh run leaves no folder.
+    """Ctrl-C, or a failure, before a run's first checkpoint: nothing to resume, so a fresh run leaves
+    no folder (`flow runs` would list it as "no summary" forever).
 
     With a checkpoint (an earlier epoch, or an earlier fold of a cross-validation run) the run stays
-    and the message says how to continue it.
+    and the message says how to continue it. Kept whatever happened: a diverged run (its summary
+    says it failed, and why) and a failed process of a data-parallel run (its line names its log).
     """
+    resume = f"flow train {run.config.competition} --resume {run.id.split('/')[0]}"
     try:
         yield
     except (KeyboardInterrupt, TrainingInterrupted) as exc:
-        if not any(run.path.rglob(run.last_state.name)):
-            if fresh:
-                shutil.rmtree(run.path, ignore_errors=True)
-            removed = f" ({run.path} removed)" if fresh else ""
-            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{removed}") from None
+        if not _saved(run):
+            raise NothingToResume(f"interrupted before the first epoch ended: nothing saved, nothing to resume{_remove_if_fresh(run, fresh)}") from None
         if isinstance(exc, TrainingInterrupted) and not isinstance(exc, NothingToResume):
             raise  # it already says where to continue
-        raise TrainingInterrupted(f"interrupted; continue with: flow train {run.config.competition} --resume {run.id.split('/')[0]}") from None
+        raise TrainingInterrupted(f"interrupted; continue with: {resume}") from None
+    except (TrainingDiverged, RankFailed):
+        raise
+    except FlowError as exc:
+        if not _saved(run):
+            _remove_if_fresh(run, fresh)  # the line names what failed; an empty run folder is not worth a word
+            raise
+        if isinstance(exc, DiskFullError):
+            raise DiskFullError(f"{exc}; once there is room, continue with: {resume}") from None
+        raise
+
+
+def _saved(run: Run) -> bool:
+    """Whether the run (or one of its folds) has a last checkpoint to resume."""
+    return any(run.path.rglob(run.last_state.name))
+
+
+def _remove_if_fresh(run: Run, fresh: bool) -> str:
+    """A fresh run's folder removed: the words the error line ends with ("" for a resumed run)."""
+    if not fresh:
+        return ""
+    shutil.rmtree(run.path, ignore_errors=True)
+    return f" ({run.path} removed)"
 
 
 def train(
@@ -83,6 +122,9 @@ def train(
             and waits for it (distributed.py); the processes train the folder it made (worker.py).
     """
     sigterm_as_interrupt()  # paddle, imported with this module, replaced flow's handler: back before any file is made
+    forks_die_with_this()  # DataLoader workers (--workers) end with this process, even when it is killed outright
+    if resume is not None:
+        _refuse_recipe_flags(resume, Flags.of(flags))
     run = _run_to_resume(ws, resume) if resume is not None else None
     launch = distributed.launch_for(run, launch or distributed.Launch())
     if run is not None:
@@ -135,6 +177,17 @@ def train_folder(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: b
     fit(run, train_rows, val_rows, rows, parallel=parallel, resume=resume, on_epoch_end=on_epoch_end)
 
 
+LAUNCH_KEYS = ("nproc", "world_size")  # how many processes: a resumed run takes them (distributed.launch_for checks them)
+
+
+def _refuse_recipe_flags(name: str, flags: Flags) -> None:
+    """A resumed run keeps its own config: a recipe flag beside --resume would be silently ignored."""
+    given = [key for key in flags.given() if key not in LAUNCH_KEYS]
+    if given:
+        names = ", ".join("--size" if key == "image_size" else "--" + key.replace("_", "-") for key in given)
+        raise FlowError(f"--resume continues {name} with its own settings; {names} cannot change it")
+
+
 def _run_to_resume(ws: Workspace, name: str) -> Run:
     run = resolve_run(ws, name)
     if run.kind == "ensemble":
@@ -146,8 +199,10 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
     summary = run.summary
     if run.kind != "cv" and summary.status in FINISHED:
         raise FlowError(f"{run.path}: already finished ({summary.epochs_done} of {summary.epochs} epochs); nothing to resume")
-    if run.kind != "cv" and not Checkpointer(run).has_last():
-        raise FlowError(f"{run.path}: no checkpoint to resume (it stopped before its first epoch ended); start anew: flow train {ws.comp.name}")
+    if run.kind != "cv":
+        if not Checkpointer(run).has_last():
+            raise FlowError(f"{run.path}: no checkpoint to resume (it stopped before its first epoch ended); start anew: flow train {ws.comp.name}")
+        Checkpointer(run).check_last()  # a damaged file is one line here, before any process starts
     return run
 
 
@@ -173,13 +228,17 @@ def _cv_summary(run: Run) -> Summary:
     folds = run.folds()
     oof = pd.concat([pd.read_csv(f.oof, dtype={"id": str}) for f in folds], ignore_index=True)
     write_csv(run.oof, oof)
-    cv = METRICS[run.config.metric](oof["label"].to_numpy(), oof["pred"].to_numpy(), run.config.num_classes)
+    labels = oof["label"].to_numpy()
+    cv = METRICS[run.config.metric](labels, oof["pred"].to_numpy(), run.config.num_classes)
     summaries = [f.summary for f in folds]
     summary = run.write_summary(Summary(
-        status="finished", metric=run.config.metric, best_score=cv, cv_score=cv, epochs=run.config.epochs,
+        status="finished", reason=chance_level(run.config, labels, cv), metric=run.config.metric, best_score=cv, cv_score=cv,
+        epochs=run.config.epochs,
         fold_scores=[s.best_score for s in summaries], epochs_done=round(float(np.mean([s.epochs_done for s in summaries]))),
         duration_s=round(sum(s.duration_s for s in summaries), 1),
     ))
     scores = ", ".join(f"{s:.4f}" for s in summary.fold_scores if s is not None)
     console.info(f"CV {run.config.metric} (out-of-fold, {len(folds)} folds): {cv:.4f}  [folds: {scores}]")
+    if summary.reason:
+        console.warn(summary.reason)
     return summary

@@ -24,7 +24,12 @@ from kaggle_flow.engine.train import train_folder
 from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.split import ensure_folds
 from kaggle_flow.fileio import write_json
-from kaggle_flow.machine import sigterm_as_interrupt, terminated
+from kaggle_flow.machine import (
+    die_with_parent,
+    forks_die_with_this,
+    sigterm_as_interrupt,
+    terminated,
+)
 from kaggle_flow.runs import load_run
 from kaggle_flow.table.layouts import labelled
 from kaggle_flow.workspace import open_workspace
@@ -69,6 +74,8 @@ def rank_main(comp: str, data: str, run_path: str, *, strict: bool, resume: bool
     parallel = Parallel.launched()
     status = RankStatus(log_dir, parallel.rank)
     sigterm_as_interrupt()  # the launcher stops a process with SIGTERM: it ends like Ctrl-C
+    die_with_parent()  # the launcher killed outright: SIGTERM all the same, no orphan training on
+    forks_die_with_this()  # and the DataLoader workers go with this process, however it ends
     if parallel.is_main:
         console.relay_to(log_dir / RELAY)
     try:
