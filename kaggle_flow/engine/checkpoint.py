@@ -23,7 +23,7 @@ import paddle
 
 from kaggle_flow.config import load_config
 from kaggle_flow.errors import FlowError
-from kaggle_flow.fileio import atomic_path, ensure_free_space
+from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.loop import TrainState
@@ -129,6 +129,8 @@ class Checkpointer:
 
     def __init__(self, run: Run, *, writes: bool = True) -> None:
         self.run, self.writes = run, writes
+        if writes:
+            reap_temps(run.path)  # what a kill -9 left of an earlier checkpoint
 
     def save_best(self, model: paddle.nn.Layer) -> None:
         if not self.writes:

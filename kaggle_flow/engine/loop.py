@@ -165,7 +165,7 @@ class Reporter:
 
     def _estimate(self, rate: float, total: float) -> None:
         epochs = self.config.epochs - self.first_epoch + 1
-        console.info(f"About {duration(total)} for {epochs} epochs ({rate:.0f} images/s)")
+        console.info(f"About {duration(total)} for {console.plural(epochs, 'epoch')} ({rate:.0f} images/s)")
         if self.place == "cpu" and total > self.SLOW and self.faster:
             console.warn(f"about {duration(total)} on the CPU; faster: {self.faster}")
 

@@ -103,9 +103,9 @@ class RunLog:
             processes = f"{data.world} {state.place.upper()} processes of {config.batch_size} images a step (global batch {data.global_batch}){lr}, "
         amp = f" amp {state.precision.mode}" if state.precision.enabled else ""
         console.info(
-            f"Training {config.model} ({self.params:,} parameters) on {len(data.train_rows)} images, "
+            f"Training {config.model} ({self.params:,} parameters) on {console.plural(len(data.train_rows), 'image')}, "
             + ("nothing held out (full refit)" if config.full else f"validating on {len(data.val_rows)} (fold {config.fold})")
-            + f"; {config.epochs} epochs of {data.steps_per_epoch} steps, {processes}"
+            + f"; {console.plural(config.epochs, 'epoch')} of {console.plural(data.steps_per_epoch, 'step')}, {processes}"
             f"{config.optimizer} lr {config.peak_lr:g} {config.schedule}, {state.place}{amp} -> {self.run.path}"
         )
 
