@@ -292,6 +292,14 @@ def _unused(path: Path) -> Path:
     return candidate
 
 
+CHECKED = {  # what the check before writing makes sure of, by submission kind
+    "label": "every test id once, labels in the class set",
+    "probability": "every test id once, probabilities in [0, 1]",
+    "probabilities": "every test id once, probabilities in [0, 1] summing to 1 per row",
+    "top_k": "every test id once, top-k labels in the class set and distinct",
+}
+
+
 # --- flow submit ---------------------------------------------------------------------------------
 
 
@@ -307,6 +315,7 @@ class WrittenSubmission:
     tta: bool
     cv_score: float | None  # the run's validation score (the out-of-fold score of a CV run)
     counts: pd.DataFrame  # class, train, predicted: images per class in the training set and the submission
+    checked: str = ""  # what the check before writing made sure of (CHECKED of the kind)
 
 
 def submit(
@@ -351,7 +360,8 @@ def submit(
     file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
     if probs_file is None:
         save_probs(owner, probs)
-    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, _train_and_predicted(ws.comp, table, probs))
+    counts = _train_and_predicted(ws.comp, table, probs)
+    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, CHECKED[ws.comp.submission.kind])
 
 
 def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
