@@ -129,8 +129,9 @@ def _kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
 
 
 def clip_probabilities(probs: np.ndarray, eps: float = LOGLOSS_EPS) -> np.ndarray:
-    """Rows clipped to [eps, 1 - eps] and renormalized to sum to 1 (what log loss scores)."""
-    clipped = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    """Rows scaled to sum to 1, clipped to [eps, 1 - eps] and renormalized (what log loss scores)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    clipped = np.clip(probs / probs.sum(axis=1, keepdims=True), eps, 1 - eps)
     return clipped / clipped.sum(axis=1, keepdims=True)
 
 
