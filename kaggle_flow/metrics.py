@@ -32,9 +32,9 @@ from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.registry import Registry
 
 LOGLOSS_EPS = 1e-15
-"""Log loss clips probabilities to [eps, 1 - eps] (then renormalizes each row), as scikit-learn and
-Kaggle do: one confident wrong answer costs -log(1e-15) ~ 34.5, not infinity. Submissions scored by
-log loss are written clipped by the same eps."""
+"""Log loss clips probabilities to [eps, 1 - eps] (then renormalizes each row), the eps of
+scikit-learn's log_loss before 1.5: one confident wrong answer costs -log(1e-15) ~ 34.5, not
+infinity. Submissions scored by log loss are written clipped by the same eps."""
 
 Scores = Literal["labels", "probabilities"]  # what a metric scores: the arg-max class, or the probabilities
 
@@ -153,7 +153,7 @@ def _auc(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
 
 def _mean_auc(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
     """ROC AUC of each class against the rest, averaged over the classes; a class that is never
-    (or always) true has no AUC and is left out, as Kaggle's scorer cannot score it either."""
+    (or always) true has no ROC AUC, so it is left out of the average."""
     from sklearn.metrics import roc_auc_score
 
     scored = [c for c in range(k) if 0 < int((y_true == c).sum()) < len(y_true)]
@@ -175,14 +175,16 @@ def mean_average_precision(y_true: np.ndarray, ranked: np.ndarray, k: int) -> fl
     twice counts at its first place only (Kaggle's apk).
     """
     y_true = np.asarray(y_true, dtype=int).reshape(-1, 1)
-    guesses = np.asarray(ranked, dtype=int).reshape(len(y_true), -1)[:, :k]
-    hits = guesses == y_true
-    first = hits.argmax(axis=1)
-    found = hits.any(axis=1)
-    return float(np.where(found, 1.0 / (first + 1), 0.0).mean()) if len(y_true) else 0.0
+    if len(y_true) == 0:
+        return 0.0
+    hits = np.asarray(ranked, dtype=int).reshape(len(y_true), -1)[:, :k] == y_true
+    return float(np.where(hits.any(axis=1), 1.0 / (hits.argmax(axis=1) + 1), 0.0).mean())
 
 
-def _map_metric(k: int) -> Metric:
+@lru_cache(maxsize=None)
+def map_at(k: int) -> Metric:
+    """The MAP@k metric (one object per k: `METRICS["map@3"] is METRICS["map@3"]`)."""
+
     def fn(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> float:
         return mean_average_precision(y_true, ranked_classes(probs, k), k)
 
@@ -201,7 +203,7 @@ class MetricRegistry(Registry[Metric]):
     def __getitem__(self, name: str) -> Metric:
         found = MAP_NAME.fullmatch(name) if isinstance(name, str) else None
         if found:
-            return _map_at(int(found.group(1)))
+            return map_at(int(found.group(1)))
         if name not in self._entries:
             raise NotFoundError(f"unknown metric '{name}' (valid: {', '.join(valid_names(self))})")
         return self._entries[name]
@@ -219,11 +221,6 @@ def valid_names(names: Iterable[str]) -> Iterator[str]:
     yield "map@K"
 
 
-@lru_cache(maxsize=None)
-def _map_at(k: int) -> Metric:
-    return _map_metric(k)
-
-
 METRICS: MetricRegistry = MetricRegistry("metric", (
     Metric("accuracy", "share of images whose class is right", _accuracy),
     Metric("micro_f1", "F1 over all images pooled (equals accuracy for one label per image)", _micro_f1),
@@ -234,7 +231,7 @@ METRICS: MetricRegistry = MetricRegistry("metric", (
            _logloss, "probabilities", higher_is_better=False),
     Metric("auc", "ROC AUC of the positive (second) class; two classes", _auc, "probabilities"),
     Metric("mean_auc", "ROC AUC of each class against the rest, averaged over the classes", _mean_auc, "probabilities"),
-    _map_at(5),
+    map_at(5),
 ))
 
 

@@ -12,7 +12,12 @@ import pytest
 
 from kaggle_flow.competition import get_competition
 from kaggle_flow.errors import FlowError, NotFoundError
-from kaggle_flow.metrics import LOGLOSS_EPS, METRICS, known_metric, mean_average_precision
+from kaggle_flow.metrics import (
+    LOGLOSS_EPS,
+    METRICS,
+    known_metric,
+    mean_average_precision,
+)
 from kaggle_flow.submit.ledger import (
     add_entry,
     ledger_file,
