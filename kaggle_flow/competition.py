@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kaggle_flow.errors import ConfigError, NotFoundError
-from kaggle_flow.metrics import known_metric
+from kaggle_flow.metrics import METRICS, known_metric
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -176,11 +176,21 @@ class Competition(_Strict):
             if not 0 <= index < len(self.classes):
                 raise ValueError(f"layout.prefix_labels: {prefix!r} maps to {index}, not a class index")
         self.submission.check_fits(self.classes)
+        _check_metric_fits(self.metric, self.submission.kind, len(self.classes))
         return self
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def _check_metric_fits(name: str, kind: SubmissionKind, num_classes: int) -> None:
+    """A metric of probabilities scores a submission of probabilities (map@K ranks labels too)."""
+    metric = METRICS[name]
+    if metric.scores == "probabilities" and metric.k is None and kind not in ("probability", "probabilities"):
+        raise ValueError(f"metric '{name}' scores class probabilities: set submission.kind to \"probability\" or \"probabilities\" (not \"{kind}\")")
+    if name == "auc" and num_classes != 2:
+        raise ValueError(f"metric 'auc' scores two classes ({num_classes} here): mean_auc scores each class against the rest")
 
 
 def builtin_dir() -> Path:

@@ -310,3 +310,23 @@ def test_flow_score_says_lower_is_better(plant_data: Path) -> None:
     bad = Path("bad.csv")
     bad.write_text("image_id,healthy,multiple_diseases,rust,scab\nt0,2,0,0,0\n" + "".join(f"t{i},1,0,0,0\n" for i in (1, 2, 3)))
     assert one_line_error(flow("score", "plant", "bad.csv")) == "Error: bad.csv line 2: column 'healthy' value '2' is not a probability in [0, 1]"
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "error"),
+    [
+        ("grades", 'metric = "logloss"', 'metric \'logloss\' scores class probabilities: set submission.kind to "probability" or "probabilities" (not "label")'),
+        ("whale", 'metric = "mean_auc"', 'metric \'mean_auc\' scores class probabilities: set submission.kind to "probability" or "probabilities" (not "top_k")'),
+        ("plant", 'metric = "auc"', "metric 'auc' scores two classes (4 here): mean_auc scores each class against the rest"),
+    ],
+)
+def test_a_metric_of_probabilities_needs_a_submission_of_probabilities(tmp_path: Path, name: str, extra: str, error: str) -> None:
+    classes, metric, submission = TOMLS[name]
+    file = tmp_path / f"{name}.toml"
+    quoted = ", ".join(f'"{c}"' for c in classes)
+    file.write_text(f'title = "{name}"\nclasses = [{quoted}]\n{extra}\n{LAYOUT}\n[submission]\n{submission}\n')
+    with pytest.raises(ConfigError) as exc:
+        load_file(file)
+    assert str(exc.value) == f"{file}: {error}"
+    file.write_text(file.read_text().replace(extra, 'metric = "map@2"'))  # map@K ranks labels of any kind
+    assert load_file(file).metric == "map@2"
