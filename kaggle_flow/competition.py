@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kaggle_flow.errors import ConfigError, NotFoundError
-from kaggle_flow.metrics import known_metric
+from kaggle_flow.metrics import METRICS, known_metric
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,15 +48,51 @@ class Layout(_Strict):
     test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class)
 
 
-class SubmissionFormat(_Strict):
-    """The CSV the site accepts: its columns, how ids and labels are written, its sample and solution files."""
+SubmissionKind = Literal["label", "probability", "probabilities", "top_k"]
 
+
+class SubmissionFormat(_Strict):
+    """The CSV the site accepts: its columns, how ids and values are written, its sample and solution files.
+
+    `kind` says what a row holds besides its id:
+        label          one column (label_column): the class, as an index or a name (label_form)
+        probability    one column (label_column): the probability of the `positive` class (binary contests)
+        probabilities  one column per class (`columns`, default the class names); each row sums to 1
+        top_k          one column (label_column): the `k` most probable classes, space-separated, best first
+    """
+
+    kind: SubmissionKind = "label"
     id_column: str = "id"
-    label_column: str = "label"
+    label_column: str = "label"  # the value column of label, probability and top_k
     id_form: Literal["name", "stem"] = "name"  # test_0001.jpg or test_0001
-    label_form: Literal["index", "name"] = "index"
+    label_form: Literal["index", "name"] = "index"  # label, top_k: a class as its index or its name
+    positive: str | None = None  # probability: the class whose probability is written; default: the second of two
+    columns: list[str] = Field(default_factory=list)  # probabilities: one column per class, in class order
+    k: Annotated[int, Field(ge=1)] = 5  # top_k: classes per row
     sample: str | None = "sample_submission.csv"  # row order to follow, when the file exists
     solution: str | None = "solution.csv"  # test labels for local scoring, when the file exists
+
+    def value_columns(self, classes: list[str]) -> list[str]:
+        """The columns after the id: one per class for `probabilities`, else `label_column`."""
+        if self.kind == "probabilities":
+            return list(self.columns) or list(classes)
+        return [self.label_column]
+
+    def positive_index(self, classes: list[str]) -> int:
+        """The class whose probability a `probability` submission writes."""
+        return classes.index(self.positive) if self.positive is not None else 1
+
+    def check_fits(self, classes: list[str]) -> None:
+        """A ValueError (one line, naming the key) when the format cannot be written for these classes."""
+        if self.positive is not None and self.positive not in classes:
+            raise ValueError(f"submission.positive: '{self.positive}' is not a class ({', '.join(classes)})")
+        if self.kind == "probability" and self.positive is None and len(classes) != 2:
+            raise ValueError(f"submission.positive: name the class whose probability is written ({len(classes)} classes)")
+        if self.columns and len(self.columns) != len(classes):
+            raise ValueError(f"submission.columns: {len(self.columns)} columns for {len(classes)} classes (one per class)")
+        names = [self.id_column, *self.value_columns(classes)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"submission: a column name is used twice ({', '.join(names)})")
 
 
 class Recipe(_Strict):
@@ -139,11 +175,22 @@ class Competition(_Strict):
         for prefix, index in self.layout.prefix_labels.items():
             if not 0 <= index < len(self.classes):
                 raise ValueError(f"layout.prefix_labels: {prefix!r} maps to {index}, not a class index")
+        self.submission.check_fits(self.classes)
+        _check_metric_fits(self.metric, self.submission.kind, len(self.classes))
         return self
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def _check_metric_fits(name: str, kind: SubmissionKind, num_classes: int) -> None:
+    """A metric of probabilities scores a submission of probabilities (map@K ranks labels too)."""
+    metric = METRICS[name]
+    if metric.scores == "probabilities" and metric.k is None and kind not in ("probability", "probabilities"):
+        raise ValueError(f"metric '{name}' scores class probabilities: set submission.kind to \"probability\" or \"probabilities\" (not \"{kind}\")")
+    if name == "auc" and num_classes != 2:
+        raise ValueError(f"metric 'auc' scores two classes ({num_classes} here): mean_auc scores each class against the rest")
 
 
 def builtin_dir() -> Path:

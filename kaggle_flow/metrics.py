@@ -3,35 +3,106 @@
 Validation, early stopping, cross-validation, `flow runs`, `flow score` and the ledger all read a
 competition's metric from here, by the name its TOML gives. scikit-learn is imported by the metric
 that is computed, so a command that never scores does not load it.
+
+Every metric is called the same way, on the true class indices and the predicted probabilities:
+
+    >>> METRICS["macro_f1"](y_true, probs)        # probs: [n, num_classes]; label metrics take the arg-max
+    >>> METRICS["logloss"].better(0.21, 0.35)     # True: log loss is lower is better
+    >>> METRICS["map@3"].worst                    # -inf: the "no score yet" every score beats
+
+A metric scores either hard labels (`scores == "labels"`: accuracy, F1, kappa, ...) or class
+probabilities (`scores == "probabilities"`: log loss, ROC AUC, MAP@K, which ranks the classes).
+`metric.of_labels(y_true, y_pred, num_classes)` scores predicted class indices; a probability
+metric refuses them in one line. `map@K` takes any K >= 1 (map@3, map@5, ...).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
+from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.registry import Registry
+
+LOGLOSS_EPS = 1e-15
+"""Log loss clips probabilities to [eps, 1 - eps] (then renormalizes each row), the eps of
+scikit-learn's log_loss before 1.5: one confident wrong answer costs -log(1e-15) ~ 34.5, not
+infinity. Submissions scored by log loss are written clipped by the same eps."""
+
+Scores = Literal["labels", "probabilities"]  # what a metric scores: the arg-max class, or the probabilities
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A score of predicted against true class indices; higher is better for all of them."""
+    """A score of predictions against true class indices, with the direction that makes it better.
+
+    `fn(y_true, pred, num_classes)` gets class indices as `pred` when `scores == "labels"` and the
+    [n, num_classes] probabilities when `scores == "probabilities"`.
+    """
 
     name: str
     description: str
     fn: Callable[[np.ndarray, np.ndarray, int], float]
+    scores: Scores = "labels"
+    higher_is_better: bool = True
+    k: int | None = None  # map@K: how many ranked classes of a row count
 
-    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-        return float(self.fn(np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int), num_classes))
+    def __call__(self, y_true: np.ndarray, probs: np.ndarray, num_classes: int | None = None) -> float:
+        """The score of [n, num_classes] probabilities. A 1-D `probs` is read as class indices
+        (the `of_labels` call, kept for callers that still pass the arg-max)."""
+        probs = np.asarray(probs)
+        if probs.ndim == 1:
+            if num_classes is None:
+                raise FlowError(f"metric '{self.name}': class indices need the number of classes")
+            return self.of_labels(y_true, probs, num_classes)
+        y_true = _class_indices(y_true)
+        if probs.ndim != 2 or len(probs) != len(y_true):
+            raise FlowError(f"metric '{self.name}': probabilities of shape {probs.shape} for {len(y_true)} labels")
+        if self.scores == "labels":
+            return float(self.fn(y_true, probs.argmax(axis=1), probs.shape[1]))
+        return float(self.fn(y_true, probs.astype(np.float64), probs.shape[1]))
+
+    def of_labels(self, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+        """The score of predicted class indices; a one-line error for a metric of probabilities."""
+        if self.scores != "labels":
+            raise FlowError(needs_probabilities(self.name))
+        return float(self.fn(_class_indices(y_true), _class_indices(y_pred), num_classes))
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score `a` beats score `b` under the metric's direction (ties do not)."""
+        return a > b if self.higher_is_better else a < b
+
+    @property
+    def worst(self) -> float:
+        """A value every score beats: -inf, or +inf when lower is better (for "no score yet")."""
+        return -math.inf if self.higher_is_better else math.inf
+
+
+def needs_probabilities(name: str) -> str:
+    return f"metric '{name}' scores class probabilities, not labels"
+
+
+def _class_indices(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=int).reshape(-1)
 
 
 def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
     from sklearn.metrics import accuracy_score
 
     return accuracy_score(y_true, y_pred)
+
+
+def _micro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    from sklearn.metrics import f1_score
+
+    return f1_score(y_true, y_pred, average="micro", zero_division=0)
 
 
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
@@ -57,16 +128,115 @@ def _kappa(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
     return cohen_kappa_score(y_true, y_pred, labels=list(range(k)), weights="quadratic")
 
 
-METRICS: Registry[Metric] = Registry("metric", (
+def clip_probabilities(probs: np.ndarray, eps: float = LOGLOSS_EPS) -> np.ndarray:
+    """Rows scaled to sum to 1, clipped to [eps, 1 - eps] and renormalized (what log loss scores)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    clipped = np.clip(probs / probs.sum(axis=1, keepdims=True), eps, 1 - eps)
+    return clipped / clipped.sum(axis=1, keepdims=True)
+
+
+def _logloss(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
+    from sklearn.metrics import log_loss
+
+    return log_loss(y_true, clip_probabilities(probs), labels=list(range(k)))
+
+
+def _auc(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if k != 2:
+        raise FlowError(f"metric 'auc' scores two classes (got {k}); mean_auc scores each class against the rest")
+    if len(np.unique(y_true)) < 2:
+        raise DataError("metric 'auc': the true labels hold one class only, so ROC AUC is undefined")
+    return roc_auc_score(y_true, probs[:, 1])
+
+
+def _mean_auc(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
+    """ROC AUC of each class against the rest, averaged over the classes; a class that is never
+    (or always) true has no ROC AUC, so it is left out of the average."""
+    from sklearn.metrics import roc_auc_score
+
+    scored = [c for c in range(k) if 0 < int((y_true == c).sum()) < len(y_true)]
+    if not scored:
+        raise DataError("metric 'mean_auc': the true labels hold one class only, so ROC AUC is undefined")
+    return float(np.mean([roc_auc_score(y_true == c, probs[:, c]) for c in scored]))
+
+
+def ranked_classes(probs: np.ndarray, k: int) -> np.ndarray:
+    """[n, min(k, num_classes)]: each row's classes by falling probability (ties: the lower index first)."""
+    order = np.argsort(-np.asarray(probs, dtype=np.float64), axis=1, kind="stable")
+    return order[:, :k]
+
+
+def mean_average_precision(y_true: np.ndarray, ranked: np.ndarray, k: int) -> float:
+    """MAP@k of one true class per row: 1/rank of the true class among the first k guesses, else 0.
+
+    `ranked` is [n, m] class indices best first; -1 pads a row with fewer guesses. A class guessed
+    twice counts at its first place only (Kaggle's apk).
+    """
+    y_true = np.asarray(y_true, dtype=int).reshape(-1, 1)
+    if len(y_true) == 0:
+        return 0.0
+    hits = np.asarray(ranked, dtype=int).reshape(len(y_true), -1)[:, :k] == y_true
+    return float(np.where(hits.any(axis=1), 1.0 / (hits.argmax(axis=1) + 1), 0.0).mean())
+
+
+@lru_cache(maxsize=None)
+def map_at(k: int) -> Metric:
+    """The MAP@k metric (one object per k: `METRICS["map@3"] is METRICS["map@3"]`)."""
+
+    def fn(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> float:
+        return mean_average_precision(y_true, ranked_classes(probs, k), k)
+
+    return Metric(
+        f"map@{k}", f"mean average precision of the top {k} classes: 1/rank of the true class, 0 past {k}",
+        fn, "probabilities", k=k,
+    )
+
+
+MAP_NAME = re.compile(r"map@([1-9][0-9]*)")
+
+
+class MetricRegistry(Registry[Metric]):
+    """The metric registry: its entries, and `map@K` for any K >= 1 (map@5 is listed as the example)."""
+
+    def __getitem__(self, name: str) -> Metric:
+        found = MAP_NAME.fullmatch(name) if isinstance(name, str) else None
+        if found:
+            return map_at(int(found.group(1)))
+        if name not in self._entries:
+            raise NotFoundError(f"unknown metric '{name}' (valid: {', '.join(valid_names(self))})")
+        return self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or (isinstance(name, str) and MAP_NAME.fullmatch(name) is not None)
+
+    def get(self, name: str, default: Metric | None = None) -> Metric | None:  # type: ignore[override]
+        return self[name] if name in self else default
+
+
+def valid_names(names: Iterable[str]) -> Iterator[str]:
+    """The metric names to show a user: map@K once, for every map@ entry."""
+    yield from (n for n in names if not MAP_NAME.fullmatch(n))
+    yield "map@K"
+
+
+METRICS: MetricRegistry = MetricRegistry("metric", (
     Metric("accuracy", "share of images whose class is right", _accuracy),
+    Metric("micro_f1", "F1 over all images pooled (equals accuracy for one label per image)", _micro_f1),
     Metric("macro_f1", "F1 per class, averaged with equal weight per class", _macro_f1),
     Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
     Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
+    Metric("logloss", "mean negative log probability of the true class (clipped by LOGLOSS_EPS); lower is better",
+           _logloss, "probabilities", higher_is_better=False),
+    Metric("auc", "ROC AUC of the positive (second) class; two classes", _auc, "probabilities"),
+    Metric("mean_auc", "ROC AUC of each class against the rest, averaged over the classes", _mean_auc, "probabilities"),
+    map_at(5),
 ))
 
 
 def known_metric(name: str) -> str:
     """`name` when it is a metric of the registry; a ValueError naming the valid ones (for pydantic)."""
     if name not in METRICS:
-        raise ValueError(f"unknown metric '{name}' (valid: {', '.join(METRICS)})")
+        raise ValueError(f"unknown metric '{name}' (valid: {', '.join(valid_names(METRICS))})")
     return name

@@ -53,7 +53,7 @@ def _show_submission(sub: WrittenSubmission) -> None:
     from kaggle_flow import console
 
     _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts)
-    console.info(f"Wrote {sub.file} ({len(sub.frame)} rows, checked: every test id once, labels in the class set)")
+    console.info(f"Wrote {sub.file} ({len(sub.frame)} rows, checked: {sub.checked})")
 
 
 @app.command("predict")
@@ -149,7 +149,7 @@ def score_cmd(
     if file is None and comp is not None and comp.lower().endswith(".csv"):
         comp, file = None, Path(comp)  # `flow score FILE`: the competition is the current one
     result = local_score(open_workspace(comp, data), file)
-    console.info(f"Local {result.metric} of {result.file}: {result.value:.4f}")
+    console.info(result.line)
 
 
 @app.command("submissions")
@@ -278,7 +278,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
         with _step(6, "score", ws):
             result = local_score(ws, sub.file)
             outcome = f"local {result.metric} {result.value:.4f}"
-            console.info(f"Local {result.metric} of {result.file}: {result.value:.4f}")
+            console.info(result.line)
     console.info(f"\nflow run {ws.comp.name}: {outcome} (run {run.id}); total wall time {time.perf_counter() - start:.1f} s")
 
 

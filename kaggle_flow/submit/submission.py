@@ -8,12 +8,14 @@ or an interrupted submit never leaves a CSV behind. `submit` is `flow submit`: t
 inside its ledger row's transaction (ledger.recording: row pending, CSV renamed, row settled), then
 the run's test_probs.npy.
 
-Format, from the competition's `[submission]` table:
+Format, from the competition's `[submission]` table (competition.SubmissionFormat):
 
-    id_column, label_column   the two columns, in this order
+    kind                      label | probability | probabilities | top_k: what a row holds
+    id_column, label_column   the id column, then the value column (probabilities: `columns`, one per class)
     id_form                   "name": test_0001.jpg (file name) ; "stem": test_0001
-    label_form                "index": 3 ; "name": the class name
-    sample                    sample_submission.csv: row order to follow, when the file exists
+    label_form                "index": 3 ; "name": the class name (label, top_k)
+    positive, k               the class of `probability` ; the classes per row of `top_k`
+    sample                    sample_submission.csv: columns and row order to follow, when the file exists
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from kaggle_flow.submit.testset import (
     predicted_counts,
     read_test_rows,
     save_probs,
+    submission_values,
 )
 from kaggle_flow.table.layouts import labelled
 
@@ -66,8 +69,13 @@ def sample_file(comp: Competition, data_dir: Path) -> Path | None:
     return file if file.is_file() else None
 
 
+def submission_columns(comp: Competition) -> list[str]:
+    """The columns of the competition's submission, in order: the id, then the values of its kind."""
+    return [comp.submission.id_column, *comp.submission.value_columns(comp.classes)]
+
+
 def _check_columns(comp: Competition, columns: list[str], where: str) -> None:
-    wanted = [comp.submission.id_column, comp.submission.label_column]
+    wanted = submission_columns(comp)
     unexpected = [c for c in columns if c not in wanted]
     if unexpected:
         raise FlowError(
@@ -92,10 +100,10 @@ def read_sample(comp: Competition, data_dir: Path) -> pd.DataFrame | None:
 def format_submission(
     comp: Competition, test_rows: pd.DataFrame, probs: np.ndarray, sample: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """The submission frame: the arg-max class of each test image, in the site's format and row order.
+    """The submission frame: each test image's values in the site's format (its kind) and row order.
 
     Args:
-        comp: the competition (its `submission` table gives columns, id and label form).
+        comp: the competition (its `submission` table gives kind, columns, id and label form).
         test_rows: the test rows of the canonical table (ids relative to the test folder).
         probs: [len(test_rows), num_classes] probabilities, in row order.
         sample: the sample submission (see `read_sample`); its row order is followed.
@@ -109,14 +117,12 @@ def format_submission(
     check_probs(comp, probs, len(test_rows))
     sub = comp.submission
     ids = expected_ids(comp, test_rows)
-    pred = probs.argmax(axis=1)
-    labels: list[object] = [comp.classes[i] for i in pred] if sub.label_form == "name" else [int(i) for i in pred]
-    frame = pd.DataFrame({sub.id_column: ids, sub.label_column: labels})
+    frame = pd.DataFrame({sub.id_column: ids, **submission_values(comp, probs)})
     if sample is None:
         return frame
     where = sample.attrs.get("file", sub.sample or "sample submission")
     _check_columns(comp, [str(c) for c in sample.columns], where)
-    by_id = frame.drop_duplicates(sub.id_column).set_index(sub.id_column)[sub.label_column]
+    by_id = frame.drop_duplicates(sub.id_column).set_index(sub.id_column)
     order = sample[sub.id_column].astype(str).str.strip()
     unknown = ~order.isin(by_id.index)
     if unknown.any():
@@ -126,7 +132,8 @@ def format_submission(
     unlisted = [i for i in ids if i not in listed]
     if unlisted:
         raise FlowError(f"{where}: test image '{unlisted[0]}' is not listed ({len(unlisted)} test images are not)")
-    return pd.DataFrame({sub.id_column: order.to_list(), sub.label_column: by_id.loc[order].to_list()})
+    ordered = by_id.loc[order.to_list()]
+    return pd.DataFrame({sub.id_column: order.to_list(), **{c: ordered[c].to_list() for c in ordered.columns}})
 
 
 def _line(pos: int) -> int:
@@ -135,24 +142,36 @@ def _line(pos: int) -> int:
 
 
 def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]) -> None:
-    """Refuse a submission the site would reject: raise FlowError naming the line and value.
+    """Refuse a submission the site would reject: raise FlowError naming the line, column and value.
 
-    Checks, in order: exactly the two columns; no empty value; every id once (no duplicate, none
-    missing, none extra); every label in the class set (an index 0..K-1 or a class name).
+    Checks, in order: exactly the format's columns; no empty id or label; every id once (no
+    duplicate, none missing, none extra); then the values of the kind: a label in the class set (an
+    index 0..K-1 or a class name); a probability in [0, 1] (no NaN); the probabilities of a row
+    summing to 1 within 1e-6; top_k labels of the class set, distinct, at most k.
 
     Example:
         >>> check_submission(comp, frame, expected_ids(comp, test_rows))
     """
     sub = comp.submission
     _check_columns(comp, [str(c) for c in frame.columns], "submission")
-    frame = frame[[sub.id_column, sub.label_column]]
-    for column in (sub.id_column, sub.label_column):
+    frame = frame[submission_columns(comp)]
+    text_columns = [sub.id_column] + ([sub.label_column] if sub.kind in ("label", "top_k") else [])
+    for column in text_columns:
         values = frame[column]
         empty = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
         if empty.any():
             pos = int(empty.nonzero()[0][0])
             raise FlowError(f"submission line {_line(pos)}: empty value in column '{column}'")
-    ids = frame[sub.id_column].astype(str)
+    _check_ids(frame[sub.id_column].astype(str), expected)
+    if sub.kind in ("probability", "probabilities"):
+        _check_probabilities(comp, frame)
+    elif sub.kind == "top_k":
+        _check_top_k(comp, frame[sub.label_column])
+    else:
+        _check_labels(comp, frame[sub.label_column])
+
+
+def _check_ids(ids: pd.Series, expected: list[str]) -> None:
     dup = ids.duplicated(keep="first").to_numpy()
     if dup.any():
         pos = int(dup.nonzero()[0][0])
@@ -160,22 +179,25 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
         raise FlowError(
             f"submission line {_line(pos)}: duplicate id '{ids.iloc[pos]}' (first on line {_line(first)})"
         )
-    wanted = set(expected)
     present = set(ids)
     missing = [i for i in expected if i not in present]
     if missing:
         raise FlowError(f"submission: test id '{missing[0]}' is missing ({len(missing)} test ids have no row)")
-    extra = (~ids.isin(wanted)).to_numpy()
+    extra = (~ids.isin(set(expected))).to_numpy()
     if extra.any():
         pos = int(extra.nonzero()[0][0])
         raise FlowError(f"submission line {_line(pos)}: id '{ids.iloc[pos]}' is not a test image")
-    labels = frame[sub.label_column]
-    if sub.label_form == "name":
-        allowed = set(comp.classes)
-        what = f"classes: {', '.join(comp.classes)}"
-    else:
-        allowed = {str(i) for i in range(comp.num_classes)}
-        what = f"a class index 0-{comp.num_classes - 1}"
+
+
+def _allowed_labels(comp: Competition) -> tuple[set[str], str]:
+    """The labels the format writes, and how to say so."""
+    if comp.submission.label_form == "name":
+        return set(comp.classes), f"classes: {', '.join(comp.classes)}"
+    return {str(i) for i in range(comp.num_classes)}, f"a class index 0-{comp.num_classes - 1}"
+
+
+def _check_labels(comp: Competition, labels: pd.Series) -> None:
+    allowed, what = _allowed_labels(comp)
     text = labels.astype(str).str.strip()
     bad = (~text.isin(allowed)).to_numpy()
     if bad.any():
@@ -183,7 +205,49 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
         raise FlowError(f"submission line {_line(pos)}: label '{labels.iloc[pos]}' is not a class ({what})")
 
 
-ROW_BYTES = 256  # a generous submission row (an id and a label): the free space it is checked against
+PROBABILITY_SUM_TOLERANCE = 1e-6  # how far a row of `probabilities` may sum from 1
+
+
+def _check_probabilities(comp: Competition, frame: pd.DataFrame) -> None:
+    columns = comp.submission.value_columns(comp.classes)
+    values = np.empty((len(frame), len(columns)))
+    for c, column in enumerate(columns):
+        raw = frame[column]
+        numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~((numbers >= 0) & (numbers <= 1))  # NaN too
+        if bad.any():
+            pos = int(bad.nonzero()[0][0])
+            raise FlowError(
+                f"submission line {_line(pos)}: column '{column}' value '{raw.iloc[pos]}' is not a probability in [0, 1]"
+            )
+        values[:, c] = numbers
+    if comp.submission.kind == "probabilities":
+        sums = values.sum(axis=1)
+        off = np.abs(sums - 1) > PROBABILITY_SUM_TOLERANCE
+        if off.any():
+            pos = int(off.nonzero()[0][0])
+            raise FlowError(
+                f"submission line {_line(pos)}: the probabilities ({', '.join(columns)}) sum to {sums[pos]:.9g}, "
+                f"not 1 (within {PROBABILITY_SUM_TOLERANCE:g})"
+            )
+
+
+def _check_top_k(comp: Competition, labels: pd.Series) -> None:
+    allowed, what = _allowed_labels(comp)
+    k = comp.submission.k
+    for pos, value in enumerate(labels.astype(str)):
+        guesses = value.split()
+        bad = [g for g in guesses if g not in allowed]
+        if bad:
+            raise FlowError(f"submission line {_line(pos)}: label '{bad[0]}' is not a class ({what})")
+        if len(set(guesses)) != len(guesses):
+            twice = next(g for g in guesses if guesses.count(g) > 1)
+            raise FlowError(f"submission line {_line(pos)}: label '{twice}' is given twice in '{value}'")
+        if len(guesses) > k:
+            raise FlowError(f"submission line {_line(pos)}: {len(guesses)} labels in '{value}', more than k = {k}")
+
+
+ROW_BYTES = 256  # a generous submission cell pair (an id and a value): the free space a row is checked against
 
 
 def submission_name(run_name: str, when: float | None = None) -> str:
@@ -214,7 +278,7 @@ def write_submission(
     frame = format_submission(comp, test_rows, probs, sample)
     check_submission(comp, frame, expected_ids(comp, test_rows))
     out = _unused(Path(submissions_dir) / submission_name(name, when))
-    ensure_free_space(submissions_dir, ROW_BYTES * (len(frame) + 1), f"the submission ({len(frame)} rows)")
+    ensure_free_space(submissions_dir, ROW_BYTES * (len(frame) + 1) * max(1, frame.shape[1] - 1), f"the submission ({len(frame)} rows)")
     with record(out) if record is not None else contextlib.nullcontext(), atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False)
     return out, frame
@@ -226,6 +290,14 @@ def _unused(path: Path) -> Path:
     while candidate.exists():
         candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
     return candidate
+
+
+CHECKED = {  # what the check before writing makes sure of, by submission kind
+    "label": "every test id once, labels in the class set",
+    "probability": "every test id once, probabilities in [0, 1]",
+    "probabilities": "every test id once, probabilities in [0, 1] summing to 1 per row",
+    "top_k": "every test id once, top-k labels in the class set and distinct",
+}
 
 
 # --- flow submit ---------------------------------------------------------------------------------
@@ -243,6 +315,7 @@ class WrittenSubmission:
     tta: bool
     cv_score: float | None  # the run's validation score (the out-of-fold score of a CV run)
     counts: pd.DataFrame  # class, train, predicted: images per class in the training set and the submission
+    checked: str = ""  # what the check before writing made sure of (CHECKED of the kind)
 
 
 def submit(
@@ -287,7 +360,8 @@ def submit(
     file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
     if probs_file is None:
         save_probs(owner, probs)
-    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, _train_and_predicted(ws.comp, table, probs))
+    counts = _train_and_predicted(ws.comp, table, probs)
+    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, CHECKED[ws.comp.submission.kind])
 
 
 def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
