@@ -54,14 +54,9 @@ class Metric:
     higher_is_better: bool = True
     k: int | None = None  # map@K: how many ranked classes of a row count
 
-    def __call__(self, y_true: np.ndarray, probs: np.ndarray, num_classes: int | None = None) -> float:
-        """The score of [n, num_classes] probabilities. A 1-D `probs` is read as class indices
-        (the `of_labels` call, kept for callers that still pass the arg-max)."""
+    def __call__(self, y_true: np.ndarray, probs: np.ndarray) -> float:
+        """The score of [n, num_classes] probabilities (`of_labels` scores class indices)."""
         probs = np.asarray(probs)
-        if probs.ndim == 1:
-            if num_classes is None:
-                raise FlowError(f"metric '{self.name}': class indices need the number of classes")
-            return self.of_labels(y_true, probs, num_classes)
         y_true = _class_indices(y_true)
         if probs.ndim != 2 or len(probs) != len(y_true):
             raise FlowError(f"metric '{self.name}': probabilities of shape {probs.shape} for {len(y_true)} labels")
@@ -78,6 +73,10 @@ class Metric:
     def better(self, a: float, b: float) -> bool:
         """Whether score `a` beats score `b` under the metric's direction (ties do not)."""
         return a > b if self.higher_is_better else a < b
+
+    def key(self, score: float) -> float:
+        """`score` oriented so that a larger key is better: for max() and sorted() over runs."""
+        return score if self.higher_is_better else -score
 
     @property
     def worst(self) -> float:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kaggle_flow.metrics import METRICS, Metric
+
 if TYPE_CHECKING:
     from kaggle_flow.runs import Run
 
@@ -91,7 +93,7 @@ def state_of(run: Run) -> RunState:
     if summary.status != NO_SUMMARY:
         return RunState(summary.status, summary.epochs_done, summary.best_score)
     if any(run.path.rglob(CHECKPOINT)):
-        done, best = _metrics_so_far(run.metrics_file)
+        done, best = _metrics_so_far(run.metrics_file, METRICS[run.config.metric])
         where = "" if run.kind == "cv" else f" after epoch {done} of {run.config.epochs}"
         note = f"{run.id}: stopped{where} without a summary (killed, or still training); resume: {resume}"
         return RunState("resumable", done, best, note)
@@ -100,7 +102,7 @@ def state_of(run: Run) -> RunState:
     return RunState("no checkpoint", 0, None, note)
 
 
-def _metrics_so_far(file: Path) -> tuple[int, float | None]:
+def _metrics_so_far(file: Path, metric: Metric) -> tuple[int, float | None]:
     """Epochs in metrics.csv and their best val_metric: what a run without a summary reached."""
     try:
         with file.open(newline="", encoding="utf-8") as fh:
@@ -114,4 +116,4 @@ def _metrics_so_far(file: Path) -> tuple[int, float | None]:
         except ValueError:
             continue
     scores = [s for s in scores if math.isfinite(s)]
-    return len(rows), max(scores) if scores else None
+    return len(rows), max(scores, key=metric.key) if scores else None

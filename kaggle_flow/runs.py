@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_json
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.run_state import FAILED, FINISHED, Summary, read_summary, state_of
 from kaggle_flow.run_table import COLUMNS, damaged_row, ensemble_row, run_row
 from kaggle_flow.workspace import cache_dir_of
@@ -319,14 +320,7 @@ def validated_source(ws: Workspace, model: str | None = None) -> Run:
             f"{ws.runs_dir}: no finished validated run{which} to refit; train one first (flow train {ws.comp.name}), "
             f"or give --epochs with --full"
         )
-    return max(runs, key=lambda r: (r.summary.best_score, r.name))
-
-
-def best_epoch(run: Run) -> int:
-    """The epoch count a run found best: its best epoch, or the folds' mean for cross-validation."""
-    if run.kind == "cv":
-        return max(1, round(sum(f.summary.best_epoch for f in run.folds()) / max(len(run.folds()), 1)))
-    return max(1, run.summary.best_epoch)
+    return max(runs, key=lambda r: (METRICS[r.config.metric].key(r.summary.best_score), r.name))
 
 
 @dataclass(frozen=True)
@@ -410,7 +404,7 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFo
     raise NotFoundError(f"unknown run '{name}' in {ws.runs_dir} (runs: {known})")
 
 
-Broken = tuple[RunFolder | DamagedRun, str, float | None]  # a damaged run folder, why, its score when known
+Broken = tuple[RunFolder | DamagedRun, str, float | None]  # a damaged run folder, why, its score's key when known
 
 
 def _refuse_passing_over(broken: list[Broken], chosen: Run | None, best: float | None, *, by_score: bool) -> None:
@@ -430,10 +424,15 @@ def _refuse_passing_over(broken: list[Broken], chosen: Run | None, best: float |
 def _pick(ws: Workspace, runs: list[RunFolder], damaged: list[DamagedRun], *, by_score: bool) -> Run:
     """The newest usable training run, or the one with the best score (its refit when there is one)."""
     trained = [r for r in runs if isinstance(r, Run)]
-    broken: list[Broken] = [(r, why, r.summary.best_score) for r in trained if (why := state_of(r).damaged)]
-    broken += [(d, d.reason, read_summary(d.path / "summary.json")[0].best_score) for d in damaged]
+    key = METRICS[ws.comp.metric].key  # scores compared as keys: larger is better, log loss too
+
+    def ranked(score: float | None) -> float | None:
+        return None if score is None else key(score)
+
+    broken: list[Broken] = [(r, why, ranked(r.summary.best_score)) for r in trained if (why := state_of(r).damaged)]
+    broken += [(d, d.reason, ranked(read_summary(d.path / "summary.json")[0].best_score)) for d in damaged]
     usable = [r for r in trained if r.has_weights() and all(r is not b for b, _, _ in broken)]
-    scores = {r.path: r.summary.best_score for r in usable}  # summary.json read once per run
+    scores = {r.path: ranked(r.summary.best_score) for r in usable}  # summary.json read once per run
     scored = [r for r in usable if scores[r.path] is not None]
     if by_score and scored:
         winner = max(scored, key=lambda r: (scores[r.path], r.name))

@@ -152,7 +152,6 @@ def test_metric_gives_the_known_answer_and_agrees_with_scikit_learn(name: str, c
     probs = np.full((len(y_pred), k), 0.1)
     probs[np.arange(len(y_pred)), y_pred] = 0.7
     assert metric(y_true, probs) == value  # probabilities: the arg-max is scored
-    assert metric(y_true, y_pred, k) == value  # class indices and the number of classes, as engine/ calls it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scikit-learn warns on the absent and the single classes
         expected = reference(y_true, y_pred, k)
@@ -191,8 +190,8 @@ def test_better_predictions_score_higher(name: str) -> None:
     four_wrong = one_wrong.copy()
     four_wrong[[0, 3, 6]] = [3, 3, 0]
     metric = METRICS[name]
-    assert metric(y_true, y_true, 4) == pytest.approx(1.0)
-    assert metric(y_true, y_true, 4) > metric(y_true, one_wrong, 4) > metric(y_true, four_wrong, 4)
+    assert metric.of_labels(y_true, y_true, 4) == pytest.approx(1.0)
+    assert metric.of_labels(y_true, y_true, 4) > metric.of_labels(y_true, one_wrong, 4) > metric.of_labels(y_true, four_wrong, 4)
 
 
 @pytest.mark.parametrize("name", list(METRICS) + ["map@1", "map@3"])
@@ -226,7 +225,7 @@ def test_every_metric_says_what_it_measures(name: str) -> None:
 
 def test_a_probability_metric_refuses_labels() -> None:
     with pytest.raises(FlowError) as exc:
-        METRICS["logloss"](np.array([0, 1]), np.array([0, 1]), 2)
+        METRICS["logloss"].of_labels(np.array([0, 1]), np.array([0, 1]), 2)
     assert str(exc.value) == "metric 'logloss' scores class probabilities, not labels"
     with pytest.raises(FlowError, match="scores class probabilities, not labels"):
         METRICS["map@3"].of_labels(np.array([0, 1]), np.array([0, 1]), 2)
@@ -257,8 +256,8 @@ def test_map_at_any_k_is_a_metric() -> None:
 
 def test_kappa_counts_distance() -> None:
     kappa = METRICS["kappa"]
-    near = kappa(np.array([0, 1, 2, 3] * 3), np.array([1, 1, 2, 3] * 3), 4)
-    far = kappa(np.array([0, 1, 2, 3] * 3), np.array([3, 1, 2, 3] * 3), 4)
+    near = kappa.of_labels(np.array([0, 1, 2, 3] * 3), np.array([1, 1, 2, 3] * 3), 4)
+    far = kappa.of_labels(np.array([0, 1, 2, 3] * 3), np.array([3, 1, 2, 3] * 3), 4)
     assert near > far
 
 

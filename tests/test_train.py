@@ -366,7 +366,7 @@ def test_folds_all_trains_every_fold_and_scores_out_of_fold(tiny: Path) -> None:
     assert len(oof) == 60 and oof["id"].is_unique
     from kaggle_flow.metrics import METRICS
 
-    assert parent.summary.cv_score == pytest.approx(METRICS["macro_f1"](oof["label"].to_numpy(), oof["pred"].to_numpy(), 3))
+    assert parent.summary.cv_score == pytest.approx(METRICS["macro_f1"].of_labels(oof["label"].to_numpy(), oof["pred"].to_numpy(), 3))
     assert len(parent.summary.fold_scores) == 2
     runs = list_runs(ws.runs_dir)
     assert list(runs["run"]) == [parent.name] and runs.loc[0, "fold"] == "all (2)"
@@ -486,7 +486,7 @@ def test_training_silences_paddles_batchnorm_notice_and_no_other_warning(tiny: P
 def test_chance_level_is_the_score_of_always_predicting_the_largest_class(metric: str) -> None:
     config = build_config(get_competition("digits"), {"epochs": 1}).model_copy(update={"metric": metric})
     labels = np.array([3] * 6 + [1] * 3 + [7])
-    constant = METRICS[metric](labels, np.full(10, 3), 10)
+    constant = METRICS[metric].of_labels(labels, np.full(10, 3), 10)
     assert chance_level(config, labels, constant) == (
         f"at chance level: the best {metric} {constant:.4f} is no better than always predicting the largest class '3' "
         f"({constant:.4f}); the model learned nothing"

@@ -26,6 +26,7 @@ from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
 
 if TYPE_CHECKING:
+    from kaggle_flow.metrics import Metric
     from kaggle_flow.engine.loop import TrainState
     from kaggle_flow.runs import Run
 
@@ -42,13 +43,14 @@ class Progress:
     timing: list[dict[str, float]] = field(default_factory=list)
     first_loss: float | None = None  # mean loss of the run's first steps: what an exploding loss is measured against
 
-    def record(self, epoch: int, score: float) -> bool:
-        """Count the epoch; True when its score is the best so far (always, with no score: nothing held out)."""
+    def record(self, epoch: int, score: float, metric: Metric) -> bool:
+        """Count the epoch; True when its score is the best so far under the metric's direction
+        (always, with no score: nothing held out)."""
         self.epoch = epoch
         if math.isnan(score):
             self.best_epoch, self.stale = epoch, 0
             return True
-        if score > self.best_score:
+        if not math.isfinite(self.best_score) or metric.better(score, self.best_score):
             self.best_score, self.best_epoch, self.stale = score, epoch, 0
             return True
         self.stale += 1

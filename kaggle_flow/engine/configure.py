@@ -27,7 +27,7 @@ from kaggle_flow.engine.optim import LOSSES, OPTIMIZERS, SCHEDULES
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.explore.balance import balance_setting
 from kaggle_flow.machine import device
-from kaggle_flow.runs import Run, RunFolder, best_epoch, load_run, validated_source
+from kaggle_flow.runs import Run, RunFolder, load_run, validated_source
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -200,6 +200,13 @@ def refit_config(ws: Workspace, flags: Flags, rows: pd.DataFrame) -> RunConfig:
         raise FlowError(validation_message(exc)) from None
     console.info(f"Refitting {source.id} on all {len(rows)} labelled images")
     return config
+
+
+def best_epoch(run: Run) -> int:
+    """The epoch count a run found best: its best epoch, or the folds' mean for cross-validation."""
+    if run.kind == "cv":
+        return max(1, round(sum(f.summary.best_epoch for f in run.folds()) / max(len(run.folds()), 1)))
+    return max(1, run.summary.best_epoch)
 
 
 def check_params(config: RunConfig) -> None:

@@ -47,6 +47,7 @@ from kaggle_flow.engine.runlog import RunLog
 from kaggle_flow.engine.step import Parallel, check_amp
 from kaggle_flow.errors import FlowError, TrainingDiverged, TrainingInterrupted
 from kaggle_flow.machine import terminated, use_device
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import FAILED, Run, Summary
 
 
@@ -167,7 +168,7 @@ def _epoch(
     with state.ema.applied(state.model):  # validate and keep the averaged weights under --ema
         check_weights(state.model)  # never a best (or last) checkpoint of NaN weights
         evaluation = _validate(state, data)
-        improved = progress.record(epoch, evaluation.metric if evaluation is not None else math.nan)
+        improved = progress.record(epoch, evaluation.metric if evaluation is not None else math.nan, METRICS[config.metric])
         if improved:
             checkpointer.save_best(state.model)
     row = _epoch_row(config, epoch, size, result, evaluation)

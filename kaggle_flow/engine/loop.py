@@ -346,7 +346,7 @@ def evaluate(
     pred = probs.argmax(axis=1)
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
     recall = recall_score(labels, pred, labels=list(range(k)), average=None, zero_division=0)
-    metric = METRICS[config.metric](labels, pred, k)
+    metric = METRICS[config.metric](labels, probs)
     return Evaluation(probs, pred, loss, float((pred == labels).mean()), metric, recall)
 
 

@@ -126,7 +126,7 @@ class RunLog:
         """summary.json as the run stands; a resumed run adds its time to the earlier one's."""
         config, timing = self.config, progress.timing
         return self.run.write_summary(Summary(
-            status=status, reason=reason, metric=config.metric, best_score=None if progress.best_score == -math.inf else progress.best_score,
+            status=status, reason=reason, metric=config.metric, best_score=progress.best_score if math.isfinite(progress.best_score) else None,
             best_epoch=progress.best_epoch, epochs_done=progress.epoch, epochs=config.epochs,
             duration_s=round(self.run.summary.duration_s + time.time() - self.started, 1),
             images_per_s=round(float(np.mean([t["images_per_s"] for t in timing])), 1) if timing else None,
@@ -176,13 +176,16 @@ class RunLog:
 
 
 def chance_level(config: RunConfig, labels: np.ndarray, best_score: float) -> str:
-    """Why a run learned nothing, when its best score is no better than always predicting the
-    largest class (for accuracy, that class's share); "" when it did better."""
+    """Why a run learned nothing, when its best score is no better than a constant prediction: the
+    class shares of the labels for every image (its arg-max is the largest class, so for accuracy
+    that class's share); "" when it did better."""
     if len(labels) == 0 or not math.isfinite(best_score):
         return ""
-    largest = int(np.bincount(labels, minlength=config.num_classes).argmax())
-    constant = float(METRICS[config.metric](labels, np.full_like(labels, largest), config.num_classes))
-    if best_score > constant + 1e-9:
+    shares = np.bincount(labels, minlength=config.num_classes) / len(labels)
+    largest = int(shares.argmax())
+    metric = METRICS[config.metric]
+    constant = float(metric(labels, np.tile(shares, (len(labels), 1))))
+    if metric.better(best_score, constant) and abs(best_score - constant) > 1e-9:
         return ""
     return (f"at chance level: the best {config.metric} {best_score:.4f} is no better than always predicting the largest "
             f"class '{config.classes[largest]}' ({constant:.4f}); the model learned nothing")

@@ -229,7 +229,8 @@ def _cv_summary(run: Run) -> Summary:
     oof = pd.concat([pd.read_csv(f.oof, dtype={"id": str}) for f in folds], ignore_index=True)
     write_csv(run.oof, oof)
     labels = oof["label"].to_numpy()
-    cv = METRICS[run.config.metric](labels, oof["pred"].to_numpy(), run.config.num_classes)
+    probs = oof[[f"prob_{j}" for j in range(run.config.num_classes)]].to_numpy()
+    cv = METRICS[run.config.metric](labels, probs)
     summaries = [f.summary for f in folds]
     summary = run.write_summary(Summary(
         status="finished", reason=chance_level(run.config, labels, cv), metric=run.config.metric, best_score=cv, cv_score=cv,

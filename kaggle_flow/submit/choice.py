@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import Run, RunFolder, all_runs, resolve_run
 
 if TYPE_CHECKING:
@@ -70,5 +71,6 @@ def _cv_run(ws: Workspace, name: str | None) -> Run:
     runs = [r for r in all_runs(ws.runs_dir) if isinstance(r, Run) and r.kind == "cv" and r.has_weights()]
     if not runs:
         raise NotFoundError(f"{ws.runs_dir}: no cross-validation run; {hint}")
+    key = METRICS[ws.comp.metric].key
     scores = {r.name: r.summary.best_score for r in runs}
-    return max(runs, key=lambda r: (scores[r.name] is not None, scores[r.name] or 0.0, r.name))
+    return max(runs, key=lambda r: (scores[r.name] is not None, key(scores[r.name] or 0.0), r.name))
