@@ -34,18 +34,25 @@ class _Strict(BaseModel):
 class Layout(_Strict):
     """Where the images and labels are. `kind` picks the reader in layouts.py."""
 
-    kind: Literal["csv", "folders", "prefix"]
-    train_dir: str = "train"  # images (csv, prefix) or one folder per class (folders)
-    train_csv: str | None = None  # csv: the list of training images and labels
+    kind: Literal["csv", "folders", "prefix", "pixels"]
+    train_dir: str = "train"  # images (csv, prefix) or one folder per class (folders); pixels: where they are written
+    train_csv: str | None = None  # csv: the list of training images and labels; pixels: labels and pixel columns
     id_column: str = "id"  # csv: column holding the image file name
-    label_column: str = "label"  # csv: column holding the label
+    id_extension: str = ""  # csv: appended to ids written without one (".png", ".tif"); "" = ids carry theirs
+    label_column: str = "label"  # csv, pixels: column holding the label
+    label_columns: list[str] = Field(default_factory=list)  # csv: one-hot columns, one per class in class order
     label_form: Literal["index", "name"] = "index"  # csv: label given as class index or class name
+    label_map: str | None = None  # a JSON file of label code -> readable name, for tables and plots
+    test_csv: str | None = None  # csv: the test ids (test_id_column); pixels: the test pixels, one image a row
+    test_id_column: str = "id"  # csv: column of test_csv holding the test ids (extension as id_extension)
+    image_side: Annotated[int, Field(ge=1)] = 28  # pixels: images are image_side x image_side grey
     prefix_labels: dict[str, int] = Field(default_factory=dict)  # prefix: file-name prefix -> index
     valid_dir: str | None = None  # extra labelled images, pooled with train
     valid_csv: str | None = None  # prefix: labels of valid_dir from a CSV
     valid_id_column: str = "imgName"
     valid_label_column: str = "Label"
-    test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class)
+    test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class); may equal train_dir
+                                   # (one images/ folder): the test ids then come from test_csv or the sample
 
 
 SubmissionKind = Literal["label", "probability", "probabilities", "top_k"]
