@@ -88,7 +88,7 @@ def state_of(run: Run) -> RunState:
         why = f"{run.best}: missing, although the run finished; train it again"
         return RunState("damaged", summary.epochs_done, summary.best_score, f"{run.id}: damaged: {why}", damaged=why)
     if summary.status == INTERRUPTED:  # resumed since, and killed again: metrics.csv has gone further
-        done = max(summary.epochs_done, _metrics_so_far(run.metrics_file)[0])
+        done = max(summary.epochs_done, _metrics_so_far(run.metrics_file, METRICS[run.config.metric])[0])
         return RunState(INTERRUPTED, done, summary.best_score, f"{run.id}: interrupted; resume: {resume}")
     if summary.status != NO_SUMMARY:
         return RunState(summary.status, summary.epochs_done, summary.best_score)
