@@ -385,3 +385,19 @@ def test_ensemble_of_two_trained_runs(workdir: Path) -> None:
     ledger = pd.read_csv(workdir / "submissions/digits/ledger.csv", dtype=str, keep_default_na=False)
     assert ledger["kind"].tolist() == ["ensemble"] and ledger["tta"].tolist() == ["yes"]
     assert float(ledger["local_score"].iloc[0]) > 0.5
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_submissions_keep_each_file_name_whole_on_one_line(workdir: Path, columns: str) -> None:
+    """The file name is what a user copies (`flow score FILE`, the site's upload): never folded."""
+    from clitools import runner
+
+    from kaggle_flow.cli import app
+
+    fake_run(workdir / "runs/digits", "a-run-with-a-long-name-that-makes-the-file-name-long", score=0.9)
+    assert flow("submit", "digits").exit_code == 0
+    (file,) = [p.name for p in (workdir / "submissions/digits").glob("*.csv") if p.name != "ledger.csv"]
+    result = runner.invoke(app, ["submissions", "digits"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    assert any(file in line for line in result.output.splitlines()), result.output
+    assert all(len(line) <= int(columns) for line in result.output.splitlines())

@@ -181,7 +181,15 @@ def submissions_cmd(comp: CompArg = None) -> None:
         for r in ledger.itertuples(index=False)
     ]
     columns = ["file", "kind", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
-    console.table(f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})", columns, rows, compact=True)
+    title = f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})"
+    wide = sum(max(len(c), *(len(str(r[i])) for r in rows)) + 2 for i, c in enumerate(columns))
+    if wide <= console.out.width:
+        console.table(title, columns, rows, compact=True)
+        return
+    # a narrow terminal: the file names, the one thing to copy, each whole on a line under the table
+    console.table(title, ["#", *columns[1:]], [(i, *row[1:]) for i, row in enumerate(rows, 1)], compact=True)
+    for i, row in enumerate(rows, 1):
+        console.info(f"{i:>3}  {row[0]}")
 
 
 @app.command("export")
