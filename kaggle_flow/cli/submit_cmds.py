@@ -53,6 +53,8 @@ def _show_submission(sub: WrittenSubmission) -> None:
     from kaggle_flow import console
 
     _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts)
+    if sub.calibration is not None:
+        console.info(sub.calibration.line())
     console.info(f"Wrote {sub.file} ({len(sub.frame)} rows, checked: {sub.checked})")
 
 
@@ -111,8 +113,13 @@ def submit_cmd(
     """Predict the test set, check the CSV against the competition's format, write submissions/COMP/.
 
     The file is checked before it is written (every test id once, labels in the class set, the
-    columns and row order of the sample submission); a failed check writes nothing. The submission
-    is added to submissions/COMP/ledger.csv (see `flow submissions`).
+    columns and row order of the sample submission; probabilities in [0, 1], rows summing to 1); a
+    failed check writes nothing. The submission is added to submissions/COMP/ledger.csv (see `flow
+    submissions`).
+
+    Where the competition is scored by log loss, the probabilities are calibrated first: one
+    temperature fitted to the log loss of the run's out-of-fold predictions (label smoothing caps
+    every probability), and each is clipped to [1e-15, 1 - 1e-15], as scikit-learn's log loss does.
 
     Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2
     """

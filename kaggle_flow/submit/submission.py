@@ -34,6 +34,7 @@ from kaggle_flow.competition import Competition
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv, reap_temps
 from kaggle_flow.runs import RunFolder, load_run
+from kaggle_flow.submit.calibrate import Calibration, calibration_for
 from kaggle_flow.submit.choice import RunChoice
 from kaggle_flow.submit.ledger import recording
 from kaggle_flow.submit.testset import (
@@ -316,6 +317,7 @@ class WrittenSubmission:
     cv_score: float | None  # the run's validation score (the out-of-fold score of a CV run)
     counts: pd.DataFrame  # class, train, predicted: images per class in the training set and the submission
     checked: str = ""  # what the check before writing made sure of (CHECKED of the kind)
+    calibration: Calibration | None = None  # the temperature the written probabilities took (log loss)
 
 
 def submit(
@@ -353,15 +355,18 @@ def submit(
         owner, probs, name = pred.run, pred.probs, pred.run.id
         ensure_free_space(owner.path, probs.nbytes, f"the test probabilities {owner.test_probs.name}")  # before the CSV: both or neither
     score = owner.validation_score() if owner is not None else None
+    calibration = calibration_for(owner, ws.comp.metric)
+    written = calibration.apply(probs) if calibration is not None else probs
 
     def record(out: Path) -> contextlib.AbstractContextManager[None]:
         return recording(ws.submissions_dir, file=out, run=owner if owner is not None else name, cv_score=score, tta=choice.tta, when=when)
 
-    file, frame = write_submission(ws.comp, test, probs, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
+    file, frame = write_submission(ws.comp, test, written, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
     if probs_file is None:
         save_probs(owner, probs)
     counts = _train_and_predicted(ws.comp, table, probs)
-    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, CHECKED[ws.comp.submission.kind])
+    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, CHECKED[ws.comp.submission.kind],
+                             calibration)
 
 
 def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:

@@ -1,0 +1,76 @@
+"""Temperature scaling of the written probabilities, for a competition scored by log loss.
+
+Label smoothing caps every probability a model gives (at 0.9 + 0.1/K for epsilon 0.1), so an
+accurate model still pays log loss on every image. One temperature T, fitted to the log loss of the
+run's out-of-fold predictions (oof.csv: the validation fold, or every fold of a cross-validation
+run), undoes most of that without changing any arg-max:
+
+    p_T = softmax(log(p) / T)        T < 1 sharpens, T > 1 softens
+
+`flow submit` writes p_T and says how much T changed the fold's log loss. A run without out-of-fold
+predictions (an ensemble, or probabilities from elsewhere) is written as predicted, and said so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow.metrics import METRICS
+from kaggle_flow.runs import Run, RunFolder, load_run
+
+TEMPERATURES = (0.05, 20.0)  # the range searched: far beyond what a trained model needs either way
+
+
+@dataclass(frozen=True)
+class Calibration:
+    temperature: float
+    before: float  # the fold's log loss as predicted
+    after: float  # and with the temperature
+    source: Path  # the oof.csv it was fitted on
+
+    def apply(self, probs: np.ndarray) -> np.ndarray:
+        return scaled(probs, self.temperature)
+
+    def line(self) -> str:
+        return (f"Calibrated for log loss: temperature {self.temperature:.3f} fitted on {self.source} "
+                f"(out-of-fold log loss {self.before:.4f} -> {self.after:.4f})")
+
+
+def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log(p) / T), row by row."""
+    logits = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-15, None)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The temperature that minimizes the log loss of `probs` on `labels` (a bounded 1-D search on log T)."""
+    from scipy.optimize import minimize_scalar  # heavy: only a log-loss submission calibrates
+
+    logloss = METRICS["logloss"]
+    lo, hi = (math.log(t) for t in TEMPERATURES)
+    found = minimize_scalar(lambda log_t: logloss(labels, scaled(probs, math.exp(log_t))), bounds=(lo, hi), method="bounded")
+    return float(math.exp(found.x))
+
+
+def calibration_for(run: RunFolder | None, metric: str) -> Calibration | None:
+    """The temperature for a run's submission when the competition is scored by log loss, else None."""
+    if metric != "logloss" or not isinstance(run, Run):
+        return None
+    source = run
+    if run.config.full and run.config.full_from:  # a refit holds nothing out: its validated source's fold
+        source = load_run(run.comp_dir / run.config.full_from)
+    if not source.oof.is_file():
+        return None
+    oof = pd.read_csv(source.oof)
+    labels = oof["label"].to_numpy(dtype=int)
+    probs = oof[[f"prob_{j}" for j in range(run.config.num_classes)]].to_numpy(dtype=np.float64)
+    temperature = fit_temperature(labels, probs)
+    logloss = METRICS["logloss"]
+    return Calibration(temperature, logloss(labels, probs), logloss(labels, scaled(probs, temperature)), source.oof)
