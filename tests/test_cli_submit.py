@@ -122,12 +122,12 @@ def test_score_and_submissions(workdir: Path) -> None:
     result = flow("submissions")
     assert result.exit_code == 0, result.output
     assert "local" in result.output and f"{want:.4f}" in result.output
-    # 80 columns: the scores are whole and the long file name folds onto more lines, never cut
+    # 80 columns: the scores are whole; the long file name stands whole on its own numbered line under the table
     assert max(map(len, result.output.splitlines())) <= 80 and "…" not in result.output
     lines = result.output.splitlines()
     body = lines[next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"}) + 1:]
-    assert body[0].split()[-2:] == ["-", f"{want:.4f}"]  # no CV score for probabilities from a file
-    assert "".join(line.split()[0] for line in body if line.strip()) == file.name
+    assert body[0].split()[0] == "1" and body[0].split()[-2:] == ["-", f"{want:.4f}"]  # no CV score for probabilities from a file
+    assert [line.split() for line in body if file.name in line] == [["1", file.name]]
 
 
 def test_score_without_local_labels(cwd: Path) -> None:
