@@ -19,7 +19,6 @@ from pathlib import Path, PurePosixPath
 
 from kaggle_flow import console
 from kaggle_flow.competition import (
-    IMAGE_EXTENSIONS,
     Competition,
     competition_files,
     load_file,
@@ -32,13 +31,14 @@ from kaggle_flow.fileio import (
     human_size,
     is_disk_full,
     parse_size,
-    read_csv,
     write_text,
 )
 from kaggle_flow.names import check_name
+from kaggle_flow.table.init_toml import Inferred, infer_competition
 from kaggle_flow.table.layouts import read_table, reading_notes
 
 DEFAULT_MAX_SIZE = 20 * 10**9  # bytes an archive may unpack to without --max-size
+NESTED_DEPTH = 2  # zips inside zips are unpacked this many levels down
 
 
 @dataclass(frozen=True)
@@ -252,6 +252,7 @@ def import_data(
             else:
                 unpacked.mkdir()
                 _extract(source, members, unpacked)
+            unpack_nested(unpacked, limits)
         try:
             root = _find_root(unpacked, comp)
         except DataError as exc:  # name the file the user has, not its copy in the staging folder
@@ -272,77 +273,59 @@ def announce(root: Path, comp: Competition) -> None:
         (console.warn if note.warning else console.info)(note.text)
 
 
-def _count_images(folder: Path) -> int:
-    return sum(1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def unpack_nested(folder: Path, limits: ArchiveLimits) -> None:
+    """Unpack the zips inside a download (older ones ship train.zip and test.zip in the zip), each
+    checked as the download was; an archive holding one folder unpacks beside it, else into a folder
+    of its name. The zips are removed once unpacked."""
+    for _ in range(NESTED_DEPTH):
+        archives = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".zip" and p.is_file())
+        if not archives:
+            return
+        for archive in archives:
+            members = _zip_members(archive, archive.parent)
+            tops = {PurePosixPath(m.filename).parts[0] for m in members}
+            one_folder = len(tops) == 1 and all(len(PurePosixPath(m.filename).parts) > 1 for m in members)
+            dest = archive.parent if one_folder else archive.parent / archive.stem
+            members = _zip_members(archive, dest)
+            ensure_free_space(folder, check_archive(archive, members, limits), f"{archive.name} unpacked")
+            _extract(archive, members, dest)
+            archive.unlink()
 
 
-def _class_dirs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _count_images(p))
-
-
-def _toml_list(values: list[str]) -> str:
-    return "[" + ", ".join('"' + v.replace('"', '\\"') + '"' for v in values) + "]"
-
-
-def infer_toml(name: str, source: Path) -> str:
-    """TOML text for a competition, guessed from a folder-per-class tree or a labels CSV."""
-
-    if not source.exists():
-        raise DataError(f"{source}: not found")
-    lines = [f'title = "{name}"']
-    if source.is_file() and source.suffix.lower() == ".csv":
-        frame = read_csv(source)
-        if frame.shape[1] < 2:
-            raise DataError(f"{source}: need an id column and a label column (found: {', '.join(map(repr, frame.columns))})")
-        id_col, label_col = frame.columns[:2]
-        labels = sorted(set(frame[label_col]), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-        numeric = all(v.isdigit() for v in labels)
-        classes = [str(i) for i in range(int(max(labels, key=int)) + 1)] if numeric else labels
-        first = frame[id_col].iloc[0] if len(frame) else ""
-        image_dir = next(
-            (p.name for p in sorted(source.parent.iterdir()) if p.is_dir() and (p / first).is_file()), "train"
-        )
-        test_dir = next((p.name for p in sorted(source.parent.iterdir()) if p.is_dir() and "test" in p.name.lower()), None)
-        lines += [f"classes = {_toml_list(classes)}", "", "[layout]", 'kind = "csv"',
-                  f'train_csv = "{source.name}"', f'id_column = "{id_col}"', f'label_column = "{label_col}"',
-                  f'label_form = "{"index" if numeric else "name"}"', f'train_dir = "{image_dir}"']
-        lines.append(f'test_dir = "{test_dir}"' if test_dir else "")
-        lines += ["", "[submission]", f'id_column = "{id_col}"', f'label_column = "{label_col}"',
-                  f'label_form = "{"index" if numeric else "name"}"']
-        data_dir = source.parent
-    elif source.is_dir():
-        sub = {p.name.lower(): p.name for p in source.iterdir() if p.is_dir()}
-        train = source / sub["train"] if "train" in sub else source
-        classes = _class_dirs(train)
-        if len(classes) < 2:
-            raise DataError(f"{train}: expected one folder of images per class, found {len(classes)}")
-        lines += [f"classes = {_toml_list(classes)}", "", "[layout]", 'kind = "folders"',
-                  f'train_dir = "{train.relative_to(source).as_posix() or "."}"']
-        for key, names in (("valid_dir", ("valid", "val", "validation")), ("test_dir", ("test",))):
-            found = next((sub[n] for n in names if n in sub), None)
-            if found:
-                lines.append(f'{key} = "{found}"')
-        data_dir = source
-    else:
-        raise DataError(f"{source}: give a folder with one sub-folder per class, or a CSV of id,label")
-    lines += ["", "[data]", f'how = "the data lives in {data_dir}: flow import {name} {data_dir}"', ""]
-    return "\n".join(lines)
-
-
-def init_competition(name: str, source: Path, folder: Path = Path("competitions")) -> Path:
-    """Write competitions/NAME.toml (never over an existing one) and check that it loads."""
+def init_competition(
+    name: str, source: Path, folder: Path = Path("competitions"), *, metric: str | None = None,
+    limits: ArchiveLimits = ArchiveLimits(),
+) -> tuple[Path, Inferred]:
+    """Write competitions/NAME.toml from a download (folder or zip; never over an existing TOML)
+    and check that it loads."""
     check_name(name)
     file = folder / f"{name}.toml"
+    if name in competition_files() and not file.exists():
+        raise FlowError(f"'{name}' is a built-in competition; pick another name")
     if file.exists():
         raise FlowError(f"{file}: already exists; edit it or remove it first")
-    if name in competition_files():
-        raise FlowError(f"'{name}' is a built-in competition; pick another name")
-    text = infer_toml(name, source)
+    if not source.exists():
+        raise DataError(f"{source}: not found")
+    if source.is_file() and source.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(prefix=f".{name}.init.", dir=folder.parent) as tmp:
+            unpacked = Path(tmp)
+            members = _zip_members(source, unpacked)
+            ensure_free_space(unpacked, check_archive(source, members, limits), f"{source.name} unpacked")
+            _extract(source, members, unpacked)
+            unpack_nested(unpacked, limits)
+            try:
+                inferred = infer_competition(name, unpacked, metric, shown=source)
+            except DataError as exc:  # name the file the user has, not its copy
+                raise DataError(str(exc).replace(str(unpacked), str(source))) from None
+    else:
+        if source.is_dir() and any(p.suffix.lower() == ".zip" for p in source.rglob("*.zip")):
+            raise DataError(f"{source}: holds zips; give the download's zip, or unpack them first")
+        inferred = infer_competition(name, source, metric)
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(file, text)
+    write_text(file, inferred.text)
     try:
         load_file(file)
     except FlowError:
         file.unlink()
         raise
-    return file
+    return file, inferred
