@@ -144,8 +144,9 @@ def _pixels(found: Found, train: Path, frame: object) -> None:
         raise DataError(f"{train}: {len(pixels)} pixel columns, not a square image")
     label = next(c for c in columns if c not in pixels)
     found.classes = _index_classes(list(frame[label]), train)  # type: ignore[index]
-    found.layout.update(kind="pixels", train_csv=train.name, label_column=label, image_side=side)
-    found.top.update(channels=1, mean=[0.5], std=[0.5])
+    found.layout.update(kind="pixels", train_csv=train.name, label_column=label, image_side=side,
+                        train_dir="train", test_dir="test")
+    found.top.update(channels=1, mean=[0.1307], std=[0.3081])  # MNIST's grey statistics
     found.note(f"pixels: {side}x{side} grey images, label column '{label}'", train)
     test = found.root / "test.csv"
     if test.is_file():

@@ -82,7 +82,8 @@ def _value_kind(cells: list[str], classes: list[str], metric: str | None) -> dic
     fractional = numbers and all(0 <= float(c) <= 1 for c in cells) and any(not float(c).is_integer() for c in cells)
     wants_probs = metric is not None and METRICS[metric].scores == "probabilities" and METRICS[metric].k is None
     if len(classes) == 2 and (fractional or wants_probs):
-        return {"kind": "probability", "positive": classes[1]}
+        named_classes = classes != ["0", "1"]  # 0/1: the default, the second class, needs no name
+        return {"kind": "probability", "positive": classes[1] if named_classes else None}
     named = bool(cells) and all(c in classes for c in cells) and not all(c.isdigit() for c in cells)
     indices = classes == [str(i) for i in range(len(classes))]
     return {"kind": "label", "label_form": "name" if named or not (numbers or indices) else "index"}
@@ -107,7 +108,7 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
         return sub
     sub["label_column"] = values[0]
     sub.update(_value_kind([str(v).strip() for v in frame[values[0]].head(PROBE)], found.classes, metric))
-    what = {"label": "the class", "probability": f"the probability of '{sub.get('positive')}'",
+    what = {"label": "the class", "probability": f"the probability of '{sub.get('positive') or found.classes[-1]}'",
             "top_k": f"the {sub.get('k')} most probable classes"}[str(sub["kind"])]
     found.note(f"submission: '{columns[0]}' ({sub['id_form']}), '{values[0]}' = {what}", sample)
     return sub
