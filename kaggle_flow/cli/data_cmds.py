@@ -98,7 +98,8 @@ def import_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.table.importer import archive_limits, import_data
+    from kaggle_flow.table.archive import archive_limits
+    from kaggle_flow.table.importer import import_data
     from kaggle_flow.table.layouts import describe_counts, split_counts
     from kaggle_flow.workspace import open_workspace, remember
 

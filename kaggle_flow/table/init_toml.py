@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaggle_flow.table.infer import Found, data_root, read_download, sample_file
-from kaggle_flow.table.sample import assumed_submission, check_metric, default_metric, read_sample
+from kaggle_flow.table.sample import (
+    assumed_submission,
+    check_metric,
+    default_metric,
+    read_sample,
+)
 
 SUBMISSION_DEFAULTS: dict[str, object] = {"kind": "label", "id_column": "id", "label_column": "label",
                                           "id_form": "name", "label_form": "index"}
