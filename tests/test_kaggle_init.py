@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from clitools import flow, one_line_error
-from kaggle_trees import LAYOUTS, expected_counts, make
+from kaggle_trees import LAYOUTS, expected_counts, expected_toml, make
 
 from kaggle_flow.competition import Competition, load_file
 
@@ -158,3 +158,20 @@ def test_init_without_a_sample_warns_and_writes(workdir: Path, tmp_path: Path) -
                        "(see [submission] in the TOML)"]
     sub = load_file(workdir / "competitions/apt.toml").submission
     assert (sub.kind, sub.id_column, sub.label_column, sub.id_form) == ("label", "id_code", "diagnosis", "stem")
+
+
+def test_a_zip_bomb_inside_the_download_is_refused_by_init_and_import(workdir: Path, tmp_path: Path) -> None:
+    tree = make("aerial_cactus", tmp_path / "d")
+    with zipfile.ZipFile(tree / "extra.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("extra/zeros.bin", bytes(50 * 10**6))
+    archive = _zip_with_nested(tree, tmp_path / "cactus.zip")
+    rel = archive.relative_to(workdir)
+    line = one_line_error(flow("init", "cac", "--from", archive, "--metric", "auc"))
+    assert line.startswith(f"Error: {rel}/extra.zip: unpacks to 50.0 MB from ")
+    assert line.endswith("refused as a likely zip bomb (pass --allow-large if it is genuine)")
+    _no_toml(workdir)
+    (workdir / "competitions").mkdir(exist_ok=True)
+    (workdir / "competitions/cac.toml").write_text(expected_toml("aerial_cactus"))
+    line = one_line_error(flow("import", "cac", archive))
+    assert line.startswith(f"Error: {rel}/extra.zip: unpacks to 50.0 MB from ")
+    assert not (workdir / "data/cac").exists()

@@ -170,8 +170,9 @@ def import_data(
             else:
                 unpacked.mkdir()
                 extract(source, members, unpacked)
-            unpack_nested(unpacked, limits)
         try:
+            with disk_full_as_error(target.parent, what):
+                unpack_nested(unpacked, limits)
             root = _find_root(unpacked, comp)
         except DataError as exc:  # name the file the user has, not its copy in the staging folder
             raise DataError(str(exc).replace(str(unpacked), str(source))) from None
