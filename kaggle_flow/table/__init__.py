@@ -2,5 +2,9 @@
 
     layouts    the readers of each file layout, and what to tell the user about the table read
     sources    embedded competitions written out as a Kaggle download
-    importer   `flow import` (archive or folder -> data/NAME) and `flow init` (folder -> TOML)
+    archive    zip checks (zip slip, size, zip bombs), zips inside a download, a download's outline
+    importer   `flow import` (archive or folder -> data/NAME) and `flow init` (download -> TOML)
+    infer      a download's layout and labels, as `flow init` reads them
+    sample     the submission format from sample_submission.csv, and the metric assumed
+    init_toml  the TOML `flow init` writes, and where each of its keys came from
 """

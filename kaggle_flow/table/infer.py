@@ -225,6 +225,10 @@ def _csv_test(found: Found, image_dir: str, id_col: str, ext: str) -> None:
             found.layout.update(test_csv=test_csv.name, test_id_column=id_col if id_col in columns else columns[0])
             found.note(f"test ids: column '{found.layout['test_id_column']}'", test_csv)
         return
+    _test_dir(found, test_dir)
+
+
+def _test_dir(found: Found, test_dir: str | None) -> None:
     found.layout["test_dir"] = test_dir
     if test_dir is not None:
         found.note(f"test images in {test_dir}/", found.root / test_dir)
@@ -240,9 +244,11 @@ def _folder_layout(found: Found) -> None:
         found.classes = classes
         found.layout.update(kind="folders", train_dir=train_name or ".")
         found.note(f"classes: the {len(classes)} folders", train)
-        for key, names in (("valid_dir", VALID_NAMES), ("test_dir", ("test",))):
-            hit = next((f for f in folders if f.lower() in names), None)
-            found.layout[key] = hit
+        valid = next((f for f in folders if f.lower() in VALID_NAMES), None)
+        if valid is not None:
+            found.layout["valid_dir"] = valid
+            found.note(f"validation images in {valid}/, one folder per class", found.root / valid)
+        _test_dir(found, next((f for f in folders if f.lower() == "test"), None))
         return
     names = image_files(train)
     prefixes = [m.group(1) if (m := PREFIX.match(n)) else None for n in names]
@@ -252,8 +258,8 @@ def _folder_layout(found: Found) -> None:
         raise DataError(f"{found.root}: cannot read the labels: {what} in {train.relative_to(found.root).as_posix() or '.'}")
     found.classes = [p.rstrip("._- ") for p in distinct]
     found.layout.update(kind="prefix", train_dir=train_name, prefix_labels={p: i for i, p in enumerate(distinct)})
-    found.layout["test_dir"] = _by_words([f for f in folders if f != train_name], "test")
     found.note(f"labels: the file-name prefixes {', '.join(distinct)}", train)
+    _test_dir(found, _by_words([f for f in folders if f != train_name], "test"))
 
 
 def read_download(root: Path, train_csv: Path | None = None) -> Found:

@@ -15,8 +15,12 @@ from kaggle_flow.table.sample import (
     read_sample,
 )
 
-SUBMISSION_DEFAULTS: dict[str, object] = {"kind": "label", "id_column": "id", "label_column": "label",
-                                          "id_form": "name", "label_form": "index"}
+SUBMISSION_KEYS = {  # the [submission] keys written for each kind, in this order
+    "label": ("kind", "id_column", "label_column", "id_form", "label_form"),
+    "probability": ("kind", "id_column", "label_column", "id_form", "positive"),
+    "probabilities": ("kind", "id_column", "id_form", "columns"),
+    "top_k": ("kind", "id_column", "label_column", "id_form", "label_form", "k"),
+}
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,11 @@ def infer_competition(name: str, source: Path, metric: str | None = None, shown:
 
 
 def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path) -> str:
-    if sub.get("kind") != "probability":
-        sub.pop("positive", None)
-    sub = {k: v for k, v in sub.items() if SUBMISSION_DEFAULTS.get(k, object()) != v}
+    sub = {"kind": "label", "label_form": "index", **sub}
+    sub = {key: sub.get(key) for key in SUBMISSION_KEYS[str(sub["kind"])]}
     top = {"title": name, "classes": found.classes, "metric": metric, **found.top}
     lines = [f"{k} = {_value(v)}" for k, v in top.items()]
     lines += _table("layout", found.layout)
-    if sub:
-        lines += _table("submission", sub)
+    lines += _table("submission", sub)
     lines += _table("data", {"how": f"flow import {name} {source}"})
     return "\n".join(lines) + "\n"
