@@ -175,3 +175,16 @@ def test_a_zip_bomb_inside_the_download_is_refused_by_init_and_import(workdir: P
     line = one_line_error(flow("import", "cac", archive))
     assert line.startswith(f"Error: {rel}/extra.zip: unpacks to 50.0 MB from ")
     assert not (workdir / "data/cac").exists()
+
+
+def test_init_from_a_training_csv_keeps_the_samples_own_name(workdir: Path, tmp_path: Path) -> None:
+    from trees import lemon_tree
+
+    root = lemon_tree(tmp_path / "lem")
+    result = flow("init", "lem", "--from", root / "train_images.csv")
+    assert result.exit_code == 0, result.output
+    comp = load_file(workdir / "competitions/lem.toml")
+    assert (comp.layout.kind, comp.layout.label_column, comp.layout.test_dir) == ("csv", "class_num", "test_images")
+    sub = comp.submission
+    assert (sub.kind, sub.sample, sub.id_form, sub.label_column) == ("label", "sample_submit.csv", "name", "class_num")
+    assert flow("import", "lem", root).exit_code == 0

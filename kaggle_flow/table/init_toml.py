@@ -79,7 +79,7 @@ def infer_competition(name: str, source: Path, metric: str | None = None, shown:
 
 def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path) -> str:
     sub = {"kind": "label", "label_form": "index", **sub}
-    sub = {key: sub.get(key) for key in SUBMISSION_KEYS[str(sub["kind"])]}
+    sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "sample")}
     top = {"title": name, "classes": found.classes, "metric": metric, **found.top}
     lines = [f"{k} = {_value(v)}" for k, v in top.items()]
     lines += _table("layout", found.layout)

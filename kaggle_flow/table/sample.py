@@ -24,6 +24,7 @@ from kaggle_flow.table.infer import Found, image_files
 from kaggle_flow.table.layouts import find_dir
 
 PROBE = 200  # sample rows compared with the test images
+DEFAULT_SAMPLE = "sample_submission.csv"
 
 
 def check_metric(name: str) -> str:
@@ -97,6 +98,8 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
         raise DataError(f"{sample}: need an id column and at least one value column (found: {', '.join(columns)})")
     ids = [str(v).strip() for v in frame[columns[0]].head(PROBE)]
     sub: dict[str, object] = {"id_column": columns[0], "id_form": _id_form(found, sample, ids)}
+    if sample.name != DEFAULT_SAMPLE:  # the submission follows the sample's row order
+        sub["sample"] = sample.name
     values = columns[1:]
     if len(values) > 1:
         if len(values) != len(found.classes):
