@@ -126,9 +126,9 @@ def make_histopathologic(root: Path) -> None:
     train_ids = [_hex(f"h-train-{i}", 40) for i in range(len(train))]
     test_ids = [_hex(f"h-test-{i}", 40) for i in range(len(test))]
     for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, 0), root / "train" / f"{i}.tif")
+        _save(_picture(digit, True, label), root / "train" / f"{i}.tif")
     for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, 0), root / "test" / f"{i}.tif")
+        _save(_picture(digit, True, label), root / "test" / f"{i}.tif")
     _csv(pd.DataFrame({"id": train_ids, "label": [lab for lab, _ in train]}), root / "train_labels.csv")
     _csv(pd.DataFrame({"id": test_ids, "label": 0}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"id": test_ids, "label": [lab for lab, _ in test]}), root / "solution.csv")
@@ -139,9 +139,9 @@ def make_aptos(root: Path) -> None:
     train_ids = [_hex(f"a-train-{i}", 12) for i in range(len(train))]
     test_ids = [_hex(f"a-test-{i}", 12) for i in range(len(test))]
     for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, 0), root / "train_images" / f"{i}.png")
+        _save(_picture(digit, True, label), root / "train_images" / f"{i}.png")
     for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, 0), root / "test_images" / f"{i}.png")
+        _save(_picture(digit, True, label), root / "test_images" / f"{i}.png")
     _csv(pd.DataFrame({"id_code": train_ids, "diagnosis": [lab for lab, _ in train]}), root / "train.csv")
     _csv(pd.DataFrame({"id_code": test_ids}), root / "test.csv")
     _csv(pd.DataFrame({"id_code": test_ids, "diagnosis": 0}), root / "sample_submission.csv")
@@ -157,7 +157,7 @@ def make_plant_pathology(root: Path) -> None:
     train_ids = [f"Train_{i}" for i in range(len(train))]
     test_ids = [f"Test_{i}" for i in range(len(test))]
     for i, (label, digit) in zip(train_ids + test_ids, train + test):
-        _save(_picture(digit, True, 1), root / "images" / f"{i}.jpg")
+        _save(_picture(digit, True, label), root / "images" / f"{i}.jpg")
     train_labels, test_labels = [lab for lab, _ in train], [lab for lab, _ in test]
     _csv(pd.DataFrame({"image_id": train_ids, **_one_hot(train_labels, PLANT)}), root / "train.csv")
     _csv(pd.DataFrame({"image_id": test_ids}), root / "test.csv")
@@ -185,10 +185,10 @@ def make_digit_recognizer(root: Path) -> None:
 def make_seedlings(root: Path) -> None:
     train, test = _train_test(len(SEEDLINGS))
     for n, (label, digit) in enumerate(train):
-        _save(_picture(digit, True, 1), root / "train" / SEEDLINGS[label] / f"{_hex(f's-train-{n}', 9)}.png")
+        _save(_picture(digit, True, label), root / "train" / SEEDLINGS[label] / f"{_hex(f's-train-{n}', 9)}.png")
     files = [f"{_hex(f's-test-{n}', 9)}.png" for n in range(len(test))]
     for name, (label, digit) in zip(files, test):
-        _save(_picture(digit, True, 1), root / "test" / name)
+        _save(_picture(digit, True, label), root / "test" / name)
     _csv(pd.DataFrame({"file": files, "species": SEEDLINGS[0]}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"file": files, "species": [SEEDLINGS[lab] for lab, _ in test]}), root / "solution.csv")
 
@@ -198,9 +198,9 @@ def make_aerial_cactus(root: Path) -> None:
     train_ids = [f"{_hex(f'c-train-{i}', 32)}.jpg" for i in range(len(train))]
     test_ids = [f"{_hex(f'c-test-{i}', 32)}.jpg" for i in range(len(test))]
     for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, 1), root / "train" / i)
+        _save(_picture(digit, True, label), root / "train" / i)
     for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, 1), root / "test" / i)
+        _save(_picture(digit, True, label), root / "test" / i)
     _csv(pd.DataFrame({"id": train_ids, "has_cactus": [lab for lab, _ in train]}), root / "train.csv")
     _csv(pd.DataFrame({"id": test_ids, "has_cactus": 0.5}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"id": test_ids, "has_cactus": [lab for lab, _ in test]}), root / "solution.csv")
@@ -231,9 +231,9 @@ def make_cassava(root: Path) -> None:
     train_ids = [f"{1000015157 + 7919 * i}.jpg" for i in range(len(train))]
     test_ids = [f"{2216849948 + 104729 * i}.jpg" for i in range(len(test))]
     for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, 1), root / "train_images" / i)
+        _save(_picture(digit, True, label), root / "train_images" / i)
     for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, 1), root / "test_images" / i)
+        _save(_picture(digit, True, label), root / "test_images" / i)
     _csv(pd.DataFrame({"image_id": train_ids, "label": [lab for lab, _ in train]}), root / "train.csv")
     (root / "label_num_to_disease_map.json").write_text(json.dumps(CASSAVA), encoding="utf-8")
     _csv(pd.DataFrame({"image_id": test_ids, "label": 4}), root / "sample_submission.csv")

@@ -77,6 +77,15 @@ def pixel_columns(csv: Path, columns: list[str], side: int, label_column: str | 
     return pixels
 
 
+def _values_on_line(csv: Path, line: int) -> int:
+    """The number of comma-separated values on one line of the file (pixel CSVs quote nothing)."""
+    with csv.open(encoding="utf-8-sig") as fh:
+        for number, text in enumerate(fh, start=1):
+            if number == line:
+                return len(text.rstrip("\r\n").split(","))
+    return 0
+
+
 def _values(csv: Path, chunk: pd.DataFrame, pixels: list[str], first_line: int) -> np.ndarray:
     """The chunk's pixels as uint8 rows; the first bad cell (row by row) is one line."""
     text = chunk[pixels]
@@ -86,8 +95,8 @@ def _values(csv: Path, chunk: pd.DataFrame, pixels: list[str], first_line: int) 
         row, col = (int(v) for v in np.argwhere(bad)[0])
         where = f"{csv} line {first_line + row}"
         raw = text.iat[row, col]
-        if pd.isna(raw):  # pandas pads a short row
-            given = int(chunk.iloc[row].notna().sum())
+        given = _values_on_line(csv, first_line + row) if pd.isna(raw) or raw == "" else chunk.shape[1]
+        if given != chunk.shape[1]:  # pandas pads a short row with empty cells
             raise DataError(f"{where}: {given} values, expected {chunk.shape[1]} (one per column of the header)")
         raise DataError(f"{where}, column '{pixels[col]}': '{str(raw).strip()}' is not a pixel value (a whole number 0-255)")
     return numbers.astype(np.uint8)
