@@ -188,3 +188,16 @@ def test_init_from_a_training_csv_keeps_the_samples_own_name(workdir: Path, tmp_
     sub = comp.submission
     assert (sub.kind, sub.sample, sub.id_form, sub.label_column) == ("label", "sample_submit.csv", "name", "class_num")
     assert flow("import", "lem", root).exit_code == 0
+
+
+def test_init_reads_a_top_k_sample(workdir: Path, tmp_path: Path) -> None:
+    tree = make("cassava", tmp_path / "d")
+    sample = tree / "sample_submission.csv"
+    lines = sample.read_text().splitlines()
+    sample.write_text("\n".join([lines[0]] + [line.rsplit(",", 1)[0] + ",4 3 2" for line in lines[1:]]) + "\n")
+    result = flow("init", "cas", "--from", tree)
+    assert result.exit_code == 0, result.output
+    assert "metric: map@3 assumed (the sample ranks classes)" in result.output
+    comp = load_file(workdir / "competitions/cas.toml")
+    assert (comp.submission.kind, comp.submission.k, comp.submission.label_form, comp.metric) == ("top_k", 3, "index", "map@3")
+    assert flow("import", "cas", tree).exit_code == 0
