@@ -21,12 +21,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.table.layouts import find_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PIXEL_COLUMN = re.compile(r"pixel\d+")
 PREFIX = re.compile(r"^(\D+?[._\- ]?)\d")  # cat.0.jpg -> "cat."
@@ -136,14 +140,14 @@ def _label_map(found: Found) -> None:
             return
 
 
-def _pixels(found: Found, train: Path, frame: object) -> None:
-    columns = list(frame.columns)  # type: ignore[attr-defined]
+def _pixels(found: Found, train: Path, frame: pd.DataFrame) -> None:
+    columns = list(frame.columns)
     pixels = [c for c in columns if PIXEL_COLUMN.fullmatch(c)]
     side = math.isqrt(len(pixels))
     if side * side != len(pixels):
         raise DataError(f"{train}: {len(pixels)} pixel columns, not a square image")
     label = next(c for c in columns if c not in pixels)
-    found.classes = _index_classes(list(frame[label]), train)  # type: ignore[index]
+    found.classes = _index_classes(list(frame[label]), train)
     found.layout.update(kind="pixels", train_csv=train.name, label_column=label, image_side=side,
                         train_dir="train", test_dir="test")
     found.top.update(channels=1, mean=[0.1307], std=[0.3081])  # MNIST's grey statistics
@@ -195,10 +199,10 @@ def _csv_layout(found: Found, train: Path) -> None:
     found.train_ids = (id_col, str(found.layout.get("label_column", "label")))
 
 
-def _csv_labels(found: Found, train: Path, frame: object, rest: list[str]) -> None:
+def _csv_labels(found: Found, train: Path, frame: pd.DataFrame, rest: list[str]) -> None:
     if not rest:
         raise DataError(f"{train}: no label column besides the ids")
-    cells = frame[rest]  # type: ignore[index]
+    cells = frame[rest]
     binary = bool(len(rest) > 1 and cells.isin(["0", "1", "0.0", "1.0"]).all().all())
     if binary and (cells.astype(float).sum(axis=1) == 1).all():
         found.classes = list(rest)
@@ -206,7 +210,7 @@ def _csv_labels(found: Found, train: Path, frame: object, rest: list[str]) -> No
         found.note(f"labels: one-hot columns {', '.join(rest)}", train)
         return
     label = rest[0]
-    values = [str(v) for v in frame[label]]  # type: ignore[index]
+    values = [str(v) for v in frame[label]]
     found.classes = _index_classes(values, train)
     form = "index" if all(v.strip().isdigit() for v in values if v.strip()) else "name"
     found.layout.update(label_column=label, label_form=form)
@@ -270,7 +274,5 @@ def read_download(root: Path, train_csv: Path | None = None) -> Found:
         _csv_layout(found, train)
     else:
         _folder_layout(found)
-    if not found.layout.get("test_dir") and "test_dir" in found.layout:
-        found.layout["test_dir"] = None
     _label_map(found)
     return found

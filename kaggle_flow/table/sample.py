@@ -47,7 +47,8 @@ def _test_names(found: Found) -> list[str] | None:
     """The test ids a sample may name: the test folder's image files, or the pixel rows' numbers."""
     if found.test_ids is not None:
         return found.test_ids
-    folder = find_dir(found.root, found.layout.get("test_dir"))  # type: ignore[arg-type]
+    test_dir = found.layout.get("test_dir")
+    folder = find_dir(found.root, test_dir) if isinstance(test_dir, str) else None
     return image_files(folder) if folder is not None else None
 
 
