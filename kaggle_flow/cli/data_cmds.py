@@ -45,19 +45,33 @@ def competitions_cmd() -> None:
 @app.command("init")
 def init_cmd(
     name: Annotated[str, typer.Argument(help="Name of the new competition.")],
-    source: Annotated[Path, typer.Option("--from", help="A folder with one sub-folder per class, or a CSV of id,label.")],
+    source: Annotated[
+        Path, typer.Option("--from", help="The download (its .zip or the unpacked folder), a folder per class, or a labels CSV.")
+    ],
+    metric: Annotated[
+        Optional[str], typer.Option("--metric", help="The metric: accuracy, kappa, macro_f1, logloss, auc, mean_auc, map@K, ... [default: from the sample].", metavar="M", show_default=False)
+    ] = None,
 ) -> None:
-    """Write competitions/NAME.toml by inspecting a folder-per-class tree or a labels CSV.
+    """Write competitions/NAME.toml from a download: layout, classes, submission format and metric.
 
-    Example: flow init flowers --from ~/Downloads/flowers
+    The submission is read from sample_submission.csv; the metric from --metric, else assumed from
+    the sample (accuracy for a class, logloss for a probability per class, auc for one probability).
+
+    Examples: flow init cactus --from aerial-cactus-identification.zip --metric auc ; flow init flowers --from ~/Downloads/flowers
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.table.importer import init_competition
 
     folder = ensure_writable(Path("competitions"))
-    file = init_competition(name, source, folder)
-    console.info(f"Wrote {file}; check the classes and the submission format, then: flow import {name} {source}")
+    file, inferred = init_competition(name, source, folder, metric=metric)
+    for what, where in inferred.found:
+        console.info(f"{what} ({where})")
+    for line in inferred.warnings:
+        console.warn(line)
+    for line in inferred.notes:
+        console.info(line)
+    console.info(f"Wrote {file}; next: flow import {name} {source}")
 
 
 @app.command("import")
@@ -84,7 +98,8 @@ def import_cmd(
     """
     from kaggle_flow import console
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.table.importer import archive_limits, import_data
+    from kaggle_flow.table.archive import archive_limits
+    from kaggle_flow.table.importer import import_data
     from kaggle_flow.table.layouts import describe_counts, split_counts
     from kaggle_flow.workspace import open_workspace, remember
 

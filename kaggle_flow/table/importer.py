@@ -13,13 +13,10 @@ import os
 import shutil
 import stat
 import tempfile
-import zipfile
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from kaggle_flow import console
 from kaggle_flow.competition import (
-    IMAGE_EXTENSIONS,
     Competition,
     competition_files,
     load_file,
@@ -29,99 +26,20 @@ from kaggle_flow.fileio import (
     disk_full_as_error,
     disk_full_error,
     ensure_free_space,
-    human_size,
     is_disk_full,
-    parse_size,
-    read_csv,
     write_text,
 )
 from kaggle_flow.names import check_name
+from kaggle_flow.table.archive import (
+    ArchiveLimits,
+    check_archive,
+    extract,
+    outline,
+    unpack_nested,
+    zip_members,
+)
+from kaggle_flow.table.init_toml import Inferred, infer_competition
 from kaggle_flow.table.layouts import read_table, reading_notes
-
-DEFAULT_MAX_SIZE = 20 * 10**9  # bytes an archive may unpack to without --max-size
-
-
-@dataclass(frozen=True)
-class ArchiveLimits:
-    """What an archive may unpack to; None: no limit (--allow-large)."""
-
-    max_size: int | None = DEFAULT_MAX_SIZE  # bytes unpacked, all members together
-    max_ratio: float | None = 200.0  # unpacked / archive bytes: downloads of images are ~1:1, CSVs ~10:1
-    member_ratio: float | None = 1000.0  # one member; deflate cannot pass ~1032:1, so zeros or a forged header
-    member_floor: int = 10**6  # members smaller than this are not ratio-checked (a small CSV compresses well)
-
-
-def archive_limits(max_size: str | None = None, allow_large: bool = False) -> ArchiveLimits:
-    """The limits of `flow import --max-size SIZE / --allow-large`."""
-    if allow_large:
-        return ArchiveLimits(max_size=None, max_ratio=None, member_ratio=None)
-    return ArchiveLimits() if max_size is None else ArchiveLimits(max_size=parse_size(max_size, "--max-size"))
-
-
-def _zip_members(archive: Path, target: Path) -> list[zipfile.ZipInfo]:
-    """The files of a zip, refusing any entry that would land outside `target` (zip slip)."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{archive}: not a zip archive ({exc})") from None
-    root = target.resolve()
-    for member in members:
-        if not (target / member.filename).resolve().is_relative_to(root):
-            raise DataError(f"{archive}: entry '{member.filename}' would land outside {target}; refused")
-    _refuse_entries_below_files(archive, members)
-    return [m for m in members if not m.is_dir()]
-
-
-def _refuse_entries_below_files(archive: Path, members: list[zipfile.ZipInfo]) -> None:
-    """An entry below a file entry (`a` and `a/b.txt`; a symlink entry unpacks as a file) cannot be
-    unpacked: refused from the listing, before anything is written."""
-    files = {str(PurePosixPath(m.filename)) for m in members if not m.is_dir()}
-    for member in members:
-        parts = PurePosixPath(member.filename).parts
-        for depth in range(1, len(parts) + (1 if member.is_dir() else 0)):
-            parent = "/".join(parts[:depth])
-            if parent in files:
-                raise DataError(
-                    f"{archive}: entry '{member.filename}' needs a folder '{parent}' where the archive has a file; refused"
-                )
-
-
-def check_archive(archive: Path, members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> int:
-    """The bytes `archive` unpacks to, from its listing; a one-line error when over a limit."""
-    total = sum(m.file_size for m in members)
-    if not members:
-        return 0
-    largest = max(members, key=lambda m: m.file_size)
-    if limits.max_size is not None and total > limits.max_size:
-        raise DataError(
-            f"{archive}: unpacks to {human_size(total)} (largest member '{largest.filename}', "
-            f"{human_size(largest.file_size)}), more than the {human_size(limits.max_size)} limit; "
-            "pass --max-size to raise it"
-        )
-    bomb = "refused as a likely zip bomb (pass --allow-large if it is genuine)"
-    packed = max(archive.stat().st_size, 1)
-    if limits.max_ratio is not None and total / packed > limits.max_ratio:
-        raise DataError(
-            f"{archive}: unpacks to {human_size(total)} from {human_size(packed)} ({total / packed:.0f}:1, "
-            f"largest member '{largest.filename}'), more than {limits.max_ratio:.0f}:1; {bomb}"
-        )
-    for m in members:
-        ratio = m.file_size / max(m.compress_size, 1)
-        if limits.member_ratio is not None and m.file_size >= limits.member_floor and ratio > limits.member_ratio:
-            raise DataError(
-                f"{archive}: member '{m.filename}' unpacks to {human_size(m.file_size)} from "
-                f"{human_size(m.compress_size)} ({ratio:.0f}:1), more than {limits.member_ratio:.0f}:1; {bomb}"
-            )
-    return total
-
-
-def _extract(archive: Path, members: list[zipfile.ZipInfo], target: Path) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(target, members)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:  # corrupt, unsupported, encrypted
-        raise DataError(f"{archive}: cannot be unpacked: {exc}") from None
 
 
 def _find_root(staging: Path, comp: Competition) -> Path:
@@ -239,7 +157,7 @@ def import_data(
         what, members = f"a copy of {source}", []
         ensure_free_space(target.parent, _folder_bytes(source), what)
     else:
-        what, members = f"{source.name} unpacked", _zip_members(source, target)
+        what, members = f"{source.name} unpacked", zip_members(source, target)
         ensure_free_space(target.parent, check_archive(source, members, limits), what)
     with disk_full_as_error(target.parent, what):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -251,8 +169,10 @@ def import_data(
                 _copy_folder(source, unpacked, target.parent, what)
             else:
                 unpacked.mkdir()
-                _extract(source, members, unpacked)
+                extract(source, members, unpacked)
         try:
+            with disk_full_as_error(target.parent, what):
+                unpack_nested(unpacked, limits)
             root = _find_root(unpacked, comp)
         except DataError as exc:  # name the file the user has, not its copy in the staging folder
             raise DataError(str(exc).replace(str(unpacked), str(source))) from None
@@ -272,77 +192,35 @@ def announce(root: Path, comp: Competition) -> None:
         (console.warn if note.warning else console.info)(note.text)
 
 
-def _count_images(folder: Path) -> int:
-    return sum(1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def _class_dirs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and _count_images(p))
-
-
-def _toml_list(values: list[str]) -> str:
-    return "[" + ", ".join('"' + v.replace('"', '\\"') + '"' for v in values) + "]"
-
-
-def infer_toml(name: str, source: Path) -> str:
-    """TOML text for a competition, guessed from a folder-per-class tree or a labels CSV."""
-
-    if not source.exists():
-        raise DataError(f"{source}: not found")
-    lines = [f'title = "{name}"']
-    if source.is_file() and source.suffix.lower() == ".csv":
-        frame = read_csv(source)
-        if frame.shape[1] < 2:
-            raise DataError(f"{source}: need an id column and a label column (found: {', '.join(map(repr, frame.columns))})")
-        id_col, label_col = frame.columns[:2]
-        labels = sorted(set(frame[label_col]), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-        numeric = all(v.isdigit() for v in labels)
-        classes = [str(i) for i in range(int(max(labels, key=int)) + 1)] if numeric else labels
-        first = frame[id_col].iloc[0] if len(frame) else ""
-        image_dir = next(
-            (p.name for p in sorted(source.parent.iterdir()) if p.is_dir() and (p / first).is_file()), "train"
-        )
-        test_dir = next((p.name for p in sorted(source.parent.iterdir()) if p.is_dir() and "test" in p.name.lower()), None)
-        lines += [f"classes = {_toml_list(classes)}", "", "[layout]", 'kind = "csv"',
-                  f'train_csv = "{source.name}"', f'id_column = "{id_col}"', f'label_column = "{label_col}"',
-                  f'label_form = "{"index" if numeric else "name"}"', f'train_dir = "{image_dir}"']
-        lines.append(f'test_dir = "{test_dir}"' if test_dir else "")
-        lines += ["", "[submission]", f'id_column = "{id_col}"', f'label_column = "{label_col}"',
-                  f'label_form = "{"index" if numeric else "name"}"']
-        data_dir = source.parent
-    elif source.is_dir():
-        sub = {p.name.lower(): p.name for p in source.iterdir() if p.is_dir()}
-        train = source / sub["train"] if "train" in sub else source
-        classes = _class_dirs(train)
-        if len(classes) < 2:
-            raise DataError(f"{train}: expected one folder of images per class, found {len(classes)}")
-        lines += [f"classes = {_toml_list(classes)}", "", "[layout]", 'kind = "folders"',
-                  f'train_dir = "{train.relative_to(source).as_posix() or "."}"']
-        for key, names in (("valid_dir", ("valid", "val", "validation")), ("test_dir", ("test",))):
-            found = next((sub[n] for n in names if n in sub), None)
-            if found:
-                lines.append(f'{key} = "{found}"')
-        data_dir = source
-    else:
-        raise DataError(f"{source}: give a folder with one sub-folder per class, or a CSV of id,label")
-    lines += ["", "[data]", f'how = "the data lives in {data_dir}: flow import {name} {data_dir}"', ""]
-    return "\n".join(lines)
-
-
-def init_competition(name: str, source: Path, folder: Path = Path("competitions")) -> Path:
-    """Write competitions/NAME.toml (never over an existing one) and check that it loads."""
+def init_competition(
+    name: str, source: Path, folder: Path = Path("competitions"), *, metric: str | None = None,
+    limits: ArchiveLimits = ArchiveLimits(),
+) -> tuple[Path, Inferred]:
+    """Write competitions/NAME.toml from a download (folder or zip; never over an existing TOML)
+    and check that it loads."""
     check_name(name)
     file = folder / f"{name}.toml"
+    if name in competition_files() and not file.exists():
+        raise FlowError(f"'{name}' is a built-in competition; pick another name")
     if file.exists():
         raise FlowError(f"{file}: already exists; edit it or remove it first")
-    if name in competition_files():
-        raise FlowError(f"'{name}' is a built-in competition; pick another name")
-    text = infer_toml(name, source)
+    if not source.exists():
+        raise DataError(f"{source}: not found")
+    holds_zips = source.is_dir() and any(source.rglob("*.zip"))
+    if source.suffix.lower() == ".zip" and source.is_file() or holds_zips:
+        with tempfile.TemporaryDirectory(prefix=f"flow-init-{name}.") as tmp:
+            try:
+                outline(source, Path(tmp), limits)
+                inferred = infer_competition(name, Path(tmp), metric, shown=source)
+            except DataError as exc:  # name the file the user has, not its outline
+                raise DataError(str(exc).replace(str(Path(tmp)), str(source))) from None
+    else:
+        inferred = infer_competition(name, source, metric)
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(file, text)
+    write_text(file, inferred.text)
     try:
         load_file(file)
     except FlowError:
         file.unlink()
         raise
-    return file
+    return file, inferred

@@ -34,7 +34,6 @@ scores the model instead), or far fewer images read than lie below the data fold
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -48,6 +47,8 @@ from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.names import path_inside
+from kaggle_flow.table.labelfiles import one_hot_labels, read_label_map, read_labels
+from kaggle_flow.table.pixels import write_pixel_images
 
 COLUMNS = ["id", "path", "label", "split"]
 LABELLED = ("train", "valid")  # the splits that carry a label
@@ -149,52 +150,6 @@ def _check_classes(rows: list[Row], comp: Competition, where: Path) -> None:
         raise DataError(f"{where}: class '{empty[0]}' has no training images")
 
 
-# --- label files: CSV or Excel -------------------------------------------------------------------
-
-
-def _cell(value: object) -> str:
-    """An Excel cell as the text a CSV would hold: 1 and 1.0 -> '1', empty -> ''."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def read_xlsx(file: Path, columns: Sequence[str] = ()) -> pd.DataFrame:
-    """The first sheet of an .xlsx as strings (row k of the frame is sheet row k + 2), or a
-    one-line DataError: unreadable, or without one of `columns`. Blank rows are dropped."""
-    try:
-        raw = pd.read_excel(file, sheet_name=0, dtype=object, engine="openpyxl")
-    except ImportError:
-        raise DataError(f"{file}: reading .xlsx needs openpyxl (pip install openpyxl), or save it as CSV") from None
-    except Exception as exc:  # openpyxl raises zipfile, KeyError, ValueError... on a file that is not a workbook
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"{file}: not a readable .xlsx workbook: {first}") from None
-    frame = raw.apply(lambda column: column.map(_cell))
-    frame.columns = [_cell(c) for c in raw.columns]
-    frame.index = raw.index + 2  # the sheet's row numbers (row 1 is the header)
-    frame = frame[(frame != "").any(axis=1)]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        found = ", ".join(map(repr, frame.columns)) or "none"
-        raise DataError(f"{file}: missing column {missing[0]!r} (found: {found})")
-    return frame
-
-
-def read_labels(file: Path, columns: Sequence[str]) -> tuple[pd.DataFrame, str]:
-    """A labels file (.csv, or .xlsx as some downloads ship it) as strings, indexed by the number
-    an error should name, and the word for it: 'line' (CSV) or 'row' (sheet)."""
-    suffix = file.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return read_xlsx(file, columns), "row"
-    if suffix == ".xls":
-        raise DataError(f"{file}: an old-style .xls workbook; save it as .xlsx or .csv")
-    frame = read_csv(file, columns)
-    frame.index = frame.index + 2
-    return frame, "line"
-
-
 def _labels_file(root: Path, valid: Path, name: str) -> Path | None:
     """The validation labels: `name` in valid_dir or the data folder, else the course's labels.csv."""
     for candidate in (name, COURSE_LABELS):
@@ -207,15 +162,57 @@ def _labels_file(root: Path, valid: Path, name: str) -> Path | None:
 # --- the readers -----------------------------------------------------------------------------
 
 
-def _test_rows(root: Path, comp: Competition) -> list[Row]:
-    """Test images: a flat folder, or one folder per class (labels hidden: scoring uses solution.csv)."""
-    test_dir = find_dir(root, comp.layout.test_dir, comp.classes)
+def _image_path(folder: Path, image_id: str, extension: str, where: str) -> tuple[str, Path]:
+    """The id as a file name and its file: `extension` (layout.id_extension) is appended to an id
+    written without it; an id without any image extension and no id_extension finds its file by
+    stem (a sample's ids in "stem" form). A missing file is one line naming `where`."""
+    name = image_id
+    if extension and not image_id.lower().endswith(extension.lower()):
+        name = image_id + extension
+    path = path_inside(folder, name, where)
+    if not path.is_file() and not extension and Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+        suffix = next((e for e in IMAGE_EXTENSIONS if (folder / (name + e)).is_file()), None)
+        if suffix is not None:
+            name, path = name + suffix, path_inside(folder, name + suffix, where)
+    if not path.is_file():
+        raise DataError(f"{where}: image '{name}' not found in {folder}")
+    return name, path
+
+
+def _listed_test_rows(root: Path, comp: Competition, file: Path, column: str) -> list[Row]:
+    """Test images named by a CSV's `column` (test_csv, or the sample's ids), in test_dir."""
+    folder = _require_dir(root, comp.layout.test_dir or comp.layout.train_dir, comp, "test image")
+    ids = read_csv(file, [column])[column].str.strip()
+    _check_unique(ids, file)
+    rows: list[Row] = []
+    for line, image_id in enumerate(ids, start=2):
+        where = f"{file} line {line}"
+        if not image_id:
+            raise DataError(f"{where}: empty id")
+        name, path = _image_path(folder, image_id, comp.layout.id_extension, where)
+        rows.append((name, str(path), None, "test"))
+    return rows
+
+
+def _test_rows(root: Path, comp: Competition, train: Sequence[Row] = ()) -> list[Row]:
+    """Test images: those test_csv names; in a test_dir shared with train_dir, the sample's ids
+    (else the images no training row reads); else a flat folder, or one folder per class (labels
+    hidden: scoring uses solution.csv)."""
+    layout = comp.layout
+    if layout.test_csv and layout.test_dir:
+        return _listed_test_rows(root, comp, root / layout.test_csv, layout.test_id_column)
+    shared = layout.test_dir is not None and layout.test_dir == layout.train_dir
+    sample = root / comp.submission.sample if comp.submission.sample else None
+    if shared and sample is not None and sample.is_file():
+        return _listed_test_rows(root, comp, sample, comp.submission.id_column)
+    test_dir = find_dir(root, layout.test_dir, comp.classes)
     if test_dir is None:
         return []
+    taken = {path for _, path, _, _ in train} if shared else set()
     return [
         (path.relative_to(test_dir).as_posix(), str(path), None, "test")
         for path in sorted(test_dir.rglob("*"))
-        if _is_image(path) and not any(map(_skipped, path.relative_to(test_dir).parts))
+        if _is_image(path) and not any(map(_skipped, path.relative_to(test_dir).parts)) and str(path) not in taken
     ]
 
 
@@ -252,27 +249,41 @@ def _valid_label_rows(root: Path, comp: Competition) -> list[Row]:
     return rows
 
 
+def _csv_labels(frame: pd.DataFrame, file: Path, comp: Competition) -> list[int]:
+    """Class indices of the training CSV: one-hot label_columns, or the label column."""
+    layout = comp.layout
+    if layout.label_columns:
+        if len(layout.label_columns) != comp.num_classes:
+            raise DataError(f"{comp.path}: layout.label_columns names {len(layout.label_columns)} columns "
+                            f"for {comp.num_classes} classes (one per class, in class order)")
+        return one_hot_labels(frame, layout.label_columns, file)
+    return [
+        _parse_label(value, comp, layout.label_form, f"{file} line {line}")
+        for line, value in enumerate(frame[layout.label_column], start=2)
+    ]
+
+
 def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
     layout = comp.layout
     if layout.train_csv is None:
         raise DataError(f"{comp.path}: layout 'csv' needs layout.train_csv")
     file = root / layout.train_csv
-    frame = read_csv(file, [layout.id_column, layout.label_column])
+    frame = read_csv(file, [layout.id_column, *(layout.label_columns or [layout.label_column])])
     images = _require_dir(root, layout.train_dir, comp, "training image")
     ids = frame[layout.id_column].str.strip()
     _check_unique(ids, file)
+    empty = (ids == "").to_numpy()
+    if empty.any():
+        raise DataError(f"{file} line {int(empty.nonzero()[0][0]) + 2}: empty id")
+    labels = _csv_labels(frame, file, comp)
     rows: list[Row] = []
-    for line, (image_id, value) in enumerate(zip(ids, frame[layout.label_column]), start=2):
-        where = f"{file} line {line}"
-        if not image_id:
-            raise DataError(f"{where}: empty id")
-        label = _parse_label(value, comp, layout.label_form, where)
-        path = path_inside(images, image_id, where)
-        if not path.is_file():
-            raise DataError(f"{where}: image '{image_id}' not found in {images}")
-        rows.append((image_id, str(path), label, "train"))
+    for line, (image_id, label) in enumerate(zip(ids, labels), start=2):
+        name, path = _image_path(images, image_id, layout.id_extension, f"{file} line {line}")
+        rows.append((name, str(path), label, "train"))
     _check_classes(rows, comp, file)
-    return _frame(rows + _test_rows(root, comp))
+    if layout.label_map:
+        read_label_map(root / layout.label_map, comp.classes)
+    return _frame(rows + _test_rows(root, comp, rows))
 
 
 def _class_folder_rows(folder: Path, comp: Competition) -> list[Row]:
@@ -316,16 +327,46 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
     return _frame(rows + _test_rows(root, comp))
 
 
+def read_pixels_layout(root: Path, comp: Competition) -> pd.DataFrame:
+    """Pixel CSVs: each row written once as a PNG (table.pixels), then read like any image."""
+    layout = comp.layout
+    if layout.train_csv is None:
+        raise DataError(f"{comp.path}: layout 'pixels' needs layout.train_csv")
+    if layout.test_csv and layout.test_dir in (None, layout.train_dir):
+        raise DataError(f"{comp.path}: layout 'pixels' writes the test images to their own folder: "
+                        f"set layout.test_dir apart from train_dir")
+    file = root / layout.train_csv
+    rows: list[Row] = []
+    for image in write_pixel_images(file, root / layout.train_dir, layout.image_side, layout.label_column):
+        label = _parse_label(image.label or "", comp, layout.label_form, f"{file} line {image.line}")
+        rows.append((image.name, str(image.path), label, "train"))
+    _check_classes(rows, comp, file)
+    if layout.test_csv and layout.test_dir:
+        test = write_pixel_images(root / layout.test_csv, root / layout.test_dir, layout.image_side, None)
+        rows += [(image.name, str(image.path), None, "test") for image in test]
+    return _frame(rows)
+
+
 READERS: dict[str, Callable[[Path, Competition], pd.DataFrame]] = {
     "csv": read_csv_layout,
     "folders": read_folders_layout,
     "prefix": read_prefix_layout,
+    "pixels": read_pixels_layout,
 }
 
 
 def read_table(root: Path, comp: Competition) -> pd.DataFrame:
     """Read the competition's files under `root` into the canonical table."""
     return READERS[comp.layout.kind](root, comp)
+
+
+def class_names(root: Path, comp: Competition) -> list[str]:
+    """Readable class names for tables and plots: layout.label_map's name of each class (the
+    classes stay the codes the submission writes), else the class itself."""
+    if not comp.layout.label_map:
+        return list(comp.classes)
+    names = read_label_map(root / comp.layout.label_map, comp.classes)
+    return [names.get(c, c) for c in comp.classes]
 
 
 # --- what a user should know about a table just read -----------------------------------------

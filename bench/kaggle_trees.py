@@ -1,0 +1,450 @@
+"""Eight Kaggle image competitions as small generated trees, laid out exactly like their downloads.
+
+The pictures are the 1,797 8x8 scikit-learn digits that ship with flow (the embedded `digits`),
+enlarged (and tinted where the real images are colour), so a small CNN learns every tree in seconds:
+
+    dogs_vs_cats        train/cat.0.jpg, train/dog.0.jpg (digit 0 = cat, 1 = dog), test/1.jpg...;
+                        sample id,label (label: the probability of a dog, ids without .jpg); logloss
+    histopathologic     train_labels.csv id,label (ids without .tif), train/*.tif, test/*.tif (RGB TIFF);
+                        sample id,label (probability of 1); auc
+    aptos               train.csv id_code,diagnosis (ids without .png), train_images/, test_images/,
+                        test.csv id_code; 5 grades (digits 0-4); sample id_code,diagnosis; kappa
+    plant_pathology     train.csv image_id,healthy,multiple_diseases,rust,scab (one-hot), images/Train_0.jpg
+                        and images/Test_0.jpg together, test.csv image_id; sample: a probability column
+                        per class; mean_auc
+    digit_recognizer    train.csv label,pixel0..pixel783, test.csv pixel0..pixel783 (28x28 grey);
+                        sample ImageId,Label with ImageId from 1; accuracy
+    seedlings           train/<class with spaces>/*.png, flat test/; sample file,species (names); micro_f1
+    aerial_cactus       train.csv id,has_cactus (ids with .jpg), train/, test/; sample id,has_cactus
+                        (probability); auc
+    aerial_cactus_zip   the older download: aerial-cactus-identification.zip holding train.csv,
+                        sample_submission.csv, solution.csv, train.zip (train/*.jpg) and test.zip (test/*.jpg)
+    cassava             train.csv image_id,label (codes 0-4, ids with .jpg), label_num_to_disease_map.json,
+                        train_images/, test_images/; sample image_id,label; accuracy
+
+Each tree holds `sample_submission.csv` (in the download's row order, which is not the sorted file
+order) and `solution.csv` (flow's own file: the test answers in the sample's format; for the
+probability kinds the true label, for one probability per class the one-hot columns), so a
+submission can be scored. `make(name, root)` writes the tree under root/name (the zip for
+aerial_cactus_zip) and returns it, with the TOML a correct `flow init` writes for it beside it
+(root/name.toml); `expected_toml(name)` is that text and `expected_counts(name)` the images per split
+that the layout reads. Run: .venv/bin/python bench/kaggle_trees.py OUT [NAME...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+TRAIN_PER_CLASS = 24
+TEST_PER_CLASS = 6
+SIDE = 28  # px of the written images (the digits are 8x8)
+
+SEEDLINGS = ["Black-grass", "Common Chickweed", "Loose Silky-bent", "Sugar beet"]
+PLANT = ["healthy", "multiple_diseases", "rust", "scab"]
+CASSAVA = {
+    "0": "Cassava Bacterial Blight (CBB)",
+    "1": "Cassava Brown Streak Disease (CBSD)",
+    "2": "Cassava Green Mottle (CGM)",
+    "3": "Cassava Mosaic Disease (CMD)",
+    "4": "Healthy",
+}
+TINTS = [(1.0, 0.6, 0.8), (0.6, 1.0, 0.6), (0.9, 0.8, 0.5), (0.5, 0.8, 1.0), (1.0, 1.0, 1.0)]
+Array = np.ndarray
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> tuple[Array, Array]:
+    from kaggle_flow.table.sources import LOADERS
+
+    images, labels, _ = LOADERS["digits"]()
+    return images, labels
+
+
+def _draw(num_classes: int, per_class: int, offset: int) -> list[tuple[int, Array]]:
+    """(class, 8x8 digit) pairs: `per_class` of each digit 0..num_classes-1, interleaved; train
+    draws from the front of each digit's images, test (offset) from further on."""
+    images, labels = _digits()
+    pools = [np.flatnonzero(labels == d) for d in range(num_classes)]
+    return [(d, images[pools[d][offset + i]]) for i in range(per_class) for d in range(num_classes)]
+
+
+def _train_test(num_classes: int) -> tuple[list[tuple[int, Array]], list[tuple[int, Array]]]:  # train, test
+    return _draw(num_classes, TRAIN_PER_CLASS, 0), _draw(num_classes, TEST_PER_CLASS, TRAIN_PER_CLASS)
+
+
+def _picture(digit: Array, colour: bool, tint: int = 0) -> Image.Image:
+    big = Image.fromarray(digit).resize((SIDE, SIDE), Image.BILINEAR)
+    if not colour:
+        return big
+    grey = np.asarray(big, dtype=np.float32)
+    rgb = np.stack([grey * t for t in TINTS[tint % len(TINTS)]], axis=-1)
+    return Image.fromarray(np.clip(rgb + 20, 0, 255).astype(np.uint8))
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def _hex(seed: str, n: int) -> str:
+    return hashlib.sha1(seed.encode()).hexdigest()[:n]
+
+def _csv(frame: pd.DataFrame, path: Path) -> None:  # as Kaggle writes them: no index column
+    frame.to_csv(path, index=False)
+
+# --- the layouts ---------------------------------------------------------------------------
+
+
+def make_dogs_vs_cats(root: Path) -> None:
+    train, test = _train_test(2)
+    seen = [0, 0]
+    for label, digit in train:
+        _save(_picture(digit, True, label), root / "train" / f"{('cat', 'dog')[label]}.{seen[label]}.jpg")
+        seen[label] += 1
+    ids = list(range(1, len(test) + 1))
+    for i, (label, digit) in zip(ids, test):
+        _save(_picture(digit, True, label), root / "test" / f"{i}.jpg")
+    _csv(pd.DataFrame({"id": ids, "label": 0.5}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"id": ids, "label": [lab for lab, _ in test]}), root / "solution.csv")
+
+
+def make_histopathologic(root: Path) -> None:
+    train, test = _train_test(2)
+    train_ids = [_hex(f"h-train-{i}", 40) for i in range(len(train))]
+    test_ids = [_hex(f"h-test-{i}", 40) for i in range(len(test))]
+    for i, (label, digit) in zip(train_ids, train):
+        _save(_picture(digit, True, label), root / "train" / f"{i}.tif")
+    for i, (label, digit) in zip(test_ids, test):
+        _save(_picture(digit, True, label), root / "test" / f"{i}.tif")
+    _csv(pd.DataFrame({"id": train_ids, "label": [lab for lab, _ in train]}), root / "train_labels.csv")
+    _csv(pd.DataFrame({"id": test_ids, "label": 0}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"id": test_ids, "label": [lab for lab, _ in test]}), root / "solution.csv")
+
+
+def make_aptos(root: Path) -> None:
+    train, test = _train_test(5)
+    train_ids = [_hex(f"a-train-{i}", 12) for i in range(len(train))]
+    test_ids = [_hex(f"a-test-{i}", 12) for i in range(len(test))]
+    for i, (label, digit) in zip(train_ids, train):
+        _save(_picture(digit, True, label), root / "train_images" / f"{i}.png")
+    for i, (label, digit) in zip(test_ids, test):
+        _save(_picture(digit, True, label), root / "test_images" / f"{i}.png")
+    _csv(pd.DataFrame({"id_code": train_ids, "diagnosis": [lab for lab, _ in train]}), root / "train.csv")
+    _csv(pd.DataFrame({"id_code": test_ids}), root / "test.csv")
+    _csv(pd.DataFrame({"id_code": test_ids, "diagnosis": 0}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"id_code": test_ids, "diagnosis": [lab for lab, _ in test]}), root / "solution.csv")
+
+
+def _one_hot(labels: list[int], columns: list[str]) -> dict[str, list[int]]:  # column -> 0/1 per row
+    return {c: [int(lab == k) for lab in labels] for k, c in enumerate(columns)}
+
+
+def make_plant_pathology(root: Path) -> None:
+    train, test = _train_test(4)
+    train_ids = [f"Train_{i}" for i in range(len(train))]
+    test_ids = [f"Test_{i}" for i in range(len(test))]
+    for i, (label, digit) in zip(train_ids + test_ids, train + test):
+        _save(_picture(digit, True, label), root / "images" / f"{i}.jpg")
+    train_labels, test_labels = [lab for lab, _ in train], [lab for lab, _ in test]
+    _csv(pd.DataFrame({"image_id": train_ids, **_one_hot(train_labels, PLANT)}), root / "train.csv")
+    _csv(pd.DataFrame({"image_id": test_ids}), root / "test.csv")
+    _csv(pd.DataFrame({"image_id": test_ids, **{c: 0.25 for c in PLANT}}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"image_id": test_ids, **_one_hot(test_labels, PLANT)}), root / "solution.csv")
+
+
+def _pixels(pairs: list[tuple[int, Array]]) -> Array:  # one row of SIDE*SIDE grey values per image
+    return np.stack([np.asarray(_picture(d, False)).reshape(-1) for _, d in pairs])
+
+
+def make_digit_recognizer(root: Path) -> None:
+    train, test = _train_test(10)
+    columns = [f"pixel{i}" for i in range(SIDE * SIDE)]
+    root.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(_pixels(train), columns=columns)
+    frame.insert(0, "label", [lab for lab, _ in train])
+    _csv(frame, root / "train.csv")
+    _csv(pd.DataFrame(_pixels(test), columns=columns), root / "test.csv")
+    ids = list(range(1, len(test) + 1))
+    _csv(pd.DataFrame({"ImageId": ids, "Label": 0}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"ImageId": ids, "Label": [lab for lab, _ in test]}), root / "solution.csv")
+
+
+def make_seedlings(root: Path) -> None:
+    train, test = _train_test(len(SEEDLINGS))
+    for n, (label, digit) in enumerate(train):
+        _save(_picture(digit, True, label), root / "train" / SEEDLINGS[label] / f"{_hex(f's-train-{n}', 9)}.png")
+    files = [f"{_hex(f's-test-{n}', 9)}.png" for n in range(len(test))]
+    for name, (label, digit) in zip(files, test):
+        _save(_picture(digit, True, label), root / "test" / name)
+    _csv(pd.DataFrame({"file": files, "species": SEEDLINGS[0]}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"file": files, "species": [SEEDLINGS[lab] for lab, _ in test]}), root / "solution.csv")
+
+
+def make_aerial_cactus(root: Path) -> None:
+    train, test = _train_test(2)
+    train_ids = [f"{_hex(f'c-train-{i}', 32)}.jpg" for i in range(len(train))]
+    test_ids = [f"{_hex(f'c-test-{i}', 32)}.jpg" for i in range(len(test))]
+    for i, (label, digit) in zip(train_ids, train):
+        _save(_picture(digit, True, label), root / "train" / i)
+    for i, (label, digit) in zip(test_ids, test):
+        _save(_picture(digit, True, label), root / "test" / i)
+    _csv(pd.DataFrame({"id": train_ids, "has_cactus": [lab for lab, _ in train]}), root / "train.csv")
+    _csv(pd.DataFrame({"id": test_ids, "has_cactus": 0.5}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"id": test_ids, "has_cactus": [lab for lab, _ in test]}), root / "solution.csv")
+
+
+def _zip_folder(folder: Path, archive: Path) -> None:
+    """`archive` holding `folder` itself (train.zip -> train/*.jpg), as Kaggle's inner zips do."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.rglob("*")):
+            zf.write(path, path.relative_to(folder.parent).as_posix())
+
+
+def make_aerial_cactus_zip(root: Path) -> None:
+    """root is the download zip (aerial-cactus-identification.zip): train.zip and test.zip inside."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        make_aerial_cactus(tree)
+        for name in ("train", "test"):
+            _zip_folder(tree / name, tree / f"{name}.zip")
+            shutil.rmtree(tree / name)
+        with zipfile.ZipFile(root, "w", zipfile.ZIP_STORED) as zf:
+            for path in sorted(tree.iterdir()):
+                zf.write(path, path.name)
+
+
+def make_cassava(root: Path) -> None:
+    train, test = _train_test(5)
+    train_ids = [f"{1000015157 + 7919 * i}.jpg" for i in range(len(train))]
+    test_ids = [f"{2216849948 + 104729 * i}.jpg" for i in range(len(test))]
+    for i, (label, digit) in zip(train_ids, train):
+        _save(_picture(digit, True, label), root / "train_images" / i)
+    for i, (label, digit) in zip(test_ids, test):
+        _save(_picture(digit, True, label), root / "test_images" / i)
+    _csv(pd.DataFrame({"image_id": train_ids, "label": [lab for lab, _ in train]}), root / "train.csv")
+    (root / "label_num_to_disease_map.json").write_text(json.dumps(CASSAVA), encoding="utf-8")
+    _csv(pd.DataFrame({"image_id": test_ids, "label": 4}), root / "sample_submission.csv")
+    _csv(pd.DataFrame({"image_id": test_ids, "label": [lab for lab, _ in test]}), root / "solution.csv")
+
+
+# --- the TOML a correct `flow init NAME --from TREE` writes --------------------------------
+
+_TOMLS = {
+    "dogs_vs_cats": '''title = "Dogs vs. Cats Redux: Kernels Edition"
+classes = ["cat", "dog"]
+metric = "logloss"
+
+[layout]
+kind = "prefix"
+train_dir = "train"
+test_dir = "test"
+prefix_labels = {"cat." = 0, "dog." = 1}
+
+[submission]
+kind = "probability"
+id_column = "id"
+label_column = "label"
+id_form = "stem"
+positive = "dog"
+''',
+    "histopathologic": '''title = "Histopathologic Cancer Detection"
+classes = ["0", "1"]
+metric = "auc"
+
+[layout]
+kind = "csv"
+train_csv = "train_labels.csv"
+id_column = "id"
+id_extension = ".tif"
+label_column = "label"
+train_dir = "train"
+test_dir = "test"
+
+[submission]
+kind = "probability"
+id_column = "id"
+label_column = "label"
+id_form = "stem"
+''',
+    "aptos": '''title = "APTOS 2019 Blindness Detection"
+classes = ["0", "1", "2", "3", "4"]
+metric = "kappa"
+
+[layout]
+kind = "csv"
+train_csv = "train.csv"
+id_column = "id_code"
+id_extension = ".png"
+label_column = "diagnosis"
+train_dir = "train_images"
+test_dir = "test_images"
+
+[submission]
+kind = "label"
+id_column = "id_code"
+label_column = "diagnosis"
+id_form = "stem"
+''',
+    "plant_pathology": '''title = "Plant Pathology 2020 - FGVC7"
+classes = ["healthy", "multiple_diseases", "rust", "scab"]
+metric = "mean_auc"
+
+[layout]
+kind = "csv"
+train_csv = "train.csv"
+id_column = "image_id"
+id_extension = ".jpg"
+label_columns = ["healthy", "multiple_diseases", "rust", "scab"]
+train_dir = "images"
+test_dir = "images"
+test_csv = "test.csv"
+test_id_column = "image_id"
+
+[submission]
+kind = "probabilities"
+id_column = "image_id"
+id_form = "stem"
+''',
+    "digit_recognizer": '''title = "Digit Recognizer"
+classes = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+metric = "accuracy"
+channels = 1
+mean = [0.1307]
+std = [0.3081]
+
+[layout]
+kind = "pixels"
+train_csv = "train.csv"
+label_column = "label"
+test_csv = "test.csv"
+image_side = 28
+train_dir = "train"
+test_dir = "test"
+
+[submission]
+kind = "label"
+id_column = "ImageId"
+label_column = "Label"
+id_form = "stem"
+''',
+    "seedlings": '''title = "Plant Seedlings Classification"
+classes = ["Black-grass", "Common Chickweed", "Loose Silky-bent", "Sugar beet"]
+metric = "micro_f1"
+
+[layout]
+kind = "folders"
+train_dir = "train"
+test_dir = "test"
+
+[submission]
+kind = "label"
+id_column = "file"
+label_column = "species"
+id_form = "name"
+label_form = "name"
+''',
+    "aerial_cactus": '''title = "Aerial Cactus Identification"
+classes = ["0", "1"]
+metric = "auc"
+
+[layout]
+kind = "csv"
+train_csv = "train.csv"
+id_column = "id"
+label_column = "has_cactus"
+train_dir = "train"
+test_dir = "test"
+
+[submission]
+kind = "probability"
+id_column = "id"
+label_column = "has_cactus"
+id_form = "name"
+''',
+    "cassava": '''title = "Cassava Leaf Disease Classification"
+classes = ["0", "1", "2", "3", "4"]
+metric = "accuracy"
+
+[layout]
+kind = "csv"
+train_csv = "train.csv"
+id_column = "image_id"
+label_column = "label"
+label_map = "label_num_to_disease_map.json"
+train_dir = "train_images"
+test_dir = "test_images"
+
+[submission]
+kind = "label"
+id_column = "image_id"
+label_column = "label"
+id_form = "name"
+''',
+}
+_TOMLS["aerial_cactus_zip"] = _TOMLS["aerial_cactus"]
+
+LAYOUTS: dict[str, Callable[[Path], None]] = {
+    "dogs_vs_cats": make_dogs_vs_cats,
+    "histopathologic": make_histopathologic,
+    "aptos": make_aptos,
+    "plant_pathology": make_plant_pathology,
+    "digit_recognizer": make_digit_recognizer,
+    "seedlings": make_seedlings,
+    "aerial_cactus": make_aerial_cactus,
+    "aerial_cactus_zip": make_aerial_cactus_zip,
+    "cassava": make_cassava,
+}
+CLASSES = {"dogs_vs_cats": 2, "histopathologic": 2, "aptos": 5, "plant_pathology": 4, "digit_recognizer": 10,
+           "seedlings": len(SEEDLINGS), "aerial_cactus": 2, "aerial_cactus_zip": 2, "cassava": 5}  # classes per tree
+ZIPS = {"aerial_cactus_zip": "aerial-cactus-identification.zip"}
+
+
+def expected_toml(name: str) -> str:
+    """The competitions/NAME.toml a correct `flow init` writes for the tree of `name`."""
+    return _TOMLS[name]
+
+
+def expected_counts(name: str) -> dict[str, int]:
+    """Images per split ("train", "valid", "test") the layout of `name` reads from its tree."""
+    n = CLASSES[name]
+    return {"train": n * TRAIN_PER_CLASS, "valid": 0, "test": n * TEST_PER_CLASS}
+
+
+def make(name: str, root: Path) -> Path:
+    """Write the tree of `name` under `root` (root/NAME, or root/<download>.zip) and the TOML a
+    correct `flow init` writes for it beside it (root/NAME.toml); return the tree (or the zip)."""
+    if name not in LAYOUTS:
+        raise KeyError(f"unknown layout '{name}' (known: {', '.join(LAYOUTS)})")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / ZIPS.get(name, name)
+    LAYOUTS[name](target)
+    (root / f"{name}.toml").write_text(expected_toml(name), encoding="utf-8")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("names", nargs="*", default=list(LAYOUTS))
+    args = parser.parse_args(argv)
+    for name in args.names:
+        print(make(name, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

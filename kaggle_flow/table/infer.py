@@ -1,0 +1,278 @@
+"""`flow init NAME --from DOWNLOAD`: a competition's layout read from its files as downloaded.
+
+What is read, in order (each finding keeps the file it came from, for `flow init` to print):
+
+    pixels   a training CSV of label + pixel0..pixelN: square grey images of side sqrt(N + 1)
+    csv      a training CSV (train.csv, train_labels.csv, ...) whose one column names the images of
+             a folder (train/, train_images/, one shared images/), with or without the extension;
+             the labels from one column (class index or name) or from one-hot columns
+    folders  one folder per class under train/ (names may hold spaces and dashes)
+    prefix   a flat train/ whose file names start with the class (`cat.0.jpg` -> "cat.")
+
+The submission comes from the sample (submit_format.py). A JSON of code -> name beside the data
+(label_num_to_disease_map.json) is recorded as `label_map`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kaggle_flow.competition import IMAGE_EXTENSIONS
+from kaggle_flow.console import shortlist
+from kaggle_flow.errors import DataError
+from kaggle_flow.fileio import read_csv
+from kaggle_flow.table.layouts import find_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PIXEL_COLUMN = re.compile(r"pixel\d+")
+PREFIX = re.compile(r"^(\D+?[._\- ]?)\d")  # cat.0.jpg -> "cat."
+SHARED_IMAGES = ("images", "image", "imgs")  # one folder holding the train and the test images
+VALID_NAMES = ("valid", "val", "validation")
+PROBE = 50  # rows of a CSV looked at to match ids with image files
+
+
+@dataclass
+class Found:
+    """What a download says: the competition's keys, and where each came from."""
+
+    root: Path
+    classes: list[str] = field(default_factory=list)
+    layout: dict[str, object] = field(default_factory=dict)
+    top: dict[str, object] = field(default_factory=dict)  # keys above [layout]: channels, mean, std
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (what, file it came from)
+    train_ids: tuple[str, str] = ("id", "label")  # the training CSV's id and label columns, for a missing sample
+    test_ids: list[str] | None = None  # pixels: the test rows' ids; else None (the test folder's files)
+
+    def note(self, what: str, where: Path | str) -> None:
+        where = Path(where)
+        shown = where.relative_to(self.root).as_posix() if where.is_relative_to(self.root) else str(where)
+        self.sources.append((what, shown or "."))
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
+
+
+def data_root(folder: Path) -> Path:
+    """The folder holding the download's files: down single sub-folders that hold no file."""
+    while True:
+        entries = [p for p in folder.iterdir() if not _skipped(p.name)]
+        if len(entries) == 1 and entries[0].is_dir():
+            folder = entries[0]
+        else:
+            return folder
+
+
+def image_files(folder: Path) -> list[str]:
+    """The image file names directly in `folder`, sorted."""
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it if e.is_file() and _is_image_name(e.name))
+
+
+def class_dirs(folder: Path) -> list[str]:
+    """Sub-folders of `folder` that hold images (anywhere below): the classes of a folders layout."""
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not _skipped(p.name)):
+        if any(_is_image_name(p.name) for p in sub.rglob("*")):
+            found.append(sub.name)
+    return found
+
+
+def _folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not _skipped(p.name))
+
+
+def _csvs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+
+
+def sample_file(root: Path) -> Path | None:
+    """sample_submission.csv, else a CSV named like a sample (sample_submit.csv)."""
+    csvs = _csvs(root)
+    exact = [p for p in csvs if p.name.lower() == "sample_submission.csv"]
+    return (exact or [p for p in csvs if "sample" in p.name.lower()] or [None])[0]
+
+
+def _train_csv(root: Path) -> Path | None:
+    csvs = [p for p in _csvs(root) if "sample" not in p.name.lower() and "submission" not in p.name.lower()]
+    for test in (lambda n: n == "train.csv", lambda n: "train" in n, lambda n: "label" in n):
+        hits = [p for p in csvs if test(p.name.lower())]
+        if hits:
+            return hits[0]
+    return None
+
+
+def _by_words(names: list[str], *words: str) -> str | None:
+    return next((n for n in names if any(w in n.lower() for w in words)), None)
+
+
+def _index_classes(values: list[str], where: Path) -> list[str]:
+    labels = sorted({v.strip() for v in values if v.strip()})
+    if not labels:
+        raise DataError(f"{where}: no labels")
+    if all(v.isdigit() for v in labels):
+        return [str(i) for i in range(max(int(v) for v in labels) + 1)]
+    return labels
+
+
+def _label_map(found: Found) -> None:
+    """A JSON of label code -> name beside the data (cassava's label_num_to_disease_map.json)."""
+    for file in sorted(found.root.glob("*.json")):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data and all(str(k).strip().isdigit() for k in data):
+            found.layout["label_map"] = file.name
+            found.note(f"label names of the codes ({len(data)})", file)
+            return
+
+
+def _pixels(found: Found, train: Path, frame: pd.DataFrame) -> None:
+    columns = list(frame.columns)
+    pixels = [c for c in columns if PIXEL_COLUMN.fullmatch(c)]
+    side = math.isqrt(len(pixels))
+    if side * side != len(pixels):
+        raise DataError(f"{train}: {len(pixels)} pixel columns, not a square image")
+    label = next(c for c in columns if c not in pixels)
+    found.classes = _index_classes(list(frame[label]), train)
+    found.layout.update(kind="pixels", train_csv=train.name, label_column=label, image_side=side,
+                        train_dir="train", test_dir="test")
+    found.top.update(channels=1, mean=[0.1307], std=[0.3081])  # MNIST's grey statistics
+    found.note(f"pixels: {side}x{side} grey images, label column '{label}'", train)
+    test = found.root / "test.csv"
+    if test.is_file():
+        found.layout["test_csv"] = test.name
+        found.test_ids = [str(i + 1) for i in range(len(read_csv(test)))]
+        found.note(f"test images: {len(found.test_ids)} rows of pixels", test)
+    found.train_ids = ("ImageId", "Label")
+
+
+def _match_ids(root: Path, ids: list[str], folders: list[str]) -> tuple[str, str] | None:
+    """(folder, extension) where every probed id is an image file, with or without the extension."""
+    for name in folders:
+        folder = find_dir(root, name)
+        if folder is None:
+            continue
+        files = set(image_files(folder))
+        if files and all(i in files for i in ids):
+            return name, ""
+        for ext in sorted({os.path.splitext(f)[1] for f in files}):
+            if all(i + ext in files for i in ids):
+                return name, ext
+    return None
+
+
+def _csv_layout(found: Found, train: Path) -> None:
+    frame = read_csv(train)
+    if any(PIXEL_COLUMN.fullmatch(c) for c in frame.columns):
+        return _pixels(found, train, frame)
+    folders = _folders(found.root)
+    ordered = [f for f in folders if "train" in f.lower()] + [f for f in folders if "train" not in f.lower()]
+    for id_col in frame.columns:
+        ids = [str(v).strip() for v in frame[id_col].head(PROBE)]
+        hit = _match_ids(found.root, ids, ordered) if ids and all(ids) else None
+        if hit:
+            break
+    else:
+        first = shortlist(repr(str(v)) for v in frame[frame.columns[0]].head(3))
+        raise DataError(f"{train}: no column names the images of {shortlist(folders) or 'any folder'} (first ids: {first})")
+    image_dir, ext = hit
+    found.layout.update(kind="csv", train_csv=train.name, id_column=id_col, train_dir=image_dir)
+    found.note(f"training images in {image_dir}/, named by column '{id_col}'" + (f" + '{ext}'" if ext else ""), train)
+    if ext:
+        found.layout["id_extension"] = ext
+    _csv_labels(found, train, frame, [c for c in frame.columns if c != id_col])
+    _csv_test(found, image_dir, id_col, ext)
+    found.train_ids = (id_col, str(found.layout.get("label_column", "label")))
+
+
+def _csv_labels(found: Found, train: Path, frame: pd.DataFrame, rest: list[str]) -> None:
+    if not rest:
+        raise DataError(f"{train}: no label column besides the ids")
+    cells = frame[rest]
+    binary = bool(len(rest) > 1 and cells.isin(["0", "1", "0.0", "1.0"]).all().all())
+    if binary and (cells.astype(float).sum(axis=1) == 1).all():
+        found.classes = list(rest)
+        found.layout["label_columns"] = list(rest)
+        found.note(f"labels: one-hot columns {', '.join(rest)}", train)
+        return
+    label = rest[0]
+    values = [str(v) for v in frame[label]]
+    found.classes = _index_classes(values, train)
+    form = "index" if all(v.strip().isdigit() for v in values if v.strip()) else "name"
+    found.layout.update(label_column=label, label_form=form)
+    found.note(f"labels: column '{label}' ({'class index' if form == 'index' else 'class name'})", train)
+
+
+def _csv_test(found: Found, image_dir: str, id_col: str, ext: str) -> None:
+    folders = _folders(found.root)
+    test_dir = _by_words([f for f in folders if f != image_dir], "test")
+    test_csv = found.root / "test.csv"
+    if "train" not in image_dir.lower() and test_dir is None:  # one shared images/ folder
+        found.layout["test_dir"] = image_dir
+        found.note(f"test images in {image_dir}/ too", found.root / image_dir)
+        if test_csv.is_file():
+            columns = list(read_csv(test_csv).columns)
+            found.layout.update(test_csv=test_csv.name, test_id_column=id_col if id_col in columns else columns[0])
+            found.note(f"test ids: column '{found.layout['test_id_column']}'", test_csv)
+        return
+    _test_dir(found, test_dir)
+
+
+def _test_dir(found: Found, test_dir: str | None) -> None:
+    found.layout["test_dir"] = test_dir
+    if test_dir is not None:
+        found.note(f"test images in {test_dir}/", found.root / test_dir)
+
+
+def _folder_layout(found: Found) -> None:
+    folders = _folders(found.root)
+    train_name = _by_words(folders, "train")
+    train = find_dir(found.root, train_name) if train_name else found.root
+    assert train is not None
+    classes = class_dirs(train)
+    if len(classes) >= 2:
+        found.classes = classes
+        found.layout.update(kind="folders", train_dir=train_name or ".")
+        found.note(f"classes: the {len(classes)} folders", train)
+        valid = next((f for f in folders if f.lower() in VALID_NAMES), None)
+        if valid is not None:
+            found.layout["valid_dir"] = valid
+            found.note(f"validation images in {valid}/, one folder per class", found.root / valid)
+        _test_dir(found, next((f for f in folders if f.lower() == "test"), None))
+        return
+    names = image_files(train)
+    prefixes = [m.group(1) if (m := PREFIX.match(n)) else None for n in names]
+    distinct = sorted({p for p in prefixes if p})
+    if not names or None in prefixes or len(distinct) < 2:
+        what = "no images" if not names else "no class folders, no labels CSV, no class prefix in the file names"
+        raise DataError(f"{found.root}: cannot read the labels: {what} in {train.relative_to(found.root).as_posix() or '.'}")
+    found.classes = [p.rstrip("._- ") for p in distinct]
+    found.layout.update(kind="prefix", train_dir=train_name, prefix_labels={p: i for i, p in enumerate(distinct)})
+    found.note(f"labels: the file-name prefixes {', '.join(distinct)}", train)
+    _test_dir(found, _by_words([f for f in folders if f != train_name], "test"))
+
+
+def read_download(root: Path, train_csv: Path | None = None) -> Found:
+    """The layout of a download's files (already unpacked) at `root`."""
+    found = Found(root=root)
+    train = train_csv or _train_csv(root)
+    if train is not None:
+        _csv_layout(found, train)
+    else:
+        _folder_layout(found)
+    _label_map(found)
+    return found

@@ -1,0 +1,88 @@
+"""The TOML `flow init NAME --from DOWNLOAD` writes: the layout (infer.py), the submission from the
+sample (sample.py), the metric, and the lines that say where each came from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from kaggle_flow.table.infer import Found, data_root, read_download, sample_file
+from kaggle_flow.table.sample import (
+    assumed_submission,
+    check_metric,
+    default_metric,
+    read_sample,
+)
+
+SUBMISSION_KEYS = {  # the [submission] keys written for each kind, in this order
+    "label": ("kind", "id_column", "label_column", "id_form", "label_form"),
+    "probability": ("kind", "id_column", "label_column", "id_form", "positive"),
+    "probabilities": ("kind", "id_column", "id_form", "columns"),
+    "top_k": ("kind", "id_column", "label_column", "id_form", "label_form", "k"),
+}
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """The TOML text and what `flow init` prints about it."""
+
+    text: str
+    found: list[tuple[str, str]]  # (what, the file it came from)
+    notes: list[str]  # the metric assumed
+    warnings: list[str]  # no sample: the submission assumed
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string is a JSON string
+
+
+def _table(name: str, keys: dict[str, object]) -> list[str]:
+    return ["", f"[{name}]"] + [f"{k} = {_value(v)}" for k, v in keys.items() if v is not None]
+
+
+def infer_competition(name: str, source: Path, metric: str | None = None, shown: Path | None = None) -> Inferred:
+    """What a download (an unpacked folder, or a training CSV inside one) says about competition NAME.
+
+    `shown`: the path the user gave (a zip unpacked elsewhere), for the TOML's import hint.
+    """
+    if metric is not None:
+        metric = check_metric(metric)
+    train_csv = source if source.is_file() else None
+    root = source.parent if train_csv else data_root(source)
+    found = read_download(root, train_csv)
+    sample = sample_file(root)
+    warnings = []
+    if sample is not None:
+        sub = read_sample(found, sample, metric)
+    else:
+        sub = assumed_submission(found)
+        warnings.append(
+            f"{root}: no sample_submission.csv; assumed one class a row: "
+            f"{sub['id_column']},{sub['label_column']} (see [submission] in the TOML)"
+        )
+    notes = []
+    if metric is None:
+        metric, why = default_metric(sub)
+        notes.append(f"metric: {metric} assumed ({why}); change it with --metric or the TOML's metric")
+    text = _render(name, found, sub, metric, shown or source)
+    return Inferred(text, found.sources, notes, warnings)
+
+
+def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path) -> str:
+    sub = {"kind": "label", "label_form": "index", **sub}
+    sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "sample")}
+    top = {"title": name, "classes": found.classes, "metric": metric, **found.top}
+    lines = [f"{k} = {_value(v)}" for k, v in top.items()]
+    lines += _table("layout", found.layout)
+    lines += _table("submission", sub)
+    lines += _table("data", {"how": f"flow import {name} {source}"})
+    return "\n".join(lines) + "\n"

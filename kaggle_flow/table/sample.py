@@ -1,0 +1,138 @@
+"""The submission a competition wants, read from its sample_submission.csv, and the metric assumed.
+
+The sample is the one source of truth: its first column holds the ids (as the test images' file
+names, or their stems; pixel contests number the test rows from 1), the rest what a row holds:
+
+    one column of class indices or names           label
+    one column of probabilities (0.5, 0.25, ...)   probability of the second class (`positive`)
+    one column per class                           probabilities
+    space-separated classes ("3 1 4")              top_k, k the number of classes a row holds
+
+A binary contest whose sample holds a default 0 or 1 writes a probability when the metric scores
+probabilities (auc, logloss); a sample whose ids match no test image is an error naming them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kaggle_flow.console import shortlist
+from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.fileio import read_csv
+from kaggle_flow.metrics import METRICS, known_metric
+from kaggle_flow.table.infer import Found, image_files
+from kaggle_flow.table.layouts import find_dir
+
+PROBE = 200  # sample rows compared with the test images
+DEFAULT_SAMPLE = "sample_submission.csv"
+
+
+def check_metric(name: str) -> str:
+    """`--metric M`: a name of kaggle_flow.metrics.METRICS (map@K for any K), else one line."""
+    try:
+        return known_metric(name)
+    except ValueError as exc:
+        raise FlowError(f"--metric: {exc}") from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _test_names(found: Found) -> list[str] | None:
+    """The test ids a sample may name: the test folder's image files, or the pixel rows' numbers."""
+    if found.test_ids is not None:
+        return found.test_ids
+    test_dir = found.layout.get("test_dir")
+    folder = find_dir(found.root, test_dir) if isinstance(test_dir, str) else None
+    return image_files(folder) if folder is not None else None
+
+
+def _id_form(found: Found, sample: Path, ids: list[str]) -> str:
+    names = _test_names(found)
+    if names is None:
+        return "stem" if found.layout.get("id_extension") else "name"
+    name_set = set(names)
+    if found.test_ids is not None:
+        missing = [i for i in ids if i not in name_set]
+        if not missing:
+            return "stem"
+    else:
+        if all(i in name_set for i in ids):
+            return "name"
+        stems = {n.rsplit(".", 1)[0] for n in names}
+        missing = [i for i in ids if i not in stems]
+        if not missing:
+            return "stem"
+    test_dir = found.layout.get("test_dir") or "test"
+    raise DataError(f"{sample}: ids that match no test image in {test_dir}: {shortlist(repr(i) for i in missing[:3])}")
+
+
+def _value_kind(cells: list[str], classes: list[str], metric: str | None) -> dict[str, object]:
+    """kind (+ label_form, k, positive) of a sample with one value column."""
+    tokens = [c.split() for c in cells]
+    if any(len(t) > 1 for t in tokens):
+        k = max(len(t) for t in tokens)
+        names = {w for t in tokens for w in t}
+        return {"kind": "top_k", "k": k, "label_form": "index" if all(w.isdigit() for w in names) else "name"}
+    floats = [c for c in cells if _is_float(c)]
+    numbers = bool(cells) and len(floats) == len(cells)
+    fractional = numbers and all(0 <= float(c) <= 1 for c in cells) and any(not float(c).is_integer() for c in cells)
+    wants_probs = metric is not None and METRICS[metric].scores == "probabilities" and METRICS[metric].k is None
+    if len(classes) == 2 and (fractional or wants_probs):
+        named_classes = classes != ["0", "1"]  # 0/1: the default, the second class, needs no name
+        return {"kind": "probability", "positive": classes[1] if named_classes else None}
+    named = bool(cells) and all(c in classes for c in cells) and not all(c.isdigit() for c in cells)
+    indices = classes == [str(i) for i in range(len(classes))]
+    return {"kind": "label", "label_form": "name" if named or not (numbers or indices) else "index"}
+
+
+def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, object]:
+    """The [submission] keys the sample says."""
+    frame = read_csv(sample)
+    columns = list(frame.columns)
+    if len(columns) < 2:
+        raise DataError(f"{sample}: need an id column and at least one value column (found: {', '.join(columns)})")
+    ids = [str(v).strip() for v in frame[columns[0]].head(PROBE)]
+    sub: dict[str, object] = {"id_column": columns[0], "id_form": _id_form(found, sample, ids)}
+    if sample.name != DEFAULT_SAMPLE:  # the submission follows the sample's row order
+        sub["sample"] = sample.name
+    values = columns[1:]
+    if len(values) > 1:
+        if len(values) != len(found.classes):
+            raise DataError(f"{sample}: {len(values)} value columns for {len(found.classes)} classes")
+        sub["kind"] = "probabilities"
+        if values != found.classes:
+            sub["columns"] = values
+        found.note(f"submission: a probability per class ({', '.join(values)})", sample)
+        return sub
+    sub["label_column"] = values[0]
+    sub.update(_value_kind([str(v).strip() for v in frame[values[0]].head(PROBE)], found.classes, metric))
+    what = {"label": "the class", "probability": f"the probability of '{sub.get('positive') or found.classes[-1]}'",
+            "top_k": f"the {sub.get('k')} most probable classes"}[str(sub["kind"])]
+    found.note(f"submission: '{columns[0]}' ({sub['id_form']}), '{values[0]}' = {what}", sample)
+    return sub
+
+
+def assumed_submission(found: Found) -> dict[str, object]:
+    """The submission written without a sample: the training CSV's columns, one class a row."""
+    id_col, label_col = found.train_ids
+    form = "stem" if found.layout.get("id_extension") or found.test_ids is not None else "name"
+    label_form = "index" if found.classes == [str(i) for i in range(len(found.classes))] else "name"
+    return {"id_column": id_col, "label_column": label_col, "id_form": form, "label_form": label_form}
+
+
+def default_metric(sub: dict[str, object]) -> tuple[str, str]:
+    """The metric assumed when `--metric` is not given, and why."""
+    kind = sub.get("kind", "label")
+    if kind == "probabilities":
+        return "logloss", "the sample holds a probability per class"
+    if kind == "probability":
+        return "auc", "the sample holds one probability"
+    if kind == "top_k":
+        return f"map@{sub.get('k', 5)}", "the sample ranks classes"
+    return "accuracy", "the sample holds a class"
