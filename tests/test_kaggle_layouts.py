@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
-from kaggle_trees import LAYOUTS, TEST_PER_CLASS, TRAIN_PER_CLASS, ZIPS, expected_counts, make
+from kaggle_trees import LAYOUTS, TEST_PER_CLASS, TRAIN_PER_CLASS, ZIPS, expected_counts, make, toml_differences
 
 from kaggle_flow.competition import Competition, load_file
 from kaggle_flow.errors import DataError
@@ -83,6 +83,18 @@ def test_a_shared_folder_without_test_csv_takes_the_sample_ids(trees: Path, tmp_
     assert split_counts(table)["test"] == 4 * TEST_PER_CLASS
     (tree / "sample_submission.csv").unlink()
     assert split_counts(read_table(tree, comp)) == expected_counts("plant_pathology")  # the images no row reads
+
+
+def test_toml_differences_name_the_keys_a_written_toml_gets_wrong(trees: Path, tmp_path: Path) -> None:
+    written = tmp_path / "aptos.toml"
+    text = (trees / "aptos.toml").read_text().replace('title = "APTOS 2019 Blindness Detection"', 'title = "aptos"')
+    written.write_text(text)
+    assert toml_differences(trees / "aptos.toml", written) == []
+    written.write_text(text.replace('id_extension = ".png"\n', "").replace('id_form = "stem"', 'id_form = "name"'))
+    assert toml_differences(trees / "aptos.toml", written) == [
+        "layout.id_extension: expected '.png', written ''",
+        "submission.id_form: expected 'stem', written 'name'",
+    ]
 
 
 def test_label_map_names_the_classes_and_the_codes_stay_the_classes(trees: Path) -> None:
