@@ -14,7 +14,9 @@ from clitools import flow, one_line_error
 from kaggle_trees import LAYOUTS, TEST_PER_CLASS, TRAIN_PER_CLASS, ZIPS, expected_counts, make, toml_differences
 
 from kaggle_flow.competition import Competition, load_file
+from kaggle_flow.data.images import load_image
 from kaggle_flow.errors import DataError
+from kaggle_flow.explore.scan import scan_images
 from kaggle_flow.submit.score import score_submission
 from kaggle_flow.submit.submission import expected_ids
 from kaggle_flow.table.layouts import class_names, describe_counts, labelled, read_table, split_counts
@@ -74,6 +76,14 @@ def test_ids_without_extension_get_it_and_test_ids_come_from_the_csv_in_a_shared
     test = plant[plant["split"] == "test"]
     assert test["id"].tolist() == [f"Test_{i}.jpg" for i in range(4 * TEST_PER_CLASS)]  # test.csv's order
     assert not set(test["path"]) & set(plant[plant["split"] == "train"]["path"])
+
+
+def test_tiff_images_scan_and_decode(trees: Path) -> None:
+    paths = sorted(str(p) for p in (trees / "histopathologic" / "train").glob("*.tif"))[:4]
+    scan = scan_images(paths, show_progress=False)
+    assert scan["problem"].tolist() == [""] * 4 and set(scan["format"]) == {"TIFF"}
+    image = load_image(paths[0], 32, 3)
+    assert image.shape == (32, 32, 3) and image.dtype == "uint8" and image.max() > 0
 
 
 def test_a_shared_folder_without_test_csv_takes_the_sample_ids(trees: Path, tmp_path: Path) -> None:
