@@ -1,34 +1,29 @@
 """Eight Kaggle image competitions as small generated trees, laid out exactly like their downloads.
 
-The pictures are the 1,797 8x8 scikit-learn digits that ship with flow (the embedded `digits`),
-enlarged (and tinted where the real images are colour), so a small CNN learns every tree in seconds:
+The pictures are the 8x8 scikit-learn digits that ship with flow, enlarged to 28 px and (but for the
+grey pixel CSV) tinted by class: shape and colour tell the class, so a few epochs learn every tree and
+a submission whose rows are mixed up scores at chance.
 
-    dogs_vs_cats        train/cat.0.jpg, train/dog.0.jpg (digit 0 = cat, 1 = dog), test/1.jpg...;
-                        sample id,label (label: the probability of a dog, ids without .jpg); logloss
+    dogs_vs_cats        train/cat.0.jpg, train/dog.0.jpg, test/1.jpg...; sample id,label (the probability
+                        of a dog, ids without .jpg); logloss
     histopathologic     train_labels.csv id,label (ids without .tif), train/*.tif, test/*.tif (RGB TIFF);
                         sample id,label (probability of 1); auc
     aptos               train.csv id_code,diagnosis (ids without .png), train_images/, test_images/,
-                        test.csv id_code; 5 grades (digits 0-4); sample id_code,diagnosis; kappa
-    plant_pathology     train.csv image_id,healthy,multiple_diseases,rust,scab (one-hot), images/Train_0.jpg
-                        and images/Test_0.jpg together, test.csv image_id; sample: a probability column
-                        per class; mean_auc
-    digit_recognizer    train.csv label,pixel0..pixel783, test.csv pixel0..pixel783 (28x28 grey);
-                        sample ImageId,Label with ImageId from 1; accuracy
+                        test.csv id_code; 5 grades; sample id_code,diagnosis; kappa
+    plant_pathology     train.csv image_id,healthy,multiple_diseases,rust,scab (one-hot); Train_0.jpg and
+                        Test_0.jpg together in images/; test.csv image_id; sample: one probability per class; mean_auc
+    digit_recognizer    train.csv label,pixel0..pixel783, test.csv pixel0..; sample ImageId,Label from 1; accuracy
     seedlings           train/<class with spaces>/*.png, flat test/; sample file,species (names); micro_f1
-    aerial_cactus       train.csv id,has_cactus (ids with .jpg), train/, test/; sample id,has_cactus
-                        (probability); auc
-    aerial_cactus_zip   the older download: aerial-cactus-identification.zip holding train.csv,
-                        sample_submission.csv, solution.csv, train.zip (train/*.jpg) and test.zip (test/*.jpg)
-    cassava             train.csv image_id,label (codes 0-4, ids with .jpg), label_num_to_disease_map.json,
-                        train_images/, test_images/; sample image_id,label; accuracy
+    aerial_cactus       train.csv id,has_cactus (ids with .jpg), train/, test/; sample id,has_cactus; auc
+    aerial_cactus_zip   the older download: a zip of train.csv, the sample, the solution, train.zip, test.zip
+    cassava             train.csv image_id,label (codes 0-4), label_num_to_disease_map.json, train_images/,
+                        test_images/; sample image_id,label; accuracy
 
-Each tree holds `sample_submission.csv` (in the download's row order, which is not the sorted file
-order) and `solution.csv` (flow's own file: the test answers in the sample's format; for the
-probability kinds the true label, for one probability per class the one-hot columns), so a
-submission can be scored. `make(name, root)` writes the tree under root/name (the zip for
-aerial_cactus_zip) and returns it, with the TOML a correct `flow init` writes for it beside it
-(root/name.toml); `expected_toml(name)` is that text and `expected_counts(name)` the images per split
-that the layout reads. Run: .venv/bin/python bench/kaggle_trees.py OUT [NAME...]
+Each tree holds its sample_submission.csv (in the download's row order, not the sorted one) and a
+solution.csv (flow's own: the test answers in the sample's format; the true label for the probability
+kinds, the one-hot columns for one probability per class). `make(name, root)` writes root/NAME (or the
+zip) and beside it root/NAME.toml, the TOML a correct `flow init` writes (`expected_toml`);
+`toml_differences` compares a written TOML with it; `expected_counts` is what the layout reads.
 """
 
 from __future__ import annotations
@@ -40,6 +35,7 @@ import json
 import shutil
 import sys
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -74,8 +70,7 @@ def _digits() -> tuple[Array, Array]:
 
 
 def _draw(num_classes: int, per_class: int, offset: int) -> list[tuple[int, Array]]:
-    """(class, 8x8 digit) pairs: `per_class` of each digit 0..num_classes-1, interleaved; train
-    draws from the front of each digit's images, test (offset) from further on."""
+    """(class, 8x8 digit) pairs, `per_class` of each digit below num_classes, interleaved."""
     images, labels = _digits()
     pools = [np.flatnonzero(labels == d) for d in range(num_classes)]
     return [(d, images[pools[d][offset + i]]) for i in range(per_class) for d in range(num_classes)]
@@ -99,24 +94,28 @@ def _save(image: Image.Image, path: Path) -> None:
     image.save(path)
 
 
+def _images(folder: Path, names: list[str], pairs: list[tuple[int, Array]]) -> None:
+    """Each (class, digit) of `pairs` as a picture tinted by its class, named by `names`."""
+    for name, (label, digit) in zip(names, pairs):
+        _save(_picture(digit, True, label), folder / name)
+
+
 def _hex(seed: str, n: int) -> str:
     return hashlib.sha1(seed.encode()).hexdigest()[:n]
 
+
 def _csv(frame: pd.DataFrame, path: Path) -> None:  # as Kaggle writes them: no index column
     frame.to_csv(path, index=False)
+
 
 # --- the layouts ---------------------------------------------------------------------------
 
 
 def make_dogs_vs_cats(root: Path) -> None:
     train, test = _train_test(2)
-    seen = [0, 0]
-    for label, digit in train:
-        _save(_picture(digit, True, label), root / "train" / f"{('cat', 'dog')[label]}.{seen[label]}.jpg")
-        seen[label] += 1
+    _images(root / "train", [f"{('cat', 'dog')[label]}.{k // 2}.jpg" for k, (label, _) in enumerate(train)], train)
     ids = list(range(1, len(test) + 1))
-    for i, (label, digit) in zip(ids, test):
-        _save(_picture(digit, True, label), root / "test" / f"{i}.jpg")
+    _images(root / "test", [f"{i}.jpg" for i in ids], test)
     _csv(pd.DataFrame({"id": ids, "label": 0.5}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"id": ids, "label": [lab for lab, _ in test]}), root / "solution.csv")
 
@@ -125,10 +124,8 @@ def make_histopathologic(root: Path) -> None:
     train, test = _train_test(2)
     train_ids = [_hex(f"h-train-{i}", 40) for i in range(len(train))]
     test_ids = [_hex(f"h-test-{i}", 40) for i in range(len(test))]
-    for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, label), root / "train" / f"{i}.tif")
-    for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, label), root / "test" / f"{i}.tif")
+    _images(root / "train", [f"{i}.tif" for i in train_ids], train)
+    _images(root / "test", [f"{i}.tif" for i in test_ids], test)
     _csv(pd.DataFrame({"id": train_ids, "label": [lab for lab, _ in train]}), root / "train_labels.csv")
     _csv(pd.DataFrame({"id": test_ids, "label": 0}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"id": test_ids, "label": [lab for lab, _ in test]}), root / "solution.csv")
@@ -138,10 +135,8 @@ def make_aptos(root: Path) -> None:
     train, test = _train_test(5)
     train_ids = [_hex(f"a-train-{i}", 12) for i in range(len(train))]
     test_ids = [_hex(f"a-test-{i}", 12) for i in range(len(test))]
-    for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, label), root / "train_images" / f"{i}.png")
-    for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, label), root / "test_images" / f"{i}.png")
+    _images(root / "train_images", [f"{i}.png" for i in train_ids], train)
+    _images(root / "test_images", [f"{i}.png" for i in test_ids], test)
     _csv(pd.DataFrame({"id_code": train_ids, "diagnosis": [lab for lab, _ in train]}), root / "train.csv")
     _csv(pd.DataFrame({"id_code": test_ids}), root / "test.csv")
     _csv(pd.DataFrame({"id_code": test_ids, "diagnosis": 0}), root / "sample_submission.csv")
@@ -156,8 +151,7 @@ def make_plant_pathology(root: Path) -> None:
     train, test = _train_test(4)
     train_ids = [f"Train_{i}" for i in range(len(train))]
     test_ids = [f"Test_{i}" for i in range(len(test))]
-    for i, (label, digit) in zip(train_ids + test_ids, train + test):
-        _save(_picture(digit, True, label), root / "images" / f"{i}.jpg")
+    _images(root / "images", [f"{i}.jpg" for i in train_ids + test_ids], train + test)
     train_labels, test_labels = [lab for lab, _ in train], [lab for lab, _ in test]
     _csv(pd.DataFrame({"image_id": train_ids, **_one_hot(train_labels, PLANT)}), root / "train.csv")
     _csv(pd.DataFrame({"image_id": test_ids}), root / "test.csv")
@@ -187,8 +181,7 @@ def make_seedlings(root: Path) -> None:
     for n, (label, digit) in enumerate(train):
         _save(_picture(digit, True, label), root / "train" / SEEDLINGS[label] / f"{_hex(f's-train-{n}', 9)}.png")
     files = [f"{_hex(f's-test-{n}', 9)}.png" for n in range(len(test))]
-    for name, (label, digit) in zip(files, test):
-        _save(_picture(digit, True, label), root / "test" / name)
+    _images(root / "test", files, test)
     _csv(pd.DataFrame({"file": files, "species": SEEDLINGS[0]}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"file": files, "species": [SEEDLINGS[lab] for lab, _ in test]}), root / "solution.csv")
 
@@ -197,10 +190,8 @@ def make_aerial_cactus(root: Path) -> None:
     train, test = _train_test(2)
     train_ids = [f"{_hex(f'c-train-{i}', 32)}.jpg" for i in range(len(train))]
     test_ids = [f"{_hex(f'c-test-{i}', 32)}.jpg" for i in range(len(test))]
-    for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, label), root / "train" / i)
-    for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, label), root / "test" / i)
+    _images(root / "train", train_ids, train)
+    _images(root / "test", test_ids, test)
     _csv(pd.DataFrame({"id": train_ids, "has_cactus": [lab for lab, _ in train]}), root / "train.csv")
     _csv(pd.DataFrame({"id": test_ids, "has_cactus": 0.5}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"id": test_ids, "has_cactus": [lab for lab, _ in test]}), root / "solution.csv")
@@ -230,10 +221,8 @@ def make_cassava(root: Path) -> None:
     train, test = _train_test(5)
     train_ids = [f"{1000015157 + 7919 * i}.jpg" for i in range(len(train))]
     test_ids = [f"{2216849948 + 104729 * i}.jpg" for i in range(len(test))]
-    for i, (label, digit) in zip(train_ids, train):
-        _save(_picture(digit, True, label), root / "train_images" / i)
-    for i, (label, digit) in zip(test_ids, test):
-        _save(_picture(digit, True, label), root / "test_images" / i)
+    _images(root / "train_images", train_ids, train)
+    _images(root / "test_images", test_ids, test)
     _csv(pd.DataFrame({"image_id": train_ids, "label": [lab for lab, _ in train]}), root / "train.csv")
     (root / "label_num_to_disease_map.json").write_text(json.dumps(CASSAVA), encoding="utf-8")
     _csv(pd.DataFrame({"image_id": test_ids, "label": 4}), root / "sample_submission.csv")
@@ -407,8 +396,6 @@ LAYOUTS: dict[str, Callable[[Path], None]] = {
     "aerial_cactus_zip": make_aerial_cactus_zip,
     "cassava": make_cassava,
 }
-CLASSES = {"dogs_vs_cats": 2, "histopathologic": 2, "aptos": 5, "plant_pathology": 4, "digit_recognizer": 10,
-           "seedlings": len(SEEDLINGS), "aerial_cactus": 2, "aerial_cactus_zip": 2, "cassava": 5}  # classes per tree
 ZIPS = {"aerial_cactus_zip": "aerial-cactus-identification.zip"}
 
 
@@ -417,9 +404,23 @@ def expected_toml(name: str) -> str:
     return _TOMLS[name]
 
 
+def toml_differences(expected: Path, written: Path) -> list[str]:
+    """'key: expected X, written Y' for each of classes, metric, channels and every layout and
+    submission field (defaults filled in) where two competition TOMLs differ; title, mean, std,
+    [train] and [data] are free."""
+    from kaggle_flow.competition import load_file
+
+    a, b = load_file(Path(expected)), load_file(Path(written))
+    pairs = {key: (getattr(a, key), getattr(b, key)) for key in ("classes", "metric", "channels")}
+    for part in ("layout", "submission"):
+        dumped = getattr(a, part).model_dump(), getattr(b, part).model_dump()
+        pairs.update({f"{part}.{k}": (v, dumped[1][k]) for k, v in dumped[0].items()})
+    return [f"{key}: expected {x!r}, written {y!r}" for key, (x, y) in pairs.items() if x != y]
+
+
 def expected_counts(name: str) -> dict[str, int]:
     """Images per split ("train", "valid", "test") the layout of `name` reads from its tree."""
-    n = CLASSES[name]
+    n = len(tomllib.loads(_TOMLS[name])["classes"])
     return {"train": n * TRAIN_PER_CLASS, "valid": 0, "test": n * TEST_PER_CLASS}
 
 
@@ -441,8 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("names", nargs="*", default=list(LAYOUTS))
     args = parser.parse_args(argv)
-    for name in args.names:
-        print(make(name, args.out))
+    print("\n".join(str(make(name, args.out)) for name in args.names))
     return 0
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
-from kaggle_trees import LAYOUTS, TEST_PER_CLASS, TRAIN_PER_CLASS, ZIPS, expected_counts, make
+from kaggle_trees import LAYOUTS, TEST_PER_CLASS, TRAIN_PER_CLASS, ZIPS, expected_counts, make, toml_differences
 
 from kaggle_flow.competition import Competition, load_file
+from kaggle_flow.data.images import load_image
 from kaggle_flow.errors import DataError
+from kaggle_flow.explore.scan import scan_images
 from kaggle_flow.submit.score import score_submission
 from kaggle_flow.submit.submission import expected_ids
 from kaggle_flow.table.layouts import class_names, describe_counts, labelled, read_table, split_counts
@@ -76,6 +78,14 @@ def test_ids_without_extension_get_it_and_test_ids_come_from_the_csv_in_a_shared
     assert not set(test["path"]) & set(plant[plant["split"] == "train"]["path"])
 
 
+def test_tiff_images_scan_and_decode(trees: Path) -> None:
+    paths = sorted(str(p) for p in (trees / "histopathologic" / "train").glob("*.tif"))[:4]
+    scan = scan_images(paths, show_progress=False)
+    assert scan["problem"].tolist() == [""] * 4 and set(scan["format"]) == {"TIFF"}
+    image = load_image(paths[0], 32, 3)
+    assert image.shape == (32, 32, 3) and image.dtype == "uint8" and image.max() > 0
+
+
 def test_a_shared_folder_without_test_csv_takes_the_sample_ids(trees: Path, tmp_path: Path) -> None:
     tree, comp = _fresh(trees, "plant_pathology", tmp_path)
     comp = comp.model_copy(update={"layout": comp.layout.model_copy(update={"test_csv": None})})
@@ -83,6 +93,18 @@ def test_a_shared_folder_without_test_csv_takes_the_sample_ids(trees: Path, tmp_
     assert split_counts(table)["test"] == 4 * TEST_PER_CLASS
     (tree / "sample_submission.csv").unlink()
     assert split_counts(read_table(tree, comp)) == expected_counts("plant_pathology")  # the images no row reads
+
+
+def test_toml_differences_name_the_keys_a_written_toml_gets_wrong(trees: Path, tmp_path: Path) -> None:
+    written = tmp_path / "aptos.toml"
+    text = (trees / "aptos.toml").read_text().replace('title = "APTOS 2019 Blindness Detection"', 'title = "aptos"')
+    written.write_text(text)
+    assert toml_differences(trees / "aptos.toml", written) == []
+    written.write_text(text.replace('id_extension = ".png"\n', "").replace('id_form = "stem"', 'id_form = "name"'))
+    assert toml_differences(trees / "aptos.toml", written) == [
+        "layout.id_extension: expected '.png', written ''",
+        "submission.id_form: expected 'stem', written 'name'",
+    ]
 
 
 def test_label_map_names_the_classes_and_the_codes_stay_the_classes(trees: Path) -> None:

@@ -9,7 +9,10 @@ Every reader returns a pandas DataFrame with the columns of `COLUMNS`:
 
 Rows read from a layout's `valid_dir` keep their origin as split "valid": `flow split` makes them
 the validation fold by default. Code that wants every labelled row uses `labelled(table)`.
-A new layout is one new reader registered in `READERS`; nothing after reading changes.
+A new layout is one new reader registered in `READERS`; nothing after reading changes. Kaggle's
+CSVs: ids written without their extension get layout.id_extension; one-hot label_columns give the
+label; in a test_dir shared with train_dir the test ids come from test_csv, else the sample's ids;
+kind "pixels" writes each CSV row once as a PNG (table.pixels) and reads those.
 
 Folders as downloaded. Archives often wrap a folder once more (iChallenge-PM keeps its training
 images in PALM-Training400/PALM-Training400/*.jpg, next to the zip they came from), so the folder a

@@ -119,8 +119,8 @@ def _write(csv: Path, staging: Path, side: int, label_column: str | None) -> lis
 
 def _written(csv: Path, folder: Path, label_column: str | None) -> list[PixelImage]:
     """The rows of a folder already written from this CSV: only the label column is read again."""
-    frame = pd.read_csv(csv, encoding="utf-8-sig", dtype=str, keep_default_na=False,
-                        usecols=lambda c: str(c).strip() == label_column if label_column else True)
+    wanted = (lambda c: str(c).strip() == label_column) if label_column else [0]  # test: one column to count rows
+    frame = pd.read_csv(csv, encoding="utf-8-sig", dtype=str, keep_default_na=False, usecols=wanted)
     labels = frame.iloc[:, 0].str.strip().tolist() if label_column else [None] * len(frame)
     return [PixelImage(f"{n}.png", folder / f"{n}.png", label, n + 1) for n, label in enumerate(labels, start=1)]
 
