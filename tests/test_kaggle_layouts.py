@@ -170,7 +170,6 @@ def test_a_zipped_tree_of_tiff_images_imports(workdir: Path, trees: Path) -> Non
     assert describe_counts(expected_counts("histopathologic")) in result.output
 
 
-@pytest.mark.xfail(reason="train.zip and test.zip inside the download zip: unpacked by the importer", strict=False)
 def test_the_older_aerial_cactus_zip_with_zips_inside_imports(workdir: Path, trees: Path) -> None:
     _in_workdir(workdir, trees, "aerial_cactus_zip")
     result = flow("import", "aerial_cactus_zip", trees / ZIPS["aerial_cactus_zip"])

@@ -1,0 +1,114 @@
+"""Kaggle downloads, start to finish with no flags: `flow init`, `flow import`, `flow run` on each layout.
+
+For each tree of bench/kaggle_trees.py (generated from the embedded digits, laid out as the download):
+
+    flow init NAME --from TREE --metric M     (M: the competition's metric, which a download does not say)
+    flow import NAME TREE
+    flow run NAME                             (the automatic recipe, no flags)
+
+then checks the written CSV against Kaggle's format (the sample's columns, ids and row order) and
+scores it against the generated answers with scikit-learn directly, not with flow's own metrics.
+Prints one row per layout: the metric, its value, whether the format held, the wall time of `flow run`.
+
+    .venv/bin/python bench/bench_kaggle.py [--only aptos,cassava]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kaggle_trees import LAYOUTS, expected_toml, make  # noqa: E402
+
+FLOW = [sys.executable, "-m", "kaggle_flow.cli"]
+
+
+def sklearn_score(metric: str, submission: pd.DataFrame, solution: pd.DataFrame, toml: dict) -> float:
+    """The metric of a submission against the answers, computed by scikit-learn (rows matched by id)."""
+    from sklearn import metrics as m
+
+    sub, fmt = toml.get("submission", {}), toml["classes"]
+    id_col = sub.get("id_column", "id")
+    solution = solution.set_index(id_col).loc[submission[id_col]]
+    value_cols = [c for c in submission.columns if c != id_col]
+    kind = sub.get("kind", "label")
+    if kind == "probabilities":
+        truth = solution[value_cols].to_numpy(dtype=int)
+        probs = submission[value_cols].to_numpy(dtype=float)
+        if metric == "mean_auc":
+            return float(np.mean([m.roc_auc_score(truth[:, j], probs[:, j]) for j in range(truth.shape[1])]))
+        return float(m.log_loss(truth.argmax(1), probs, labels=list(range(len(fmt)))))
+    truth = solution[value_cols[0]].astype(str).to_numpy()
+    if kind == "probability":
+        positive = sub.get("positive", fmt[1])
+        y = (truth == str(fmt.index(positive))) | (truth == positive)
+        p = submission[value_cols[0]].to_numpy(dtype=float)
+        return float(m.roc_auc_score(y, p) if metric == "auc" else m.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)))
+    pred = submission[value_cols[0]].astype(str).to_numpy()
+    if metric == "kappa":
+        return float(m.cohen_kappa_score(truth.astype(int), pred.astype(int), weights="quadratic"))
+    if metric == "micro_f1":
+        return float(m.f1_score(truth, pred, average="micro"))
+    return float(m.accuracy_score(truth, pred))
+
+
+def one(name: str, root: Path) -> dict:
+    tree = make(name, root / "downloads")
+    toml = tomllib.loads(expected_toml(name))
+    metric = toml["metric"]
+    work = root / name
+    work.mkdir()
+    env = {**os.environ, "FLOW_NO_PROGRESS": "1"}
+
+    def flow(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([*FLOW, *args], cwd=work, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{name}: flow {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    flow("init", name, "--from", str(tree), "--metric", metric)
+    flow("import", name, str(tree))
+    start = time.perf_counter()
+    flow("run", name)
+    wall = time.perf_counter() - start
+    (csv,) = [p for p in (work / "submissions" / name).glob("*.csv") if p.name != "ledger.csv"]
+    submission = pd.read_csv(csv, dtype=str)
+    sample = pd.read_csv(work / "data" / name / toml.get("submission", {}).get("sample", "sample_submission.csv"), dtype=str)
+    id_col = toml.get("submission", {}).get("id_column", "id")
+    fits = list(submission.columns) == list(sample.columns) and submission[id_col].tolist() == sample[id_col].tolist()
+    solution = pd.read_csv(work / "data" / name / "solution.csv", dtype=str)
+    return {"layout": name, "metric": metric, "score": sklearn_score(metric, submission, solution, toml),
+            "format": "ok" if fits else "WRONG", "run_s": wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated layouts (default: all)")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(LAYOUTS)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; flow run with no flags on each layout")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            row = one(name, Path(tmp))
+            rows.append(row)
+            print(f"{row['layout']:<18} {row['metric']:<9} {row['score']:.4f}  format {row['format']:<5}  flow run {row['run_s']:6.1f} s",
+                  flush=True)
+    print(f"all formats as the sample: {all(r['format'] == 'ok' for r in rows)}; "
+          f"longest flow run {max(r['run_s'] for r in rows):.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
