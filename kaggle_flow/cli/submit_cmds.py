@@ -160,15 +160,24 @@ def score_cmd(
 
 
 @app.command("submissions")
-def submissions_cmd(comp: CompArg = None) -> None:
-    """List the submissions of a competition: run, recipe, CV score and local score.
+def submissions_cmd(
+    comp: CompArg = None,
+    lb: Annotated[
+        Optional[tuple[str, str]],
+        typer.Option("--lb", help="Record a public leaderboard score by hand for a submission file.", metavar="FILE SCORE", show_default=False),
+    ] = None,
+) -> None:
+    """List the submissions of a competition: run, recipe, CV, local, public and private score.
 
     The ledger is first made to agree with the folder: a row left pending by an interrupted
     `flow submit` is kept or dropped by whether its CSV exists, a CSV without a row gets one.
+    Where submissions have a CV and a leaderboard score, submissions/COMP/cv_vs_lb.png plots one
+    against the other, and from three on the rank correlation is printed under the table.
 
-    Example: flow submissions mnist
+    Examples: flow submissions mnist ; flow submissions lemon --lb 20250101-120000_r1.csv 0.912
     """
     from kaggle_flow import console
+    from kaggle_flow.submit.leaderboard import record_score
     from kaggle_flow.submit.ledger import ledger_file, reconcile
     from kaggle_flow.workspace import open_workspace
 
@@ -176,27 +185,58 @@ def submissions_cmd(comp: CompArg = None) -> None:
     ledger, notes = reconcile(ws.submissions_dir)
     for note in notes:
         console.warn(note)
+    if lb is not None:
+        name = record_score(ws.submissions_dir, *lb)
+        console.info(f"Recorded the public score {float(lb[1]):.4f} of {name}")
+        ledger, _ = reconcile(ws.submissions_dir)
     if ledger.empty:
         console.info(f"No submissions yet for '{ws.comp.name}' ({ledger_file(ws.submissions_dir)} is empty); run `flow submit`")
         return
+    _ledger_table(f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})", ledger)
+    _cv_vs_lb(ws, ledger)
+
+
+def _ledger_table(title: str, ledger: pd.DataFrame) -> None:
+    """The ledger's rows, a column blank in every row left out. On a narrow terminal the rows are
+    numbered and each file name (the one thing to copy) is whole on a line under the table, with its recipe."""
+    from kaggle_flow import console
 
     def short(score: str) -> str:
         return f"{float(score):.4f}" if score else "-"
 
-    rows = [  # the file name is TIME_RUN.csv, so it says the run too; the ledger CSV has every column
-        (r.file, r.kind, r.model, r.epochs, r.lr, r.preset, r.tta, short(r.cv_score), short(r.local_score))
+    records = [  # the file name is TIME_RUN.csv, so it says the run too; the ledger CSV has every column
+        {"file": r.file, "kind": r.kind, "model": r.model, "epochs": r.epochs, "lr": r.lr, "preset": r.preset, "tta": r.tta,
+         "lb": r.lb_status, "cv": short(r.cv_score), "local": short(r.local_score), "public": short(r.public_score), "private": short(r.private_score)}
         for r in ledger.itertuples(index=False)
     ]
-    columns = ["file", "kind", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
-    title = f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})"
+    scores = ["cv", "local", "public", "private"]
+    columns = [c for c in records[0] if c in scores or any(r[c] for r in records)]
+    rows = [[r[c] or "-" for c in columns] for r in records]
     wide = sum(max(len(c), *(len(str(r[i])) for r in rows)) + 2 for i, c in enumerate(columns))
     if wide <= console.out.width:
         console.table(title, columns, rows, compact=True)
         return
-    # a narrow terminal: the file names, the one thing to copy, each whole on a line under the table
-    console.table(title, ["#", *columns[1:]], [(i, *row[1:]) for i, row in enumerate(rows, 1)], compact=True)
-    for i, row in enumerate(rows, 1):
-        console.info(f"{i:>3}  {row[0]}")
+    recipe = [c for c in ("model", "epochs", "lr", "preset") if c in columns]
+    narrow = [c for c in columns if c != "file" and c not in recipe]
+    console.table(title, ["#", *narrow], [(i, *(r[c] or "-" for c in narrow)) for i, r in enumerate(records, 1)], compact=True)
+    for i, r in enumerate(records, 1):
+        line, made_by = f"{i:>3}  {r['file']}", "  ".join(f"{c} {r[c]}" for c in recipe if r[c])
+        fits = len(line) + 2 + len(made_by) <= console.out.width
+        console.info(f"{line}  {made_by}" if fits else f"{line}\n     {made_by}" if made_by else line)
+
+
+def _cv_vs_lb(ws: Workspace, ledger: pd.DataFrame) -> None:
+    """The rank correlation lines and the CV-against-leaderboard plot, where there are scores to compare."""
+    from kaggle_flow import console
+    from kaggle_flow.metrics import METRICS
+    from kaggle_flow.submit.leaderboard import PLOT, correlation_lines, plot_cv_vs_lb
+
+    for line in correlation_lines(ledger):
+        console.info(line)
+    with contextlib.suppress(OSError):  # a read-only folder still lists
+        plot = plot_cv_vs_lb(ledger, METRICS[ws.comp.metric], ws.submissions_dir / PLOT)
+        if plot is not None:
+            console.info(f"CV against leaderboard: {plot}")
 
 
 @app.command("export")
