@@ -225,6 +225,6 @@ def default_message(submissions_dir: Path, file: Path, metric: str) -> str:
     if rows.empty:
         return f"flow: {Path(file).name}"
     row = rows.iloc[-1]
-    recipe = ", ".join(p for p in (row["model"], f"{row['epochs']} epochs" if row["epochs"] else "", f"lr {row['lr']}" if row["lr"] else "", "TTA" if row["tta"] == "yes" else "") if p)
+    recipe = ", ".join(p for p in (row["model"], f"{row['epochs']} epoch{'' if row['epochs'] == '1' else 's'}" if row["epochs"] else "", f"lr {row['lr']}" if row["lr"] else "", "TTA" if row["tta"] == "yes" else "") if p)
     cv = f"CV {metric} {float(row['cv_score']):.4f}" if row["cv_score"] else "no CV score"
     return f"flow run {row['run']}" + (f" ({recipe})" if recipe else "") + f"; {cv}"

@@ -93,7 +93,10 @@ def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
         if points.empty:
             continue
         ax.scatter(points["cv"], points["lb"], marker=marker, label=board)
+        labelled = set(public["run"]) if board == "private" else set()  # one label per run
         for row in points.itertuples(index=False):
+            if row.run in labelled:
+                continue
             ax.annotate(str(row.run), (row.cv, row.lb), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if not metric.higher_is_better:  # better is up and to the right
         ax.invert_xaxis()
