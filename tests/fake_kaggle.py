@@ -36,6 +36,7 @@ class FakeKaggle:
     uploads: dict[str, bytes] = field(default_factory=dict)
     auth: list[str] = field(default_factory=list)  # the Authorization header of every request
     paths: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # competition -> its archive (DownloadDataFiles)
     limit: int = 60
     _pending: dict[str, str] = field(default_factory=dict)  # upload token -> file name
 
@@ -63,6 +64,8 @@ class FakeKaggle:
             return 200, {"message": "Successfully submitted", "ref": ref}
         if method == "ListSubmissions":
             return 200, {"submissions": self.submissions}
+        if method == "DownloadDataFiles":  # a redirect to the archive, as Kaggle answers with a signed URL
+            return 302, {"location": f"http://{HOST}:{PORT}/files/{body['competitionName']}.zip"}
         if method == "GetSubmissionLimits":
             return 200, {"numAllowedNow": 4}
         return 404, {"code": 404, "message": f"no method {method}"}
@@ -76,6 +79,8 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
         def _send(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
+            if status == 302:
+                self.send_header("Location", body["location"])
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -100,6 +105,19 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"code": 404, "message": "Not found"})
                 return
             self._send(*fake.answer(self.path[len(SERVICE):], json.loads(body or b"{}")))
+
+        def do_GET(self) -> None:
+            if not self._counted():
+                return
+            name = self.path.rsplit("/", 1)[-1].removesuffix(".zip")
+            if not self.path.startswith("/files/") or name not in fake.files:
+                self._send(404, {"code": 404, "message": "Not found"})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/zip")
+            self.send_header("Content-Length", str(len(fake.files[name])))
+            self.end_headers()
+            self.wfile.write(fake.files[name])
 
         def do_PUT(self) -> None:
             data = self._read()

@@ -158,3 +158,23 @@ def test_no_credentials_says_where_they_go(workdir: Path, fake: FakeKaggle, monk
     result, _ = _submit(workdir)
     assert result.exit_code == 0, result.output
     _no_key(workdir, result.output)
+
+
+def test_import_downloads_from_kaggle(workdir: Path, fake: FakeKaggle, embedded_data: Path) -> None:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted((embedded_data / "digits").rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(embedded_data / "digits").as_posix())
+    fake.files["digit-recognizer"] = buffer.getvalue()
+    fake.competitions.add("digit-recognizer")
+    result = flow("import", "digits", "--kaggle", "digit-recognizer", "--data", "elsewhere/digits")
+    assert result.exit_code == 0, result.output
+    assert "Downloaded digit-recognizer.zip from Kaggle competition 'digit-recognizer'" in result.output
+    assert "Imported digits into elsewhere/digits" in result.output
+    assert not [p for p in (workdir / "elsewhere").iterdir() if p.name.startswith(".kaggle-")]  # the download is gone
+    assert "no competition 'nope' on Kaggle (404)" in one_line_error(flow("import", "digits", "--kaggle", "nope", "--data", "other/digits"))
+    assert one_line_error(flow("import", "digits")) == "Error: give the downloaded .zip or folder, or --kaggle SLUG"

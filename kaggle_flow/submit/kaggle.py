@@ -228,3 +228,13 @@ def default_message(submissions_dir: Path, file: Path, metric: str) -> str:
     recipe = ", ".join(p for p in (row["model"], f"{row['epochs']} epoch{'' if row['epochs'] == '1' else 's'}" if row["epochs"] else "", f"lr {row['lr']}" if row["lr"] else "", "TTA" if row["tta"] == "yes" else "") if p)
     cv = f"CV {metric} {float(row['cv_score']):.4f}" if row["cv_score"] else "no CV score"
     return f"flow run {row['run']}" + (f" ({recipe})" if recipe else "") + f"; {cv}"
+
+
+def download(slug: str, folder: Path) -> Path:
+    """Download the files of competition `slug` (Kaggle sends one archive) into `folder`; the archive's path."""
+    api = _api()
+    _call(slug, lambda: api.competition_download_files(slug, path=str(folder), force=True, quiet=True))
+    archives = sorted(p for p in Path(folder).glob(f"{slug}.*") if p.is_file())
+    if not archives:
+        raise KaggleError(f"Kaggle sent no files for '{slug}'")
+    return archives[0]
