@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed-$(EXTRA): pyproject.toml $(LOCK) | $(BIN)/python
-	$(BIN)/pip install -q -c $(LOCK) -e ".[$(EXTRA),test,visualdl,onnx]"
+	$(BIN)/pip install -q -c $(LOCK) -e ".[$(EXTRA),test,visualdl,onnx,kaggle]"
 	touch $@
 
 install: $(VENV)/.installed-$(EXTRA)
@@ -30,7 +30,7 @@ bench: install
 	$(BIN)/python bench/run_all.py
 
 # Refresh the pins: constraints/lock.sh makes a throwaway venv in a temp dir (never .venv), installs
-# -e ".[cpu,test,visualdl,onnx]" there with no constraints, so the newest versions pyproject.toml
+# -e ".[cpu,test,visualdl,onnx,kaggle]" there with no constraints, so the newest versions pyproject.toml
 # allows, and writes its `pip freeze --exclude-editable` to constraints/cpu.txt; then it resolves
 # the same pins with paddlepaddle-gpu 2.6.2 and paddle2onnx 1.x instead (a dry run) into
 # constraints/gpu.txt.

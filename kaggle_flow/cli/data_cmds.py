@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -77,7 +78,10 @@ def init_cmd(
 @app.command("import")
 def import_cmd(
     comp: Annotated[str, typer.Argument(help="Competition name.")],
-    source: Annotated[Path, typer.Argument(help="The downloaded .zip, or a folder.")],
+    source: Annotated[Optional[Path], typer.Argument(help="The downloaded .zip, or a folder.", show_default=False)] = None,
+    kaggle: Annotated[
+        Optional[str], typer.Option("--kaggle", help="Download the files of this Kaggle competition instead.", metavar="SLUG", show_default=False)
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace data already in data/COMP.")] = False,
     max_size: Annotated[
         Optional[str],
@@ -94,9 +98,11 @@ def import_cmd(
     from its listing first: more than --max-size unpacked, a compression ratio no download has (a
     zip bomb), or more than the free space is refused before anything is written.
 
-    Examples: flow import lemon ~/Downloads/lemon_lesson.zip ; flow import big big.zip --max-size 50GB
+    Examples: flow import lemon ~/Downloads/lemon_lesson.zip ; flow import big big.zip --max-size 50GB ;
+    flow import digits --kaggle digit-recognizer
     """
     from kaggle_flow import console
+    from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.table.archive import archive_limits
     from kaggle_flow.table.importer import import_data
@@ -105,7 +111,17 @@ def import_cmd(
 
     ws = open_workspace(comp, data, remember_it=False)  # nothing written before the import is checked
     ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
-    target = import_data(ws.comp, source, ws.data_dir, force=force, limits=archive_limits(max_size, allow_large))
+    if (source is None) == (kaggle is None):
+        raise FlowError("give the downloaded .zip or folder, or --kaggle SLUG")
+    if kaggle is not None:
+        ws.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=ws.data_dir.parent if kaggle else None) as folder:  # beside data/COMP
+        if kaggle is not None:
+            from kaggle_flow.submit.kaggle import download  # kaggle package
+
+            source = download(kaggle, Path(folder))
+            console.info(f"Downloaded {source.name} from Kaggle competition '{kaggle}'")
+        target = import_data(ws.comp, source, ws.data_dir, force=force, limits=archive_limits(max_size, allow_large))
     counts = split_counts(ws.table(quiet=True))
     remember(ws.comp.name)
     console.info(f"Imported {ws.comp.name} into {target}: {describe_counts(counts)}")

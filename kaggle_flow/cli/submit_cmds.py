@@ -35,6 +35,16 @@ FoldsOpt = Annotated[
     typer.Option("--folds", help="'all': average the fold models of a cross-validation run (`flow train --folds all`).", metavar="all", show_default=False),
 ]
 
+KaggleOpt = Annotated[bool, typer.Option("--kaggle", help="Upload the CSV to the Kaggle competition (needs the kaggle extra and credentials).")]
+MessageOpt = Annotated[
+    Optional[str],
+    typer.Option("--message", "-m", help="The Kaggle submission's description; default: the run, its recipe, its CV score.", show_default=False),
+]
+ResendOpt = Annotated[
+    Optional[Path],
+    typer.Option("--file", help="With --kaggle: upload this submission CSV again instead of writing a new one.", metavar="FILE", show_default=False),
+]
+
 
 def _counts_table(title: str, counts: pd.DataFrame) -> None:
     """Images per class, each count column followed by its share."""
@@ -107,6 +117,9 @@ def submit_cmd(
         Optional[Path],
         typer.Option("--probs", help="Submit saved probabilities (a test_probs.npy) instead of predicting.", metavar="FILE", show_default=False),
     ] = None,
+    kaggle: KaggleOpt = False,
+    message: MessageOpt = None,
+    file: ResendOpt = None,
     data: DataOpt = None,
     strict: StrictOpt = False,
 ) -> None:
@@ -121,18 +134,50 @@ def submit_cmd(
     temperature fitted to the log loss of the run's out-of-fold predictions (label smoothing caps
     every probability), and each is clipped to [1e-15, 1 - 1e-15], as scikit-learn's log loss does.
 
-    Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2
+    With --kaggle the CSV is then uploaded to the competition on Kaggle (`kaggle = "SLUG"` in its TOML,
+    else its name); `flow submissions --refresh` reads the scores back. A failed upload keeps the
+    CSV, its ledger row says `not sent` and why, and `--kaggle --file FILE` sends it again.
+
+    Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2 ;
+    flow submit digits --kaggle -m "first try"
     """
+    from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.submit.choice import RunChoice
     from kaggle_flow.submit.submission import submit
     from kaggle_flow.workspace import open_workspace
 
+    if (file is not None or message is not None) and not kaggle:
+        raise FlowError("--file and --message go with --kaggle")
     ws = open_workspace(comp, data)
     for folder in (ws.submissions_dir, ws.runs_dir):  # the CSV and its ledger row; the run's test_probs.npy
         ensure_writable(folder)
-    choice = RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds)
-    _show_submission(submit(ws, choice, probs_file=probs_file, strict=strict))
+    if kaggle:
+        from kaggle_flow.submit.kaggle import (
+            require_credentials,  # the kaggle package's errors and credentials, for --kaggle only
+        )
+
+        require_credentials()  # before any predicting
+    if file is None:
+        sub = submit(ws, RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds), probs_file=probs_file, strict=strict)
+        _show_submission(sub)
+        file = sub.file
+    if kaggle:
+        _upload(ws, Path(file), message)
+
+
+def _upload(ws: Workspace, file: Path, message: str | None) -> None:
+    """Send a submission CSV of the ledger to Kaggle and say where its score will come from."""
+    from kaggle_flow import console
+    from kaggle_flow.errors import NotFoundError
+    from kaggle_flow.submit.kaggle import default_message, slug_of, upload
+    from kaggle_flow.submit.ledger import ledger_file, read_ledger
+
+    if not file.is_file() or file.name not in set(read_ledger(ws.submissions_dir)["file"]):
+        raise NotFoundError(f"{file}: not a submission in {ledger_file(ws.submissions_dir)} (`flow submissions` lists them)")
+    slug = slug_of(ws.comp)
+    ref = upload(ws.submissions_dir, file, slug, message or default_message(ws.submissions_dir, file, ws.comp.metric))
+    console.info(f"Sent {file.name} to Kaggle competition '{slug}' (ref {ref}, pending); `flow submissions --refresh` reads its score")
 
 
 @app.command("score")
@@ -160,15 +205,28 @@ def score_cmd(
 
 
 @app.command("submissions")
-def submissions_cmd(comp: CompArg = None) -> None:
-    """List the submissions of a competition: run, recipe, CV score and local score.
+def submissions_cmd(
+    comp: CompArg = None,
+    lb: Annotated[
+        Optional[tuple[str, str]],
+        typer.Option("--lb", help="Record a public leaderboard score by hand for a submission file.", metavar="FILE SCORE", show_default=False),
+    ] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Read status and scores of the Kaggle submissions into the ledger first.")] = False,
+) -> None:
+    """List the submissions of a competition: run, recipe, CV, local, public and private score.
 
     The ledger is first made to agree with the folder: a row left pending by an interrupted
     `flow submit` is kept or dropped by whether its CSV exists, a CSV without a row gets one.
+    Where submissions have a CV and a leaderboard score, submissions/COMP/cv_vs_lb.png plots one
+    against the other, and from three on the rank correlation is printed under the table.
 
-    Example: flow submissions mnist
+    --refresh reads the competition's submissions from Kaggle first: status (pending, complete, error
+    with Kaggle's text), public and private score; a submission made outside flow gets a row.
+
+    Examples: flow submissions mnist ; flow submissions lemon --lb 20250101-120000_r1.csv 0.912 ; flow submissions --refresh
     """
     from kaggle_flow import console
+    from kaggle_flow.submit.leaderboard import record_score
     from kaggle_flow.submit.ledger import ledger_file, reconcile
     from kaggle_flow.workspace import open_workspace
 
@@ -176,27 +234,69 @@ def submissions_cmd(comp: CompArg = None) -> None:
     ledger, notes = reconcile(ws.submissions_dir)
     for note in notes:
         console.warn(note)
+    if lb is not None:
+        name = record_score(ws.submissions_dir, *lb)
+        console.info(f"Recorded the public score {float(lb[1]):.4f} of {name}")
+        ledger, _ = reconcile(ws.submissions_dir)
+    if refresh:
+        from kaggle_flow.submit.kaggle import refresh as refresh_from_kaggle
+        from kaggle_flow.submit.kaggle import slug_of
+
+        done = refresh_from_kaggle(ws.submissions_dir, slug_of(ws.comp))
+        added = f", {done.added} made outside flow added" if done.added else ""
+        console.info(f"Read Kaggle's submissions of '{slug_of(ws.comp)}': {done.settled} settled{added}")
+        ledger, _ = reconcile(ws.submissions_dir)
     if ledger.empty:
         console.info(f"No submissions yet for '{ws.comp.name}' ({ledger_file(ws.submissions_dir)} is empty); run `flow submit`")
         return
+    _ledger_table(f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})", ledger)
+    for r in ledger.itertuples(index=False):  # why Kaggle failed a submission, or why it was never sent
+        if r.lb_status in ("error", "not sent") and r.lb_note:
+            console.warn(f"{r.file}: {r.lb_status}: {r.lb_note}")
+    _cv_vs_lb(ws, ledger)
+
+
+def _ledger_table(title: str, ledger: pd.DataFrame) -> None:
+    """The ledger's rows, a column blank in every row left out. On a narrow terminal the rows are
+    numbered and each file name (the one thing to copy) is whole on a line under the table, with its recipe."""
+    from kaggle_flow import console
 
     def short(score: str) -> str:
         return f"{float(score):.4f}" if score else "-"
 
-    rows = [  # the file name is TIME_RUN.csv, so it says the run too; the ledger CSV has every column
-        (r.file, r.kind, r.model, r.epochs, r.lr, r.preset, r.tta, short(r.cv_score), short(r.local_score))
+    records = [  # the file name is TIME_RUN.csv, so it says the run too; the ledger CSV has every column
+        {"file": r.file, "kind": r.kind, "model": r.model, "epochs": r.epochs, "lr": r.lr, "preset": r.preset, "tta": r.tta,
+         "lb": r.lb_status, "cv": short(r.cv_score), "local": short(r.local_score), "public": short(r.public_score), "private": short(r.private_score)}
         for r in ledger.itertuples(index=False)
     ]
-    columns = ["file", "kind", "model", "epochs", "lr", "preset", "tta", "cv", "local"]
-    title = f"Submissions of {ws.comp.name} ({ledger_file(ws.submissions_dir)})"
+    scores = ["cv", "local", "public", "private"]
+    columns = [c for c in records[0] if c in scores or any(r[c] for r in records)]
+    rows = [[r[c] or "-" for c in columns] for r in records]
     wide = sum(max(len(c), *(len(str(r[i])) for r in rows)) + 2 for i, c in enumerate(columns))
     if wide <= console.out.width:
         console.table(title, columns, rows, compact=True)
         return
-    # a narrow terminal: the file names, the one thing to copy, each whole on a line under the table
-    console.table(title, ["#", *columns[1:]], [(i, *row[1:]) for i, row in enumerate(rows, 1)], compact=True)
-    for i, row in enumerate(rows, 1):
-        console.info(f"{i:>3}  {row[0]}")
+    recipe = [c for c in ("model", "epochs", "lr", "preset") if c in columns]
+    narrow = [c for c in columns if c != "file" and c not in recipe]
+    console.table(title, ["#", *narrow], [(i, *(r[c] or "-" for c in narrow)) for i, r in enumerate(records, 1)], compact=True)
+    for i, r in enumerate(records, 1):
+        line, made_by = f"{i:>3}  {r['file']}", "  ".join(f"{c} {r[c]}" for c in recipe if r[c])
+        fits = len(line) + 2 + len(made_by) <= console.out.width
+        console.info(f"{line}  {made_by}" if fits else f"{line}\n     {made_by}" if made_by else line)
+
+
+def _cv_vs_lb(ws: Workspace, ledger: pd.DataFrame) -> None:
+    """The rank correlation lines and the CV-against-leaderboard plot, where there are scores to compare."""
+    from kaggle_flow import console
+    from kaggle_flow.metrics import METRICS
+    from kaggle_flow.submit.leaderboard import PLOT, correlation_lines, plot_cv_vs_lb
+
+    for line in correlation_lines(ledger):
+        console.info(line)
+    with contextlib.suppress(OSError):  # a read-only folder still lists
+        plot = plot_cv_vs_lb(ledger, METRICS[ws.comp.metric], ws.submissions_dir / PLOT)
+        if plot is not None:
+            console.info(f"CV against leaderboard: {plot}")
 
 
 @app.command("export")

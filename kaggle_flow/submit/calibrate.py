@@ -51,7 +51,9 @@ def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
     """The temperature that minimizes the log loss of `probs` on `labels` (a bounded 1-D search on log T)."""
-    from scipy.optimize import minimize_scalar  # heavy: only a log-loss submission calibrates
+    from scipy.optimize import (
+        minimize_scalar,  # heavy: only a log-loss submission calibrates
+    )
 
     logloss = METRICS["logloss"]
     lo, hi = (math.log(t) for t in TEMPERATURES)

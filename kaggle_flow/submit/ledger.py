@@ -2,7 +2,9 @@
 
 A row says which run (its id and kind: single, cv, ensemble) and recipe made a file, its
 cross-validation score (the run's best validation score, the out-of-fold score of a CV run) and,
-once `flow score` has run, its local score on the known test labels. Every change reads the file,
+once `flow score` has run, its local score on the known test labels, and its leaderboard: public and
+private score, the upload's status (pending, complete, error, not sent, by hand), Kaggle's
+reference and upload time, and a note (Kaggle's error text, why an upload failed). Every change reads the file,
 edits the frame and writes it back through a temp file and a rename, so the ledger is never half
 written; a ledger written before a column existed reads with that column blank.
 
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
 
 LEDGER = "ledger.csv"
-COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", "state"]
+LB_COLUMNS = ["public_score", "private_score", "lb_status", "lb_ref", "lb_time", "lb_note"]
+COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", *LB_COLUMNS, "state"]
 PENDING = "pending"  # the state of a row whose CSV is being written; "" once it is
 RECIPE_KEYS = ("model", "epochs", "lr", "batch_size", "preset")
 
@@ -92,6 +95,7 @@ def add_entry(
         "tta": "yes" if tta else "no",
         "cv_score": _fmt(cv_score),
         "local_score": "",
+        **dict.fromkeys(LB_COLUMNS, ""),
         "state": state,
     }
     frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
@@ -106,6 +110,21 @@ def set_local_score(submissions_dir: Path, file: Path, score: float) -> bool:
     if not hit.any():
         return False
     frame.loc[hit, "local_score"] = _fmt(score)
+    write_csv(ledger_file(submissions_dir), frame)
+    return True
+
+
+def set_leaderboard(submissions_dir: Path, file: Path | str, **fields: str) -> bool:
+    """Set leaderboard columns (public_score, lb_status, ...) of `file`'s row; False when it has none."""
+    unknown = set(fields) - set(LB_COLUMNS)
+    if unknown:
+        raise ValueError(f"not leaderboard columns: {sorted(unknown)}")
+    frame = read_ledger(submissions_dir)
+    hit = frame["file"] == Path(file).name
+    if not hit.any():
+        return False
+    for column, value in fields.items():
+        frame.loc[hit, column] = value
     write_csv(ledger_file(submissions_dir), frame)
     return True
 

@@ -1,0 +1,180 @@
+"""`flow submit --kaggle` and `flow submissions --refresh` through the installed kaggle package, against
+a fake Kaggle on 127.0.0.1 (tests/fake_kaggle.py): the happy path and each failure line."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from clitools import flow, one_line_error
+
+if importlib.util.find_spec("kaggle") is None:  # found, not imported: importing it authenticates and makes its config folder
+    pytest.skip("the kaggle extra is not installed (pip install -e .[kaggle])", allow_module_level=True)
+
+from fake_kaggle import DAILY, RULES, FakeKaggle, serving  # noqa: E402
+
+KEY = "f00dfeedc0ffee1234567890abcdef99"  # a made-up key: it must show up nowhere
+SLUG = "digits"  # the embedded digits competition has no `kaggle` key: its name is the slug
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKaggle]:
+    home = tmp_path_factory.mktemp("home")
+    config = tmp_path_factory.getbasetemp() / "kaggle-config"  # one for the session: the package reads it once, at import
+    config.mkdir(exist_ok=True)
+    (config / "kaggle.json").unlink(missing_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("KAGGLE_USERNAME", "flowtester")
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    try:
+        with serving(FakeKaggle(competitions={SLUG})) as server:
+            yield server
+    except OSError as exc:
+        pytest.skip(f"the fake Kaggle cannot listen on 127.0.0.1:7777 ({exc})")
+
+
+def _submit(workdir: Path, *extra: str) -> tuple[object, Path]:
+    solution = pd.read_csv(workdir / "data/digits/solution.csv")
+    np.save(workdir / "probs.npy", np.eye(10, dtype=np.float32)[solution["label"].to_numpy()])
+    result = flow("submit", "digits", "--probs", "probs.npy", "--kaggle", *extra)
+    files = sorted(p for p in (workdir / "submissions/digits").glob("*.csv") if p.name != "ledger.csv")
+    return result, files[-1] if files else workdir / "none.csv"
+
+
+def _error(result: object) -> str:
+    """The one error line a failed `flow submit --kaggle` ends with (the CSV was written and shown before it)."""
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output  # type: ignore[attr-defined]
+    lines = [line for line in result.output.splitlines() if line.strip()]  # type: ignore[attr-defined]
+    assert sum(line.startswith("Error:") for line in lines) == 1
+    return lines[-1]
+
+
+def _ledger(workdir: Path) -> pd.DataFrame:
+    return pd.read_csv(workdir / "submissions/digits/ledger.csv", dtype=str, keep_default_na=False)
+
+
+def _no_key(workdir: Path, *texts: str) -> None:
+    for text in texts:
+        assert KEY not in text
+    for path in workdir.rglob("*"):
+        if path.is_file() and path.suffix in (".csv", ".json", ".log", ".txt", ".toml"):
+            assert KEY not in path.read_text(errors="replace"), path
+
+
+def test_submit_then_refresh(workdir: Path, fake: FakeKaggle, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    result, file = _submit(workdir, "-m", "first try")
+    assert result.exit_code == 0, result.output
+    assert f"Sent {file.name} to Kaggle competition 'digits' (ref 1000, pending)" in result.output
+    assert fake.uploads["tok1"] == file.read_bytes()
+    assert fake.submissions[0]["fileName"] == file.name and fake.submissions[0]["description"] == "first try"
+    posts = [a for a, p in zip(fake.auth, fake.paths) if p.startswith("/api/")]
+    assert posts and all(a.startswith("Basic ") for a in posts)  # KAGGLE_USERNAME / KAGGLE_KEY went as basic auth
+    row = _ledger(workdir).iloc[0]
+    assert (row["lb_status"], row["lb_ref"]) == ("pending", "1000") and row["lb_time"]
+
+    fake.score(1000, "0.98700", "0.98100")
+    fake.submissions.append({"ref": 7, "fileName": "by-hand.csv", "date": "2025-01-01T12:00:00.000Z", "status": "ERROR", "errorDescription": "bad rows"})
+    result = flow("submissions", "digits", "--refresh")
+    assert result.exit_code == 0, result.output
+    assert "Read Kaggle's submissions of 'digits': 1 settled, 1 made outside flow added" in result.output
+    ledger = _ledger(workdir)
+    assert ledger[["file", "lb_status", "public_score", "private_score"]].values.tolist() == [
+        [file.name, "complete", "0.98700", "0.98100"],
+        ["by-hand.csv", "error", "", ""],
+    ]
+    assert ledger["lb_note"].iloc[1] == "made outside flow"
+    assert flow("submissions", "digits", "--refresh").exit_code == 0  # a second refresh adds nothing
+    assert len(_ledger(workdir)) == 2
+    _no_key(workdir, result.output, caplog.text)
+
+
+def test_default_message_names_run_and_cv(workdir: Path, fake: FakeKaggle) -> None:
+    result, file = _submit(workdir)
+    assert result.exit_code == 0, result.output
+    assert fake.submissions[0]["description"] == f"flow run {workdir.name}; no CV score"
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "message", "line"),
+    [
+        ("StartSubmissionUpload", 403, RULES, "the rules of 'digits' are not accepted: accept them at https://www.kaggle.com/competitions/digits/rules"),
+        ("CreateSubmission", 429, DAILY, f"the daily submission limit of 'digits' is reached: {DAILY}"),
+        ("StartSubmissionUpload", 401, "Unauthorized", "Kaggle did not accept the credentials (401)"),
+        ("StartSubmissionUpload", 500, f"oops {KEY}", "Kaggle answered 500: oops ***"),
+    ],
+)
+def test_failed_upload_is_not_sent_and_resends(workdir: Path, fake: FakeKaggle, method: str, status: int, message: str, line: str) -> None:
+    fake.fail[method] = (status, message)
+    result, file = _submit(workdir)
+    error = _error(result)
+    assert error.startswith(f"Error: {file.name} not sent to Kaggle: ") and line in error, error
+    assert error.endswith(f"resend it with `flow submit --kaggle --file submissions/digits/{file.name}`")
+    row = _ledger(workdir).iloc[0]
+    assert file.is_file() and row["lb_status"] == "not sent" and line in row["lb_note"]
+    _no_key(workdir, result.output)
+    del fake.fail[method]
+    result = flow("submit", "digits", "--kaggle", "--file", f"submissions/digits/{file.name}")
+    assert result.exit_code == 0, result.output
+    assert _ledger(workdir)["lb_status"].tolist() == ["pending"]  # the same row, sent now
+
+
+def test_unknown_slug(workdir: Path, fake: FakeKaggle) -> None:
+    fake.competitions.clear()
+    result, _ = _submit(workdir)
+    assert "no competition 'digits' on Kaggle (404)" in _error(result)
+    assert "no competition 'digits' on Kaggle (404)" in one_line_error(flow("submissions", "digits", "--refresh"))
+
+
+def test_no_network(workdir: Path, fake: FakeKaggle, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kagglesdk import kaggle_env
+
+    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.PROD, "http://127.0.0.1:9/api")  # nothing listens on port 9
+    result, file = _submit(workdir)
+    assert _error(result).startswith(f"Error: {file.name} not sent to Kaggle: no network: Kaggle could not be reached;")
+    assert "no network" in one_line_error(flow("submissions", "digits", "--refresh"))
+
+
+def test_no_credentials_says_where_they_go(workdir: Path, fake: FakeKaggle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    result, _ = _submit(workdir)
+    assert one_line_error(result) == (
+        "Error: no Kaggle credentials: put them in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}), "
+        "or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+    )
+    assert not list(workdir.glob("submissions/*/*.csv"))  # checked before predicting
+    assert fake.paths == []
+    (Path(os.environ["KAGGLE_CONFIG_DIR"]) / "kaggle.json").write_text(json.dumps({"username": "flowtester", "key": KEY}))
+    result, _ = _submit(workdir)
+    assert result.exit_code == 0, result.output
+    _no_key(workdir, result.output)
+
+
+def test_import_downloads_from_kaggle(workdir: Path, fake: FakeKaggle, embedded_data: Path) -> None:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted((embedded_data / "digits").rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(embedded_data / "digits").as_posix())
+    fake.files["digit-recognizer"] = buffer.getvalue()
+    fake.competitions.add("digit-recognizer")
+    result = flow("import", "digits", "--kaggle", "digit-recognizer", "--data", "elsewhere/digits")
+    assert result.exit_code == 0, result.output
+    assert "Downloaded digit-recognizer.zip from Kaggle competition 'digit-recognizer'" in result.output
+    assert "Imported digits into elsewhere/digits" in result.output
+    assert not [p for p in (workdir / "elsewhere").iterdir() if p.name.startswith(".kaggle-")]  # the download is gone
+    assert "no competition 'nope' on Kaggle (404)" in one_line_error(flow("import", "digits", "--kaggle", "nope", "--data", "other/digits"))
+    assert one_line_error(flow("import", "digits")) == "Error: give the downloaded .zip or folder, or --kaggle SLUG"
