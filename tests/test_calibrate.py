@@ -64,3 +64,12 @@ def test_flow_submit_writes_the_calibrated_probabilities_for_log_loss_only(
     (csv,) = [p for p in (tmp_path / "submissions/tiny").glob("*.csv") if p.name != "ledger.csv"]
     written = pd.read_csv(csv)[["horizontal", "vertical", "diagonal"]].to_numpy()
     np.testing.assert_allclose(written, scaled(np.load(run / "test_probs.npy"), t), atol=1e-3)  # t as printed, to 3 decimals
+
+
+def test_a_fold_without_a_mistake_sharpens_no_further_than_the_bound() -> None:
+    """All right on the fold would push the temperature to 0: certainty that one wrong test image pays dearly for."""
+    from kaggle_flow.submit.calibrate import TEMPERATURES
+
+    labels = np.arange(100) % 2
+    probs = smoothed(labels, 2, right=1.0)
+    assert fit_temperature(labels, probs) == pytest.approx(TEMPERATURES[0], rel=1e-3)
