@@ -27,7 +27,7 @@ def _meaning(comp: Competition) -> dict[str, object]:
         "std": comp.std, "image_size": comp.image_size, "layout": comp.layout.model_dump(),
         "submission": {**sub.model_dump(), "positive": None, "columns": sub.value_columns(comp.classes)},
         "positive": sub.positive_index(comp.classes) if sub.kind == "probability" else None,
-        "train": comp.train.model_dump(),
+        "train": comp.train.model_dump(exclude={"lr", "preset"}),  # flow's from-scratch recipe, checked below
     }
 
 
@@ -63,6 +63,8 @@ def test_init_writes_what_the_download_means_and_import_reads_it(
     written = load_file(workdir / "competitions/comp.toml")
     expected = load_file(tmp_path / "downloads" / f"{name}.toml")
     assert _meaning(written) == _meaning(expected)
+    # the recipe of a download: Adam at the from-scratch rate, and no mirror images of grey glyphs
+    assert (written.train.lr, written.train.preset) == (3e-3, "affine" if written.channels == 1 else "light")
 
     result = flow("import", "comp", download)
     assert result.exit_code == 0, result.output

@@ -77,6 +77,16 @@ def infer_competition(name: str, source: Path, metric: str | None = None, shown:
     return Inferred(text, found.sources, notes, warnings)
 
 
+SCRATCH_NOTE = ("# From scratch: Adam at 3e-3 (the automatic recipe takes 3e-4 when it starts from ImageNet "
+                "weights); grey glyphs get shifts and small rotations, never a mirror image")
+
+
+def _scratch(found: Found) -> dict[str, object]:
+    """The recipe keys a download's TOML sets: the from-scratch learning rate, and the augmentation preset
+    by the kind of image (grey glyphs such as pixel CSVs: `affine`, which never flips; photos: `light`)."""
+    return {"lr": 3e-3, "preset": "affine" if found.top.get("channels") == 1 else "light"}
+
+
 def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path) -> str:
     sub = {"kind": "label", "label_form": "index", **sub}
     sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "sample")}
@@ -84,5 +94,6 @@ def _render(name: str, found: Found, sub: dict[str, object], metric: str, source
     lines = [f"{k} = {_value(v)}" for k, v in top.items()]
     lines += _table("layout", found.layout)
     lines += _table("submission", sub)
+    lines += ["", "[train]", SCRATCH_NOTE] + [f"{k} = {_value(v)}" for k, v in _scratch(found).items()]
     lines += _table("data", {"how": f"flow import {name} {source}"})
     return "\n".join(lines) + "\n"
