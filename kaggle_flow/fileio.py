@@ -207,6 +207,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def replace_folder(staging: Path, folder: Path) -> None:
+    """Put a folder written beside `folder` in its place: whatever stood there (a folder, a link, a file) goes."""
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -26,7 +26,7 @@ import pandas as pd
 from PIL import Image
 
 from kaggle_flow.errors import DataError
-from kaggle_flow.fileio import disk_full_as_error
+from kaggle_flow.fileio import disk_full_as_error, replace_folder
 
 FINGERPRINT = ".pixels"  # hidden: no layout counts it as an image
 CHUNK_ROWS = 2000  # rows validated and written at a time: a 42,000-row CSV never sits in memory as numbers
@@ -139,11 +139,7 @@ def write_pixel_images(csv: Path, folder: Path, side: int, label_column: str | N
         try:
             rows = _write(csv, staging, side, label_column)
             (staging / FINGERPRINT).write_text(mark, encoding="utf-8")
-            if folder.is_symlink() or folder.is_file():
-                folder.unlink()
-            elif folder.exists():
-                shutil.rmtree(folder)
-            staging.rename(folder)
+            replace_folder(staging, folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return [PixelImage(r.name, folder / r.name, r.label, r.line) for r in rows]

@@ -19,7 +19,7 @@ import numpy as np
 
 from kaggle_flow import console
 from kaggle_flow.competition import Competition
-from kaggle_flow.fileio import disk_full_as_error
+from kaggle_flow.fileio import disk_full_as_error, replace_folder
 
 SEED = 0
 
@@ -78,11 +78,7 @@ def materialize(comp: Competition, root: Path) -> Path:
             pd.DataFrame({"id": train_ids, "label": labels[train_idx]}).to_csv(staging / "train.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": 0}).to_csv(staging / "sample_submission.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": labels[test_idx]}).to_csv(staging / "solution.csv", index=False)
-            if root.is_symlink():
-                root.unlink()
-            elif root.exists():
-                shutil.rmtree(root)
-            staging.rename(root)
+            replace_folder(staging, root)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     console.info(f"Wrote the embedded {comp.name} data to {root} ({len(train_ids)} train, {len(test_ids)} test)")
