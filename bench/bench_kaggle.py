@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             row = one(name, Path(tmp))
             rows.append(row)
-            print(f"{row['layout']:<18} {row['metric']:<9} {row['score']:.4f}  format {row['format']:<5}  flow run {row['run_s']:6.1f} s",
+            score = f"{row['score']:.4f}" if abs(row["score"]) >= 0.01 else f"{row['score']:.1e}"
+            print(f"{row['layout']:<18} {row['metric']:<9} {score:>7}  format {row['format']:<5}  flow run {row['run_s']:6.1f} s",
                   flush=True)
     print(f"all formats as the sample: {all(r['format'] == 'ok' for r in rows)}; "
           f"longest flow run {max(r['run_s'] for r in rows):.0f} s")
