@@ -35,7 +35,7 @@ def weights_cmd(ctx: typer.Context) -> None:
     from kaggle_flow.models import imagenet_weights, weights_home
 
     rows = [[w.name, f"{w.params:,}", w.file, _size(w.size)] for w in imagenet_weights()]
-    console.table("Models with ImageNet weights", ["name", "params", "file", "in the cache"], rows)
+    console.table("Models with ImageNet weights", ["name", "params", "file", "cached"], rows)
     console.info(f"Cache: {weights_home()}")
 
 
