@@ -66,7 +66,7 @@ def init_cmd(
     probability).
 
     Examples: flow init cactus --from aerial-cactus-identification.zip --metric auc ; flow init flowers --from ~/Downloads/flowers ;
-    flow init digits --kaggle digit-recognizer --metric accuracy
+    flow init recognizer --kaggle digit-recognizer --metric accuracy
     """
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
@@ -77,7 +77,7 @@ def init_cmd(
         raise FlowError("give one of --from DOWNLOAD (a .zip or folder here) and --kaggle SLUG (a Kaggle competition)")
     folder = ensure_writable(Path("competitions"))
     if kaggle is not None:
-        from kaggle_flow.submit.kaggle import init_from_kaggle
+        from kaggle_flow.submit.kaggle import init_from_kaggle  # Kaggle's API, for --kaggle only
 
         file, inferred = init_from_kaggle(name, kaggle, folder, metric=metric)
     else:
@@ -120,7 +120,7 @@ def import_cmd(
     zip bomb), or more than the free space is refused before anything is written.
 
     Examples: flow import lemon ~/Downloads/lemon_lesson.zip ; flow import big big.zip --max-size 50GB ;
-    flow import digits --kaggle ; flow import digits --kaggle digit-recognizer
+    flow import recognizer --kaggle ; flow import digits --kaggle digit-recognizer
     """
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
@@ -134,7 +134,7 @@ def import_cmd(
     ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
     limits = archive_limits(max_size, allow_large)
     if kaggle:
-        from kaggle_flow.submit.kaggle import downloaded, slug_of
+        from kaggle_flow.submit.kaggle import downloaded, slug_of  # Kaggle's API, for --kaggle only
 
         slug = source or slug_of(ws.comp)
         with downloaded(slug, ws.data_dir.parent) as archive:  # beside data/COMP
