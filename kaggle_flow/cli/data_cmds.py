@@ -77,7 +77,7 @@ def init_cmd(
         raise FlowError("give one of --from DOWNLOAD (a .zip or folder here) and --kaggle SLUG (a Kaggle competition)")
     folder = ensure_writable(Path("competitions"))
     if kaggle is not None:
-        from kaggle_flow.submit.kaggle import init_from_kaggle  # Kaggle's API, for --kaggle only
+        from kaggle_flow.submit.kaggle import init_from_kaggle
 
         file, inferred = init_from_kaggle(name, kaggle, folder, metric=metric)
     else:
@@ -134,7 +134,7 @@ def import_cmd(
     ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
     limits = archive_limits(max_size, allow_large)
     if kaggle:
-        from kaggle_flow.submit.kaggle import downloaded, slug_of  # Kaggle's API, for --kaggle only
+        from kaggle_flow.submit.kaggle import downloaded, slug_of
 
         slug = source or slug_of(ws.comp)
         with downloaded(slug, ws.data_dir.parent) as archive:  # beside data/COMP
