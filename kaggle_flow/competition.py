@@ -25,6 +25,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+KAGGLE_SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")  # the SLUG of kaggle.com/competitions/SLUG
+
+
+def check_kaggle_slug(slug: str) -> str:
+    """`slug` when it is a Kaggle competition's slug; a one-line ValueError saying what one is otherwise."""
+    if not KAGGLE_SLUG.fullmatch(slug):
+        raise ValueError(f"kaggle: {slug!r} is not a Kaggle competition's slug (lowercase letters, digits and dashes, "
+                         "as in kaggle.com/competitions/digit-recognizer)")
+    return slug
 
 
 class _Strict(BaseModel):
@@ -163,6 +172,7 @@ class Competition(_Strict):
     mean: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
     max_params: Annotated[int, Field(ge=1)] | None = None  # model-size limit of the contest, in parameters
+    kaggle: str | None = None  # the competition's slug on Kaggle; None: its name (submit/kaggle.py's slug_of)
     layout: Layout
     submission: SubmissionFormat = Field(default_factory=SubmissionFormat)
     train: Recipe = Field(default_factory=Recipe)
@@ -170,6 +180,7 @@ class Competition(_Strict):
     path: Path
 
     _known_metric = field_validator("metric")(known_metric)
+    _kaggle_slug = field_validator("kaggle")(check_kaggle_slug)
 
     @model_validator(mode="after")
     def _check(self) -> Competition:

@@ -6,6 +6,7 @@ import pytest
 
 from kaggle_flow.competition import get_competition, list_competitions, load_file
 from kaggle_flow.errors import ConfigError, NotFoundError
+from kaggle_flow.submit.kaggle import slug_of
 
 BUILTIN = ["digits", "garbage", "lemon", "mnist", "palm", "zodiac"]
 
@@ -75,3 +76,20 @@ def test_local_competitions_are_found(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "competitions" / "flowers.toml").write_text(GOOD)
     assert "flowers" in list_competitions()
     assert get_competition("flowers").layout.kind == "folders"
+
+
+def test_kaggle_slug_of_the_toml_else_the_name(tmp_path: Path) -> None:
+    assert slug_of(load_file(_write(tmp_path, 'kaggle = "plant-pathology-2020-fgvc7"\n' + GOOD))) == "plant-pathology-2020-fgvc7"
+    assert slug_of(load_file(_write(tmp_path, GOOD))) == "mine"
+    assert slug_of(get_competition("digits")) == "digits"
+
+
+@pytest.mark.parametrize("slug", ["Digit-Recognizer", "digit_recognizer", "../digit-recognizer", "-digits", "digits-", ""])
+def test_bad_kaggle_slug_is_one_line_naming_the_toml(tmp_path: Path, slug: str) -> None:
+    file = _write(tmp_path, f'kaggle = "{slug}"\n' + GOOD)
+    with pytest.raises(ConfigError) as info:
+        load_file(file)
+    assert str(info.value) == (
+        f"{file}: kaggle: {slug!r} is not a Kaggle competition's slug "
+        "(lowercase letters, digits and dashes, as in kaggle.com/competitions/digit-recognizer)"
+    )

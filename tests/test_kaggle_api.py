@@ -1,12 +1,15 @@
-"""`flow submit --kaggle` and `flow submissions --refresh` through the installed kaggle package, against
-a fake Kaggle on 127.0.0.1 (tests/fake_kaggle.py): the happy path and each failure line."""
+"""`flow submit --kaggle`, `flow submissions --refresh`, `flow init --kaggle` and `flow import --kaggle`
+through the installed kaggle package, against a fake Kaggle on 127.0.0.1 (tests/fake_kaggle.py): the
+happy path and each failure line."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import os
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
+from kaggle_trees import expected_counts, make
+
+from kaggle_flow.competition import load_file
 
 if importlib.util.find_spec("kaggle") is None:  # found, not imported: importing it authenticates and makes its config folder
     pytest.skip("the kaggle extra is not installed (pip install -e .[kaggle])", allow_module_level=True)
 
 from fake_kaggle import DAILY, RULES, FakeKaggle, serving  # noqa: E402
+
+from kaggle_flow.submit.kaggle import slug_of  # noqa: E402
 
 KEY = "f00dfeedc0ffee1234567890abcdef99"  # a made-up key: it must show up nowhere
 SLUG = "digits"  # the embedded digits competition has no `kaggle` key: its name is the slug
@@ -160,21 +168,91 @@ def test_no_credentials_says_where_they_go(workdir: Path, fake: FakeKaggle, monk
     _no_key(workdir, result.output)
 
 
-def test_import_downloads_from_kaggle(workdir: Path, fake: FakeKaggle, embedded_data: Path) -> None:
-    import io
-    import zipfile
-
+def _zipped(folder: Path) -> bytes:
+    """The files under `folder` as one zip, the way Kaggle sends a competition's files."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted((embedded_data / "digits").rglob("*")):
+        for path in sorted(folder.rglob("*")):
             if path.is_file():
-                archive.write(path, path.relative_to(embedded_data / "digits").as_posix())
-    fake.files["digit-recognizer"] = buffer.getvalue()
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def _leftovers(*folders: Path) -> list[str]:
+    """The temporary download folders left in `folders`."""
+    return [p.name for folder in folders if folder.is_dir() for p in folder.iterdir() if p.name.startswith(".kaggle-")]
+
+
+def test_import_downloads_from_kaggle(workdir: Path, fake: FakeKaggle, embedded_data: Path) -> None:
+    fake.files["digit-recognizer"] = _zipped(embedded_data / "digits")
     fake.competitions.add("digit-recognizer")
     result = flow("import", "digits", "--kaggle", "digit-recognizer", "--data", "elsewhere/digits")
     assert result.exit_code == 0, result.output
     assert "Downloaded digit-recognizer.zip from Kaggle competition 'digit-recognizer'" in result.output
     assert "Imported digits into elsewhere/digits" in result.output
-    assert not [p for p in (workdir / "elsewhere").iterdir() if p.name.startswith(".kaggle-")]  # the download is gone
+    assert _leftovers(workdir / "elsewhere") == []  # the download is gone
     assert "no competition 'nope' on Kaggle (404)" in one_line_error(flow("import", "digits", "--kaggle", "nope", "--data", "other/digits"))
-    assert one_line_error(flow("import", "digits")) == "Error: give the downloaded .zip or folder, or --kaggle SLUG"
+    assert _leftovers(workdir / "other") == []
+    assert one_line_error(flow("import", "digits")) == "Error: give the downloaded .zip or folder, or --kaggle [SLUG] to download it from Kaggle"
+
+
+@pytest.fixture
+def digit_recognizer(fake: FakeKaggle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Kaggle's digit-recognizer on the fake (a generated download, bench/kaggle_trees.py); the same archive here."""
+    folder = tmp_path_factory.mktemp("downloads")
+    archive = folder / "digit-recognizer.zip"
+    archive.write_bytes(_zipped(make("digit_recognizer", folder)))
+    fake.files["digit-recognizer"] = archive.read_bytes()
+    fake.competitions.add("digit-recognizer")
+    return archive
+
+
+def test_init_from_kaggle_then_import_with_the_tomls_slug(workdir: Path, fake: FakeKaggle, digit_recognizer: Path) -> None:
+    result = flow("init", "dr", "--kaggle", "digit-recognizer", "--metric", "accuracy")
+    assert result.exit_code == 0, result.output
+    assert "Wrote competitions/dr.toml; next: flow import dr --kaggle" in result.output
+    comp = load_file(workdir / "competitions/dr.toml")
+    assert (comp.kaggle, slug_of(comp), comp.num_classes) == ("digit-recognizer", "digit-recognizer", 10)
+    assert _leftovers(workdir) == []
+    # the TOML `flow init --from` writes from the same archive, with the slug and its import line
+    assert flow("init", "dr2", "--from", digit_recognizer, "--metric", "accuracy").exit_code == 0
+    from_archive = (workdir / "competitions/dr2.toml").read_text()
+    from_archive = from_archive.replace('title = "dr2"\n', 'title = "dr"\nkaggle = "digit-recognizer"\n')
+    from_archive = from_archive.replace(f'how = "flow import dr2 {digit_recognizer}"', 'how = "flow import dr --kaggle"')
+    assert (workdir / "competitions/dr.toml").read_text() == from_archive
+
+    line = one_line_error(flow("import", "dr"))
+    assert line == "Error: give the downloaded .zip or folder, or --kaggle to download 'digit-recognizer' from Kaggle"
+    result = flow("import", "dr", "--kaggle")
+    assert result.exit_code == 0, result.output
+    assert "Downloaded digit-recognizer.zip from Kaggle competition 'digit-recognizer'" in result.output
+    counts = expected_counts("digit_recognizer")
+    assert f"Imported dr into data/dr: {counts['train']} training and {counts['test']} test images" in result.output
+    assert _leftovers(workdir, workdir / "data") == []
+    assert [p for p in fake.paths if p.startswith("/files/")] == ["/files/digit-recognizer.zip"] * 2
+
+
+def test_init_from_kaggle_failures_write_nothing(workdir: Path, fake: FakeKaggle, tmp_path_factory: pytest.TempPathFactory) -> None:
+    assert "no competition 'nope' on Kaggle (404)" in one_line_error(flow("init", "nope", "--kaggle", "nope"))
+    notes = tmp_path_factory.mktemp("notes")
+    (notes / "readme.txt").write_text("no images here")
+    fake.files["notes"] = _zipped(notes)
+    fake.competitions.add("notes")
+    line = one_line_error(flow("init", "notes", "--kaggle", "notes"))
+    assert line.startswith("Error: notes.zip") and ".kaggle-" not in line, line  # the archive as Kaggle sent it
+    assert not (workdir / "competitions").exists()
+    assert _leftovers(workdir) == []
+
+
+def test_init_from_kaggle_refuses_before_downloading(workdir: Path, fake: FakeKaggle, digit_recognizer: Path) -> None:
+    one_source = "Error: give one of --from DOWNLOAD (a .zip or folder here) and --kaggle SLUG (a Kaggle competition)"
+    assert one_line_error(flow("init", "dr", "--from", digit_recognizer, "--kaggle", "digit-recognizer")) == one_source
+    assert one_line_error(flow("init", "dr")) == one_source
+    assert one_line_error(flow("init", "dr", "--kaggle", "Digit_Recognizer")) == (
+        "Error: 'Digit_Recognizer' is not a Kaggle competition's slug (lowercase letters, digits and dashes, "
+        "as in kaggle.com/competitions/digit-recognizer)"
+    )
+    assert one_line_error(flow("init", "dr", "--kaggle", "digit-recognizer", "--metric", "nope")).startswith("Error: --metric: ")
+    assert one_line_error(flow("init", "digits", "--kaggle", "digit-recognizer")) == "Error: 'digits' is a built-in competition; pick another name"
+    assert fake.paths == []
+    assert not (workdir / "competitions").exists()

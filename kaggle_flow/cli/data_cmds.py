@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -47,41 +46,61 @@ def competitions_cmd() -> None:
 def init_cmd(
     name: Annotated[str, typer.Argument(help="Name of the new competition.")],
     source: Annotated[
-        Path, typer.Option("--from", help="The download (its .zip or the unpacked folder), a folder per class, or a labels CSV.")
-    ],
+        Optional[Path],
+        typer.Option("--from", help="The download (its .zip or the unpacked folder), a folder per class, or a labels CSV.", show_default=False),
+    ] = None,
+    kaggle: Annotated[
+        Optional[str],
+        typer.Option("--kaggle", help="Download the files of this Kaggle competition and read them (needs the kaggle extra and credentials).", metavar="SLUG", show_default=False),
+    ] = None,
     metric: Annotated[
         Optional[str], typer.Option("--metric", help="The metric: accuracy, kappa, macro_f1, logloss, auc, mean_auc, map@K, ... [default: from the sample].", metavar="M", show_default=False)
     ] = None,
 ) -> None:
     """Write competitions/NAME.toml from a download: layout, classes, submission format and metric.
 
-    The submission is read from sample_submission.csv; the metric from --metric, else assumed from
-    the sample (accuracy for a class, logloss for a probability per class, auc for one probability).
+    The download is --from a file or folder here, or --kaggle SLUG: the files of that Kaggle
+    competition, downloaded into a temporary folder (removed after), and the slug written as the
+    TOML's `kaggle`. The submission is read from sample_submission.csv; the metric from --metric, else
+    assumed from the sample (accuracy for a class, logloss for a probability per class, auc for one
+    probability).
 
-    Examples: flow init cactus --from aerial-cactus-identification.zip --metric auc ; flow init flowers --from ~/Downloads/flowers
+    Examples: flow init cactus --from aerial-cactus-identification.zip --metric auc ; flow init flowers --from ~/Downloads/flowers ;
+    flow init recognizer --kaggle digit-recognizer --metric accuracy
     """
     from kaggle_flow import console
+    from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.table.importer import init_competition
 
+    if (source is None) == (kaggle is None):
+        raise FlowError("give one of --from DOWNLOAD (a .zip or folder here) and --kaggle SLUG (a Kaggle competition)")
     folder = ensure_writable(Path("competitions"))
-    file, inferred = init_competition(name, source, folder, metric=metric)
+    if kaggle is not None:
+        from kaggle_flow.submit.kaggle import init_from_kaggle
+
+        file, inferred = init_from_kaggle(name, kaggle, folder, metric=metric)
+    else:
+        file, inferred = init_competition(name, source, folder, metric=metric)
     for what, where in inferred.found:
         console.info(f"{what} ({where})")
     for line in inferred.warnings:
         console.warn(line)
     for line in inferred.notes:
         console.info(line)
-    console.info(f"Wrote {file}; next: flow import {name} {source}")
+    console.info(f"Wrote {file}; next: flow import {name} " + ("--kaggle" if kaggle else str(source)))
 
 
 @app.command("import")
 def import_cmd(
     comp: Annotated[str, typer.Argument(help="Competition name.")],
-    source: Annotated[Optional[Path], typer.Argument(help="The downloaded .zip, or a folder.", show_default=False)] = None,
-    kaggle: Annotated[
-        Optional[str], typer.Option("--kaggle", help="Download the files of this Kaggle competition instead.", metavar="SLUG", show_default=False)
+    source: Annotated[
+        Optional[str],
+        typer.Argument(help="The downloaded .zip, or a folder; with --kaggle, the Kaggle competition's slug [default: the TOML's `kaggle`, else COMP].", show_default=False),
     ] = None,
+    kaggle: Annotated[
+        bool, typer.Option("--kaggle", help="Download the files from Kaggle instead (needs the kaggle extra and credentials).")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace data already in data/COMP.")] = False,
     max_size: Annotated[
         Optional[str],
@@ -94,12 +113,14 @@ def import_cmd(
 ) -> None:
     """Unpack a downloaded archive (or copy a folder) into data/COMP and check its layout.
 
+    With --kaggle the archive is first downloaded from Kaggle into a temporary folder beside data/COMP
+    (removed after); the competition is SOURCE when given, else `kaggle = "SLUG"` in COMP's TOML, else COMP.
     The competition becomes the current one only when the import succeeds. An archive is checked
     from its listing first: more than --max-size unpacked, a compression ratio no download has (a
     zip bomb), or more than the free space is refused before anything is written.
 
     Examples: flow import lemon ~/Downloads/lemon_lesson.zip ; flow import big big.zip --max-size 50GB ;
-    flow import digits --kaggle digit-recognizer
+    flow import recognizer --kaggle ; flow import digits --kaggle digit-recognizer
     """
     from kaggle_flow import console
     from kaggle_flow.errors import FlowError
@@ -111,17 +132,19 @@ def import_cmd(
 
     ws = open_workspace(comp, data, remember_it=False)  # nothing written before the import is checked
     ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
-    if (source is None) == (kaggle is None):
-        raise FlowError("give the downloaded .zip or folder, or --kaggle SLUG")
-    if kaggle is not None:
-        ws.data_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=ws.data_dir.parent if kaggle else None) as folder:  # beside data/COMP
-        if kaggle is not None:
-            from kaggle_flow.submit.kaggle import download  # kaggle package
+    limits = archive_limits(max_size, allow_large)
+    if kaggle:
+        from kaggle_flow.submit.kaggle import downloaded, slug_of
 
-            source = download(kaggle, Path(folder))
-            console.info(f"Downloaded {source.name} from Kaggle competition '{kaggle}'")
-        target = import_data(ws.comp, source, ws.data_dir, force=force, limits=archive_limits(max_size, allow_large))
+        slug = source or slug_of(ws.comp)
+        with downloaded(slug, ws.data_dir.parent) as archive:  # beside data/COMP
+            console.info(f"Downloaded {archive.name} from Kaggle competition '{slug}'")
+            target = import_data(ws.comp, archive, ws.data_dir, force=force, limits=limits)
+    elif source is None:
+        hint = f"--kaggle to download '{ws.comp.kaggle}' from Kaggle" if ws.comp.kaggle else "--kaggle [SLUG] to download it from Kaggle"
+        raise FlowError(f"give the downloaded .zip or folder, or {hint}")
+    else:
+        target = import_data(ws.comp, Path(source), ws.data_dir, force=force, limits=limits)
     counts = split_counts(ws.table(quiet=True))
     remember(ws.comp.name)
     console.info(f"Imported {ws.comp.name} into {target}: {describe_counts(counts)}")

@@ -10,23 +10,32 @@ never reaches a message: `redact` takes every known secret out of text that came
 The ledger records an upload (`lb_ref`, Kaggle's reference; `lb_time`, UTC; `lb_status` pending) and
 `refresh` settles it from Kaggle's list of submissions: status, public and private score, Kaggle's
 error text. A failed upload leaves the CSV and its row, status `not sent` with the reason.
+
+`downloaded` fetches a competition's archive into a temporary folder beside where its files go
+(removed on every path); `init_from_kaggle` writes competitions/NAME.toml from it, with its slug.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kaggle_flow.errors import FlowError
+from kaggle_flow.competition import Competition, check_kaggle_slug
+from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, set_leaderboard
+from kaggle_flow.table.importer import init_competition, new_toml
+from kaggle_flow.table.init_toml import Inferred
+from kaggle_flow.table.sample import check_metric
 
 NOT_SENT = "not sent"
 OUTSIDE = "made outside flow"  # the lb_note of a Kaggle submission without a flow CSV
@@ -110,7 +119,7 @@ def failure(exc: BaseException, slug: str) -> str:
     if status == 429 or "daily" in lowered or "limit" in lowered:
         return f"the daily submission limit of '{slug}' is reached: {text}"
     if status == 404:
-        return f"no competition '{slug}' on Kaggle (404): check `kaggle` in the competition's TOML"
+        return f"no competition '{slug}' on Kaggle (404): the slug is SLUG in kaggle.com/competitions/SLUG (a TOML's `kaggle`)"
     return f"Kaggle answered {status or 'an error'}: {text}"
 
 
@@ -213,9 +222,9 @@ def refresh(submissions_dir: Path, slug: str) -> Settled:
     return Settled(settled=settled, added=len(extra))
 
 
-def slug_of(comp: Any) -> str:
+def slug_of(comp: Competition) -> str:
     """The competition's Kaggle slug: `kaggle = "SLUG"` in its TOML, else its name."""
-    return str(getattr(comp, "kaggle", None) or comp.name)  # a TOML without the key names the competition
+    return comp.kaggle or comp.name
 
 
 def default_message(submissions_dir: Path, file: Path, metric: str) -> str:
@@ -238,3 +247,35 @@ def download(slug: str, folder: Path) -> Path:
     if not archives:
         raise KaggleError(f"Kaggle sent no files for '{slug}'")
     return archives[0]
+
+
+def check_slug(slug: str) -> str:
+    """`slug` when it can name a Kaggle competition; a one-line KaggleError saying what can otherwise."""
+    try:
+        return check_kaggle_slug(slug)
+    except ValueError as exc:
+        raise KaggleError(str(exc).removeprefix("kaggle: ")) from None
+
+
+@contextlib.contextmanager
+def downloaded(slug: str, beside: Path) -> Iterator[Path]:
+    """The archive of competition `slug`, downloaded into a temporary folder in `beside` (made if missing),
+    which is removed when the block ends, however it ends."""
+    check_slug(slug)
+    require_credentials()
+    beside.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=beside) as folder:
+        yield download(slug, Path(folder))
+
+
+def init_from_kaggle(name: str, slug: str, folder: Path = Path("competitions"), *, metric: str | None = None) -> tuple[Path, Inferred]:
+    """Write competitions/NAME.toml from the files of Kaggle competition `slug`, as `flow init --from`
+    writes it from their archive, with `kaggle = "SLUG"`; everything that can be checked is, before the download."""
+    new_toml(name, folder)
+    if metric is not None:
+        check_metric(metric)
+    with downloaded(slug, folder.parent) as archive:
+        try:
+            return init_competition(name, archive, folder, metric=metric, kaggle=slug)
+        except DataError as exc:  # the archive is gone once the block ends: name it as Kaggle sent it
+            raise DataError(str(exc).replace(str(archive), archive.name)) from None

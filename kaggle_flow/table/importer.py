@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from kaggle_flow import console
@@ -192,30 +193,39 @@ def announce(root: Path, comp: Competition) -> None:
         (console.warn if note.warning else console.info)(note.text)
 
 
-def init_competition(
-    name: str, source: Path, folder: Path = Path("competitions"), *, metric: str | None = None,
-    limits: ArchiveLimits = ArchiveLimits(),
-) -> tuple[Path, Inferred]:
-    """Write competitions/NAME.toml from a download (folder or zip; never over an existing TOML)
-    and check that it loads."""
+def new_toml(name: str, folder: Path = Path("competitions")) -> Path:
+    """The file `flow init NAME` writes, once NAME is a usable name that no competition has yet."""
     check_name(name)
     file = folder / f"{name}.toml"
     if name in competition_files() and not file.exists():
         raise FlowError(f"'{name}' is a built-in competition; pick another name")
     if file.exists():
         raise FlowError(f"{file}: already exists; edit it or remove it first")
+    return file
+
+
+def init_competition(
+    name: str, source: Path, folder: Path = Path("competitions"), *, metric: str | None = None,
+    limits: ArchiveLimits = ArchiveLimits(), kaggle: str | None = None,
+) -> tuple[Path, Inferred]:
+    """Write competitions/NAME.toml from a download (folder or zip; never over an existing TOML)
+    and check that it loads. `kaggle`: the slug of the competition `source` was downloaded from
+    (a temporary file): the TOML records it, and messages name the archive, not where it lies."""
+    file = new_toml(name, folder)
     if not source.exists():
         raise DataError(f"{source}: not found")
+    shown = Path(source.name) if kaggle else source
     holds_zips = source.is_dir() and any(source.rglob("*.zip"))
     if source.suffix.lower() == ".zip" and source.is_file() or holds_zips:
         with tempfile.TemporaryDirectory(prefix=f"flow-init-{name}.") as tmp:
             try:
                 outline(source, Path(tmp), limits)
-                inferred = infer_competition(name, Path(tmp), metric, shown=source)
+                inferred = infer_competition(name, Path(tmp), metric, shown=shown, kaggle=kaggle)
             except DataError as exc:  # name the file the user has, not its outline
-                raise DataError(str(exc).replace(str(Path(tmp)), str(source))) from None
+                raise DataError(str(exc).replace(str(Path(tmp)), str(shown))) from None
+        inferred = replace(inferred, warnings=[line.replace(str(Path(tmp)), str(shown)) for line in inferred.warnings])
     else:
-        inferred = infer_competition(name, source, metric)
+        inferred = infer_competition(name, source, metric, kaggle=kaggle)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(file, inferred.text)
     try:

@@ -49,10 +49,13 @@ def _table(name: str, keys: dict[str, object]) -> list[str]:
     return ["", f"[{name}]"] + [f"{k} = {_value(v)}" for k, v in keys.items() if v is not None]
 
 
-def infer_competition(name: str, source: Path, metric: str | None = None, shown: Path | None = None) -> Inferred:
+def infer_competition(
+    name: str, source: Path, metric: str | None = None, shown: Path | None = None, kaggle: str | None = None
+) -> Inferred:
     """What a download (an unpacked folder, or a training CSV inside one) says about competition NAME.
 
     `shown`: the path the user gave (a zip unpacked elsewhere), for the TOML's import hint.
+    `kaggle`: the slug of the Kaggle competition it came from, written as the TOML's `kaggle`.
     """
     if metric is not None:
         metric = check_metric(metric)
@@ -73,7 +76,7 @@ def infer_competition(name: str, source: Path, metric: str | None = None, shown:
     if metric is None:
         metric, why = default_metric(sub)
         notes.append(f"metric: {metric} assumed ({why}); change it with --metric or the TOML's metric")
-    text = _render(name, found, sub, metric, shown or source)
+    text = _render(name, found, sub, metric, shown or source, kaggle)
     return Inferred(text, found.sources, notes, warnings)
 
 
@@ -87,13 +90,13 @@ def _scratch(found: Found) -> dict[str, object]:
     return {"lr": 3e-3, "preset": "affine" if found.top.get("channels") == 1 else "light"}
 
 
-def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path) -> str:
+def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path, kaggle: str | None) -> str:
     sub = {"kind": "label", "label_form": "index", **sub}
     sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "sample")}
-    top = {"title": name, "classes": found.classes, "metric": metric, **found.top}
-    lines = [f"{k} = {_value(v)}" for k, v in top.items()]
+    top = {"title": name, "kaggle": kaggle, "classes": found.classes, "metric": metric, **found.top}
+    lines = [f"{k} = {_value(v)}" for k, v in top.items() if v is not None]
     lines += _table("layout", found.layout)
     lines += _table("submission", sub)
     lines += ["", "[train]", SCRATCH_NOTE] + [f"{k} = {_value(v)}" for k, v in _scratch(found).items()]
-    lines += _table("data", {"how": f"flow import {name} {source}"})
+    lines += _table("data", {"how": f"flow import {name} --kaggle" if kaggle else f"flow import {name} {source}"})
     return "\n".join(lines) + "\n"
