@@ -19,7 +19,7 @@ from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import read_csv, write_text
 from kaggle_flow.names import check_name
 from kaggle_flow.table import sources
-from kaggle_flow.table.layouts import read_table
+from kaggle_flow.table.layouts import class_names, read_table
 
 STATE_DIR = Path(".flow")
 CACHE = "cache"
@@ -130,6 +130,11 @@ class Workspace:
                     console.warn(f"leaving out {console.plural(int(hit.sum()), 'broken image')} found by `flow eda`: {names}")
                 table = table.loc[~hit].reset_index(drop=True)
         return table
+
+    def class_names(self) -> list[str]:
+        """The classes as tables and plots show them: the names of the layout's label map (cassava's
+        codes 0-4 as disease names), else the classes themselves; submissions keep the codes."""
+        return class_names(self.data_dir, self.comp)
 
     def broken_ids(self) -> set[str]:
         file = self.broken_file()

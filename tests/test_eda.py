@@ -47,6 +47,12 @@ def samples(tmp_path: Path) -> dict[str, Path]:
     rgb(3).save(png)
     files["truncated_png"] = d / "truncated.png"
     files["truncated_png"].write_bytes(png.read_bytes()[:-40])
+    for compression in ("raw", "tiff_lzw"):  # Histopathologic's download is TIFF
+        tif = d / f"full_{compression}.tif"
+        rgb(5, size=48).save(tif, compression=compression)
+        files[f"tif_{compression}"] = tif
+        files[f"truncated_tif_{compression}"] = d / f"truncated_{compression}.tif"
+        files[f"truncated_tif_{compression}"].write_bytes(tif.read_bytes()[:-200])
     files["cmyk"] = d / "cmyk.jpg"
     Image.new("CMYK", (20, 10), (0, 50, 100, 0)).save(files["cmyk"])
     files["rgba"] = d / "rgba.png"
@@ -74,6 +80,9 @@ def test_scan_image_tells_each_case_apart(samples: dict[str, Path]) -> None:
     assert infos["truncated"].problem == "truncated"
     assert infos["truncated_png"].problem == "truncated"
     assert infos["padded"].problem == ""  # bytes after the end marker are allowed
+    for compression in ("raw", "tiff_lzw"):
+        assert (infos[f"tif_{compression}"].format, infos[f"tif_{compression}"].problem) == ("TIFF", "")
+        assert infos[f"truncated_tif_{compression}"].problem == "truncated"
     assert (infos["cmyk"].mode, infos["cmyk"].width, infos["cmyk"].height) == ("CMYK", 20, 10)
     assert infos["rgba"].mode == "RGBA"
     assert (infos["grey16"].mode, infos["grey16"].bits) == ("I;16", 16)
@@ -210,7 +219,7 @@ def test_run_eda_saves_report_broken_list_and_plots(tmp_path: Path, samples: dic
     out = ws.eda_dir()
     for name in ("report.json", "broken.csv", "images.csv", "class_histogram.png", "sizes.png", "modes.png"):
         assert (out / name).is_file(), name
-    assert json.loads((out / "report.json").read_text())["images"] == {"train": 26, "valid": 0, "test": 2, "broken": 4}
+    assert json.loads((out / "report.json").read_text())["images"] == {"train": 30, "valid": 0, "test": 2, "broken": 6}
     broken = pd.read_csv(out / "broken.csv")
     assert list(broken.columns) == ["id", "path", "problem"]
     assert dict(zip(broken["id"], broken["problem"])) == {
@@ -218,10 +227,12 @@ def test_run_eda_saves_report_broken_list_and_plots(tmp_path: Path, samples: dic
         "x_text.jpg": "not an image",
         "x_truncated.jpg": "truncated",
         "x_truncated.png": "truncated",
+        "x_truncated_raw.tif": "truncated",
+        "x_truncated_tiff_lzw.tif": "truncated",
     }
-    # class counts leave the 4 broken images out, like every later step
-    assert report["classes"][0] == {"class": "excellent", "count": 12, "share": round(12 / 22, 6)}
-    assert report["imbalance_ratio"] == 12 / 3
+    # class counts leave the 6 broken images out, like every later step
+    assert report["classes"][0] == {"class": "excellent", "count": 14, "share": round(14 / 24, 6)}
+    assert report["imbalance_ratio"] == 14 / 3
     unusual = {e["id"]: e["note"] for e in report["warnings"]["unusual_mode"]["examples"]}
     assert set(unusual) == {"x_cmyk.jpg", "x_rgba.png", "x_grey16.png", "x_grey.png", "x_grey_p.png"}
     assert report["warnings"]["exif_rotated"]["examples"] == [{"id": "x_rotated.jpg", "orientation": 6}]
@@ -230,7 +241,7 @@ def test_run_eda_saves_report_broken_list_and_plots(tmp_path: Path, samples: dic
     assert dup["train_test_pairs"] == [{"test": "t1.jpg", "train": ["c2_1.jpg"], "labels": ["processed"]}]
     assert ws.table(quiet=True)["id"].isin(broken["id"]).sum() == 0
 
-    with pytest.raises(DataError, match=r"4 broken images: x_zero.jpg \(zero-byte\), x_text.jpg \(not an image\)"):
+    with pytest.raises(DataError, match=r"6 broken images: x_zero.jpg \(zero-byte\), x_text.jpg \(not an image\)"):
         eda.run_eda(ws, strict=True)
 
 

@@ -3,6 +3,7 @@ table, `flow import`, `flow run` to a checked, scored submission, and bad input 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -257,3 +258,20 @@ def test_flow_import_says_a_bad_pixel_row_in_one_line(workdir: Path, trees: Path
     _in_workdir(workdir, trees, "digit_recognizer")
     line = one_line_error(flow("import", "digit_recognizer", tree))
     assert line.endswith("train.csv line 9: 786 values, expected 785 (one per column of the header)"), line
+
+
+def test_eda_split_and_balance_show_the_label_maps_names(workdir: Path, trees: Path) -> None:
+    _in_workdir(workdir, trees, "cassava")
+    assert flow("import", "cassava", trees / "cassava").exit_code == 0
+    result = flow("eda", "cassava")
+    assert result.exit_code == 0, result.output
+    report = json.loads((workdir / "runs" / "cassava" / "eda" / "report.json").read_text())
+    assert [c["class"] for c in report["classes"]] == [
+        "Cassava Bacterial Blight (CBB)", "Cassava Brown Streak Disease (CBSD)", "Cassava Green Mottle (CGM)",
+        "Cassava Mosaic Disease (CMD)", "Healthy",
+    ]
+    assert "Healthy" in result.output
+    for args in (("split", "cassava"), ("balance", "cassava")):
+        result = flow(*args)
+        assert result.exit_code == 0, result.output
+        assert "Healthy" in result.output and "Mosaic" in result.output

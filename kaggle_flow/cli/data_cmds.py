@@ -179,7 +179,7 @@ def split_cmd(
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
     result = split_competition(ws, folds=folds, val_size=val_size, seed=seed, strict=strict)
-    counts = fold_counts(result, ws.comp.classes)
+    counts = fold_counts(result, ws.class_names())
     many = len(counts.columns) > MANY_FOLDS  # bare fold numbers keep 16 folds within 80 columns
     columns = ["class"] + [("train only" if f == -1 else str(f) if many else f"fold {f}") for f in counts.columns]
     title = "Images per class and fold" + (" (columns: the folds)" if many else "")

@@ -146,7 +146,7 @@ def augment_cmd(
                      f"previewing at {size} px; --size N shows another")
     out = ws.runs_dir / f"augment_{preset}.png"
     preview(
-        labelled(table), ws.comp.classes, preset, int(size or ws.comp.image_size), ws.comp.channels, out,
+        labelled(table), ws.class_names(), preset, int(size or ws.comp.image_size), ws.comp.channels, out,
         n=n, seed=seed, erasing=erasing, cutout=cutout, gridmask=gridmask,
     )
     console.info(f"Saved {out}")

@@ -404,7 +404,7 @@ def _balance_step(ws: Workspace, table: pd.DataFrame, folds: pd.DataFrame, confi
     from kaggle_flow.explore.split import train_val
 
     train_rows, _ = train_val(table, folds, config.fold)
-    counts = balance_counts(train_rows, ws.comp.classes, seed=config.seed)
+    counts = balance_counts(train_rows, ws.class_names(), seed=config.seed)
     rows = counts[["class", "before", "after"]].itertuples(index=False)
     console.table(f"Label shuffling, fold {config.fold} (training rows only)", ["class", "before", "after"], rows)
     state = "on" if config.balance else "off"

@@ -11,6 +11,7 @@ uint8 HWC with the competition's channels. Normalization happens later, in the d
 from __future__ import annotations
 
 import inspect
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,7 @@ def preview_grid(
             ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         else:
             ax.imshow(image, interpolation="nearest")
-        ax.set_title(str(name), fontsize=9)
+        ax.set_title(textwrap.fill(str(name), 20), fontsize=9)  # a label map's long names over two lines
     if title:
         fig.suptitle(title, fontsize=10)
     return save_png(fig, out)

@@ -86,6 +86,6 @@ def turn_on(ws: Workspace, *, fold: int = 0, seed: int | None = None, strict: bo
     """
     table = ws.table(strict=strict)
     train, _ = train_val(table, ensure_folds(ws, table), fold)
-    counts = balance_counts(train, ws.comp.classes, seed=DEFAULT_SEED if seed is None else seed)
+    counts = balance_counts(train, ws.class_names(), seed=DEFAULT_SEED if seed is None else seed)
     set_balance(ws, True)
     return counts

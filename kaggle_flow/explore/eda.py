@@ -241,7 +241,7 @@ def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) 
     for note in notes:  # before the scan: a layout reading the wrong folder is the first thing to fix
         (console.warn if note.warning else console.info)(note.text)
     images = scan_images(table["path"], workers=workers)
-    report, flagged = build_report(table, images, ws.comp.classes, ws.comp.channels)
+    report, flagged = build_report(table, images, ws.class_names(), ws.comp.channels)
 
     out = ws.eda_dir()
     out.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,9 @@ def class_histogram(counts: pd.DataFrame, path: str | os.PathLike[str], title: s
     fig, axes = figure(max(5.0, min(0.45 * n + 2, 24.0)), 4.0)
     ax = axes[0, 0]
     bars = ax.bar(range(n), counts["count"], color="#4C72B0")
-    many = n > 8
-    ax.set_xticks(range(n), [str(c) for c in counts["class"]], rotation=45 if many else 0, ha="right" if many else "center")
+    names = [str(c) for c in counts["class"]]
+    crowded = n > 8 or n * max(map(len, names)) > 60  # many classes, or long names (a label map's)
+    ax.set_xticks(range(n), names, rotation=45 if crowded else 0, ha="right" if crowded else "center")
     ax.set_ylabel("training images")
     ax.set_title(f"{title}: images per class" if title else "Images per class")
     if n <= 30:

@@ -73,7 +73,21 @@ def _truncated(data: bytes, fmt: str) -> bool:
         return len(data) < int.from_bytes(data[2:6], "little")
     if fmt == "WEBP":
         return len(data) < 8 + int.from_bytes(data[4:8], "little")
+    if fmt == "TIFF":  # the first directory (often written after the pixels) must fit in the file
+        order = "little" if data[:2] == b"II" else "big"
+        at = int.from_bytes(data[4:8], order)
+        entries = int.from_bytes(data[at : at + 2], order) if at + 2 <= len(data) else 0
+        return at + 2 + 12 * entries > len(data)
     return False
+
+
+def _tiff_cut(image: Any, size: int) -> bool:
+    """True when a TIFF's pixel data (its strips or tiles, placed by the header) ends past the file."""
+    tags = getattr(image, "tag_v2", {})
+    offsets = tags.get(273) or tags.get(324) or ()  # StripOffsets, else TileOffsets
+    counts = tags.get(279) or tags.get(325) or ()  # StripByteCounts, else TileByteCounts
+    ends = [int(o) + int(c) for o, c in zip(offsets, counts)]
+    return bool(ends) and max(ends) > size
 
 
 def _sniff(data: bytes) -> str:
@@ -88,6 +102,8 @@ def _sniff(data: bytes) -> str:
         return "BMP"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
     return ""
 
 
@@ -137,17 +153,17 @@ def scan_image(path: str | os.PathLike[str]) -> ImageInfo:
                     bits = 32 if mode in ("I", "F") else 16
                 grey = mode in ("P", "PA") and _grey_palette(image)
                 transparency = "transparency" in image.info
+                cut = fmt == "TIFF" and _tiff_cut(image, len(data))
                 try:
                     orientation = _orientation(image)
                 except Exception:  # a malformed EXIF block says nothing about the pixels
                     orientation = 0
-    except UnidentifiedImageError:
-        return base._replace(problem=NOT_IMAGE)
-    except Exception:  # PIL raises many kinds (SyntaxError, struct.error, OSError...) on bad headers
+    except Exception as exc:  # PIL raises many kinds (SyntaxError, struct.error, OSError...) on bad headers
         sniffed = _sniff(data)
-        cut = sniffed and _truncated(data, sniffed)
-        return base._replace(format=sniffed, problem=TRUNCATED if cut else UNREADABLE)
-    problem = TRUNCATED if _truncated(data, fmt) else ""
+        if sniffed and _truncated(data, sniffed):  # a header cut short (a TIFF's directory after its pixels)
+            return base._replace(format=sniffed, problem=TRUNCATED)
+        return base._replace(format=sniffed, problem=NOT_IMAGE if isinstance(exc, UnidentifiedImageError) else UNREADABLE)
+    problem = TRUNCATED if cut or _truncated(data, fmt) else ""
     return ImageInfo(len(data), digest, fmt, mode, width, height, bits, orientation, grey, transparency, problem)
 
 

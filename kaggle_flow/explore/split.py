@@ -263,7 +263,7 @@ def ensure_folds(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
     """folds.csv when there is one (and it fits the table); else the default, saved and announced."""
     if ws.folds_file().is_file():
         return load_folds(ws, table)
-    folds = default_folds(table, ws.comp.classes)
+    folds = default_folds(table, ws.class_names())
     file = save_folds(ws, folds, describe_folds(folds))
     console.info(f"No folds yet: made {describe_folds(folds)} in {file}")
     return folds
@@ -279,6 +279,6 @@ def split_competition(
 ) -> pd.DataFrame:
     """`flow split`: make folds from the competition's table (the default without folds/val_size)
     and save them; broken images are left out (an error with `strict`)."""
-    result = make_folds(ws.table(strict=strict), folds=folds, val_size=val_size, seed=seed, class_names=ws.comp.classes)
+    result = make_folds(ws.table(strict=strict), folds=folds, val_size=val_size, seed=seed, class_names=ws.class_names())
     save_folds(ws, result, describe_folds(result))
     return result
