@@ -22,15 +22,17 @@ if TYPE_CHECKING:
 
 
 def figure(
-    width: float, height: float, *, rows: int = 1, cols: int = 1, layout: Literal["constrained", "tight"] = "constrained"
+    width: float, height: float, *, rows: int = 1, cols: int = 1, layout: Literal["constrained", "tight"] = "constrained",
+    widths: list[float] | None = None,
 ) -> tuple[Figure, Any]:
-    """A width x height inch figure at 100 dpi on an Agg canvas, and its rows x cols grid of axes."""
+    """A width x height inch figure at 100 dpi on an Agg canvas, and its rows x cols grid of axes
+    (`widths`: the columns' relative widths, equal when None)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(rows, cols, squeeze=False)
+    return fig, fig.subplots(rows, cols, squeeze=False, width_ratios=widths)
 
 
 def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: float | None = None) -> Path:

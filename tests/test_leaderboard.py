@@ -45,10 +45,14 @@ def test_plot_follows_the_metric_direction() -> None:
     assert cv_vs_lb_figure(_ledger([("a", "0.1", "")]), METRICS["accuracy"]) is None
     up = cv_vs_lb_figure(ledger, METRICS["accuracy"]).axes[0]  # type: ignore[union-attr]
     assert not up.xaxis_inverted() and not up.yaxis_inverted()
-    down = cv_vs_lb_figure(ledger, METRICS["logloss"]).axes[0]  # type: ignore[union-attr]
+    fig = cv_vs_lb_figure(ledger, METRICS["logloss"])
+    down, side = fig.axes  # type: ignore[union-attr]
     assert down.xaxis_inverted() and down.yaxis_inverted()  # lower is better: better is up and to the right
     assert "lower is better" in down.get_xlabel()
-    assert [t.get_text() for t in down.texts] == ["a", "b"]  # each point labelled by its run
+    assert [t.get_text() for t in down.texts] == ["#1", "#2"]  # each point marked with its row in `flow submissions`
+    assert [t.get_text() for t in side.texts] == ["#1 a\n#2 b"]  # the key beside the plot names the run of each
+    (diagonal,) = [line for line in down.lines if line.get_label() == "leaderboard = CV"]
+    assert list(diagonal.get_xdata()) == list(diagonal.get_ydata()) == [0.1, 0.3]
 
 
 def test_lb_by_hand_then_correlation_and_plot(workdir: Path) -> None:

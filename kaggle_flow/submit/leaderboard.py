@@ -4,7 +4,7 @@ A competition without a submission API (AI Studio) gets its leaderboard scores t
 `record_score`; a Kaggle competition gets them from Kaggle (submit.kaggle). Either way the ledger
 holds them, and this module compares them with the CV scores: Spearman's rank correlation (does a
 better CV mean a better leaderboard?) once three submissions have both, and a scatter plot with
-one point per submission, labelled by run. The plot is drawn in the metric's direction: better is
+one point per submission, marked with its row in `flow submissions` and its run named in a key. The plot is drawn in the metric's direction: better is
 up and to the right, so for log loss the axes run from high to low.
 
     >>> record_score(ws.submissions_dir, "20250101-120000_r1.csv", 0.912)
@@ -26,9 +26,11 @@ from kaggle_flow.plotting import figure, save_png
 from kaggle_flow.submit.ledger import ledger_file, set_leaderboard
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 PLOT = "cv_vs_lb.png"
+KEY_LINES = 30  # submissions named in the plot's key; the rest are in `flow submissions`
 MIN_FOR_CORRELATION = 3  # fewer points say nothing about a ranking
 BY_HAND = "by hand"  # the lb_status of a score typed in with `flow submissions --lb`
 
@@ -50,7 +52,8 @@ def record_score(submissions_dir: Path, file: str, score: str) -> str:
 def _scores(ledger: pd.DataFrame, column: str) -> pd.DataFrame:
     """The rows with both a CV score and a `column` score, as floats."""
     both = (ledger["cv_score"] != "") & (ledger[column] != "")
-    return pd.DataFrame({"run": ledger.loc[both, "run"], "cv": ledger.loc[both, "cv_score"].astype(float), "lb": ledger.loc[both, column].astype(float)})
+    return pd.DataFrame({"row": [i + 1 for i, hit in enumerate(both) if hit], "run": ledger.loc[both, "run"],
+                         "cv": ledger.loc[both, "cv_score"].astype(float), "lb": ledger.loc[both, column].astype(float)})
 
 
 def rank_correlation(ledger: pd.DataFrame, column: str = "public_score") -> tuple[float, int] | None:
@@ -82,22 +85,28 @@ def plot_cv_vs_lb(ledger: pd.DataFrame, metric: Metric, path: Path) -> Path | No
 
 
 def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
-    """Public (and private, when known) against CV, one labelled point per submission; None when
-    no submission has both a CV and a leaderboard score."""
+    """Public (and private, when known) against CV, one point per submission marked with its row
+    number in `flow submissions` (#N, the run named in a key beside the plot), and the line where
+    the leaderboard equals the CV; None when no submission has both a CV and a leaderboard score."""
     public, private = _scores(ledger, "public_score"), _scores(ledger, "private_score")
     if public.empty and private.empty:
         return None
-    fig, axes = figure(6.0, 4.8)
-    ax = axes[0, 0]
+    fig, axes = figure(8.5, 4.8, cols=2, widths=[3, 2])
+    ax, side = axes[0, 0], axes[0, 1]
+    key: dict[int, str] = {}
     for points, board, marker in ((public, "public", "o"), (private, "private", "s")):
         if points.empty:
             continue
         ax.scatter(points["cv"], points["lb"], marker=marker, label=board)
-        labelled = set(public["run"]) if board == "private" else set()  # one label per run
         for row in points.itertuples(index=False):
-            if row.run in labelled:
-                continue
-            ax.annotate(str(row.run), (row.cv, row.lb), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if row.row not in key:  # one mark per submission, by its public point when it has one
+                key[row.row] = str(row.run)
+                ax.annotate(f"#{row.row}", (row.cv, row.lb), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    _diagonal(ax, pd.concat([public, private]))
+    shown = sorted(key.items())[:KEY_LINES]
+    more = [f"... {len(key) - KEY_LINES} more: flow submissions"] if len(key) > KEY_LINES else []
+    side.axis("off")
+    side.text(0, 1, "\n".join([*(f"#{n} {run}" for n, run in shown), *more]), fontsize=8, va="top", family="monospace", transform=side.transAxes)
     if not metric.higher_is_better:  # better is up and to the right
         ax.invert_xaxis()
         ax.invert_yaxis()
@@ -108,4 +117,10 @@ def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
+
+
+def _diagonal(ax: Axes, points: pd.DataFrame) -> None:
+    """The dashed line leaderboard = CV over the points' range: above it the leaderboard beats the CV."""
+    low, high = float(min(points["cv"].min(), points["lb"].min())), float(max(points["cv"].max(), points["lb"].max()))
+    ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=0.8, label="leaderboard = CV")
 
