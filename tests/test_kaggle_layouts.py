@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -275,3 +276,9 @@ def test_eda_split_and_balance_show_the_label_maps_names(workdir: Path, trees: P
         result = flow(*args)
         assert result.exit_code == 0, result.output
         assert "Healthy" in result.output and "Mosaic" in result.output
+    result = flow("train", "cassava", "--epochs", "1", "--model", "smallcnn", "--size", "28")
+    assert result.exit_code == 0, result.output
+    worst = re.search(r"worst class recall\W+(\w+)", result.output)
+    assert worst and worst.group(1) in ("Cassava", "Healthy"), result.output  # a name, not the code
+    (submission,) = flow("submit", "cassava").output.split("Wrote ")[1:]
+    assert set(pd.read_csv(workdir / submission.split()[0])["label"]) <= set(range(5))  # the submission keeps the codes

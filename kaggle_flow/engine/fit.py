@@ -53,7 +53,7 @@ from kaggle_flow.runs import FAILED, Run, Summary
 
 def fit(
     run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, all_rows: pd.DataFrame, *,
-    parallel: Parallel, resume: bool = False, on_epoch_end: EpochHook | None = None,
+    parallel: Parallel, resume: bool = False, on_epoch_end: EpochHook | None = None, class_names: list[str] | None = None,
 ) -> Summary:
     """Train run's model on train_rows, validate on val_rows each epoch; return its summary.
 
@@ -62,7 +62,7 @@ def fit(
     scope per run gives them the same names in every process, so a checkpoint loads into a resumed run.
     """
     warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
-    log = RunLog.open(run, parallel)
+    log = RunLog.open(run, parallel, class_names)
     with paddle.utils.unique_name.guard():
         return _fit(run, train_rows, val_rows, all_rows, resume=resume, on_epoch_end=on_epoch_end, parallel=parallel, log=log)
 

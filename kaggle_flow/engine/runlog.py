@@ -55,16 +55,17 @@ def visualdl_writer(run: Run) -> Any:
 class RunLog:
     """The record of one run as rank 0 writes it; `history` holds the rows of metrics.csv."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, class_names: list[str] | None = None) -> None:
         self.run, self.config, self.started = run, run.config, time.time()
+        self.class_names = list(class_names or run.config.classes)  # as the summary and confusion.png show them
         self.params = 0  # the model's parameter count, once it is built
         self.history: list[dict[str, Any]] = []
         self.writer: Any = NoWriter()
 
     @classmethod
-    def open(cls, run: Run, parallel: Parallel) -> RunLog:
+    def open(cls, run: Run, parallel: Parallel, class_names: list[str] | None = None) -> RunLog:
         """This process's log: a RunLog on rank 0, a QuietLog on every other."""
-        return cls(run) if parallel.is_main else QuietLog(run)
+        return cls(run, class_names) if parallel.is_main else QuietLog(run)
 
     def __enter__(self) -> RunLog:
         if self.config.visualdl:
@@ -146,7 +147,7 @@ class RunLog:
             for j in range(config.num_classes):
                 oof[f"prob_{j}"] = best.probs[:, j]
             write_csv(run.oof, oof, float_format="%.6g")
-            plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), list(config.classes), run.confusion,
+            plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), self.class_names, run.confusion,
                            title=f"validation, epoch {progress.best_epoch}")
             recall = best.recall
         reason = chance_level(config, data.val_labels, progress.best_score) if val_loader is not None else ""
@@ -167,7 +168,7 @@ class RunLog:
             rows.append(("validation", f"none: trained on every labelled image ({config.full_from or 'given --epochs'})"))
         rows += [("epochs", f"{summary.epochs_done}/{summary.epochs}"), ("time", f"{summary.duration_s:.0f} s")]
         if recall is not None:
-            rows.append(("worst class recall", f"{config.classes[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
+            rows.append(("worst class recall", f"{self.class_names[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
         if summary.reason:
             rows.append(("warning", summary.reason))
         console.table(f"Training summary ({config.model}, {'full refit' if config.full else f'fold {config.fold}'})", ["", "value"], rows)

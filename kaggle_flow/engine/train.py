@@ -143,7 +143,7 @@ def train(
     with _discard_unsaved(run, fresh=fresh):
         if launch.world_size > 1:
             return distributed.launch_training(ws, run, launch, rows, strict=strict, resume=not fresh)
-        train_folder(run, rows, folds, resume=not fresh, on_epoch_end=on_epoch_end)
+        train_folder(run, rows, folds, resume=not fresh, on_epoch_end=on_epoch_end, class_names=ws.class_names())
     return run
 
 
@@ -162,19 +162,23 @@ def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFr
     return create_run(ws.runs_dir, config)
 
 
-def train_folder(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: bool, on_epoch_end: EpochHook | None = None) -> None:
+def train_folder(
+    run: Run, rows: pd.DataFrame, folds: pd.DataFrame, *, resume: bool, on_epoch_end: EpochHook | None = None,
+    class_names: list[str] | None = None,
+) -> None:
     """Train a run whose folder exists: one fit, or one per fold. Every process of a data-parallel run
-    does this on the folder the launching process made."""
+    does this on the folder the launching process made. `class_names`: the classes as the summary and
+    confusion.png show them (Workspace.class_names), the run's classes when None."""
     config = run.config
     parallel = Parallel.launched(config.sync_bn).join()
     if config.folds == "all":
-        _cross_validate(run, rows, folds, on_epoch_end, parallel)
+        _cross_validate(run, rows, folds, on_epoch_end, parallel, class_names)
         return
     if config.full:
         train_rows, val_rows = rows, rows.iloc[0:0]
     else:
         train_rows, val_rows = train_val(rows, folds, config.fold)
-    fit(run, train_rows, val_rows, rows, parallel=parallel, resume=resume, on_epoch_end=on_epoch_end)
+    fit(run, train_rows, val_rows, rows, parallel=parallel, resume=resume, on_epoch_end=on_epoch_end, class_names=class_names)
 
 
 LAUNCH_KEYS = ("nproc", "world_size")  # how many processes: a resumed run takes them (distributed.launch_for checks them)
@@ -206,7 +210,9 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
     return run
 
 
-def _cross_validate(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_end: EpochHook | None, parallel: Parallel) -> None:
+def _cross_validate(
+    run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_end: EpochHook | None, parallel: Parallel, class_names: list[str] | None,
+) -> None:
     """One run per fold (finished folds of a resumed run are skipped), then the out-of-fold CV score."""
     log = RunLog.open(run, parallel)
     n_folds = int(folds["fold"].max()) + 1
@@ -218,7 +224,7 @@ def _cross_validate(run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_
         train_rows, val_rows = train_val(rows, folds, k)
         resume_fold = Checkpointer(fold).has_last()
         with _discard_unsaved(fold, fresh=not resume_fold) if parallel.is_main else contextlib.nullcontext():
-            fit(fold, train_rows, val_rows, rows, parallel=parallel, resume=resume_fold, on_epoch_end=on_epoch_end)
+            fit(fold, train_rows, val_rows, rows, parallel=parallel, resume=resume_fold, on_epoch_end=on_epoch_end, class_names=class_names)
     if parallel.is_main:  # the folds' files are rank 0's to read
         _cv_summary(run)
 

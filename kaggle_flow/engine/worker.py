@@ -93,7 +93,7 @@ def _train_rank(comp: str, data: str, run_path: str, *, strict: bool, resume: bo
         (log_dir / "run").write_text(str(run.path) + "\n", encoding="utf-8")
     ws = open_workspace(comp, Path(data), remember_it=False)
     table = ws.table(strict=strict, quiet=not parallel.is_main)
-    train_folder(run, labelled(table), ensure_folds(ws, table), resume=resume)
+    train_folder(run, labelled(table), ensure_folds(ws, table), resume=resume, class_names=ws.class_names())
 
 
 def main(argv: list[str] | None = None) -> int:
