@@ -42,7 +42,7 @@ from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.run_state import FAILED, FINISHED, Summary, read_summary, state_of
+from kaggle_flow.run_state import FAILED, Summary, read_summary, state_of
 from kaggle_flow.run_table import COLUMNS, damaged_row, ensemble_row, run_row
 from kaggle_flow.workspace import cache_dir_of
 
@@ -308,19 +308,6 @@ def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition,
     config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta)
     write_json(path / "config.json", config.model_dump(mode="json"))
     return Ensemble(path, config)
-
-
-def validated_source(ws: Workspace, model: str | None = None) -> Run:
-    """The best validated run (of `model`, when given): what `flow train --full` refits."""
-    runs = [r for r in all_runs(ws.runs_dir) if isinstance(r, Run) and r.kind in ("single", "cv") and r.summary.status in FINISHED]
-    runs = [r for r in runs if r.summary.best_score is not None and (model is None or r.config.model == model)]
-    if not runs:
-        which = f" of {model}" if model else ""
-        raise NotFoundError(
-            f"{ws.runs_dir}: no finished validated run{which} to refit; train one first (flow train {ws.comp.name}), "
-            f"or give --epochs with --full"
-        )
-    return max(runs, key=lambda r: (METRICS[r.config.metric].key(r.summary.best_score), r.name))
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,24 @@ def test_runs_lists_damaged_killed_and_checkpointless_runs(workdir: Path) -> Non
     ) in lines
 
 
+def test_full_never_refits_another_recipe_in_place_of_a_damaged_run(workdir: Path) -> None:
+    from clitools import fake_run
+
+    from kaggle_flow.engine.configure import validated_source
+    from kaggle_flow.workspace import open_workspace
+
+    runs = workdir / "runs/digits"
+    good = fake_run(runs, "20250101-000000-smallcnn-f0", score=0.9)
+    broken = fake_run(runs, "20250102-000000-smallcnn-f0", score=0.95)  # its summary says it may be the best
+    broken.config_file.write_text("{broken")
+    assert flow("split", "digits").exit_code == 0
+    line = one_line_error(flow("train", "digits", "--full"))
+    assert line.startswith(f"Error: runs/digits/{broken.name}/config.json: not readable JSON") and line.endswith(
+        f"it may be the best run, so --full refits no other in its place: repair or remove runs/digits/{broken.name}")
+    broken.summary_file.write_text(broken.summary_file.read_text().replace("0.95", "0.5"))  # scored below the good run
+    assert validated_source(open_workspace("digits")).name == good.name
+
+
 def test_runs_lists_a_run_whose_summary_or_best_weights_are_damaged(workdir: Path) -> None:
     from clitools import fake_run
 

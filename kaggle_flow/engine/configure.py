@@ -27,7 +27,9 @@ from kaggle_flow.engine.optim import LOSSES, OPTIMIZERS, SCHEDULES
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.explore.balance import balance_setting
 from kaggle_flow.machine import device
-from kaggle_flow.runs import Run, RunFolder, load_run, validated_source
+from kaggle_flow.metrics import METRICS
+from kaggle_flow.run_state import FINISHED, read_summary
+from kaggle_flow.runs import Run, RunFolder, load_run, scan_runs
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -173,6 +175,28 @@ def find_run(ws: Workspace, text: str) -> RunFolder:
     if len(found) > 1:
         raise FlowError(f"--init-from {text}: several runs of that id ({', '.join(map(str, found))}): give the folder")
     return load_run(found[0])
+
+
+def validated_source(ws: Workspace, model: str | None = None) -> Run:
+    """The best validated run (of `model`, when given): what `flow train --full` refits. A damaged
+    folder (config.json unreadable) whose score is unknown or at least that run's is a FlowError:
+    the refit never takes another recipe in its place without a word."""
+    found, damaged = scan_runs(ws.runs_dir)
+    runs = [r for r in found if isinstance(r, Run) and r.kind in ("single", "cv") and r.summary.status in FINISHED]
+    runs = [r for r in runs if r.summary.best_score is not None and (model is None or r.config.model == model)]
+    key = METRICS[ws.comp.metric].key
+    best = max((key(r.summary.best_score) for r in runs), default=None)  # type: ignore[arg-type]
+    for folder in damaged:
+        score = read_summary(folder.path / "summary.json")[0].best_score
+        if best is None or score is None or key(score) >= best:
+            raise FlowError(f"{folder.reason}; it may be the best run, so --full refits no other in its place: repair or remove {folder.path}")
+    if not runs:
+        which = f" of {model}" if model else ""
+        raise NotFoundError(
+            f"{ws.runs_dir}: no finished validated run{which} to refit; train one first (flow train {ws.comp.name}), "
+            f"or give --epochs with --full"
+        )
+    return max(runs, key=lambda r: (METRICS[r.config.metric].key(r.summary.best_score), r.name))
 
 
 def refit_config(ws: Workspace, flags: Flags, rows: pd.DataFrame) -> RunConfig:

@@ -42,8 +42,8 @@ from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.run_state import FINISHED
 from kaggle_flow.runs import (
-    FINISHED,
     Run,
     Summary,
     create_fold,
