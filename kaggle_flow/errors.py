@@ -38,4 +38,9 @@ class TrainingDiverged(FlowError):
 
 
 class RankFailed(FlowError):
-    """A process of a data-parallel run failed; the others were stopped."""
+    """A process of a data-parallel run failed; the others were stopped. `disk_full`: it failed for
+    want of space (a DiskFullError of its own), so the run can continue once there is room."""
+
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full

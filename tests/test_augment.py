@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -82,3 +86,27 @@ def test_tta_mirrors_only_what_training_mirrored() -> None:
     assert mirror.description == "the mirror image"
     (view,) = mirror.transforms
     assert tuple(np.argwhere(view(image=dot)["image"][..., 0] == 255)[0]) == (10, 15)
+
+
+SPY = """\
+import urllib.request
+
+asked = []
+
+def offline(self, url, *args, **kwargs):
+    asked.append(getattr(url, "full_url", url))
+    raise OSError("offline")
+
+urllib.request.OpenerDirector.open = offline
+import kaggle_flow.data.augment
+print(asked)
+"""
+
+
+def test_importing_the_augmentations_asks_no_server() -> None:
+    """albumentations asks PyPI for its latest version at import unless told not to: flow tells it."""
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    done = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert "version" not in done.stderr

@@ -220,6 +220,36 @@ def test_a_rank_that_dies_stops_the_others_with_one_line(workdir: Path) -> None:
     assert not list(run.glob(".*.tmp"))
 
 
+DISK_HOOK = """\
+import glob, shutil, sys
+
+argv = sys.orig_argv
+if argv[argv.index("-m") + 1 : argv.index("-m") + 2] == ["kaggle_flow.engine.worker"] if "-m" in argv else False:
+    real = shutil.disk_usage
+
+    def disk_usage(path):  # the run folder's disk fills up once its first checkpoint is written
+        usage = real(path)
+        full = "-smallcnn-f0" in str(path) and glob.glob("{runs}/*-smallcnn-f0/last.pdstate")
+        return usage._replace(free=1000) if full else usage
+
+    shutil.disk_usage = disk_usage
+"""
+
+
+def test_a_full_disk_in_a_process_says_how_to_continue(workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = tmp_path / "disk_hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DISK_HOOK.format(runs=workdir / "runs/digits"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH")) if p))
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "12", "--epochs", "3", "--nproc", "2", *TINY)
+    (run,) = _runs(workdir)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert line.startswith(f"Error: rank 0 failed: not enough free space in runs/digits/{run.name}")
+    assert line.endswith(f"; once there is room, continue with: flow train digits --resume {run.name}")
+    paddle.load(str(run / "last.pdstate"))  # the checkpoint it continues from is whole
+
+
 # --- the one-line refusals ---------------------------------------------------------------------------------
 
 

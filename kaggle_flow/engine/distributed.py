@@ -220,7 +220,8 @@ def launch_training(ws: Workspace, run: Run | None, launch: Launch, rows: pd.Dat
     if stopped is not None:
         raise _interrupted(ws, run)
     if code != 0:
-        raise RankFailed(_failure(log_dir, launch, code, watch.ended))
+        line, kind = _failure(log_dir, launch, code, watch.ended)
+        raise RankFailed(line, disk_full=kind == "disk")
     if run is None:
         return load_run(Path((log_dir / "run").read_text(encoding="utf-8").strip()))
     return load_run(run.path)
@@ -370,8 +371,8 @@ def _interrupted(ws: Workspace, run: Run | None) -> FlowError:
     return TrainingInterrupted(f"interrupted{when}; continue with: flow train {ws.comp.name} --resume {run.path.name}")
 
 
-def _failure(log_dir: Path, launch: Launch, code: int, ended: dict[int, float]) -> str:
-    """The one line that says which process failed first, why, and where its log is.
+def _failure(log_dir: Path, launch: Launch, code: int, ended: dict[int, float]) -> tuple[str, str]:
+    """The one line that says which process failed first, why, and where its log is; and how it failed.
 
     A process's own error (flow's, then any other) outranks one that died without a word (killed:
     out of memory, a signal), which outranks the errors of peers that lost it, then the processes
@@ -379,7 +380,7 @@ def _failure(log_dir: Path, launch: Launch, code: int, ended: dict[int, float]) 
     """
     statuses = _statuses(log_dir)
     first = launch.node_rank * launch.procs
-    order = {"flow": 0, "crash": 1, "silent": 2, "peer": 3, "stopped": 4}
+    order = {"disk": 0, "flow": 0, "crash": 1, "silent": 2, "peer": 3, "stopped": 4}
 
     def kind(rank: int) -> str:
         state = statuses.get(rank, {}).get("state")
@@ -387,7 +388,7 @@ def _failure(log_dir: Path, launch: Launch, code: int, ended: dict[int, float]) 
 
     ranks = [r for r in range(first, first + launch.procs) if kind(r) != "done"]
     if not ranks:
-        return f"paddle.distributed.launch stopped with exit code {code} (log: {log_dir / 'launch.log'})"
+        return f"paddle.distributed.launch stopped with exit code {code} (log: {log_dir / 'launch.log'})", "crash"
     rank = min(ranks, key=lambda r: (order[kind(r)], ended.get(r, math.inf), r))
     if rank not in statuses:
         reason = "it did not start"
@@ -395,4 +396,4 @@ def _failure(log_dir: Path, launch: Launch, code: int, ended: dict[int, float]) 
         reason = "it stopped without an error (killed by a signal, e.g. out of memory)"
     else:
         reason = statuses[rank].get("reason", "no reason recorded")
-    return f"rank {rank} failed: {reason} (log: {log_dir / f'workerlog.{rank - first}'})"
+    return f"rank {rank} failed: {reason} (log: {log_dir / f'workerlog.{rank - first}'})", kind(rank)

@@ -75,7 +75,11 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
         if isinstance(exc, TrainingInterrupted) and not isinstance(exc, NothingToResume):
             raise  # it already says where to continue
         raise TrainingInterrupted(f"interrupted; continue with: {resume}") from None
-    except (TrainingDiverged, RankFailed):
+    except RankFailed as exc:
+        if exc.disk_full and _saved(run):
+            raise DiskFullError(f"{exc}; once there is room, continue with: {resume}") from None
+        raise
+    except TrainingDiverged:
         raise
     except FlowError as exc:
         if not _saved(run):

@@ -21,7 +21,7 @@ from kaggle_flow import console
 from kaggle_flow.engine.distributed import RELAY, STATUS
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.engine.train import train_folder
-from kaggle_flow.errors import FlowError
+from kaggle_flow.errors import DiskFullError, FlowError
 from kaggle_flow.explore.split import ensure_folds
 from kaggle_flow.fileio import write_json
 from kaggle_flow.machine import (
@@ -58,7 +58,7 @@ class RankStatus:
         if terminated() or isinstance(exc, KeyboardInterrupt):
             kind = "stopped"
         elif isinstance(exc, FlowError):
-            kind = "flow"
+            kind = "disk" if isinstance(exc, DiskFullError) else "flow"
         else:
             traceback.print_exc()
             kind = "peer" if PEER_ERROR.search(f"{type(exc).__name__} {exc}") else "crash"
