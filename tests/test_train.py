@@ -20,6 +20,7 @@ from kaggle_flow.engine import fit, loop, optim, step, train
 from kaggle_flow.engine.checkpoint import Checkpointer, LastState, Progress
 from kaggle_flow.engine.configure import build_config
 from kaggle_flow.engine.runlog import QuietLog, RunLog, chance_level
+from kaggle_flow.engine.speed import train_speed
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import FlowError, TrainingInterrupted
 from kaggle_flow.metrics import METRICS
@@ -480,6 +481,11 @@ def test_training_silences_paddles_batchnorm_notice_and_no_other_warning(tiny: P
             warnings.warn(BATCHNORM_NOTICE, UserWarning)
             warnings.warn("any other warning", UserWarning)
     assert [str(w.message) for w in shown] == ["any other warning"]
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.resetwarnings()
+        warnings.simplefilter("always")
+        train_speed("resnet-t", size=16, batch_size=4, seconds=0.05)  # the automatic recipe measures before training
+    assert BATCHNORM_NOTICE not in [str(w.message) for w in shown]
 
 
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "balanced_accuracy", "kappa"])

@@ -15,7 +15,6 @@ every process's); rank 0 alone writes (its Checkpointer and RunLog; the others' 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import paddle
@@ -61,7 +60,6 @@ def fit(
     slots from a process-wide counter and keys the optimizer's state by those names; a fresh name
     scope per run gives them the same names in every process, so a checkpoint loads into a resumed run.
     """
-    warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
     log = RunLog.open(run, parallel, class_names)
     with paddle.utils.unique_name.guard():
         return _fit(run, train_rows, val_rows, all_rows, resume=resume, on_epoch_end=on_epoch_end, parallel=parallel, log=log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,8 @@ def create_model(
             its stem stride from it (the parameters stay the same); the other models ignore it.
     """
     info = MODELS[name]
+    # paddle's BatchNorm says this at every training step; it changes nothing flow does
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
     if num_classes < 1:
         raise FlowError(f"num_classes must be at least 1 (got {num_classes})")
     if in_channels < 1:
