@@ -113,3 +113,15 @@ def one_line_error_after_progress(result: object) -> str:
     output = result.output  # type: ignore[attr-defined]
     assert "Traceback" not in output and output.count("Error: ") == 1, output
     return [line for line in output.splitlines() if line.strip()][-1]
+
+
+def test_a_closed_stdout_before_the_first_checkpoint_leaves_no_run(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`flow train | head -3`: the pipe closes while the first epoch runs; no empty run folder stays."""
+
+    def closed(*args: object, **kwargs: object) -> object:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(fit, "train_one_epoch", closed)
+    result = flow("train", "digits", *TINY, "--epochs", "2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert _runs(workdir) == [] and not list((workdir / "runs/digits").glob("*-smallcnn-f0"))

@@ -88,6 +88,10 @@ def _discard_unsaved(run: Run, *, fresh: bool) -> Iterator[None]:
         if isinstance(exc, DiskFullError):
             raise DiskFullError(f"{exc}; once there is room, continue with: {resume}") from None
         raise
+    except BaseException:  # anything else (a closed stdout: `flow train | head`): no empty folder either
+        if not _saved(run):
+            _remove_if_fresh(run, fresh)
+        raise
 
 
 def _saved(run: Run) -> bool:
