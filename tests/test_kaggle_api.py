@@ -207,10 +207,16 @@ def digit_recognizer(fake: FakeKaggle, tmp_path_factory: pytest.TempPathFactory)
     return archive
 
 
-def test_init_from_kaggle_then_import_with_the_tomls_slug(workdir: Path, fake: FakeKaggle, digit_recognizer: Path) -> None:
+def test_init_from_kaggle_imports_with_one_download_then_import_takes_the_tomls_slug(
+    workdir: Path, fake: FakeKaggle, digit_recognizer: Path,
+) -> None:
     result = flow("init", "dr", "--kaggle", "digit-recognizer", "--metric", "accuracy")
     assert result.exit_code == 0, result.output
-    assert "Wrote competitions/dr.toml; next: flow import dr --kaggle" in result.output
+    counts = expected_counts("digit_recognizer")
+    assert (f"Wrote competitions/dr.toml and imported the files into data/dr: {counts['train']} training and "
+            f"{counts['test']} test images; next: flow run dr") in result.output
+    assert [p for p in fake.paths if p.startswith("/files/")] == ["/files/digit-recognizer.zip"]  # one download for both
+    assert (workdir / ".flow/current").read_text().strip() == "dr"
     comp = load_file(workdir / "competitions/dr.toml")
     assert (comp.kaggle, slug_of(comp), comp.num_classes) == ("digit-recognizer", "digit-recognizer", 10)
     assert _leftovers(workdir) == []
@@ -223,13 +229,37 @@ def test_init_from_kaggle_then_import_with_the_tomls_slug(workdir: Path, fake: F
 
     line = one_line_error(flow("import", "dr"))
     assert line == "Error: give the downloaded .zip or folder, or --kaggle to download 'digit-recognizer' from Kaggle"
-    result = flow("import", "dr", "--kaggle")
+    assert one_line_error(flow("import", "dr", "--kaggle")) == "Error: data/dr: already holds data; pass --force to replace it"
+    result = flow("import", "dr", "--kaggle", "--force")
     assert result.exit_code == 0, result.output
     assert "Downloaded digit-recognizer.zip from Kaggle competition 'digit-recognizer'" in result.output
-    counts = expected_counts("digit_recognizer")
     assert f"Imported dr into data/dr: {counts['train']} training and {counts['test']} test images" in result.output
     assert _leftovers(workdir, workdir / "data") == []
     assert [p for p in fake.paths if p.startswith("/files/")] == ["/files/digit-recognizer.zip"] * 2
+
+
+def test_init_from_kaggle_refuses_a_data_folder_in_use_and_keeps_the_toml_of_a_failed_import(
+    workdir: Path, fake: FakeKaggle, digit_recognizer: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (workdir / "data/dr").mkdir(parents=True)
+    (workdir / "data/dr/mine.txt").write_text("kept")
+    line = one_line_error(flow("init", "dr", "--kaggle", "digit-recognizer", "--metric", "accuracy"))
+    assert line.startswith("Error: data/dr: already holds data; remove it first")
+    assert fake.paths == [] and not (workdir / "competitions").exists()
+    (workdir / "data/dr/mine.txt").unlink()
+
+    from kaggle_flow.errors import DiskFullError
+    from kaggle_flow.submit import kaggle as flow_kaggle
+
+    def full(comp: object, source: Path, target: Path, **kwargs: object) -> Path:
+        raise DiskFullError(f"not enough free space in data for {source.name} unpacked")
+
+    monkeypatch.setattr(flow_kaggle, "import_data", full)
+    line = one_line_error(flow("init", "dr", "--kaggle", "digit-recognizer", "--metric", "accuracy"))
+    assert line == ("Error: wrote competitions/dr.toml, but the import failed: not enough free space in data for "
+                    "digit-recognizer.zip unpacked; then: flow import dr --kaggle")
+    assert load_file(workdir / "competitions/dr.toml").kaggle == "digit-recognizer"
+    assert _leftovers(workdir, workdir / "data") == []
 
 
 def test_init_from_kaggle_failures_write_nothing(workdir: Path, fake: FakeKaggle, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -59,9 +59,9 @@ def init_cmd(
 ) -> None:
     """Write competitions/NAME.toml from a download: layout, classes, submission format and metric.
 
-    The download is --from a file or folder here, or --kaggle SLUG: the files of that Kaggle
-    competition, downloaded into a temporary folder (removed after), and the slug written as the
-    TOML's `kaggle`. The submission is read from sample_submission.csv; the metric from --metric, else
+    The download is --from a file or folder here (then `flow import` it), or --kaggle SLUG: the files
+    of that Kaggle competition, downloaded once into a temporary folder (removed after), read for the
+    TOML (the slug written as its `kaggle`) and imported into data/NAME. The submission is read from sample_submission.csv; the metric from --metric, else
     assumed from the sample (accuracy for a class, logloss for a probability per class, auc for one
     probability).
 
@@ -79,7 +79,8 @@ def init_cmd(
     if kaggle is not None:
         from kaggle_flow.submit.kaggle import init_from_kaggle
 
-        file, inferred = init_from_kaggle(name, kaggle, folder, metric=metric)
+        data_dir = ensure_writable(Path("data")) / name
+        file, inferred = init_from_kaggle(name, kaggle, folder, metric=metric, data_dir=data_dir)
     else:
         file, inferred = init_competition(name, source, folder, metric=metric)
     for what, where in inferred.found:
@@ -88,7 +89,15 @@ def init_cmd(
         console.warn(line)
     for line in inferred.notes:
         console.info(line)
-    console.info(f"Wrote {file}; next: flow import {name} " + ("--kaggle" if kaggle else str(source)))
+    if kaggle is None:
+        console.info(f"Wrote {file}; next: flow import {name} {source}")
+        return
+    from kaggle_flow.table.layouts import describe_counts, split_counts
+    from kaggle_flow.workspace import open_workspace, remember
+
+    counts = split_counts(open_workspace(name, remember_it=False).table(quiet=True))
+    remember(name)
+    console.info(f"Wrote {file} and imported the files into {data_dir}: {describe_counts(counts)}; next: flow run {name}")
 
 
 @app.command("import")
@@ -126,7 +135,7 @@ def import_cmd(
     from kaggle_flow.errors import FlowError
     from kaggle_flow.fileio import ensure_writable
     from kaggle_flow.table.archive import archive_limits
-    from kaggle_flow.table.importer import import_data
+    from kaggle_flow.table.importer import check_target, import_data
     from kaggle_flow.table.layouts import describe_counts, split_counts
     from kaggle_flow.workspace import open_workspace, remember
 
@@ -137,6 +146,7 @@ def import_cmd(
         from kaggle_flow.submit.kaggle import downloaded, slug_of
 
         slug = source or slug_of(ws.comp)
+        check_target(ws.data_dir, force=force)  # before a download of any size
         with downloaded(slug, ws.data_dir.parent) as archive:  # beside data/COMP
             console.info(f"Downloaded {archive.name} from Kaggle competition '{slug}'")
             target = import_data(ws.comp, archive, ws.data_dir, force=force, limits=limits)

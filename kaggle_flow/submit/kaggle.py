@@ -12,7 +12,8 @@ The ledger records an upload (`lb_ref`, Kaggle's reference; `lb_time`, UTC; `lb_
 error text. A failed upload leaves the CSV and its row, status `not sent` with the reason.
 
 `downloaded` fetches a competition's archive into a temporary folder beside where its files go
-(removed on every path); `init_from_kaggle` writes competitions/NAME.toml from it, with its slug.
+(removed on every path); `init_from_kaggle` writes competitions/NAME.toml from it, with its slug,
+and imports it: one download for both.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-from kaggle_flow.competition import Competition, check_kaggle_slug
+from kaggle_flow.competition import Competition, check_kaggle_slug, load_file
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, set_leaderboard
-from kaggle_flow.table.importer import init_competition, new_toml
+from kaggle_flow.table.importer import import_data, init_competition, new_toml
 from kaggle_flow.table.init_toml import Inferred
 from kaggle_flow.table.sample import check_metric
 
@@ -268,14 +269,27 @@ def downloaded(slug: str, beside: Path) -> Iterator[Path]:
         yield download(slug, Path(folder))
 
 
-def init_from_kaggle(name: str, slug: str, folder: Path = Path("competitions"), *, metric: str | None = None) -> tuple[Path, Inferred]:
+def init_from_kaggle(
+    name: str, slug: str, folder: Path = Path("competitions"), *, metric: str | None = None, data_dir: Path | None = None,
+) -> tuple[Path, Inferred]:
     """Write competitions/NAME.toml from the files of Kaggle competition `slug`, as `flow init --from`
-    writes it from their archive, with `kaggle = "SLUG"`; everything that can be checked is, before the download."""
+    writes it from their archive, with `kaggle = "SLUG"`, and import the same archive into `data_dir`
+    (one download, however large; None: the TOML alone). Everything that can be checked is, before
+    the download; an import that fails leaves the TOML, which `flow import NAME --kaggle` reads."""
     new_toml(name, folder)
     if metric is not None:
         check_metric(metric)
+    if data_dir is not None and data_dir.is_dir() and any(data_dir.iterdir()):
+        raise FlowError(f"{data_dir}: already holds data; remove it first, or write the TOML with --from and that folder")
     with downloaded(slug, folder.parent) as archive:
         try:
-            return init_competition(name, archive, folder, metric=metric, kaggle=slug)
+            file, inferred = init_competition(name, archive, folder, metric=metric, kaggle=slug)
         except DataError as exc:  # the archive is gone once the block ends: name it as Kaggle sent it
             raise DataError(str(exc).replace(str(archive), archive.name)) from None
+        if data_dir is not None:
+            try:
+                import_data(load_file(file), archive, data_dir)
+            except FlowError as exc:
+                reason = str(exc).replace(str(archive), archive.name)
+                raise type(exc)(f"wrote {file}, but the import failed: {reason}; then: flow import {name} --kaggle") from None
+    return file, inferred

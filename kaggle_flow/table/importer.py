@@ -142,6 +142,14 @@ def _move_into_place(root: Path, target: Path, staging: Path) -> None:
         raise
 
 
+def check_target(target: Path, *, force: bool = False) -> None:
+    """`target` can take an import: not a file, and empty unless `force` (checked before a download too)."""
+    if target.exists() and not target.is_dir():
+        raise FlowError(f"{target}: is a file, not a data folder")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise FlowError(f"{target}: already holds data; pass --force to replace it")
+
+
 def import_data(
     comp: Competition, source: Path, target: Path, *, force: bool = False, limits: ArchiveLimits = ArchiveLimits()
 ) -> Path:
@@ -149,10 +157,7 @@ def import_data(
     if not source.exists():
         raise DataError(f"{source}: not found")
     _refuse_nesting(source, target)
-    if target.exists() and not target.is_dir():
-        raise FlowError(f"{target}: is a file, not a data folder")
-    if target.exists() and any(target.iterdir()) and not force:
-        raise FlowError(f"{target}: already holds data; pass --force to replace it")
+    check_target(target, force=force)
     links = symlinks_below(source) if source.is_dir() else []
     if source.is_dir():
         what, members = f"a copy of {source}", []
