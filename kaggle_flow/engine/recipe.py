@@ -50,6 +50,7 @@ AUTO_KEYS = ("image_size", "model", "batch_size", "epochs")
 CPU_SIZE, GPU_SIZE, MIN_SIZE = 64, 224, 16  # px
 IMAGES_SEEN = 50_000  # training images over the run (epochs x images per epoch)
 EPOCHS = (10, 60)
+MIN_CPU_EPOCHS = 3  # under the CPU time budget: fewer than this and a cosine schedule barely anneals
 CPU_BUDGET_S = 3.5 * 60  # s of training steps: a CPU baseline takes minutes (validation and set-up on top)
 SMALL_DATA = 2_000  # training images below which the CPU model is the tiny preset (more epochs in the budget)
 FAMILY = ("resnet-t", "resnet-s", "resnet-m", "resnet-l")  # smallest first
@@ -197,8 +198,10 @@ def choose_epochs(facts: Facts, images_per_s: float | None, *, per_epoch: int | 
     if facts.place == "cpu" and images_per_s:
         fits = math.floor(CPU_BUDGET_S * images_per_s / max(per_epoch, 1))
         if fits < epochs:
-            epochs = max(3, fits)
-            reason = f"{epochs}: about {CPU_BUDGET_S / 60:g} min at the {images_per_s:.0f} images/s measured for this model and size{when}"
+            epochs = max(MIN_CPU_EPOCHS, fits)
+            minutes = epochs * per_epoch / images_per_s / 60  # over the budget when even MIN_CPU_EPOCHS do not fit
+            fewest = ", the fewest the recipe trains" if fits < MIN_CPU_EPOCHS else ""
+            reason = f"{epochs}{fewest}: about {minutes:.1f} min at the {images_per_s:.0f} images/s measured for this model and size{when}"
     return epochs, reason
 
 
