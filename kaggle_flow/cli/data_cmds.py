@@ -51,7 +51,7 @@ def init_cmd(
     ] = None,
     kaggle: Annotated[
         Optional[str],
-        typer.Option("--kaggle", help="Download the files of this Kaggle competition and read them (needs the kaggle extra and credentials).", metavar="SLUG", show_default=False),
+        typer.Option("--kaggle", help="Download the files of this Kaggle competition, read them and import them (needs the kaggle extra and credentials).", metavar="SLUG", show_default=False),
     ] = None,
     metric: Annotated[
         Optional[str], typer.Option("--metric", help="The metric: accuracy, kappa, macro_f1, logloss, auc, mean_auc, map@K, ... [default: from the sample].", metavar="M", show_default=False)
