@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +287,13 @@ def test_init_from_kaggle_refuses_before_downloading(workdir: Path, fake: FakeKa
     assert one_line_error(flow("init", "digits", "--kaggle", "digit-recognizer")) == "Error: 'digits' is a built-in competition; pick another name"
     assert fake.paths == []
     assert not (workdir / "competitions").exists()
+
+
+def test_without_the_kaggle_package_is_one_line(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAGGLE_USERNAME", "flowtester")
+    monkeypatch.setenv("KAGGLE_KEY", KEY)
+    monkeypatch.setitem(sys.modules, "kaggle.api.kaggle_api_extended", None)  # as when the extra is not installed
+    line = "Error: the kaggle package is not installed: pip install 'kaggle-flow[kaggle]' (`make` installs it)"
+    assert one_line_error(flow("init", "dr", "--kaggle", "digit-recognizer")) == line
+    assert one_line_error(flow("import", "digits", "--kaggle", "--force")) == line
+    assert not (workdir / "competitions").exists() and _leftovers(workdir, workdir / "data") == []

@@ -91,9 +91,12 @@ def require_credentials() -> None:
 def _api() -> Any:
     """An authenticated KaggleApi."""
     require_credentials()
-    from kaggle.api.kaggle_api_extended import (
-        KaggleApi,  # the optional kaggle package; it authenticates at import
-    )
+    try:
+        from kaggle.api.kaggle_api_extended import (
+            KaggleApi,  # the optional kaggle package; it authenticates at import
+        )
+    except ImportError:
+        raise KaggleError("the kaggle package is not installed: pip install 'kaggle-flow[kaggle]' (`make` installs it)") from None
 
     api = KaggleApi()
     try:
