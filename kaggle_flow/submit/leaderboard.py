@@ -91,7 +91,7 @@ def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
     public, private = _scores(ledger, "public_score"), _scores(ledger, "private_score")
     if public.empty and private.empty:
         return None
-    fig, axes = figure(8.5, 4.8, cols=2, widths=[3, 2])
+    fig, axes = figure(8.5, 4.8, cols=2, widths=[5, 2])
     ax, side = axes[0, 0], axes[0, 1]
     key: dict[int, str] = {}
     for points, board, marker in ((public, "public", "o"), (private, "private", "s")):
@@ -106,7 +106,7 @@ def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
     shown = sorted(key.items())[:KEY_LINES]
     more = [f"... {len(key) - KEY_LINES} more: flow submissions"] if len(key) > KEY_LINES else []
     side.axis("off")
-    side.text(0, 1, "\n".join([*(f"#{n} {run}" for n, run in shown), *more]), fontsize=8, va="top", family="monospace", transform=side.transAxes)
+    side.text(0, 1, "\n".join([*(f"#{n} {run}" for n, run in shown), *more]), fontsize=7, va="top", family="monospace", transform=side.transAxes)
     if not metric.higher_is_better:  # better is up and to the right
         ax.invert_xaxis()
         ax.invert_yaxis()
