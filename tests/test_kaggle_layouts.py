@@ -280,5 +280,6 @@ def test_eda_split_and_balance_show_the_label_maps_names(workdir: Path, trees: P
     assert result.exit_code == 0, result.output
     worst = re.search(r"worst class recall\W+(\w+)", result.output)
     assert worst and worst.group(1) in ("Cassava", "Healthy"), result.output  # a name, not the code
-    (submission,) = flow("submit", "cassava").output.split("Wrote ")[1:]
+    shown, submission = flow("submit", "cassava").output.split("Wrote ")
+    assert "Healthy" in shown and "Mosaic" in shown  # the training vs. predicted table names the classes
     assert set(pd.read_csv(workdir / submission.split()[0])["label"]) <= set(range(5))  # the submission keeps the codes

@@ -46,23 +46,23 @@ ResendOpt = Annotated[
 ]
 
 
-def _counts_table(title: str, counts: pd.DataFrame) -> None:
-    """Images per class, each count column followed by its share."""
+def _counts_table(title: str, counts: pd.DataFrame, names: list[str]) -> None:
+    """Images per class (named as tables show them: Workspace.class_names), each count column followed by its share."""
     from kaggle_flow import console
 
     columns = [c for c in counts.columns if c != "class"]
     totals = {c: max(int(counts[c].sum()), 1) for c in columns}
     rows = [
-        (r["class"], *[v for c in columns for v in (int(r[c]), f"{r[c] / totals[c]:.1%}")])
-        for r in counts.to_dict("records")
+        (name, *[v for c in columns for v in (int(r[c]), f"{r[c] / totals[c]:.1%}")])
+        for name, r in zip(names, counts.to_dict("records"))
     ]
     console.table(title, ["class", *[v for c in columns for v in (c, f"{c} share")]], rows)
 
 
-def _show_submission(sub: WrittenSubmission) -> None:
+def _show_submission(sub: WrittenSubmission, names: list[str]) -> None:
     from kaggle_flow import console
 
-    _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts)
+    _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts, names)
     if sub.calibration is not None:
         console.info(sub.calibration.line())
     console.info(f"Wrote {sub.file} ({len(sub.frame)} rows, checked: {sub.checked})")
@@ -102,7 +102,7 @@ def predict_cmd(
         console.info(f"Averaged {ensemble} into {pred.run.path} (submit it with `flow submit --run {pred.run.id}`)")
     else:
         console.info(f"Predicted with {pred.run.path}" + (f" (with TTA: each image averaged with {tta_description(pred.run)})" if tta else ""))
-    _counts_table(f"Predicted classes of {len(pred.test)} test images", pred.counts)
+    _counts_table(f"Predicted classes of {len(pred.test)} test images", pred.counts, ws.class_names())
     console.info(f"Saved the test probabilities ({pred.probs.shape[0]} x {pred.probs.shape[1]}) to {pred.run.test_probs}")
 
 
@@ -160,7 +160,7 @@ def submit_cmd(
         require_credentials()  # before any predicting
     if file is None:
         sub = submit(ws, RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds), probs_file=probs_file, strict=strict)
-        _show_submission(sub)
+        _show_submission(sub, ws.class_names())
         file = sub.file
     if kaggle:
         _upload(ws, Path(file), message)
@@ -386,7 +386,7 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
         return
     with _step(5, "submit", ws):
         sub = submit(ws, RunChoice(run=run.id), strict=strict)
-        _show_submission(sub)
+        _show_submission(sub, ws.class_names())
     if solution_file(ws.comp, ws.ensure_data()) is None:
         console.info("\n== 6/6 flow score: skipped (no local labels; score it on the competition site)")
     else:
