@@ -12,7 +12,7 @@ from clitools import flow
 from tiny_comp import make_tiny
 
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.submit.calibrate import fit_temperature, scaled
+from kaggle_flow.submit.calibrate import MIN_ROWS, fit_temperature, scaled
 
 
 def smoothed(labels: np.ndarray, k: int, right: float, eps: float = 0.1) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_flow_submit_writes_the_calibrated_probabilities_for_log_loss_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: str, kind: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    make_tiny(tmp_path, metric=metric)
+    make_tiny(tmp_path, per_class=340, metric=metric)  # a 10% hold-out of 1,020 images: 102 out-of-fold rows
     toml = tmp_path / "competitions" / "tiny.toml"
     toml.write_text(toml.read_text() + f'\n[submission]\nkind = "{kind}"\n')
     assert flow("train", "tiny", "--epochs", "2").exit_code == 0
@@ -55,7 +55,7 @@ def test_flow_submit_writes_the_calibrated_probabilities_for_log_loss_only(
     line = re.search(r"Calibrated for log loss: temperature ([\d.]+) fitted on (\S+) "
                      r"\(out-of-fold log loss ([\d.]+) -> ([\d.]+)\)", result.output)
     if metric != "logloss":
-        assert line is None and "Calibrated" not in result.output
+        assert line is None and "alibrated" not in result.output
         return
     assert line is not None, result.output
     t, before, after = float(line[1]), float(line[3]), float(line[4])
@@ -73,3 +73,20 @@ def test_a_fold_without_a_mistake_sharpens_no_further_than_the_bound() -> None:
     labels = np.arange(100) % 2
     probs = smoothed(labels, 2, right=1.0)
     assert fit_temperature(labels, probs) == pytest.approx(TEMPERATURES[0], rel=1e-3)
+
+
+def test_a_fold_of_a_few_images_fits_no_temperature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A temperature fitted on a handful of out-of-fold predictions is noise: written as predicted, and said so."""
+    monkeypatch.chdir(tmp_path)
+    make_tiny(tmp_path, metric="logloss")  # 60 images: 6 out-of-fold rows
+    toml = tmp_path / "competitions" / "tiny.toml"
+    toml.write_text(toml.read_text() + '\n[submission]\nkind = "probabilities"\n')
+    assert flow("train", "tiny", "--epochs", "2").exit_code == 0
+    result = flow("submit", "tiny")
+    assert result.exit_code == 0, result.output
+    (run,) = [p for p in (tmp_path / "runs/tiny").iterdir() if (p / "test_probs.npy").is_file()]
+    assert (f"Not calibrated for log loss: 6 out-of-fold predictions in runs/tiny/{run.name}/oof.csv, fewer than the "
+            f"{MIN_ROWS} a temperature is fitted on; the probabilities are written as predicted") in result.output
+    (csv,) = [p for p in (tmp_path / "submissions/tiny").glob("*.csv") if p.name != "ledger.csv"]
+    written = pd.read_csv(csv)[["horizontal", "vertical", "diagonal"]].to_numpy()
+    np.testing.assert_allclose(written, np.load(run / "test_probs.npy"), atol=1e-6)

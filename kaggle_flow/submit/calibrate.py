@@ -8,7 +8,8 @@ run), undoes most of that without changing any arg-max:
     p_T = softmax(log(p) / T)        T < 1 sharpens, T > 1 softens
 
 `flow submit` writes p_T and says how much T changed the fold's log loss. A run without out-of-fold
-predictions (an ensemble, or probabilities from elsewhere) is written as predicted, and said so.
+predictions (an ensemble, or probabilities from elsewhere), or with fewer than MIN_ROWS of them (a
+temperature fitted on a handful of images is noise), is written as predicted, and said so.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kaggle_flow.runs import Run, RunFolder, load_run
 # and one wrong test image at certainty costs its whole log loss: 0.25 caps the sharpening (with label
 # smoothing 0.1 and two classes, 0.95 becomes 0.99999), 4 the softening.
 TEMPERATURES = (0.25, 4.0)
+MIN_ROWS = 100  # out-of-fold predictions a temperature is fitted on, at the least
 
 
 @dataclass(frozen=True)
@@ -35,13 +37,20 @@ class Calibration:
     before: float  # the fold's log loss as predicted
     after: float  # and with the temperature
     source: Path  # the oof.csv it was fitted on
+    skipped: str = ""  # why there is no temperature: the probabilities are written as predicted
 
     def apply(self, probs: np.ndarray) -> np.ndarray:
-        return scaled(probs, self.temperature)
+        return probs if self.skipped else scaled(probs, self.temperature)
 
     def line(self) -> str:
+        if self.skipped:
+            return f"Not calibrated for log loss: {self.skipped}; the probabilities are written as predicted"
         return (f"Calibrated for log loss: temperature {self.temperature:.3f} fitted on {self.source} "
                 f"(out-of-fold log loss {self.before:.4f} -> {self.after:.4f})")
+
+
+def _skipped(why: str, source: Path = Path()) -> Calibration:
+    return Calibration(1.0, math.nan, math.nan, source, skipped=why)
 
 
 def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -65,15 +74,20 @@ def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> float:
 
 
 def calibration_for(run: RunFolder | None, metric: str) -> Calibration | None:
-    """The temperature for a run's submission when the competition is scored by log loss, else None."""
-    if metric != "logloss" or not isinstance(run, Run):
+    """The temperature for a run's submission when the competition is scored by log loss (or why
+    there is none: `skipped`), else None."""
+    if metric != "logloss":
         return None
+    if not isinstance(run, Run):
+        return _skipped("no out-of-fold predictions to fit a temperature on (an ensemble, or probabilities from elsewhere)")
     source = run
     if run.config.full and run.config.full_from:  # a refit holds nothing out: its validated source's fold
         source = load_run(run.comp_dir / run.config.full_from)
     if not source.oof.is_file():
-        return None
+        return _skipped(f"no out-of-fold predictions in {source.path} to fit a temperature on")
     oof = pd.read_csv(source.oof)
+    if len(oof) < MIN_ROWS:
+        return _skipped(f"{len(oof)} out-of-fold predictions in {source.oof}, fewer than the {MIN_ROWS} a temperature is fitted on", source.oof)
     labels = oof["label"].to_numpy(dtype=int)
     probs = oof[[f"prob_{j}" for j in range(run.config.num_classes)]].to_numpy(dtype=np.float64)
     temperature = fit_temperature(labels, probs)
