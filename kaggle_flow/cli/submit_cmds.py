@@ -132,7 +132,8 @@ def submit_cmd(
 
     Where the competition is scored by log loss, the probabilities are calibrated first: one
     temperature fitted to the log loss of the run's out-of-fold predictions (label smoothing caps
-    every probability), and each is clipped to [1e-15, 1 - 1e-15], as scikit-learn's log loss does.
+    every probability; with fewer than 100 of them the probabilities are written as predicted), and
+    each is clipped to [1e-15, 1 - 1e-15], as scikit-learn's log loss does.
 
     With --kaggle the CSV is then uploaded to the competition on Kaggle (`kaggle = "SLUG"` in its TOML,
     else its name); `flow submissions --refresh` reads the scores back. A failed upload keeps the
