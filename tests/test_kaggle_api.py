@@ -195,6 +195,11 @@ def test_import_downloads_from_kaggle(workdir: Path, fake: FakeKaggle, embedded_
     assert "no competition 'nope' on Kaggle (404)" in one_line_error(flow("import", "digits", "--kaggle", "nope", "--data", "other/digits"))
     assert _leftovers(workdir / "other") == []
     assert one_line_error(flow("import", "digits")) == "Error: give the downloaded .zip or folder, or --kaggle [SLUG] to download it from Kaggle"
+    fake.files["digit-recognizer"] = _zipped(embedded_data / "digits" / "test")  # images, but no train.csv
+    result = flow("import", "digits", "--kaggle", "digit-recognizer", "--data", "third/digits")
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert result.exit_code == 1 and line.endswith(" digit-recognizer.zip/train.csv: file not found") and ".kaggle-" not in line, line
+    assert _leftovers(workdir / "third") == [] and not (workdir / "third/digits").exists()
 
 
 @pytest.fixture
