@@ -149,10 +149,7 @@ def import_cmd(
         check_target(ws.data_dir, force=force)  # before a download of any size
         with downloaded(slug, ws.data_dir.parent) as archive:  # beside data/COMP
             console.info(f"Downloaded {archive.name} from Kaggle competition '{slug}'")
-            try:
-                target = import_data(ws.comp, archive, ws.data_dir, force=force, limits=limits)
-            except FlowError as exc:  # the archive is gone once the block ends: name it as Kaggle sent it
-                raise type(exc)(str(exc).replace(str(archive), archive.name)) from None
+            target = import_data(ws.comp, archive, ws.data_dir, force=force, limits=limits)
     elif source is None:
         hint = f"--kaggle to download '{ws.comp.kaggle}' from Kaggle" if ws.comp.kaggle else "--kaggle [SLUG] to download it from Kaggle"
         raise FlowError(f"give the downloaded .zip or folder, or {hint}")

@@ -196,7 +196,7 @@ def validated_source(ws: Workspace, model: str | None = None) -> Run:
             f"{ws.runs_dir}: no finished validated run{which} to refit; train one first (flow train {ws.comp.name}), "
             f"or give --epochs with --full"
         )
-    return max(runs, key=lambda r: (METRICS[r.config.metric].key(r.summary.best_score), r.name))
+    return max(runs, key=lambda r: (key(r.summary.best_score), r.name))  # type: ignore[arg-type]
 
 
 def refit_config(ws: Workspace, flags: Flags, rows: pd.DataFrame) -> RunConfig:

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from kaggle_flow.competition import Competition, check_kaggle_slug, load_file
-from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, set_leaderboard
 from kaggle_flow.table.importer import import_data, init_competition, new_toml
@@ -264,12 +264,17 @@ def check_slug(slug: str) -> str:
 @contextlib.contextmanager
 def downloaded(slug: str, beside: Path) -> Iterator[Path]:
     """The archive of competition `slug`, downloaded into a temporary folder in `beside` (made if missing),
-    which is removed when the block ends, however it ends."""
+    which is removed when the block ends, however it ends. A FlowError of the block names the archive
+    as Kaggle sent it: the temporary folder is gone by the time the line is read."""
     check_slug(slug)
     require_credentials()
     beside.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=beside) as folder:
-        yield download(slug, Path(folder))
+        archive = download(slug, Path(folder))
+        try:
+            yield archive
+        except FlowError as exc:
+            raise type(exc)(str(exc).replace(str(archive), archive.name)) from None
 
 
 def init_from_kaggle(
@@ -285,14 +290,10 @@ def init_from_kaggle(
     if data_dir is not None and data_dir.is_dir() and any(data_dir.iterdir()):
         raise FlowError(f"{data_dir}: already holds data; remove it first, or write the TOML with --from and that folder")
     with downloaded(slug, folder.parent) as archive:
-        try:
-            file, inferred = init_competition(name, archive, folder, metric=metric, kaggle=slug)
-        except DataError as exc:  # the archive is gone once the block ends: name it as Kaggle sent it
-            raise DataError(str(exc).replace(str(archive), archive.name)) from None
+        file, inferred = init_competition(name, archive, folder, metric=metric, kaggle=slug)
         if data_dir is not None:
             try:
                 import_data(load_file(file), archive, data_dir)
             except FlowError as exc:
-                reason = str(exc).replace(str(archive), archive.name)
-                raise type(exc)(f"wrote {file}, but the import failed: {reason}; then: flow import {name} --kaggle") from None
+                raise type(exc)(f"wrote {file}, but the import failed: {exc}; then: flow import {name} --kaggle") from None
     return file, inferred
