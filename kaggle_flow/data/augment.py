@@ -210,11 +210,6 @@ def build_train_transform(
     )
 
 
-def build_eval_transform(size: int) -> A.Compose:
-    """Resize only (INTER_AREA), the way evaluation and test images are seen."""
-    return A.Compose([A.Resize(size, size, interpolation=cv2.INTER_AREA)])
-
-
 # --- test-time augmentation ---------------------------------------------------------------------
 
 

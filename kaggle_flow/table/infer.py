@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 PIXEL_COLUMN = re.compile(r"pixel\d+")
 PREFIX = re.compile(r"^(\D+?[._\- ]?)\d")  # cat.0.jpg -> "cat."
-SHARED_IMAGES = ("images", "image", "imgs")  # one folder holding the train and the test images
 VALID_NAMES = ("valid", "val", "validation")
 PROBE = 50  # rows of a CSV looked at to match ids with image files
 
