@@ -26,10 +26,16 @@ def check_name(value: str, what: str = "competition name") -> str:
     return value
 
 
-def check_run_name(value: str) -> str:
-    """A run's name as `--run`/`--resume` take it: RUN, or RUN/foldK for a fold of a cross-validation run."""
+def is_run_name(value: str) -> bool:
+    """Whether `value` is a run's name as `--run`/`--resume` take it: RUN, or RUN/foldK for a fold of a
+    cross-validation run."""
     parts = value.split("/")
-    if len(parts) > 2 or not all(NAME.fullmatch(p) and len(p) <= MAX_NAME for p in parts):
+    return len(parts) <= 2 and all(NAME.fullmatch(p) and len(p) <= MAX_NAME for p in parts)
+
+
+def check_run_name(value: str) -> str:
+    """`value` when it is a run's name (see is_run_name), else a one-line error."""
+    if not is_run_name(value):
         raise FlowError(f"run name '{value}': a run folder's name (RUN or RUN/foldK) of {ALLOWED}")
     return value
 

@@ -42,6 +42,7 @@ from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.names import check_run_name, is_run_name
 from kaggle_flow.run_state import FAILED, Summary, read_summary, state_of
 from kaggle_flow.run_table import COLUMNS, damaged_row, ensemble_row, run_row
 from kaggle_flow.workspace import cache_dir_of
@@ -266,6 +267,20 @@ def competition_of(name: str | None) -> str | None:
     return load_run(name).config.competition
 
 
+def named_folders(name: str, runs_dirs: list[Path]) -> list[Path]:
+    """The run folders a name from the command line means: RUN (or RUN/foldK) under each of
+    `runs_dirs` that holds it, else the run folder it is a path to. Neither a run folder nor a run's
+    name (`../x`, `/abs/x`, `a/b/c`) is refused in one line: a name never climbs out of runs/COMP."""
+    if is_run_name(name):
+        found = [d / name for d in runs_dirs if (d / name / "config.json").is_file()]
+        if found:
+            return found
+    if (Path(name) / "config.json").is_file():
+        return [Path(name)]
+    check_run_name(name)
+    return []
+
+
 def _new_folder(runs_dir: Path, stem: str) -> Path:
     runs_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
@@ -384,9 +399,9 @@ def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFo
     runs, damaged = scan_runs(ws.runs_dir)
     if name is None or name in ("best", "last"):
         return _pick(ws, runs, damaged, by_score=name == "best" or (name is None and best))
-    for candidate in (Path(ws.runs_dir) / name, Path(name)):
-        if (candidate / "config.json").is_file():
-            return load_run(candidate)
+    found = named_folders(name, [Path(ws.runs_dir)])
+    if found:
+        return load_run(found[0])
     known = ", ".join(r.name for r in runs[-10:]) or "none"
     raise NotFoundError(f"unknown run '{name}' in {ws.runs_dir} (runs: {known})")
 

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from clitools import flow, one_line_error
+from clitools import fake_run, flow, one_line_error
 from trees import garbage_tree, lemon_tree
 
 from kaggle_flow.errors import FlowError
@@ -35,6 +35,27 @@ def test_run_names() -> None:
     for bad in ("../other/run", "/tmp/run", "a/b/c", "run/..", "a b"):
         with pytest.raises(FlowError, match=rf"^run name '{bad}': a run folder's name \(RUN or RUN/foldK\)"):
             check_run_name(bad)
+
+
+RUN_NAME = "a run folder's name (RUN or RUN/foldK) of letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(("submit", "digits", "--run"), "../../etc"), (("predict", "digits", "--run"), "/abs/x"),
+     (("export", "--comp", "digits"), "a/b/c"), (("train", "digits", "--resume"), "/abs/x"),
+     (("train", "digits", "--init-from"), "../../etc")],
+)
+def test_a_run_name_that_is_no_run_folder_is_refused_as_a_name(workdir: Path, command: tuple[str, ...], name: str) -> None:
+    assert one_line_error(flow(*command, name)) == f"Error: run name '{name}': {RUN_NAME}"
+
+
+def test_a_run_name_never_climbs_into_another_competitions_runs(workdir: Path) -> None:
+    other = fake_run(workdir / "runs/mnist", "other", comp="mnist")
+    assert one_line_error(flow("submit", "digits", "--run", "../mnist/other")) == f"Error: run name '../mnist/other': {RUN_NAME}"
+    assert one_line_error(flow("train", "digits", "--resume", "../mnist/other")) == f"Error: run name '../mnist/other': {RUN_NAME}"
+    # named by the path to its folder, it is found, and refused for what it is
+    assert one_line_error(flow("submit", "digits", "--run", other.path)) == "Error: runs/mnist/other: a run of 'mnist', not of 'digits'"
 
 
 @pytest.mark.parametrize("name", ["../evil", "/abs/x", "a b/c"])

@@ -29,7 +29,7 @@ from kaggle_flow.explore.balance import balance_setting
 from kaggle_flow.machine import device
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.run_state import FINISHED, read_summary
-from kaggle_flow.runs import Run, RunFolder, load_run, scan_runs
+from kaggle_flow.runs import Run, RunFolder, load_run, named_folders, scan_runs
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -165,11 +165,9 @@ def init_source(ws: Workspace, flags: Flags, *, report: bool = False) -> Flags:
 
 
 def find_run(ws: Workspace, text: str) -> RunFolder:
-    """A run folder by path, or by its id under runs/*/ (any competition); one line when there is none or several."""
-    path = Path(text)
-    if (path / "config.json").is_file():
-        return load_run(path)
-    found = [] if path.is_absolute() else sorted(p for p in ws.runs_dir.parent.glob(f"*/{text}") if (p / "config.json").is_file())
+    """A run folder by its id under runs/*/ (any competition), or by path; one line when there is none or several."""
+    runs_root = ws.runs_dir.parent
+    found = named_folders(text, sorted(p for p in runs_root.iterdir() if p.is_dir()) if runs_root.is_dir() else [])
     if not found:
         raise NotFoundError(f"--init-from {text}: no such run (neither a run folder nor a run id under {ws.runs_dir.parent}/*/)")
     if len(found) > 1:
