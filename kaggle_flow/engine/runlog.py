@@ -24,6 +24,7 @@ from kaggle_flow.engine.plots import plot_confusion, plot_curves
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.oof import OutOfFold, write_oof
 from kaggle_flow.runs import Run, Summary
 
 if TYPE_CHECKING:
@@ -143,10 +144,7 @@ class RunLog:
         if val_loader is not None:
             state.model.set_state_dict(paddle.load(str(run.best)))
             best = evaluate(state.model, val_loader, data.val_labels, config, state.precision)
-            oof = pd.DataFrame({"id": data.val_rows["id"].to_numpy(), "label": data.val_labels, "pred": best.pred})
-            for j in range(config.num_classes):
-                oof[f"prob_{j}"] = best.probs[:, j]
-            write_csv(run.oof, oof, float_format="%.6g")
+            write_oof(run.oof, OutOfFold(data.val_rows["id"].to_numpy(), data.val_labels, best.pred, best.probs))
             plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), self.class_names, run.confusion,
                            title=f"validation, epoch {progress.best_epoch}")
             recall = best.recall

@@ -39,9 +39,9 @@ from kaggle_flow.errors import (
     TrainingInterrupted,
 )
 from kaggle_flow.explore.split import ensure_folds, train_val
-from kaggle_flow.fileio import write_csv
 from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.oof import joined, read_oof, write_oof
 from kaggle_flow.run_state import FINISHED
 from kaggle_flow.runs import (
     Run,
@@ -240,11 +240,10 @@ def _cross_validate(
 def _cv_summary(run: Run) -> Summary:
     """oof.csv of all folds together and the CV score of the out-of-fold predictions."""
     folds = run.folds()
-    oof = pd.concat([pd.read_csv(f.oof, dtype={"id": str}) for f in folds], ignore_index=True)
-    write_csv(run.oof, oof)
-    labels = oof["label"].to_numpy()
-    probs = oof[[f"prob_{j}" for j in range(run.config.num_classes)]].to_numpy()
-    cv = METRICS[run.config.metric](labels, probs)
+    oof = joined([read_oof(f.oof, run.config.num_classes) for f in folds])
+    write_oof(run.oof, oof)
+    labels = oof.labels
+    cv = METRICS[run.config.metric](labels, oof.probs)
     summaries = [f.summary for f in folds]
     summary = run.write_summary(Summary(
         status="finished", reason=chance_level(run.config, labels, cv), metric=run.config.metric, best_score=cv, cv_score=cv,

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.oof import read_oof
 from kaggle_flow.runs import Run, RunFolder, load_run
 
 # The range searched. A fold the model gets all right pushes the fitted temperature towards 0 (certainty),
@@ -85,11 +85,10 @@ def calibration_for(run: RunFolder | None, metric: str) -> Calibration | None:
         source = load_run(run.comp_dir / run.config.full_from)
     if not source.oof.is_file():
         return _skipped(f"no out-of-fold predictions in {source.path} to fit a temperature on")
-    oof = pd.read_csv(source.oof)
+    oof = read_oof(source.oof, run.config.num_classes)
     if len(oof) < MIN_ROWS:
         return _skipped(f"{len(oof)} out-of-fold predictions in {source.oof}, fewer than the {MIN_ROWS} a temperature is fitted on", source.oof)
-    labels = oof["label"].to_numpy(dtype=int)
-    probs = oof[[f"prob_{j}" for j in range(run.config.num_classes)]].to_numpy(dtype=np.float64)
+    labels, probs = oof.labels, oof.probs
     temperature = fit_temperature(labels, probs)
     logloss = METRICS["logloss"]
     return Calibration(temperature, logloss(labels, probs), logloss(labels, scaled(probs, temperature)), source.oof)
