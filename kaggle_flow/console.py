@@ -6,11 +6,14 @@ import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -111,6 +114,18 @@ def table(title: str | None, columns: list[str], rows: Iterable[Iterable[object]
     if title:
         info(title)  # a line of its own: a table's title would wrap to the table's width
     out.print(t, soft_wrap=False)  # the console's soft wrap lets a table run a column past the width
+
+
+def counts_table(title: str, counts: pd.DataFrame, names: list[str]) -> None:
+    """Images per class (`names`: as tables show them, Workspace.class_names), each count column of
+    `counts` (besides `class`) followed by its share."""
+    columns = [c for c in counts.columns if c != "class"]
+    totals = {c: max(int(counts[c].sum()), 1) for c in columns}
+    rows = [
+        (name, *[v for c in columns for v in (int(r[c]), f"{r[c] / totals[c]:.1%}")])
+        for name, r in zip(names, counts.to_dict("records"))
+    ]
+    table(title, ["class", *[v for c in columns for v in (c, f"{c} share")]], rows)
 
 
 def progress_bar(*extra_columns: Any) -> Any:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -16,8 +14,6 @@ from kaggle_flow.cli.options import training_options
 if TYPE_CHECKING:
     import pandas as pd
 
-    from kaggle_flow.config import RunConfig
-    from kaggle_flow.submit.submission import WrittenSubmission
     from kaggle_flow.workspace import Workspace
 
 RunOpt = Annotated[
@@ -44,28 +40,6 @@ ResendOpt = Annotated[
     Optional[Path],
     typer.Option("--file", help="With --kaggle: upload this submission CSV again instead of writing a new one.", metavar="FILE", show_default=False),
 ]
-
-
-def _counts_table(title: str, counts: pd.DataFrame, names: list[str]) -> None:
-    """Images per class (named as tables show them: Workspace.class_names), each count column followed by its share."""
-    from kaggle_flow import console
-
-    columns = [c for c in counts.columns if c != "class"]
-    totals = {c: max(int(counts[c].sum()), 1) for c in columns}
-    rows = [
-        (name, *[v for c in columns for v in (int(r[c]), f"{r[c] / totals[c]:.1%}")])
-        for name, r in zip(names, counts.to_dict("records"))
-    ]
-    console.table(title, ["class", *[v for c in columns for v in (c, f"{c} share")]], rows)
-
-
-def _show_submission(sub: WrittenSubmission, names: list[str]) -> None:
-    from kaggle_flow import console
-
-    _counts_table(f"Classes: training set vs. predicted ({sub.name})", sub.counts, names)
-    if sub.calibration is not None:
-        console.info(sub.calibration.line())
-    console.info(f"Wrote {sub.file} ({len(sub.frame)} rows, checked: {sub.checked})")
 
 
 @app.command("predict")
@@ -102,7 +76,7 @@ def predict_cmd(
         console.info(f"Averaged {ensemble} into {pred.run.path} (submit it with `flow submit --run {pred.run.id}`)")
     else:
         console.info(f"Predicted with {pred.run.path}" + (f" (with TTA: each image averaged with {tta_description(pred.run)})" if tta else ""))
-    _counts_table(f"Predicted classes of {len(pred.test)} test images", pred.counts, ws.class_names())
+    console.counts_table(f"Predicted classes of {len(pred.test)} test images", pred.counts, ws.class_names())
     console.info(f"Saved the test probabilities ({pred.probs.shape[0]} x {pred.probs.shape[1]}) to {pred.run.test_probs}")
 
 
@@ -161,7 +135,7 @@ def submit_cmd(
         require_credentials()  # before any predicting
     if file is None:
         sub = submit(ws, RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds), probs_file=probs_file, strict=strict)
-        _show_submission(sub, ws.class_names())
+        sub.show(ws.class_names())
         file = sub.file
     if kaggle:
         _upload(ws, Path(file), message)
@@ -330,16 +304,6 @@ def export_cmd(
 # --- flow run ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _step(i: int, step: str, ws: Workspace) -> Iterator[None]:
-    from kaggle_flow import console
-
-    console.info(f"\n== {i}/6 flow {step} {ws.comp.name}")
-    start = time.perf_counter()
-    yield
-    console.info(f"   ({step} took {time.perf_counter() - start:.1f} s)")
-
-
 @app.command("run")
 @training_options
 def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, *, flags: Any, launch: Any) -> None:
@@ -352,61 +316,17 @@ def run_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
     Examples: flow run mnist ; flow run mnist --epochs 3 ; flow run digits --model resnet18 --sizes 32 --lr 1e-3
     """
     from kaggle_flow import console
-    from kaggle_flow.engine import distributed, train
-    from kaggle_flow.engine.configure import resolve_config
-    from kaggle_flow.explore import eda, split
     from kaggle_flow.fileio import ensure_writable
-    from kaggle_flow.submit.choice import RunChoice
-    from kaggle_flow.submit.score import local_score, solution_file
-    from kaggle_flow.submit.submission import submit
-    from kaggle_flow.table.layouts import describe_counts, no_test_images
+    from kaggle_flow.pipeline import run_flow
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp, data)
     for folder in (ws.runs_dir, ws.submissions_dir):
         ensure_writable(folder)
-    config = resolve_config(ws, flags)  # the flags checked before the first step, as training will use them
-    distributed.check(launch, sync_bn=config.sync_bn)
-    start = time.perf_counter()
-    with _step(1, "eda", ws):
-        report = eda.run_eda(ws, strict=strict)
-        broken = report["images"]["broken"]
-        console.info(f"{describe_counts(report['images'])}, {broken} broken; the report and plots are in {ws.eda_dir()}")
-    with _step(2, "split", ws):
-        table = ws.table(strict=strict)
-        folds = split.ensure_folds(ws, table)
-        console.info(f"Validation: {split.describe_folds(folds)} ({ws.folds_file()})")
-    with _step(3, "balance", ws):
-        _balance_step(ws, table, folds, config)
-    with _step(4, "train", ws):
-        run = train.train(ws, flags, strict=strict, launch=launch)
-    outcome = "no local score"
-    if (table["split"] == "test").sum() == 0:
-        console.info(f"\n== 5/6 flow submit, 6/6 flow score: skipped ({no_test_images(ws.data_dir, ws.comp, table)})")
-        console.info(f"\nflow run {ws.comp.name}: run {run.id}; total wall time {time.perf_counter() - start:.1f} s")
+    done = run_flow(ws, flags, launch, strict=strict)
+    wall = f"total wall time {done.seconds:.1f} s"
+    if done.submission is None:
+        console.info(f"\nflow run {ws.comp.name}: run {done.run.id}; {wall}")
         return
-    with _step(5, "submit", ws):
-        sub = submit(ws, RunChoice(run=run.id), strict=strict)
-        _show_submission(sub, ws.class_names())
-    if solution_file(ws.comp, ws.ensure_data()) is None:
-        console.info("\n== 6/6 flow score: skipped (no local labels; score it on the competition site)")
-    else:
-        with _step(6, "score", ws):
-            result = local_score(ws, sub.file)
-            outcome = f"local {result.metric} {result.value:.4f}"
-            console.info(result.line)
-    console.info(f"\nflow run {ws.comp.name}: {outcome} (run {run.id}); total wall time {time.perf_counter() - start:.1f} s")
-
-
-def _balance_step(ws: Workspace, table: pd.DataFrame, folds: pd.DataFrame, config: RunConfig) -> None:
-    """The class counts of the fold's training rows before and after label shuffling, and whether training shuffles."""
-    from kaggle_flow import console
-    from kaggle_flow.explore.balance import balance_counts
-    from kaggle_flow.explore.split import train_val
-
-    train_rows, _ = train_val(table, folds, config.fold)
-    counts = balance_counts(train_rows, ws.class_names(), seed=config.seed)
-    rows = counts[["class", "before", "after"]].itertuples(index=False)
-    console.table(f"Label shuffling, fold {config.fold} (training rows only)", ["class", "before", "after"], rows)
-    state = "on" if config.balance else "off"
-    console.info(f"Label shuffling is {state} for this training: {config.balance_reason}")
+    outcome = "no local score" if done.score is None else f"local {done.score.metric} {done.score.value:.4f}"
+    console.info(f"\nflow run {ws.comp.name}: {outcome} (run {done.run.id}); {wall}")

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv, reap_temps
@@ -318,6 +319,14 @@ class WrittenSubmission:
     counts: pd.DataFrame  # class, train, predicted: images per class in the training set and the submission
     checked: str = ""  # what the check before writing made sure of (CHECKED of the kind)
     calibration: Calibration | None = None  # the temperature the written probabilities took (log loss)
+
+    def show(self, names: list[str]) -> None:
+        """What `flow submit` and `flow run` say of it: the classes predicted against the training
+        set's (`names` as tables show them), the calibration, the file and what its check made sure of."""
+        console.counts_table(f"Classes: training set vs. predicted ({self.name})", self.counts, names)
+        if self.calibration is not None:
+            console.info(self.calibration.line())
+        console.info(f"Wrote {self.file} ({len(self.frame)} rows, checked: {self.checked})")
 
 
 def submit(
