@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from clitools import flow, one_line_error
 from kaggle_trees import expected_counts, make
+from test_faults_files import MakeReadOnly, digits_done, read_only  # noqa: F401  (fixtures)
 
 from kaggle_flow import fileio
 from kaggle_flow.submit.ledger import read_ledger
@@ -268,3 +269,15 @@ def test_concurrent_submissions_keep_every_ledger_row(tmp_path: Path) -> None:
     assert sorted(ledger["file"]) == sorted(f"20250101-1200{i:02d}_run{k}.csv" for k in range(4) for i in range(8))
     assert set(ledger["state"]) == {""} and set(ledger["local_score"]) == {"0.250000"}
     assert sorted(set(ledger["cv_score"])) == [f"{0.5 + i / 100:.6f}" for i in range(8)]
+
+
+def test_submissions_in_a_read_only_folder_lists_what_it_cannot_settle(
+    workdir: Path, digits_done: Path, read_only: MakeReadOnly
+) -> None:
+    """The ledger's lock is taken only to write: a read-only folder still lists, a CSV without a row too."""
+    shutil.copy(digits_done, digits_done.with_name("20250102-120000_r2.csv"))
+    read_only(workdir)
+    result = flow("submissions", "digits")
+    assert result.exit_code == 0, result.output
+    assert "20250102-120000_r2.csv: a submission without a ledger row; added (run 'r2', recipe unknown)" in result.output
+    assert read_ledger(digits_done.parent)["file"].tolist() == [digits_done.name]  # nothing written
