@@ -4,6 +4,8 @@ Atomic writes: every output that matters goes to a temp file in the same folder,
 space is checked before a large write; ENOSPC is a one-line error. A temp file is removed on every
 failure, KeyboardInterrupt included (the CLI turns SIGTERM into a KeyboardInterrupt, so `kill`
 leaves no temp either; only SIGKILL can, and `reap_temps` removes those once their writer is gone).
+A staging folder (`new_staging`: an import unpacked beside its target) carries its writer the same
+way, and a marker file inside it, so that `dead_staging` finds those of a process killed with -9.
 `ensure_writable` lets a command that writes fail at its start, in one line, when its folder cannot
 be written (a read-only mount); `os_error_line` is the same line for an OSError met later on.
 `read_csv` reads a table as strings, header names cleaned of a BOM and surrounding whitespace.
@@ -185,6 +187,42 @@ def reap_temps(folder: str | os.PathLike[str]) -> list[Path]:
                 temp.unlink()
                 removed.append(temp)
     return removed
+
+
+STAGING_MARKER = ".flow-staging"  # inside every staging folder flow makes: no other folder is ever reaped
+_STAGING = re.compile(r"\.(?P<name>.+)\.(?P<kind>[a-z]+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}")
+
+
+def new_staging(folder: Path, name: str, kind: str) -> Path:
+    """A new folder beside `folder / name`: `.NAME.KIND.HOST.PID.RANDOM`, with flow's marker inside."""
+    for _ in range(100):
+        staging = folder / f".{name}.{kind}.{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            staging.mkdir()
+        except FileExistsError:
+            continue
+        (staging / STAGING_MARKER).touch()
+        return staging
+    raise FileExistsError(errno.EEXIST, "no free staging folder name", str(folder / name))
+
+
+def dead_staging(folder: Path, kind: str) -> list[tuple[Path, str]]:
+    """The staging folders of `kind` in `folder` whose writer, a process of this machine, is gone
+    (kill -9), with the name each was staged for. Only folders of flow's name and marker; another
+    machine's are kept (their PID means nothing here). A missing or unreadable folder: none."""
+    found = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        match = _STAGING.fullmatch(entry.name)
+        if (match is None or match["kind"] != kind or match["host"] != _host_tag() or os.name == "nt"
+                or not (entry / STAGING_MARKER).is_file() or entry.is_symlink()):
+            continue
+        if not _alive(int(match["pid"])):
+            found.append((entry, match["name"]))
+    return found
 
 
 @contextlib.contextmanager

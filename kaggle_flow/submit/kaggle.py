@@ -32,8 +32,7 @@ import pandas as pd
 
 from kaggle_flow.competition import Competition, check_kaggle_slug, load_file
 from kaggle_flow.errors import FlowError
-from kaggle_flow.fileio import write_csv
-from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, set_leaderboard
+from kaggle_flow.submit.ledger import COLUMNS, edit_ledger, read_ledger, set_leaderboard
 from kaggle_flow.table.importer import import_data, init_competition, new_toml
 from kaggle_flow.table.init_toml import Inferred
 from kaggle_flow.table.sample import check_metric
@@ -205,25 +204,26 @@ def _fields(sub: Any) -> dict[str, str]:
 def refresh(submissions_dir: Path, slug: str) -> Settled:
     """Settle the ledger from Kaggle's submissions of `slug`; one new row per submission made outside flow."""
     api = _api()
-    subs = _call(slug, lambda: api.competition_submissions(slug, page_size=100)) or []
-    frame = read_ledger(submissions_dir)
-    settled, extra = 0, []
-    for sub in subs:
-        if sub is None:
-            continue
-        row = _match(frame, sub)
-        if row is None:
-            when = _when(sub)
-            stamp = when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
-            extra.append({**dict.fromkeys(COLUMNS, ""), "time": stamp, "file": sub.file_name or "", **_fields(sub), "lb_time": stamp, "lb_note": OUTSIDE})
-            continue
-        for column, value in _fields(sub).items():
-            frame.at[row, column] = value
-        settled += 1
-    if extra:
-        frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
-    write_csv(ledger_file(submissions_dir), frame)
-    return Settled(settled=settled, added=len(extra))
+    subs = [sub for sub in _call(slug, lambda: api.competition_submissions(slug, page_size=100)) or [] if sub is not None]
+    counts = Settled(settled=0, added=0)
+
+    def settle(frame: pd.DataFrame) -> pd.DataFrame:  # under the ledger's lock: a submit meanwhile keeps its row
+        nonlocal counts
+        extra = []
+        for sub in subs:
+            row = _match(frame, sub)
+            if row is None:
+                when = _when(sub)
+                stamp = when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
+                extra.append({**dict.fromkeys(COLUMNS, ""), "time": stamp, "file": sub.file_name or "", **_fields(sub), "lb_time": stamp, "lb_note": OUTSIDE})
+                continue
+            for column, value in _fields(sub).items():
+                frame.at[row, column] = value
+        counts = Settled(settled=len(subs) - len(extra), added=len(extra))
+        return pd.concat([frame, pd.DataFrame(extra)], ignore_index=True) if extra else frame
+
+    edit_ledger(submissions_dir, settle)
+    return counts
 
 
 def slug_of(comp: Competition) -> str:

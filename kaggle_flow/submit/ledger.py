@@ -6,7 +6,9 @@ once `flow score` has run, its local score on the known test labels, and its lea
 private score, the upload's status (pending, complete, error, not sent, by hand), Kaggle's
 reference and upload time, and a note (Kaggle's error text, why an upload failed). Every change reads the file,
 edits the frame and writes it back through a temp file and a rename, so the ledger is never half
-written; a ledger written before a column existed reads with that column blank.
+written, and does so holding a lock (`edit_ledger`: flock on .ledger.lock beside it), so that
+several `flow submit` at once each keep their row; reading alone takes no lock (a read-only folder
+lists). A ledger written before a column existed reads with that column blank.
 
 A submission and its row are one transaction (`recording`): the row is written first, marked
 pending, then the CSV is renamed into place, then the row is settled. A kill between the two
@@ -19,6 +21,11 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the ledger's changes are not locked there
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
 
 LEDGER = "ledger.csv"
+LOCK = ".ledger.lock"  # beside the ledger; held only while a change reads and rewrites it
 LB_COLUMNS = ["public_score", "private_score", "lb_status", "lb_ref", "lb_time", "lb_note"]
 COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", *LB_COLUMNS, "state"]
 PENDING = "pending"  # the state of a row whose CSV is being written; "" once it is
@@ -52,6 +60,25 @@ def read_ledger(submissions_dir: Path) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = ""
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+@contextlib.contextmanager
+def ledger_lock(submissions_dir: Path) -> Iterator[None]:
+    """Held around one read-modify-write of the ledger: another process's change waits for it."""
+    folder = Path(submissions_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a") as handle:  # a new open file: threads of one process exclude each other too
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def edit_ledger(submissions_dir: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """Read the ledger, change it and write it back, all under the ledger's lock."""
+    with ledger_lock(submissions_dir):
+        frame = change(read_ledger(submissions_dir))
+        write_csv(ledger_file(submissions_dir), frame)
+    return frame
 
 
 def recipe_summary(config: RunConfig | None) -> dict[str, str]:
@@ -83,7 +110,6 @@ def add_entry(
     Example:
         >>> add_entry(ws.submissions_dir, file=path, run=run, cv_score=run.summary.best_score)
     """
-    frame = read_ledger(submissions_dir)
     name, kind = (run, "") if isinstance(run, str) else (run.id, run.kind)
     config = run.config if isinstance(run, Run) else None
     row = {
@@ -98,19 +124,24 @@ def add_entry(
         **dict.fromkeys(LB_COLUMNS, ""),
         "state": state,
     }
-    frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
-    write_csv(ledger_file(submissions_dir), frame)
-    return frame
+    return edit_ledger(submissions_dir, lambda frame: pd.concat([frame, pd.DataFrame([row])], ignore_index=True))
 
 
 def set_local_score(submissions_dir: Path, file: Path, score: float) -> bool:
     """Fill the local score of `file`'s row; False when the file is not in the ledger."""
-    frame = read_ledger(submissions_dir)
-    hit = frame["file"] == Path(file).name
-    if not hit.any():
-        return False
-    frame.loc[hit, "local_score"] = _fmt(score)
-    write_csv(ledger_file(submissions_dir), frame)
+    return _set_columns(submissions_dir, file, {"local_score": _fmt(score)})
+
+
+def _set_columns(submissions_dir: Path, file: Path | str, fields: dict[str, str]) -> bool:
+    """Set columns of `file`'s row under the lock; False (nothing written) when it has none."""
+    with ledger_lock(submissions_dir):
+        frame = read_ledger(submissions_dir)
+        hit = frame["file"] == Path(file).name
+        if not hit.any():
+            return False
+        for column, value in fields.items():
+            frame.loc[hit, column] = value
+        write_csv(ledger_file(submissions_dir), frame)
     return True
 
 
@@ -119,14 +150,7 @@ def set_leaderboard(submissions_dir: Path, file: Path | str, **fields: str) -> b
     unknown = set(fields) - set(LB_COLUMNS)
     if unknown:
         raise ValueError(f"not leaderboard columns: {sorted(unknown)}")
-    frame = read_ledger(submissions_dir)
-    hit = frame["file"] == Path(file).name
-    if not hit.any():
-        return False
-    for column, value in fields.items():
-        frame.loc[hit, column] = value
-    write_csv(ledger_file(submissions_dir), frame)
-    return True
+    return _set_columns(submissions_dir, file, fields)
 
 
 @contextlib.contextmanager
@@ -142,18 +166,20 @@ def recording(
     try:
         yield
     except BaseException:
-        if existed:
-            _edit(submissions_dir, lambda frame: frame[frame["file"] != Path(file).name])
-        else:
-            ledger_file(submissions_dir).unlink(missing_ok=True)
+        _drop_row(submissions_dir, Path(file).name, keep_empty=existed)
         raise
-    _edit(submissions_dir, lambda frame: frame.assign(state=frame["state"].mask(frame["file"] == Path(file).name, "")))
+    edit_ledger(submissions_dir, lambda frame: frame.assign(state=frame["state"].mask(frame["file"] == Path(file).name, "")))
 
 
-def _edit(submissions_dir: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
-    frame = change(read_ledger(submissions_dir))
-    write_csv(ledger_file(submissions_dir), frame)
-    return frame
+def _drop_row(submissions_dir: Path, name: str, *, keep_empty: bool) -> None:
+    """Take `name`'s row out again; a ledger left without rows that did not exist before goes."""
+    with ledger_lock(submissions_dir):
+        frame = read_ledger(submissions_dir)
+        frame = frame[frame["file"] != name]
+        if frame.empty and not keep_empty:
+            ledger_file(submissions_dir).unlink(missing_ok=True)
+        else:
+            write_csv(ledger_file(submissions_dir), frame)
 
 
 SUBMISSION_NAME = re.compile(r"^(\d{8}-\d{6})_(.+)\.csv$")  # TIME_RUN.csv, as submit.submission_name writes it
@@ -162,9 +188,20 @@ SUBMISSION_NAME = re.compile(r"^(\d{8}-\d{6})_(.+)\.csv$")  # TIME_RUN.csv, as s
 def reconcile(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     """The ledger agreeing with the folder, and one note per row it settled, dropped or added.
 
-    Saved when anything changed and the folder is writable (a read-only folder still lists).
+    Saved when anything changed and the folder is writable (a read-only folder still lists): then
+    worked out again under the ledger's lock, so that a row another process adds meanwhile stays.
     """
     reap_temps(submissions_dir)  # the temps of a submission or ledger a kill -9 cut short
+    frame, notes = _reconciled(submissions_dir)
+    if notes:
+        with contextlib.suppress(OSError), ledger_lock(submissions_dir):
+            frame, notes = _reconciled(submissions_dir)
+            if notes:
+                write_csv(ledger_file(submissions_dir), frame)
+    return frame.reset_index(drop=True), notes
+
+
+def _reconciled(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     frame = read_ledger(submissions_dir)
     folder, notes = Path(submissions_dir), []
     pending = frame["state"] == PENDING
@@ -183,7 +220,4 @@ def reconcile(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         notes.append(f"{path.name}: a submission without a ledger row; added (run {run!r}, recipe unknown)")
     if rows:
         frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
-    if notes:
-        with contextlib.suppress(OSError):
-            write_csv(ledger_file(submissions_dir), frame)
-    return frame.reset_index(drop=True), notes
+    return frame, notes

@@ -1,17 +1,22 @@
 """Zip archives as downloads come: checked from their listing before a byte is unpacked.
 
 An entry that would land outside the target (zip slip), a total above `ArchiveLimits.max_size`, a
-compression ratio no download has (a zip bomb), or more than the free space are one-line errors.
-Older Kaggle downloads hold zips (train.zip, test.zip): `unpack_nested` unpacks them in place, each
-checked the same way. `outline` writes what `flow init` reads of a download: its CSV and JSON files,
+compression ratio no download has (a zip bomb), an encrypted member, or more than the free space are
+one-line errors; so is a member that does not unpack (damaged: a bad CRC, deflate data that does not
+inflate), naming the archive and the member. The AppleDouble files a Mac adds (`__MACOSX/`, `._NAME`)
+are left out. Older Kaggle downloads hold zips (train.zip, test.zip): `unpack_nested` unpacks them in
+place, each checked the same way, NESTED_DEPTH levels down at most (a zip deeper is refused). `outline` writes what `flow init` reads of a download: its CSV and JSON files,
 and every other file (images, nested zips' images) as an empty file of its name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -42,8 +47,47 @@ def archive_limits(max_size: str | None = None, allow_large: bool = False) -> Ar
     return ArchiveLimits() if max_size is None else ArchiveLimits(max_size=parse_size(max_size, "--max-size"))
 
 
+def is_mac_metadata(name: str) -> bool:
+    """Whether a path in a download is a Mac's AppleDouble file (`__MACOSX/...`, `._NAME`): no data."""
+    parts = PurePosixPath(name).parts
+    return "__MACOSX" in parts or bool(parts) and parts[-1].startswith("._")
+
+
+def _files(archive: Path, members: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
+    """The members that unpack to files, Mac metadata left out; an encrypted one refused."""
+    files = [m for m in members if not m.is_dir() and not is_mac_metadata(m.filename)]
+    for member in files:
+        if member.flag_bits & 0x1:
+            raise DataError(
+                f"{archive}: member '{member.filename}' is encrypted (a password-protected zip); "
+                "unpack it with its password and pass the folder"
+            )
+    return files
+
+
+@contextlib.contextmanager
+def reading_member(archive: Path, member: str) -> Iterator[None]:
+    """Inside the block, a member that does not unpack is a one-line DataError naming it."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a bad CRC, data that does not inflate, cut short
+        raise DataError(f"{archive}: member '{member}' is damaged ({exc}); download it again") from None
+    except NotImplementedError as exc:  # a compression method zipfile has no decoder for
+        raise DataError(f"{archive}: member '{member}' cannot be unpacked ({exc})") from None
+    except RuntimeError as exc:  # encrypted, where the listing did not say so
+        raise DataError(f"{archive}: member '{member}' cannot be unpacked ({exc}); unpack it yourself and pass the folder") from None
+
+
+def too_deep(archive: Path | str, depth: int) -> DataError:
+    return DataError(
+        f"{archive}: a zip {depth} levels down in the download; flow unpacks zips at most {NESTED_DEPTH} levels "
+        "down: unpack it yourself and pass the folder"
+    )
+
+
 def zip_members(archive: Path, target: Path) -> list[zipfile.ZipInfo]:
-    """The files of a zip, refusing any entry that would land outside `target` (zip slip)."""
+    """The files of a zip (Mac metadata left out), refusing any entry that would land outside
+    `target` (zip slip) and an encrypted one."""
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
@@ -54,7 +98,7 @@ def zip_members(archive: Path, target: Path) -> list[zipfile.ZipInfo]:
         if not (target / member.filename).resolve().is_relative_to(root):
             raise DataError(f"{archive}: entry '{member.filename}' would land outside {target}; refused")
     _refuse_entries_below_files(archive, members)
-    return [m for m in members if not m.is_dir()]
+    return _files(archive, members)
 
 
 def _refuse_entries_below_files(archive: Path, members: list[zipfile.ZipInfo]) -> None:
@@ -104,20 +148,24 @@ def check_archive(archive: Path, members: list[zipfile.ZipInfo], limits: Archive
 def extract(archive: Path, members: list[zipfile.ZipInfo], target: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
-            zf.extractall(target, members)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:  # corrupt, unsupported, encrypted
+            for member in members:
+                with reading_member(archive, member.filename):
+                    zf.extract(member, target)
+    except zipfile.BadZipFile as exc:  # the archive itself, not one member
         raise DataError(f"{archive}: cannot be unpacked: {exc}") from None
-
 
 
 def unpack_nested(folder: Path, limits: ArchiveLimits) -> None:
     """Unpack the zips inside a download (older ones ship train.zip and test.zip in the zip), each
     checked as the download was; an archive holding one folder unpacks beside it, else into a folder
-    of its name. The zips are removed once unpacked."""
-    for _ in range(NESTED_DEPTH):
-        archives = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".zip" and p.is_file())
+    of its name. The zips are removed once unpacked; one still there NESTED_DEPTH levels down is refused."""
+    for depth in range(1, NESTED_DEPTH + 2):
+        archives = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".zip" and p.is_file()
+                          and not is_mac_metadata(p.relative_to(folder).as_posix()))
         if not archives:
             return
+        if depth > NESTED_DEPTH:
+            raise too_deep(archives[0], depth)
         for archive in archives:
             dest = nested_dest(archive.parent, archive.stem, zip_members(archive, archive.parent))
             members = zip_members(archive, dest)
@@ -135,18 +183,19 @@ def nested_dest(parent: Path, stem: str, members: list[zipfile.ZipInfo]) -> Path
 
 
 def _outline_zip(zf: zipfile.ZipFile, archive: Path, dest: Path, limits: ArchiveLimits, depth: int) -> None:
-    members = [m for m in zf.infolist() if not m.is_dir()]
-    for member in members:
+    for member in _files(archive, zf.infolist()):
         path = dest / member.filename
         if not path.resolve().is_relative_to(dest.resolve()):
             raise DataError(f"{archive}: entry '{member.filename}' would land outside {dest}; refused")
         path.parent.mkdir(parents=True, exist_ok=True)
         suffix = PurePosixPath(member.filename).suffix.lower()
-        if suffix == ".zip" and depth < NESTED_DEPTH:
-            with zf.open(member) as raw:
+        if suffix == ".zip":
+            if depth >= NESTED_DEPTH:
+                raise too_deep(archive / member.filename, depth + 1)
+            with reading_member(archive, member.filename), zf.open(member) as raw:
                 _outline_nested(raw, archive / member.filename, path.parent, member, limits, depth + 1)
         elif suffix in READ_SUFFIXES:
-            with zf.open(member) as raw, open(path, "wb") as out:
+            with reading_member(archive, member.filename), zf.open(member) as raw, open(path, "wb") as out:
                 shutil.copyfileobj(raw, out)
         else:
             path.touch()
@@ -156,13 +205,14 @@ def _outline_nested(
     raw: IO[bytes], where: Path, parent: Path, member: zipfile.ZipInfo, limits: ArchiveLimits, depth: int
 ) -> None:
     try:
-        with zipfile.ZipFile(raw) as inner:
-            members = [m for m in inner.infolist() if not m.is_dir()]
-            check_archive(where, members, limits, packed=member.compress_size)
-            dest = nested_dest(parent, PurePosixPath(member.filename).stem, members)
-            _outline_zip(inner, where, dest, limits, depth)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        inner = zipfile.ZipFile(raw)
+    except zipfile.BadZipFile as exc:
         raise DataError(f"{where}: not a readable zip archive ({exc})") from None
+    with inner:
+        members = _files(where, inner.infolist())
+        check_archive(where, members, limits, packed=member.compress_size)
+        dest = nested_dest(parent, PurePosixPath(member.filename).stem, members)
+        _outline_zip(inner, where, dest, limits, depth)
 
 
 def outline(source: Path, dest: Path, limits: ArchiveLimits) -> None:
@@ -175,11 +225,12 @@ def outline(source: Path, dest: Path, limits: ArchiveLimits) -> None:
             _outline_zip(zf, source, dest, limits, 0)
         return
     for folder, dirs, files in os.walk(source):  # does not descend into linked folders
+        dirs[:] = [d for d in dirs if not is_mac_metadata(d)]
         here = dest / Path(folder).relative_to(source)
         here.mkdir(parents=True, exist_ok=True)
         for name in files:
             path = Path(folder, name)
-            if path.is_symlink():
+            if path.is_symlink() or is_mac_metadata(name):
                 continue
             if path.suffix.lower() == ".zip":
                 member = zipfile.ZipInfo(name)

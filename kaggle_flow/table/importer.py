@@ -4,7 +4,8 @@ An archive is judged by its listing before a byte is unpacked: entries that woul
 target (zip slip), a total above `ArchiveLimits.max_size`, a compression ratio no download has (a
 zip bomb), or more than the free space are one-line errors. Files are unpacked (or copied) into a
 staging folder beside the target and moved into place only once the layout reads; a failure,
-KeyboardInterrupt included, removes the staging folder and leaves the old data as it was.
+KeyboardInterrupt included, removes the staging folder and leaves the old data as it was; the
+staging folder of an import killed with -9 is removed by the next import into the same folder.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from kaggle_flow.competition import (
 )
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import (
+    dead_staging,
     disk_full_as_error,
     disk_full_error,
     ensure_free_space,
     is_disk_full,
+    new_staging,
     write_text,
 )
 from kaggle_flow.names import check_name
@@ -35,6 +38,7 @@ from kaggle_flow.table.archive import (
     ArchiveLimits,
     check_archive,
     extract,
+    is_mac_metadata,
     outline,
     unpack_nested,
     zip_members,
@@ -88,9 +92,9 @@ def symlinks_below(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def _no_links(folder: str, names: list[str]) -> set[str]:
-    """copytree's `ignore`: the names in `folder` that are symlinks."""
-    return {name for name in names if os.path.islink(os.path.join(folder, name))}
+def _left_out(folder: str, names: list[str]) -> set[str]:
+    """copytree's `ignore`: the names in `folder` that are symlinks or a Mac's AppleDouble files."""
+    return {name for name in names if os.path.islink(os.path.join(folder, name)) or is_mac_metadata(name)}
 
 
 def _copy_folder(source: Path, dest: Path, folder: Path, what: str) -> None:
@@ -105,7 +109,7 @@ def _copy_folder(source: Path, dest: Path, folder: Path, what: str) -> None:
             raise
 
     try:
-        shutil.copytree(source, dest, copy_function=copy, ignore=_no_links)
+        shutil.copytree(source, dest, copy_function=copy, ignore=_left_out)
     except shutil.Error as exc:  # unreadable files: copytree lists (source, destination, why) of each
         failures = exc.args[0] if exc.args and isinstance(exc.args[0], list) and exc.args[0] else [(source, "", exc)]
         src, _, why = failures[0]
@@ -142,6 +146,19 @@ def _move_into_place(root: Path, target: Path, staging: Path) -> None:
         raise
 
 
+def reap_staging(data: Path) -> None:
+    """Remove the staging folders of imports killed with -9 in `data`. One killed between moving
+    the old data aside and the new into place holds the old data: it goes back first."""
+    for staging, name in dead_staging(data, "import"):
+        old, target = staging / "replaced", data / name
+        if (old.exists() or old.is_symlink()) and not (target.exists() or target.is_symlink()):
+            try:
+                old.rename(target)
+            except OSError:
+                continue  # the old data stays where it is rather than being deleted
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def check_target(target: Path, *, force: bool = False) -> None:
     """`target` can take an import: not a file, and empty unless `force` (checked before a download too)."""
     if target.exists() and not target.is_dir():
@@ -157,6 +174,7 @@ def import_data(
     if not source.exists():
         raise DataError(f"{source}: not found")
     _refuse_nesting(source, target)
+    reap_staging(target.parent)
     check_target(target, force=force)
     links = symlinks_below(source) if source.is_dir() else []
     if source.is_dir():
@@ -167,7 +185,7 @@ def import_data(
         ensure_free_space(target.parent, check_archive(source, members, limits), what)
     with disk_full_as_error(target.parent, what):
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.import.", dir=target.parent))
+        staging = new_staging(target.parent, target.name, "import")
     try:
         unpacked = staging / "files"
         with disk_full_as_error(target.parent, what):
