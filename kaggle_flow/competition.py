@@ -75,6 +75,8 @@ class SubmissionFormat(_Strict):
         probability    one column (label_column): the probability of the `positive` class (binary contests)
         probabilities  one column per class (`columns`, default the class names); each row sums to 1
         top_k          one column (label_column): the `k` most probable classes, space-separated, best first
+    `copied` columns of the sample hold no prediction (Kaggle's Usage, a row number): each submission
+    writes them as the sample has them, in the sample's column order.
     """
 
     kind: SubmissionKind = "label"
@@ -85,6 +87,7 @@ class SubmissionFormat(_Strict):
     positive: str | None = None  # probability: the class whose probability is written; default: the second of two
     columns: list[str] = Field(default_factory=list)  # probabilities: one column per class, in class order
     k: Annotated[int, Field(ge=1)] = 5  # top_k: classes per row
+    copied: list[str] = Field(default_factory=list)  # sample columns without a prediction (Usage): written as the sample has them
     sample: str | None = "sample_submission.csv"  # row order to follow, when the file exists
     solution: str | None = "solution.csv"  # test labels for local scoring, when the file exists
 
@@ -106,7 +109,9 @@ class SubmissionFormat(_Strict):
             raise ValueError(f"submission.positive: name the class whose probability is written ({len(classes)} classes)")
         if self.columns and len(self.columns) != len(classes):
             raise ValueError(f"submission.columns: {len(self.columns)} columns for {len(classes)} classes (one per class)")
-        names = [self.id_column, *self.value_columns(classes)]
+        if self.copied and not self.sample:
+            raise ValueError(f"submission.copied: {', '.join(self.copied)} is copied from the sample; set submission.sample")
+        names = [self.id_column, *self.value_columns(classes), *self.copied]
         if len(set(names)) != len(names):
             raise ValueError(f"submission: a column name is used twice ({', '.join(names)})")
 

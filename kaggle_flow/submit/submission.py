@@ -16,6 +16,7 @@ Format, from the competition's `[submission]` table (competition.SubmissionForma
     label_form                "index": 3 ; "name": the class name (label, top_k)
     positive, k               the class of `probability` ; the classes per row of `top_k`
     sample                    sample_submission.csv: columns and row order to follow, when the file exists
+    copied                    the sample's columns that hold no prediction (Usage): written as the sample has them
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def sample_file(comp: Competition, data_dir: Path) -> Path | None:
 
 
 def submission_columns(comp: Competition) -> list[str]:
-    """The columns of the competition's submission, in order: the id, then the values of its kind."""
-    return [comp.submission.id_column, *comp.submission.value_columns(comp.classes)]
+    """The columns of the competition's submission: the id, the values of its kind, the columns copied from the sample."""
+    return [comp.submission.id_column, *comp.submission.value_columns(comp.classes), *comp.submission.copied]
 
 
 def _check_columns(comp: Competition, columns: list[str], where: str) -> None:
@@ -121,6 +122,8 @@ def format_submission(
     ids = expected_ids(comp, test_rows)
     frame = pd.DataFrame({sub.id_column: ids, **submission_values(comp, probs)})
     if sample is None:
+        if sub.copied:
+            raise FlowError(f"submission.copied: the sample {sub.sample} is missing, and {', '.join(sub.copied)} is copied from it")
         return frame
     where = sample.attrs.get("file", sub.sample or "sample submission")
     _check_columns(comp, [str(c) for c in sample.columns], where)
@@ -135,7 +138,9 @@ def format_submission(
     if unlisted:
         raise FlowError(f"{where}: test image '{unlisted[0]}' is not listed ({len(unlisted)} test images are not)")
     ordered = by_id.loc[order.to_list()]
-    return pd.DataFrame({sub.id_column: order.to_list(), **{c: ordered[c].to_list() for c in ordered.columns}})
+    frame = pd.DataFrame({sub.id_column: order.to_list(), **{c: ordered[c].to_list() for c in ordered.columns},
+                          **{c: sample[c].to_list() for c in sub.copied}})
+    return frame[[str(c) for c in sample.columns]]  # the sample's column order
 
 
 def _line(pos: int) -> int:

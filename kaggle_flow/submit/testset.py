@@ -35,7 +35,8 @@ def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
-    """Probabilities must be one row per test image and one column per class."""
+    """Probabilities must be one row per test image and one column per class, finite, none negative, and
+    no row summing to 0 (a row is scaled to sum to 1 before it is written)."""
     if probs.ndim != 2:
         raise FlowError(f"probabilities must be a table of images x classes (got shape {probs.shape})")
     if probs.shape[0] != n_test:
@@ -48,6 +49,13 @@ def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
     if bad.size:
         rows = console.shortlist(bad + 1)
         raise FlowError(f"probabilities are NaN or infinite for {bad.size} of {n_test} test images (rows {rows}): the model diverged")
+    negative = np.argwhere(probs < 0)
+    if negative.size:
+        row, col = (int(v) for v in negative[0])
+        raise FlowError(f"row {row + 1} holds {probs[row, col]:g} for class '{comp.classes[col]}': a probability is 0 or more")
+    zero = np.flatnonzero(probs.sum(axis=1) <= 0)
+    if zero.size:
+        raise FlowError(f"row {zero[0] + 1} sums to 0: it cannot be scaled to sum to 1")
 
 
 def class_label(comp: Competition, index: int) -> int | str:
@@ -104,6 +112,8 @@ def load_probs(file: Path, n_test: int, comp: Competition) -> np.ndarray:
         probs = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise FlowError(f"{file}: not a NumPy probability file: {exc}") from None
+    if not (np.issubdtype(probs.dtype, np.number) or probs.dtype == bool):
+        raise FlowError(f"{file}: holds {probs.dtype} values, not numbers")
     try:
         check_probs(comp, probs, n_test)
     except FlowError as exc:

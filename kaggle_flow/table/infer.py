@@ -5,7 +5,8 @@ What is read, in order (each finding keeps the file it came from, for `flow init
     pixels   a training CSV of label + pixel0..pixelN: square grey images of side sqrt(N + 1)
     csv      a training CSV (train.csv, train_labels.csv, ...) whose one column names the images of
              a folder (train/, train_images/, one shared images/), with or without the extension;
-             the labels from one column (class index or name) or from one-hot columns
+             the labels from one column (class index or name) or from one-hot columns (when 90% of
+             the rows are one-hot, the first row that is not is an error naming it)
     folders  one folder per class under train/ (names may hold spaces and dashes)
     prefix   a flat train/ whose file names start with the class (`cat.0.jpg` -> "cat.")
 
@@ -27,6 +28,7 @@ from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
+from kaggle_flow.table.labelfiles import one_hot_labels
 from kaggle_flow.table.layouts import find_dir
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ PIXEL_COLUMN = re.compile(r"pixel\d+")
 PREFIX = re.compile(r"^(\D+?[._\- ]?)\d")  # cat.0.jpg -> "cat."
 VALID_NAMES = ("valid", "val", "validation")
 PROBE = 50  # rows of a CSV looked at to match ids with image files
+ONE_HOT_SHARE = 0.9  # rows of 0/1 columns, exactly one 1, that make them one-hot labels
 
 
 @dataclass
@@ -198,12 +201,22 @@ def _csv_layout(found: Found, train: Path) -> None:
     found.train_ids = (id_col, str(found.layout.get("label_column", "label")))
 
 
+def _mostly_one_hot(cells: pd.DataFrame) -> bool:
+    """Columns meant as one-hot labels: ONE_HOT_SHARE of the rows are 0/1 with exactly one 1, so a
+    row that is not (a 2, a blank, two 1s) is an error, never a reason to read the first column alone."""
+    if cells.shape[1] < 2 or cells.empty:
+        return False
+    cells = cells.apply(lambda column: column.str.strip())
+    ones, zeros = cells.isin(["1", "1.0"]), cells.isin(["0", "0.0"])
+    rows = (ones | zeros).all(axis=1) & (ones.sum(axis=1) == 1)
+    return bool(rows.mean() >= ONE_HOT_SHARE)
+
+
 def _csv_labels(found: Found, train: Path, frame: pd.DataFrame, rest: list[str]) -> None:
     if not rest:
         raise DataError(f"{train}: no label column besides the ids")
-    cells = frame[rest]
-    binary = bool(len(rest) > 1 and cells.isin(["0", "1", "0.0", "1.0"]).all().all())
-    if binary and (cells.astype(float).sum(axis=1) == 1).all():
+    if _mostly_one_hot(frame[rest]):
+        one_hot_labels(frame, rest, train)  # the first row that is not one-hot, named
         found.classes = list(rest)
         found.layout["label_columns"] = list(rest)
         found.note(f"labels: one-hot columns {', '.join(rest)}", train)

@@ -15,7 +15,7 @@ from kaggle_flow.table.sample import (
     read_sample,
 )
 
-SUBMISSION_KEYS = {  # the [submission] keys written for each kind, in this order
+SUBMISSION_KEYS = {  # the [submission] keys written for each kind, in this order (then copied and sample)
     "label": ("kind", "id_column", "label_column", "id_form", "label_form"),
     "probability": ("kind", "id_column", "label_column", "id_form", "positive"),
     "probabilities": ("kind", "id_column", "id_form", "columns"),
@@ -92,7 +92,7 @@ def _scratch(found: Found) -> dict[str, object]:
 
 def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path, kaggle: str | None) -> str:
     sub = {"kind": "label", "label_form": "index", **sub}
-    sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "sample")}
+    sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "copied", "sample")}
     top = {"title": name, "kaggle": kaggle, "classes": found.classes, "metric": metric, **found.top}
     lines = [f"{k} = {_value(v)}" for k, v in top.items() if v is not None]
     lines += _table("layout", found.layout)

@@ -8,6 +8,8 @@ names, or their stems; pixel contests number the test rows from 1), the rest wha
     one column per class                           probabilities
     space-separated classes ("3 1 4")              top_k, k the number of classes a row holds
 
+A column that holds no prediction (Kaggle's Usage of Public/Private, any text that names no class, the
+row number) is `copied`: the submission writes it as the sample has it, never a prediction over it.
 A binary contest whose sample holds a default 0 or 1 writes a probability when the metric scores
 probabilities (auc, logloss); a sample whose ids match no test image is an error naming them.
 """
@@ -15,6 +17,7 @@ probabilities (auc, logloss); a sample whose ids match no test image is an error
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError, FlowError
@@ -22,6 +25,9 @@ from kaggle_flow.fileio import read_csv
 from kaggle_flow.metrics import METRICS, known_metric
 from kaggle_flow.table.infer import Found, image_files
 from kaggle_flow.table.layouts import find_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROBE = 200  # sample rows compared with the test images
 DEFAULT_SAMPLE = "sample_submission.csv"
@@ -91,6 +97,32 @@ def _value_kind(cells: list[str], classes: list[str], metric: str | None) -> dic
     return {"kind": "label", "label_form": "name" if named or not (numbers or indices) else "index"}
 
 
+def _no_prediction(cells: list[str], classes: list[str]) -> str | None:
+    """Why a sample column holds no prediction (text that names no class, the row number), else None."""
+    known = set(classes) | {str(i) for i in range(len(classes))}
+    for cell in cells:
+        if cell and not _is_float(cell) and cell not in known and not all(w in known for w in cell.split()):
+            return f"text such as '{cell}', not a class"
+    numbers = [int(c) if c.isdigit() else -1 for c in cells]
+    for first in (0, 1):
+        if cells and numbers == list(range(first, first + len(cells))) and numbers[-1] >= len(classes):
+            return "the row number"
+    return None
+
+
+def _copied_columns(frame: pd.DataFrame, values: list[str], classes: list[str]) -> dict[str, str]:
+    """The value columns of a sample that hold no prediction (Kaggle's Usage, a row number), and why:
+    the submission copies them from the sample, as the site takes what its sample holds."""
+    copied = {}
+    for column in values:
+        if column in classes:
+            continue
+        why = _no_prediction([str(v).strip() for v in frame[column].head(PROBE)], classes)
+        if why is not None:
+            copied[column] = why
+    return copied
+
+
 def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, object]:
     """The [submission] keys the sample says."""
     frame = read_csv(sample)
@@ -102,9 +134,16 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
     if sample.name != DEFAULT_SAMPLE:  # the submission follows the sample's row order
         sub["sample"] = sample.name
     values = columns[1:]
+    copied = _copied_columns(frame, values, found.classes) if len(values) > 1 else {}
+    if copied:
+        values = [c for c in values if c not in copied]
+        sub["copied"] = list(copied)
+        for column, why in copied.items():
+            found.note(f"submission: '{column}' copied from the sample as it is (no prediction: {why})", sample)
     if len(values) > 1:
         if len(values) != len(found.classes):
-            raise DataError(f"{sample}: {len(values)} value columns for {len(found.classes)} classes")
+            raise DataError(f"{sample}: {len(values)} value columns ({', '.join(values)}) for {len(found.classes)} "
+                            f"classes ({', '.join(found.classes)}); one value column, or one per class")
         sub["kind"] = "probabilities"
         if values != found.classes:
             sub["columns"] = values
