@@ -118,7 +118,8 @@ def model_description(config: RunConfig) -> str:
 def plain_rng_state() -> list[Any]:
     """paddle.get_rng_state() as plain tuples (GeneratorState's own pickled state): data that
     last.pdstate can hold without a paddle class, so its loader admits only arrays and numbers."""
-    return [state.__getstate__() for state in paddle.get_rng_state()]
+    states = [getattr(state, "__getstate__", lambda: None)() for state in paddle.get_rng_state()]
+    return [state if isinstance(state, tuple) else None for state in states]  # None: a build that cannot pickle it
 
 
 def _as_tensors(slots: Any) -> Any:
