@@ -80,14 +80,14 @@ def test_add_checks_the_file_and_copies_it_where_paddle_looks(cache: Path, tmp_p
 def test_add_refuses_another_architecture_or_a_truncated_file(cache: Path, tmp_path: Path) -> None:
     other = imagenet_file(tmp_path / "downloads", "resnet34")
     line = one_line_error(flow("weights", "add", "resnet18", other))
-    assert line.startswith(f"Error: resnet18's ImageNet weights: {other.relative_to(tmp_path)} does not fit: first mismatched key ")
+    assert line.startswith(f"Error: {other.relative_to(tmp_path)}: does not fit resnet18 (1,000 ImageNet classes): first mismatched key ")
     head = imagenet_file(tmp_path / "downloads", "resnet18", num_classes=10)
     assert one_line_error(flow("weights", "add", "resnet18", head)).endswith(
-        "does not fit: first mismatched key 'fc.weight' [512, 10] vs [512, 1000]")
+        "does not fit resnet18 (1,000 ImageNet classes): first mismatched key 'fc.weight' [512, 10] vs [512, 1000]")
     truncated = tmp_path / "truncated.pdparams"
     truncated.write_bytes(imagenet_file(tmp_path / "downloads").read_bytes()[:5000])
     line = one_line_error(flow("weights", "add", "resnet18", truncated))
-    assert line.startswith("Error: resnet18's ImageNet weights: truncated.pdparams: not a paddle weights file")
+    assert line.startswith("Error: truncated.pdparams: not a paddle weights file")
     assert not cache.exists() or not any(cache.iterdir())
 
 

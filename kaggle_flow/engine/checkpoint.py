@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import paddle
 
-from kaggle_flow.config import load_config
+from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
+from kaggle_flow.models.state_file import UnreadableState, read_state
+from kaggle_flow.models.weights import set_weights
 
 if TYPE_CHECKING:
     from kaggle_flow.metrics import Metric
@@ -65,7 +67,7 @@ class LastState:
     schedule: dict[str, Any]
     ema: dict[str, Any] | None  # None: --ema off
     scaler: dict[str, Any] | None  # None: no float16 loss scaling
-    rng: Any  # paddle.get_rng_state()
+    rng: Any  # plain_rng_state(); a run written before it: paddle's GeneratorState objects, read as data
     progress: Progress
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,11 +102,31 @@ def unreadable(path: Path, competition: str) -> FlowError:
 
 
 def load_checkpoint(path: Path, competition: str) -> Any:
-    """paddle.load, with a file it cannot parse (truncated, empty, damaged) as one line naming it."""
+    """What a checkpoint file holds, read by models.state_file (arrays and numbers only, never code it
+    names), with a file it cannot parse (truncated, empty, damaged) as one line naming it."""
     try:
-        return paddle.load(str(path))
-    except Exception:  # EOFError when empty, ValueError when cut short, UnpicklingError when damaged
+        return read_state(path)
+    except UnreadableState:
         raise unreadable(path, competition) from None
+
+
+def model_description(config: RunConfig) -> str:
+    """The model a run's weights files must fit, as errors name it."""
+    return f"the run's {config.model} ({config.num_classes} classes)"
+
+
+def plain_rng_state() -> list[Any]:
+    """paddle.get_rng_state() as plain tuples (GeneratorState's own pickled state): data that
+    last.pdstate can hold without a paddle class, so its loader admits only arrays and numbers."""
+    states = [getattr(state, "__getstate__", lambda: None)() for state in paddle.get_rng_state()]
+    return [state if isinstance(state, tuple) else None for state in states]  # None: a build that cannot pickle it
+
+
+def _as_tensors(slots: Any) -> Any:
+    """Optimizer slots read as numpy, as tensors (what paddle.load gave): the master weights stay tensors."""
+    if isinstance(slots, dict):
+        return {key: _as_tensors(value) for key, value in slots.items()}
+    return paddle.to_tensor(slots) if isinstance(slots, np.ndarray) else slots
 
 
 def state_bytes(*states: Any) -> int:
@@ -148,7 +170,7 @@ class Checkpointer:
             return
         last = LastState(
             config=state.config.model_dump(mode="json"), schedule=state.schedule.state_dict(), ema=state.ema.state_dict(),
-            scaler=state.precision.state_dict(), rng=paddle.get_rng_state(), progress=progress,
+            scaler=state.precision.state_dict(), rng=plain_rng_state(), progress=progress,
         )
         weights, slots = state.model.state_dict(), state.optimizer.state_dict()
         names = ", ".join(p.name for p in (self.run.last, self.run.last_opt, self.run.last_state))
@@ -177,8 +199,8 @@ class Checkpointer:
             raise FlowError(f"{self.run.path}: no checkpoint to resume (it stopped before its first epoch ended)")
         competition = self.run.config.competition
         last = LastState.load(self.run.last_state, competition)
-        state.model.set_state_dict(load_checkpoint(self.run.last, competition))
-        slots = load_checkpoint(self.run.last_opt, competition)
+        set_weights(state.model, load_checkpoint(self.run.last, competition), self.run.last, model_description(self.run.config))
+        slots = _as_tensors(load_checkpoint(self.run.last_opt, competition))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LinearWarmup's nested state reads as "unused values"
             state.optimizer.set_state_dict(slots)

@@ -13,17 +13,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import paddle
 import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.config import RunConfig
-from kaggle_flow.engine.checkpoint import Progress
+from kaggle_flow.engine.checkpoint import Progress, load_checkpoint, model_description
 from kaggle_flow.engine.loop import TrainState, evaluate
 from kaggle_flow.engine.plots import plot_confusion, plot_curves
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.models.weights import set_weights
 from kaggle_flow.oof import OutOfFold, write_oof
 from kaggle_flow.runs import Run, Summary
 
@@ -142,7 +142,7 @@ class RunLog:
         recall = None
         val_loader = data.whole_val_loader()
         if val_loader is not None:
-            state.model.set_state_dict(paddle.load(str(run.best)))
+            set_weights(state.model, load_checkpoint(run.best, config.competition), run.best, model_description(config))
             best = evaluate(state.model, val_loader, data.val_labels, config, state.precision)
             write_oof(run.oof, OutOfFold(data.val_rows["id"].to_numpy(), data.val_labels, best.pred, best.probs))
             plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), self.class_names, run.confusion,

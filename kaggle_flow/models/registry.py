@@ -188,7 +188,7 @@ def add_imagenet_weights(name: str, file: str | Path) -> Path:
     imagenet_file_name(name)  # a model without ImageNet weights is one line
     with paddle.LazyGuard():  # shapes only: nothing allocated, even for VGG
         model = MODELS[name].builder(1000, 3, None)
-    check_state(model, file, f"{name}'s ImageNet weights")
+    check_state(model, file, f"{name} (1,000 ImageNet classes)")
     target = weights_home() / imagenet_file_name(name)
     with atomic_path(target) as tmp:
         shutil.copyfile(file, tmp)

@@ -11,13 +11,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-import paddle
 import paddle.nn as nn
 import paddle.utils.download as download
 
 from kaggle_flow import console
 from kaggle_flow.errors import FlowError
 from kaggle_flow.models.channels import adapt_conv_weight, first_conv
+from kaggle_flow.models.state_file import UnreadableState, check_fits, read_state
 
 # name -> (paddle.vision module holding model_urls, key in it); the models with ImageNet weights.
 _PRETRAINED: dict[str, tuple[str, str]] = {
@@ -110,23 +110,24 @@ def _download(name: str, failed: str) -> Path:
 def check_state(model: nn.Layer, file: str | Path, what: str) -> None:
     """Every key of `model` in the file and no other, each of the right shape; else one line naming the first mismatch.
 
-    `what` names the model in the message ("resnet18's ImageNet weights"). A file that is no paddle state
-    dict (truncated, another format) is one line too.
+    `what` names the model in the message ("resnet18 (1,000 ImageNet classes)"). A file that is no paddle
+    state dict (truncated, another format) is one line too.
     """
-    try:
-        state = _read_state(file)
-    except FlowError as exc:
-        raise FlowError(f"{what}: {exc}") from None
-    own = model.state_dict()
-    for key, param in own.items():
-        if key not in state:
-            raise FlowError(f"{what}: {file} does not fit: first mismatched key {key!r} (missing)")
-        got = list(_as_array(state[key]).shape)
-        if got != list(param.shape):
-            raise FlowError(f"{what}: {file} does not fit: first mismatched key {key!r} {got} vs {list(param.shape)}")
-    extra = [k for k in state if k not in own]
-    if extra:
-        raise FlowError(f"{what}: {file} does not fit: first mismatched key {extra[0]!r} (not in the model)")
+    check_fits(shapes(model), _read_state(file), file, what)
+
+
+def shapes(model: nn.Layer) -> dict[str, list[int]]:
+    """Each key of the model's state dict -> its shape: what a weights file must match."""
+    return {key: list(value.shape) for key, value in model.state_dict().items()}
+
+
+def set_weights(model: nn.Layer, state: Any, file: str | Path, what: str) -> None:
+    """Set the model's weights from `state` (read from `file` by read_state), every key and shape its own;
+    else one line naming the file and the first mismatch, before anything is set."""
+    if not isinstance(state, dict):
+        raise FlowError(f"{file}: not a state dict of weights (expected a dict of parameter name -> array)")
+    check_fits(shapes(model), state, file, what)
+    model.set_state_dict(state)
 
 
 def _read_state(file: str | Path) -> Mapping[str, Any]:
@@ -134,18 +135,14 @@ def _read_state(file: str | Path) -> Mapping[str, Any]:
     if not path.is_file():
         raise FlowError(f"{path}: weights file not found")
     try:
-        state = paddle.load(str(path))
-    except Exception as exc:
-        raise FlowError(f"{path}: not a paddle weights file ({type(exc).__name__}: {exc})") from None
+        state = read_state(path)
+    except UnreadableState as exc:
+        raise FlowError(f"{path}: not a paddle weights file ({exc})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a checkpoint that wraps the state dict
     if not isinstance(state, dict) or not state:
         raise FlowError(f"{path}: not a paddle state dict (expected a dict of parameter name -> array)")
     return state
-
-
-def _as_array(value: Any) -> np.ndarray:
-    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
 def load_weights(
@@ -155,31 +152,31 @@ def load_weights(
 
     The first convolution is adapted from RGB to the model's input channels, and a classifier head of
     another class count is left at its fresh initialization (with a warning unless new_head_ok, as for
-    the ImageNet weights). Any other missing key or shape mismatch is an error naming the file, so a
-    checkpoint of another model never half-loads.
+    the ImageNet weights). Any other missing or unexpected key or shape mismatch is an error naming the
+    file (models.state_file.check_fits), so a checkpoint of another model never half-loads.
     """
-    state = {k: _as_array(v) for k, v in _read_state(file).items()}
+    state = {k: np.asarray(v) for k, v in _read_state(file).items()}
     own = model.state_dict()
     _, _, first = first_conv(model)
     head = {p.name for layer in model.sublayers() if isinstance(layer, nn.Linear) and layer.weight.shape[-1] == num_classes
             for p in layer.parameters()}
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise FlowError(f"{file}: does not fit {name}: missing keys {console.shortlist(missing, 3)}")
-    loaded, skipped, bad = {}, [], []
+
+    def adapted(key: str, got: np.ndarray) -> bool:  # grey from RGB filters, or a head of another class count
+        param, want = own[key], list(own[key].shape)
+        return param.name in head or (param.name == first.weight.name and got.ndim == 4
+                                      and list(got.shape[:1] + got.shape[2:]) == want[:1] + want[2:])
+
+    check_fits(shapes(model), state, file, name, may_differ=adapted)
+    loaded, skipped = {}, []
     for key, param in own.items():
         want, got = list(param.shape), state[key]
         if list(got.shape) == want:
             loaded[key] = got
-        elif param.name == first.weight.name and got.ndim == 4 and list(got.shape[:1] + got.shape[2:]) == want[:1] + want[2:]:
+        elif param.name == first.weight.name:
             loaded[key] = adapt_conv_weight(got, want[1]).astype(got.dtype)
-        elif param.name in head:
-            loaded[key] = param  # keeps its fresh initialization
-            skipped.append(key)
         else:
-            bad.append(f"{key} {list(got.shape)} vs {want}")
-    if bad:
-        raise FlowError(f"{file}: does not fit {name}: shape mismatch {console.shortlist(bad, 2, sep='; ')}")
+            loaded[key] = param  # the head keeps its fresh initialization
+            skipped.append(key)
     if skipped and not new_head_ok:
         console.warn(f"{file}: classifier head of another class count; {', '.join(skipped)} left freshly initialized")
     model.set_state_dict(loaded)

@@ -11,7 +11,6 @@ a run does not fit the competition at hand. Every kind of run predicts:
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,10 @@ from kaggle_flow.data.loader import eval_loader
 from kaggle_flow.engine.loop import loader_probs
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.machine import use_device
+from kaggle_flow.engine.checkpoint import model_description
 from kaggle_flow.models import create_model
+from kaggle_flow.models.state_file import UnreadableState, read_state
+from kaggle_flow.models.weights import set_weights
 from kaggle_flow.runs import FAILED, Ensemble, Run, RunFolder, create_ensemble
 from kaggle_flow.submit.choice import RunChoice, chosen_run, ensemble_members
 from kaggle_flow.submit.testset import predicted_counts, read_test_rows, save_probs
@@ -43,18 +45,19 @@ def load_model(run: Run) -> paddle.nn.Layer:
         raise NotFoundError(f"{run.best}: no trained weights in this run folder (did the training finish an epoch?)")
     config = run.config
     model = create_model(config.model, config.num_classes, in_channels=config.channels, image_size=config.image_size)
-    model.set_state_dict(finite_weights(run.best))
+    set_weights(model, finite_weights(run.best), run.best, model_description(config))
     model.eval()
     return model
 
 
-def finite_weights(file: Path) -> dict[str, paddle.Tensor]:
-    """A state dict that can predict: readable, and every weight finite. A run whose training
-    blew up (a learning rate far too high) can still end `finished` with NaN weights; predicting with
-    them would give one class for every image, so it is refused here, where every command loads them."""
+def finite_weights(file: Path) -> dict[str, np.ndarray]:
+    """A state dict that can predict: readable (by models.state_file: arrays and numbers only), and every
+    weight finite. A run whose training blew up (a learning rate far too high) can still end `finished`
+    with NaN weights; predicting with them would give one class for every image, so it is refused here,
+    where every command loads them."""
     try:
-        state = paddle.load(str(file))
-    except (ValueError, EOFError, pickle.UnpicklingError):  # what paddle.load raises for a cut or foreign file
+        state = read_state(file)
+    except UnreadableState:
         raise FlowError(f"{file}: not a readable weights file (cut short, or not paddle's); train again, or name another run with --run") from None
     if not isinstance(state, dict):
         raise FlowError(f"{file}: not a state dict of weights; train again, or name another run with --run")
