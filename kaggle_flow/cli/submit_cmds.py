@@ -154,9 +154,7 @@ def submit_cmd(
     for folder in (ws.submissions_dir, ws.runs_dir):  # the CSV and its ledger row; the run's test_probs.npy
         ensure_writable(folder)
     if kaggle:
-        from kaggle_flow.submit.kaggle import (
-            require_credentials,  # the kaggle package's errors and credentials, for --kaggle only
-        )
+        from kaggle_flow.kaggle_api import require_credentials
 
         require_credentials()  # before any predicting
     if file is None:
@@ -171,7 +169,8 @@ def _upload(ws: Workspace, file: Path, message: str | None) -> None:
     """Send a submission CSV of the ledger to Kaggle and say where its score will come from."""
     from kaggle_flow import console
     from kaggle_flow.errors import NotFoundError
-    from kaggle_flow.submit.kaggle import default_message, slug_of, upload
+    from kaggle_flow.kaggle_api import slug_of
+    from kaggle_flow.submit.kaggle import default_message, upload
     from kaggle_flow.submit.ledger import ledger_file, read_ledger
 
     if not file.is_file() or file.name not in set(read_ledger(ws.submissions_dir)["file"]):
@@ -240,8 +239,8 @@ def submissions_cmd(
         console.info(f"Recorded the public score {float(lb[1]):.4f} of {name}")
         ledger, _ = reconcile(ws.submissions_dir)
     if refresh:
+        from kaggle_flow.kaggle_api import slug_of
         from kaggle_flow.submit.kaggle import refresh as refresh_from_kaggle
-        from kaggle_flow.submit.kaggle import slug_of
 
         done = refresh_from_kaggle(ws.submissions_dir, slug_of(ws.comp))
         added = f", {done.added} made outside flow added" if done.added else ""

@@ -1,7 +1,7 @@
 """CV against the leaderboard: scores typed in by hand, their rank correlation, and cv_vs_lb.png.
 
 A competition without a submission API (AI Studio) gets its leaderboard scores through
-`record_score`; a Kaggle competition gets them from Kaggle (submit.kaggle). Either way the ledger
+`record_score`; a Kaggle competition gets them from Kaggle (submit/kaggle.py). Either way the ledger
 holds them, and this module compares them with the CV scores: Spearman's rank correlation (does a
 better CV mean a better leaderboard?) once three submissions have both, and a scatter plot with
 one point per submission, marked with its row in `flow submissions` and its run named in a key. The plot is drawn in the metric's direction: better is
