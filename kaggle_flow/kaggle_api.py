@@ -10,6 +10,8 @@ message: `redact` takes every known secret out of text that came from outside.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from collections.abc import Callable
@@ -19,7 +21,10 @@ from typing import Any
 from kaggle_flow.competition import Competition, check_kaggle_slug
 from kaggle_flow.errors import FlowError
 
-WHERE = "put them in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}), or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+WHERE = ("put them in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}), or set KAGGLE_USERNAME and KAGGLE_KEY, "
+         "or KAGGLE_API_TOKEN, or run `kaggle auth login`")
+LOGIN = Path("~/.kaggle/credentials.json")  # where `kaggle auth login` keeps its tokens (kagglesdk's KaggleCredentials), whatever KAGGLE_CONFIG_DIR says
+TOKEN_FILES = ("access_token", "access_token.txt")  # an access token in ~/.kaggle, as kagglesdk reads it
 
 
 class KaggleError(FlowError):
@@ -48,13 +53,28 @@ def _config_file() -> Path:
     return (legacy if legacy.is_dir() or not xdg.is_dir() else xdg) / "kaggle.json"
 
 
+def _json(file: Path) -> dict[str, Any]:
+    """A credentials file's fields; {} when it is missing or not a JSON object."""
+    try:
+        found = json.loads(file.expanduser().read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _text(file: Path) -> str:
+    try:
+        return file.expanduser().read_text().strip()
+    except OSError:
+        return ""
+
+
 def _secrets() -> list[str]:
     """Every key and token flow could send, to keep out of anything it prints or writes."""
-    found = [os.environ.get(name, "") for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
-    try:
-        found.append(str(json.loads(_config_file().read_text()).get("key", "")))
-    except (OSError, ValueError, AttributeError):
-        pass
+    token = os.environ.get("KAGGLE_API_TOKEN", "")
+    found = [os.environ.get("KAGGLE_KEY", ""), token, _text(Path(token)) if token else "", str(_json(_config_file()).get("key", ""))]
+    found += [_text(Path("~/.kaggle") / name) for name in TOKEN_FILES]
+    found += [str(_json(LOGIN).get(name, "")) for name in ("refresh_token", "access_token")]
     return [s for s in found if len(s) >= 4]
 
 
@@ -65,40 +85,55 @@ def redact(text: str) -> str:
     return text
 
 
+def _source() -> str | None:
+    """The credentials kaggle logs in with, named as a user finds them, in the order it tries them; None: none."""
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return "KAGGLE_API_TOKEN"
+    for name in TOKEN_FILES:
+        if (Path.home() / ".kaggle" / name).is_file():
+            return f"~/.kaggle/{name}"
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME and KAGGLE_KEY"
+    config = _json(_config_file())
+    if config.get("username") and config.get("key"):
+        return str(_config_file())
+    if _json(LOGIN).get("refresh_token"):
+        return f"{LOGIN} (kaggle auth login)"
+    return None
+
+
 def require_credentials() -> None:
     """A one-line KaggleError saying where credentials go, when there are none to authenticate with."""
-    if os.environ.get("KAGGLE_API_TOKEN") or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
-        return
-    if any((Path.home() / ".kaggle" / name).is_file() for name in ("access_token", "access_token.txt")):
-        return
-    try:
-        config = json.loads(_config_file().read_text())
-    except (OSError, ValueError):
-        config = None
-    if not (isinstance(config, dict) and config.get("username") and config.get("key")):
+    if _source() is None:
         raise KaggleError(f"no Kaggle credentials: {WHERE}")
 
 
 def client() -> Any:
-    """An authenticated KaggleApi."""
+    """An authenticated KaggleApi. The package prints a page of help (and, importing, logs in once
+    more); what it prints is dropped, what went wrong is one line."""
     require_credentials()
+    printed = io.StringIO()
     try:
-        from kaggle.api.kaggle_api_extended import (
-            KaggleApi,  # the optional kaggle package; it authenticates at import
-        )
+        with contextlib.redirect_stdout(printed):
+            from kaggle.api.kaggle_api_extended import (
+                KaggleApi,  # the optional kaggle package; it authenticates at import
+            )
     except ImportError:
         raise KaggleError("the kaggle package is not installed: pip install 'kaggle-flow[kaggle]' (`make` installs it)") from None
 
     api = KaggleApi()
     try:
-        api.authenticate()
-    except SystemExit:  # the package's own answer to credentials it cannot use
-        raise KaggleError(f"Kaggle did not accept the credentials: {WHERE}") from None
+        with contextlib.redirect_stdout(printed):
+            api.authenticate()
+    except SystemExit:  # the package's own answer to credentials it cannot use (a token it was refused, too)
+        raise KaggleError(f"Kaggle did not accept the credentials of {_source()}: {WHERE}") from None
+    except Exception as exc:  # requests' errors and the package's own: no network, a 401
+        raise KaggleError(failure(exc, "")) from None
     return api
 
 
 def failure(exc: BaseException, slug: str) -> str:
-    """The one-line reason for a failed call about competition `slug`."""
+    """The one-line reason for a failed call about competition `slug` ("": logging in)."""
     import requests  # a dependency of the kaggle package, loaded with it
 
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
@@ -109,6 +144,8 @@ def failure(exc: BaseException, slug: str) -> str:
     lowered = text.lower()
     if status == 401:
         return f"Kaggle did not accept the credentials (401): {WHERE}"
+    if not slug:
+        return f"Kaggle answered {status or 'an error'} at login: {text}"
     if "rules" in lowered:
         return f"the rules of '{slug}' are not accepted: accept them at https://www.kaggle.com/competitions/{slug}/rules"
     if status == 429 or "daily" in lowered or "limit" in lowered:

@@ -159,7 +159,7 @@ def test_no_credentials_says_where_they_go(workdir: Path, fake: FakeKaggle, monk
     result, _ = _submit(workdir)
     assert one_line_error(result) == (
         "Error: no Kaggle credentials: put them in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}), "
-        "or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+        "or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN, or run `kaggle auth login`"
     )
     assert not list(workdir.glob("submissions/*/*.csv"))  # checked before predicting
     assert fake.paths == []
