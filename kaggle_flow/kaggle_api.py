@@ -4,7 +4,7 @@ Everything goes through the official `kaggle` package (an optional extra: `pip i
 Importing it authenticates, and without credentials it prints a page of help and exits, so it is
 imported only inside `client`, after `require_credentials` has made sure there is something to
 authenticate with. Every failure is one line (`KaggleError`): no credentials (and where they go),
-rules not accepted, the daily limit, no network, an unknown competition. A key never reaches a
+rules not accepted, the daily limit, the rate limit, no network, an unknown competition. A key never reaches a
 message: `redact` takes every known secret out of text that came from outside.
 """
 
@@ -148,8 +148,14 @@ def failure(exc: BaseException, slug: str) -> str:
         return f"Kaggle answered {status or 'an error'} at login: {text}"
     if "rules" in lowered:
         return f"the rules of '{slug}' are not accepted: accept them at https://www.kaggle.com/competitions/{slug}/rules"
-    if status == 429 or "daily" in lowered or "limit" in lowered:
+    if "daily" in lowered or "allowance" in lowered or (status != 429 and "limit" in lowered):
         return f"the daily submission limit of '{slug}' is reached: {text}"
+    if status == 429:
+        return "Kaggle's rate limit is reached (429): try again later"
+    if status == 403:  # Kaggle's word for both: "Permission 'competitions.participate' was denied"
+        return (f"Kaggle denied access to '{slug}' (403): either its rules are not accepted (accept them at "
+                f"https://www.kaggle.com/competitions/{slug}/rules) or there is no competition '{slug}' you can see "
+                "(the slug is SLUG in kaggle.com/competitions/SLUG)")
     if status == 404:
         return f"no competition '{slug}' on Kaggle (404): the slug is SLUG in kaggle.com/competitions/SLUG (a TOML's `kaggle`)"
     return f"Kaggle answered {status or 'an error'}: {text}"

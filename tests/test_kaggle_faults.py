@@ -83,3 +83,25 @@ def test_credentials_of_kaggle_auth_login_are_found(workdir: Path, fake: FakeKag
     assert fake.uploads["tok1"] == file.read_bytes()
     assert fake.auth[-1] == (f"Bearer {TOKEN}" if fresh else "Bearer access1")  # an expired token is exchanged first
     _no_key(workdir, result.output)
+
+
+@pytest.mark.parametrize(("status", "message", "line"), [
+    (429, "Too Many Requests", "Kaggle's rate limit is reached (429): try again later"),
+    (403, "Permission 'competitions.participate' was denied",
+     "Kaggle denied access to 'digits' (403): either its rules are not accepted (accept them at "
+     "https://www.kaggle.com/competitions/digits/rules) or there is no competition 'digits' you can see "
+     "(the slug is SLUG in kaggle.com/competitions/SLUG)"),
+])
+def test_rate_limit_and_permission_say_what_they_are(workdir: Path, fake: FakeKaggle, status: int, message: str, line: str) -> None:  # noqa: F811
+    fake.fail["StartSubmissionUpload"] = (status, message)
+    result, file = _submit(workdir)
+    assert _error(result) == (f"Error: {file.name} not sent to Kaggle: {line}; "
+                              f"resend it with `flow submit --kaggle --file submissions/digits/{file.name}`")
+
+
+def test_refresh_reads_every_page(workdir: Path, fake: FakeKaggle) -> None:  # noqa: F811
+    fake.submissions.extend({"ref": n, "fileName": f"by-hand-{n}.csv", "date": "2025-01-01T12:00:00.000Z", "status": "COMPLETE",
+                             "publicScore": "0.5"} for n in range(250, 0, -1))
+    result = flow("submissions", "digits", "--refresh")
+    assert "0 settled, 250 made outside flow added" in result.output, result.output
+    assert sorted(_ledger(workdir)["lb_ref"].astype(int)) == list(range(1, 251))

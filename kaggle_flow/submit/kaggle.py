@@ -23,6 +23,8 @@ from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, set_lea
 
 NOT_SENT = "not sent"
 OUTSIDE = "made outside flow"  # the lb_note of a Kaggle submission without a flow CSV
+PAGE = 100  # submissions asked for at a time (Kaggle's most)
+MAX_PAGES = 100  # then stop: 10,000 submissions is more than any team makes
 MATCH_WITHIN = dt.timedelta(hours=1)  # a ledger upload and Kaggle's record of it: the same file, this close in time
 
 
@@ -91,15 +93,26 @@ def _fields(sub: Any) -> dict[str, str]:
     }
 
 
+def _submissions(api: Any, slug: str) -> list[Any]:
+    """Every submission of `slug`, page after page, until a page comes back short (or brings nothing new)."""
+    subs: list[Any] = []
+    seen: set[str] = set()
+    for page in range(1, MAX_PAGES + 1):
+        batch = [s for s in call(slug, lambda: api.competition_submissions(slug, page_number=page, page_size=PAGE)) or [] if s is not None]
+        new = [s for s in batch if str(s.ref) not in seen]
+        seen.update(str(s.ref) for s in new)
+        subs += new
+        if len(batch) < PAGE or not new:
+            break
+    return subs
+
+
 def refresh(submissions_dir: Path, slug: str) -> Settled:
     """Settle the ledger from Kaggle's submissions of `slug`; one new row per submission made outside flow."""
-    api = client()
-    subs = call(slug, lambda: api.competition_submissions(slug, page_size=100)) or []
+    subs = _submissions(client(), slug)
     frame = read_ledger(submissions_dir)
     settled, extra = 0, []
     for sub in subs:
-        if sub is None:
-            continue
         row = _match(frame, sub)
         if row is None:
             when = _when(sub)
