@@ -85,6 +85,40 @@ def test_credentials_of_kaggle_auth_login_are_found(workdir: Path, fake: FakeKag
     _no_key(workdir, result.output)
 
 
+def test_a_file_sent_again_is_checked_first(workdir: Path, fake: FakeKaggle) -> None:  # noqa: F811
+    result, file = _submit(workdir)
+    assert result.exit_code == 0, result.output
+    fake.submissions.clear()
+    frame = pd.read_csv(file, dtype=str)
+    frame.head(99).to_csv(file, index=False)  # cut short
+    line = one_line_error(flow("submit", "digits", "--kaggle", "--file", f"submissions/digits/{file.name}", "--force"))
+    assert line == (f"Error: submissions/digits/{file.name}: test id '{frame.iloc[99, 0]}' is missing "
+                    f"({len(frame) - 99} test ids have no row); not sent to Kaggle")
+    assert fake.submissions == []
+
+
+def test_a_file_sent_already_needs_force_and_keeps_the_first(workdir: Path, fake: FakeKaggle) -> None:  # noqa: F811
+    result, file = _submit(workdir)
+    assert result.exit_code == 0, result.output
+    again = ("submit", "digits", "--kaggle", "--file", f"submissions/digits/{file.name}")
+    assert one_line_error(flow(*again)) == (f"Error: {file.name} was sent to Kaggle already (ref 1000, pending); "
+                                            "pass --force to send it again")
+    assert len(fake.submissions) == 1
+    result = flow(*again, "--force")
+    assert result.exit_code == 0, result.output
+    assert "(ref 1001, pending)" in result.output
+    fake.score(1000, "", status="ERROR", error="bad rows")
+    fake.score(1001, "0.98700")
+    result = flow("submissions", "digits", "--refresh")
+    assert "2 settled" in result.output and "made outside flow" not in result.output, result.output
+    ledger = _ledger(workdir)
+    assert ledger[["file", "lb_ref", "lb_status", "lb_note", "public_score"]].values.tolist() == [
+        [file.name, "1000", "error", "bad rows", ""],
+        [file.name, "1001", "complete", ledger["lb_note"].iloc[1], "0.98700"],
+    ]
+    assert result.output.count("bad rows") == 1
+
+
 @pytest.mark.parametrize(("status", "message", "line"), [
     (429, "Too Many Requests", "Kaggle's rate limit is reached (429): try again later"),
     (403, "Permission 'competitions.participate' was denied",

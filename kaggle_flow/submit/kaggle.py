@@ -13,15 +13,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_csv
-from kaggle_flow.kaggle_api import KaggleError, call, client, redact
-from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, set_leaderboard
+from kaggle_flow.kaggle_api import KaggleError, call, client, redact, slug_of
+from kaggle_flow.submit.ledger import COLUMNS, ledger_file, read_ledger, repeat_entry, set_leaderboard
+from kaggle_flow.submit.submission import check_written
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
 
 NOT_SENT = "not sent"
+SENT = ("pending", "complete", "error")  # the lb_status of a file Kaggle has had
 OUTSIDE = "made outside flow"  # the lb_note of a Kaggle submission without a flow CSV
 PAGE = 100  # submissions asked for at a time (Kaggle's most)
 MAX_PAGES = 100  # then stop: 10,000 submissions is more than any team makes
@@ -43,11 +49,33 @@ def upload(submissions_dir: Path, file: Path, slug: str, message: str) -> str:
         if sent is None or sent.message == getattr(api, "COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE", None):
             raise KaggleError("the upload of the file failed")
     except KaggleError as exc:
-        set_leaderboard(submissions_dir, file, lb_status=NOT_SENT, lb_note=str(exc), lb_time=_utc_now())
+        set_leaderboard(submissions_dir, file, last=True, lb_status=NOT_SENT, lb_note=str(exc), lb_time=_utc_now())
         raise KaggleError(f"{file.name} not sent to Kaggle: {exc}; resend it with `flow submit --kaggle --file {file}`") from None
     ref = str(sent.ref or "")
-    set_leaderboard(submissions_dir, file, lb_status="pending", lb_ref=ref, lb_time=_utc_now(), lb_note=redact(message))
+    set_leaderboard(submissions_dir, file, last=True, lb_status="pending", lb_ref=ref, lb_time=_utc_now(), lb_note=redact(message))
     return ref
+
+
+def send(ws: Workspace, file: Path, message: str | None, *, force: bool = False, check: bool = True) -> str:
+    """`flow submit --kaggle`: send a submission CSV of the ledger (`check`: checked again first, as one
+    written before); Kaggle's reference. A file Kaggle has had already goes again only with `force`,
+    on a row of its own, so the first upload keeps its status and scores."""
+    rows = read_ledger(ws.submissions_dir)
+    rows = rows[rows["file"] == file.name]
+    if not file.is_file() or rows.empty:
+        raise NotFoundError(f"{file}: not a submission in {ledger_file(ws.submissions_dir)} (`flow submissions` lists them)")
+    last = rows.iloc[-1]
+    sent = bool(last["lb_ref"]) or last["lb_status"] in SENT
+    if sent and not force:
+        raise KaggleError(f"{file.name} was sent to Kaggle already (ref {last['lb_ref'] or '?'}, {last['lb_status']}); pass --force to send it again")
+    if check:
+        try:
+            check_written(ws, file)
+        except FlowError as exc:
+            raise type(exc)(f"{exc}; not sent to Kaggle") from None
+    if sent:
+        repeat_entry(ws.submissions_dir, file)
+    return upload(ws.submissions_dir, file, slug_of(ws.comp), message or default_message(ws.submissions_dir, file, ws.comp.metric))
 
 
 @dataclass(frozen=True)

@@ -114,8 +114,9 @@ def set_local_score(submissions_dir: Path, file: Path, score: float) -> bool:
     return True
 
 
-def set_leaderboard(submissions_dir: Path, file: Path | str, **fields: str) -> bool:
-    """Set leaderboard columns (public_score, lb_status, ...) of `file`'s row; False when it has none."""
+def set_leaderboard(submissions_dir: Path, file: Path | str, *, last: bool = False, **fields: str) -> bool:
+    """Set leaderboard columns (public_score, lb_status, ...) of `file`'s rows (`last`: its newest row,
+    the upload of a file sent again); False when it has none."""
     unknown = set(fields) - set(LB_COLUMNS)
     if unknown:
         raise ValueError(f"not leaderboard columns: {sorted(unknown)}")
@@ -123,10 +124,19 @@ def set_leaderboard(submissions_dir: Path, file: Path | str, **fields: str) -> b
     hit = frame["file"] == Path(file).name
     if not hit.any():
         return False
+    if last:
+        hit = hit & (frame.index == frame.index[hit][-1])
     for column, value in fields.items():
         frame.loc[hit, column] = value
     write_csv(ledger_file(submissions_dir), frame)
     return True
+
+
+def repeat_entry(submissions_dir: Path, file: Path | str) -> None:
+    """A second row for `file`, its leaderboard columns blank: the file sent again, the first upload's row kept."""
+    frame = read_ledger(submissions_dir)
+    row = frame[frame["file"] == Path(file).name].iloc[[-1]].assign(**dict.fromkeys(LB_COLUMNS, ""))
+    write_csv(ledger_file(submissions_dir), pd.concat([frame, row], ignore_index=True))
 
 
 @contextlib.contextmanager
