@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
@@ -86,12 +87,13 @@ def test_credentials_of_kaggle_auth_login_are_found(workdir: Path, fake: FakeKag
 
 
 def test_a_file_sent_again_is_checked_first(workdir: Path, fake: FakeKaggle) -> None:  # noqa: F811
-    result, file = _submit(workdir)
-    assert result.exit_code == 0, result.output
-    fake.submissions.clear()
+    solution = pd.read_csv(workdir / "data/digits/solution.csv")
+    np.save(workdir / "probs.npy", np.eye(10, dtype=np.float32)[solution["label"].to_numpy()])
+    assert flow("submit", "digits", "--probs", "probs.npy").exit_code == 0  # written, not sent
+    (file,) = [p for p in (workdir / "submissions/digits").glob("*.csv") if p.name != "ledger.csv"]
     frame = pd.read_csv(file, dtype=str)
     frame.head(99).to_csv(file, index=False)  # cut short
-    line = one_line_error(flow("submit", "digits", "--kaggle", "--file", f"submissions/digits/{file.name}", "--force"))
+    line = one_line_error(flow("submit", "digits", "--kaggle", "--file", f"submissions/digits/{file.name}"))
     assert line == (f"Error: submissions/digits/{file.name}: test id '{frame.iloc[99, 0]}' is missing "
                     f"({len(frame) - 99} test ids have no row); not sent to Kaggle")
     assert fake.submissions == []
