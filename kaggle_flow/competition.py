@@ -177,7 +177,7 @@ class Competition(_Strict):
     mean: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
     max_params: Annotated[int, Field(ge=1)] | None = None  # model-size limit of the contest, in parameters
-    kaggle: str | None = None  # the competition's slug on Kaggle; None: its name (submit/kaggle.py's slug_of)
+    kaggle: str | None = None  # the competition's slug on Kaggle; None: its name (kaggle_api.slug_of)
     layout: Layout
     submission: SubmissionFormat = Field(default_factory=SubmissionFormat)
     train: Recipe = Field(default_factory=Recipe)

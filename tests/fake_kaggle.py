@@ -6,6 +6,11 @@ enums by name, dates in ISO with a Z) and reads an error from a JSON body `{"cod
 endpoint comes from kagglesdk.kaggle_env (KaggleEnv.TEST is http://localhost:7777); KaggleApi asks for
 the production endpoint, so `serving` points that entry at this server for the test's duration.
 
+Logging in with an access token asks security.OAuthService/IntrospectToken (`tokens`); the refresh
+token of `kaggle auth login` (~/.kaggle/credentials.json) gets an access token from
+users.AccountService/GenerateAccessToken (`refresh_tokens`). ListSubmissions answers a page
+(`page`, `pageSize`: 20 when not asked) as Kaggle does.
+
 One request at a time (HTTP/1.0, a connection per request), at most `limit` requests, then 503.
 """
 
@@ -21,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 HOST, PORT = "127.0.0.1", 7777  # kagglesdk's KaggleEnv.TEST port, on the loopback address only
-SERVICE = "/api/v1/competitions.CompetitionApiService/"
+API = "/api/v1/"  # then <Service>/<Method>
 RULES = "You must accept this competition's rules before you'll be able to submit."
 DAILY = "Your team has used its daily Submission allowance (5) today, please try again tomorrow UTC"
 
@@ -37,6 +42,8 @@ class FakeKaggle:
     auth: list[str] = field(default_factory=list)  # the Authorization header of every request
     paths: list[str] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)  # competition -> its archive (DownloadDataFiles)
+    tokens: dict[str, str] = field(default_factory=dict)  # access token -> its user (IntrospectToken)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> its user (GenerateAccessToken)
     limit: int = 60
     _pending: dict[str, str] = field(default_factory=dict)  # upload token -> file name
 
@@ -50,6 +57,15 @@ class FakeKaggle:
         if method in self.fail:
             status, message = self.fail[method]
             return status, {"code": status, "message": message}
+        if method == "IntrospectToken":
+            user = self.tokens.get(body.get("token", ""), "")
+            return 200, {"active": bool(user), "username": user}
+        if method == "GenerateAccessToken":
+            if body.get("refreshToken") not in self.refresh_tokens:
+                return 401, {"code": 401, "message": "Unauthenticated"}
+            token = f"access{len(self.tokens) + 1}"
+            self.tokens[token] = self.refresh_tokens[body["refreshToken"]]
+            return 200, {"token": token, "expiresIn": 43200, "userName": self.tokens[token]}
         if body.get("competitionName") not in self.competitions:
             return 404, {"code": 404, "message": "Not found"}
         if method == "StartSubmissionUpload":
@@ -63,7 +79,8 @@ class FakeKaggle:
             self.submissions.insert(0, {"ref": ref, "fileName": name, "date": now, "description": body.get("submissionDescription", ""), "status": "PENDING"})
             return 200, {"message": "Successfully submitted", "ref": ref}
         if method == "ListSubmissions":
-            return 200, {"submissions": self.submissions}
+            size, page = int(body.get("pageSize") or 20), int(body.get("page") or 1)
+            return 200, {"submissions": self.submissions[(page - 1) * size:page * size]}
         if method == "DownloadDataFiles":  # a redirect to the archive, as Kaggle answers with a signed URL
             return 302, {"location": f"http://{HOST}:{PORT}/files/{body['competitionName']}.zip"}
         if method == "GetSubmissionLimits":
@@ -101,10 +118,10 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
             body = self._read()
             if not self._counted():
                 return
-            if not self.path.startswith(SERVICE):
+            if not self.path.startswith(API):
                 self._send(404, {"code": 404, "message": "Not found"})
                 return
-            self._send(*fake.answer(self.path[len(SERVICE):], json.loads(body or b"{}")))
+            self._send(*fake.answer(self.path.rsplit("/", 1)[-1], json.loads(body or b"{}")))
 
         def do_GET(self) -> None:
             if not self._counted():

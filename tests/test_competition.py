@@ -6,7 +6,7 @@ import pytest
 
 from kaggle_flow.competition import get_competition, list_competitions, load_file
 from kaggle_flow.errors import ConfigError, NotFoundError
-from kaggle_flow.submit.kaggle import slug_of
+from kaggle_flow.kaggle_api import slug_of
 
 BUILTIN = ["digits", "garbage", "lemon", "mnist", "palm", "zodiac"]
 

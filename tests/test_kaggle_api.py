@@ -27,7 +27,7 @@ if importlib.util.find_spec("kaggle") is None:  # found, not imported: importing
 
 from fake_kaggle import DAILY, RULES, FakeKaggle, serving  # noqa: E402
 
-from kaggle_flow.submit.kaggle import slug_of  # noqa: E402
+from kaggle_flow.kaggle_api import slug_of  # noqa: E402
 
 KEY = "f00dfeedc0ffee1234567890abcdef99"  # a made-up key: it must show up nowhere
 SLUG = "digits"  # the embedded digits competition has no `kaggle` key: its name is the slug
@@ -159,7 +159,7 @@ def test_no_credentials_says_where_they_go(workdir: Path, fake: FakeKaggle, monk
     result, _ = _submit(workdir)
     assert one_line_error(result) == (
         "Error: no Kaggle credentials: put them in ~/.kaggle/kaggle.json ({\"username\": ..., \"key\": ...}), "
-        "or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+        "or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN, or run `kaggle auth login`"
     )
     assert not list(workdir.glob("submissions/*/*.csv"))  # checked before predicting
     assert fake.paths == []
@@ -255,12 +255,12 @@ def test_init_from_kaggle_refuses_a_data_folder_in_use_and_keeps_the_toml_of_a_f
     (workdir / "data/dr/mine.txt").unlink()
 
     from kaggle_flow.errors import DiskFullError
-    from kaggle_flow.submit import kaggle as flow_kaggle
+    from kaggle_flow.table import kaggle_download
 
     def full(comp: object, source: Path, target: Path, **kwargs: object) -> Path:
         raise DiskFullError(f"not enough free space in data for {source.name} unpacked")
 
-    monkeypatch.setattr(flow_kaggle, "import_data", full)
+    monkeypatch.setattr(kaggle_download, "import_data", full)
     line = one_line_error(flow("init", "dr", "--kaggle", "digit-recognizer", "--metric", "accuracy"))
     assert line == ("Error: wrote competitions/dr.toml, but the import failed: not enough free space in data for "
                     "digit-recognizer.zip unpacked; then: flow import dr --kaggle")

@@ -87,3 +87,12 @@ def test_old_ledger_reads_with_blank_leaderboard(workdir: Path) -> None:
     (workdir / SUBS / "ledger.csv").write_text("time,file,run,cv_score,local_score,state\n2025-01-01 12:00:00,a.csv,r1,0.5,,\n")
     ledger = read_ledger(workdir / SUBS)
     assert ledger[["public_score", "private_score", "lb_status"]].values.tolist() == [["", "", ""]]
+
+
+def test_points_on_each_other_share_one_label_and_private_points_are_labelled() -> None:
+    ledger = _ledger([("a", "0.90", "0.91"), ("b", "0.80", "0.82"), ("c", "0.90", "0.91")])
+    ledger["private_score"] = ["0.93", "0.84", ""]
+    ax, side = cv_vs_lb_figure(ledger, METRICS["accuracy"]).axes  # type: ignore[union-attr]
+    labels = sorted((t.get_text(), t.xy) for t in ax.texts)
+    assert labels == [("#1", (0.9, 0.93)), ("#1,#3", (0.9, 0.91)), ("#2", (0.8, 0.82)), ("#2", (0.8, 0.84))]
+    assert [t.get_text() for t in side.texts] == ["#1 a\n#2 b\n#3 c"]

@@ -77,7 +77,7 @@ def init_cmd(
         raise FlowError("give one of --from DOWNLOAD (a .zip or folder here) and --kaggle SLUG (a Kaggle competition)")
     folder = ensure_writable(Path("competitions"))
     if kaggle is not None:
-        from kaggle_flow.submit.kaggle import init_from_kaggle
+        from kaggle_flow.table.kaggle_download import init_from_kaggle
 
         data_dir = ensure_writable(Path("data")) / name
         file, inferred = init_from_kaggle(name, kaggle, folder, metric=metric, data_dir=data_dir)
@@ -143,7 +143,8 @@ def import_cmd(
     ensure_writable(ws.data_dir.parent)  # the staging folder and the rename are there
     limits = archive_limits(max_size, allow_large)
     if kaggle:
-        from kaggle_flow.submit.kaggle import downloaded, slug_of
+        from kaggle_flow.kaggle_api import slug_of
+        from kaggle_flow.table.kaggle_download import downloaded
 
         slug = source or slug_of(ws.comp)
         check_target(ws.data_dir, force=force)  # before a download of any size

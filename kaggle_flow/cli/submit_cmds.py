@@ -40,6 +40,7 @@ ResendOpt = Annotated[
     Optional[Path],
     typer.Option("--file", help="With --kaggle: upload this submission CSV again instead of writing a new one.", metavar="FILE", show_default=False),
 ]
+ForceOpt = Annotated[bool, typer.Option("--force", help="With --kaggle --file: send a file Kaggle has had already once more.")]
 
 
 @app.command("predict")
@@ -94,6 +95,7 @@ def submit_cmd(
     kaggle: KaggleOpt = False,
     message: MessageOpt = None,
     file: ResendOpt = None,
+    force: ForceOpt = False,
     data: DataOpt = None,
     strict: StrictOpt = False,
 ) -> None:
@@ -111,7 +113,8 @@ def submit_cmd(
 
     With --kaggle the CSV is then uploaded to the competition on Kaggle (`kaggle = "SLUG"` in its TOML,
     else its name); `flow submissions --refresh` reads the scores back. A failed upload keeps the
-    CSV, its ledger row says `not sent` and why, and `--kaggle --file FILE` sends it again.
+    CSV, its ledger row says `not sent` and why, and `--kaggle --file FILE` sends it again (checked
+    first, as a new CSV is; a file Kaggle has had already goes again only with --force).
 
     Examples: flow submit mnist ; flow submit lemon --run 20250101-120000-resnet18 --tta ; flow submit digits --ensemble r1,r2 ;
     flow submit digits --kaggle -m "first try"
@@ -122,37 +125,32 @@ def submit_cmd(
     from kaggle_flow.submit.submission import submit
     from kaggle_flow.workspace import open_workspace
 
-    if (file is not None or message is not None) and not kaggle:
-        raise FlowError("--file and --message go with --kaggle")
+    if (file is not None or message is not None or force) and not kaggle:
+        raise FlowError("--file, --message and --force go with --kaggle")
     ws = open_workspace(comp, data)
     for folder in (ws.submissions_dir, ws.runs_dir):  # the CSV and its ledger row; the run's test_probs.npy
         ensure_writable(folder)
     if kaggle:
-        from kaggle_flow.submit.kaggle import (
-            require_credentials,  # the kaggle package's errors and credentials, for --kaggle only
-        )
+        from kaggle_flow.kaggle_api import require_credentials
 
         require_credentials()  # before any predicting
+    sub = None
     if file is None:
         sub = submit(ws, RunChoice(run=run, tta=tta, ensemble=ensemble, folds=folds), probs_file=probs_file, strict=strict)
         sub.show(ws.class_names())
         file = sub.file
     if kaggle:
-        _upload(ws, Path(file), message)
+        _upload(ws, Path(file), message, force=force, resent=sub is None)
 
 
-def _upload(ws: Workspace, file: Path, message: str | None) -> None:
+def _upload(ws: Workspace, file: Path, message: str | None, *, force: bool, resent: bool) -> None:
     """Send a submission CSV of the ledger to Kaggle and say where its score will come from."""
     from kaggle_flow import console
-    from kaggle_flow.errors import NotFoundError
-    from kaggle_flow.submit.kaggle import default_message, slug_of, upload
-    from kaggle_flow.submit.ledger import ledger_file, read_ledger
+    from kaggle_flow.kaggle_api import slug_of
+    from kaggle_flow.submit.kaggle import send
 
-    if not file.is_file() or file.name not in set(read_ledger(ws.submissions_dir)["file"]):
-        raise NotFoundError(f"{file}: not a submission in {ledger_file(ws.submissions_dir)} (`flow submissions` lists them)")
-    slug = slug_of(ws.comp)
-    ref = upload(ws.submissions_dir, file, slug, message or default_message(ws.submissions_dir, file, ws.comp.metric))
-    console.info(f"Sent {file.name} to Kaggle competition '{slug}' (ref {ref}, pending); `flow submissions --refresh` reads its score")
+    ref = send(ws, file, message, force=force, check=resent)
+    console.info(f"Sent {file.name} to Kaggle competition '{slug_of(ws.comp)}' (ref {ref}, pending); `flow submissions --refresh` reads its score")
 
 
 @app.command("score")
@@ -214,8 +212,8 @@ def submissions_cmd(
         console.info(f"Recorded the public score {float(lb[1]):.4f} of {name}")
         ledger, _ = reconcile(ws.submissions_dir)
     if refresh:
+        from kaggle_flow.kaggle_api import slug_of
         from kaggle_flow.submit.kaggle import refresh as refresh_from_kaggle
-        from kaggle_flow.submit.kaggle import slug_of
 
         done = refresh_from_kaggle(ws.submissions_dir, slug_of(ws.comp))
         added = f", {done.added} made outside flow added" if done.added else ""

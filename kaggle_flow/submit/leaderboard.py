@@ -1,10 +1,10 @@
 """CV against the leaderboard: scores typed in by hand, their rank correlation, and cv_vs_lb.png.
 
 A competition without a submission API (AI Studio) gets its leaderboard scores through
-`record_score`; a Kaggle competition gets them from Kaggle (submit.kaggle). Either way the ledger
+`record_score`; a Kaggle competition gets them from Kaggle (submit/kaggle.py). Either way the ledger
 holds them, and this module compares them with the CV scores: Spearman's rank correlation (does a
 better CV mean a better leaderboard?) once three submissions have both, and a scatter plot with
-one point per submission, marked with its row in `flow submissions` and its run named in a key. The plot is drawn in the metric's direction: better is
+a point per submission and board, marked with its row in `flow submissions` (points on each other share a label) and its run named in a key. The plot is drawn in the metric's direction: better is
 up and to the right, so for log loss the axes run from high to low.
 
     >>> record_score(ws.submissions_dir, "20250101-120000_r1.csv", 0.912)
@@ -85,24 +85,23 @@ def plot_cv_vs_lb(ledger: pd.DataFrame, metric: Metric, path: Path) -> Path | No
 
 
 def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
-    """Public (and private, when known) against CV, one point per submission marked with its row
-    number in `flow submissions` (#N, the run named in a key beside the plot), and the line where
+    """Public (and private, when known) against CV, each point marked with its row number in `flow
+    submissions` (#N, the run named in a key beside the plot; points on each other share one label,
+    "#1,#3"), and the line where
     the leaderboard equals the CV; None when no submission has both a CV and a leaderboard score."""
     public, private = _scores(ledger, "public_score"), _scores(ledger, "private_score")
     if public.empty and private.empty:
         return None
     fig, axes = figure(8.5, 4.8, cols=2, widths=[5, 2])
     ax, side = axes[0, 0], axes[0, 1]
-    key: dict[int, str] = {}
     for points, board, marker in ((public, "public", "o"), (private, "private", "s")):
-        if points.empty:
-            continue
-        ax.scatter(points["cv"], points["lb"], marker=marker, label=board)
-        for row in points.itertuples(index=False):
-            if row.row not in key:  # one mark per submission, by its public point when it has one
-                key[row.row] = str(row.run)
-                ax.annotate(f"#{row.row}", (row.cv, row.lb), fontsize=8, xytext=(4, 3), textcoords="offset points")
-    _diagonal(ax, pd.concat([public, private]))
+        if not points.empty:
+            ax.scatter(points["cv"], points["lb"], marker=marker, label=board)
+    both = pd.concat([public, private], ignore_index=True)
+    for text, xy in _labels(both):
+        ax.annotate(text, xy, fontsize=8, xytext=(4, 3), textcoords="offset points")
+    key = {int(row): str(run) for row, run in zip(both["row"], both["run"])}
+    _diagonal(ax, both)
     shown = sorted(key.items())[:KEY_LINES]
     more = [f"... {len(key) - KEY_LINES} more: flow submissions"] if len(key) > KEY_LINES else []
     side.axis("off")
@@ -117,6 +116,19 @@ def cv_vs_lb_figure(ledger: pd.DataFrame, metric: Metric) -> Figure | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
+
+
+SAME_SPOT = 100  # points closer than 1/100 of the plotted range sit on each other and share one label
+
+
+def _labels(points: pd.DataFrame) -> list[tuple[str, tuple[float, float]]]:
+    """One label per spot, public and private points alike: the rows of the points there, "#1,#3"."""
+    spans = [max(float(points[c].max() - points[c].min()), 1e-12) for c in ("cv", "lb")]
+    spots: dict[tuple[int, int], list[tuple[int, float, float]]] = {}
+    for row in points.itertuples(index=False):
+        spot = (round((row.cv - points["cv"].min()) / spans[0] * SAME_SPOT), round((row.lb - points["lb"].min()) / spans[1] * SAME_SPOT))
+        spots.setdefault(spot, []).append((int(row.row), float(row.cv), float(row.lb)))
+    return [(",".join(f"#{n}" for n in sorted({r for r, _, _ in found})), found[0][1:]) for found in spots.values()]
 
 
 def _diagonal(ax: Axes, points: pd.DataFrame) -> None:

@@ -132,25 +132,37 @@ def set_local_score(submissions_dir: Path, file: Path, score: float) -> bool:
     return _set_columns(submissions_dir, file, {"local_score": _fmt(score)})
 
 
-def _set_columns(submissions_dir: Path, file: Path | str, fields: dict[str, str]) -> bool:
-    """Set columns of `file`'s row under the lock; False (nothing written) when it has none."""
+def _set_columns(submissions_dir: Path, file: Path | str, fields: dict[str, str], *, last: bool = False) -> bool:
+    """Set columns of `file`'s rows (`last`: its newest row) under the lock; False (nothing written) when it has none."""
     with ledger_lock(submissions_dir):
         frame = read_ledger(submissions_dir)
         hit = frame["file"] == Path(file).name
         if not hit.any():
             return False
+        if last:
+            hit = hit & (frame.index == frame.index[hit][-1])
         for column, value in fields.items():
             frame.loc[hit, column] = value
         write_csv(ledger_file(submissions_dir), frame)
     return True
 
 
-def set_leaderboard(submissions_dir: Path, file: Path | str, **fields: str) -> bool:
-    """Set leaderboard columns (public_score, lb_status, ...) of `file`'s row; False when it has none."""
+def set_leaderboard(submissions_dir: Path, file: Path | str, *, last: bool = False, **fields: str) -> bool:
+    """Set leaderboard columns (public_score, lb_status, ...) of `file`'s rows (`last`: its newest row,
+    the upload of a file sent again); False when it has none."""
     unknown = set(fields) - set(LB_COLUMNS)
     if unknown:
         raise ValueError(f"not leaderboard columns: {sorted(unknown)}")
-    return _set_columns(submissions_dir, file, fields)
+    return _set_columns(submissions_dir, file, fields, last=last)
+
+
+def repeat_entry(submissions_dir: Path, file: Path | str) -> None:
+    """A second row for `file`, its leaderboard columns blank: the file sent again, the first upload's row kept."""
+    def repeat(frame: pd.DataFrame) -> pd.DataFrame:
+        row = frame[frame["file"] == Path(file).name].iloc[[-1]].assign(**dict.fromkeys(LB_COLUMNS, ""))
+        return pd.concat([frame, row], ignore_index=True)
+
+    edit_ledger(submissions_dir, repeat)
 
 
 @contextlib.contextmanager

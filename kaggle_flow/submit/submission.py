@@ -178,6 +178,16 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
         _check_labels(comp, frame[sub.label_column])
 
 
+def check_written(ws: Workspace, file: Path) -> None:
+    """The check `write_submission` runs before writing, on a CSV written before (one sent again):
+    a FlowError naming the file and its line."""
+    expected = expected_ids(ws.comp, read_test_rows(ws, ws.table(quiet=True, keep_test=True)))
+    try:
+        check_submission(ws.comp, read_csv(file), expected)
+    except FlowError as exc:
+        raise type(exc)(f"{file}{str(exc).removeprefix('submission')}") from None
+
+
 def _check_ids(ids: pd.Series, expected: list[str]) -> None:
     dup = ids.duplicated(keep="first").to_numpy()
     if dup.any():
