@@ -142,3 +142,12 @@ def test_data_option_leaves_a_download_folder_as_it_was(workdir: Path, tmp_path:
     (download / "train.csv").write_text((download / "train.csv").read_text().replace("\n0,", "\n1,", 1))
     table = read_table(download, load_file(workdir / "competitions" / "digitrec.toml"))  # new CSV: written again
     assert table["label"].tolist()[:2] == [1, 1]
+
+
+def test_embedded_data_never_replaces_a_folder_of_the_users(workdir: Path, tmp_path: Path) -> None:
+    own = _own_folder(tmp_path / "mine")
+    before = _snapshot(own)
+    line = one_line_error(flow("eda", "digits", "--data", own))
+    assert line == (f"Error: {own.relative_to(workdir)}: holds files that are not the embedded digits data; "
+                    "flow writes it only into a new or empty folder")
+    assert _snapshot(own) == before and not list(tmp_path.glob(".mine.*"))  # no staging folder left
