@@ -13,7 +13,7 @@ from clitools import flow, one_line_error
 from trees import write_image
 
 from kaggle_flow.competition import load_file
-from kaggle_flow.errors import ConfigError
+from kaggle_flow.errors import ConfigError, DataError
 from kaggle_flow.table.layouts import read_table
 from kaggle_flow.table.pixels import FINGERPRINT
 
@@ -151,3 +151,48 @@ def test_embedded_data_never_replaces_a_folder_of_the_users(workdir: Path, tmp_p
     assert line == (f"Error: {own.relative_to(workdir)}: holds files that are not the embedded digits data; "
                     "flow writes it only into a new or empty folder")
     assert _snapshot(own) == before and not list(tmp_path.glob(".mine.*"))  # no staging folder left
+
+
+# --- case 5: a label that pandas reads as missing is no class ---------------------------------------
+
+
+def _label_tree(root: Path, bad: str) -> Path:
+    """train.csv (id,label) naming train/*.png, its fourth row's label `bad`; a flat test/."""
+    labels = ["cat", "dog", "cat", bad, "dog", "cat"]
+    for i in range(len(labels)):
+        write_image(root / "train" / f"img_{i}.png", seed=i)
+    for i in range(2):
+        write_image(root / "test" / f"t_{i}.png", seed=100 + i)
+    (root / "train.csv").write_text("id,label\n" + "".join(f"img_{i}.png,{v}\n" for i, v in enumerate(labels)))
+    return root
+
+
+MISSING_WORDS = ["NaN", "NA", "null", "None", "n/a", "nan", "#N/A"]
+
+
+@pytest.mark.parametrize("word", MISSING_WORDS)
+def test_init_refuses_a_label_pandas_reads_as_missing(workdir: Path, tmp_path: Path, word: str) -> None:
+    tree = _label_tree(tmp_path / "download", word)
+    line = one_line_error(flow("init", "pets", "--from", tree))
+    assert line == (f"Error: {(tree / 'train.csv').relative_to(workdir)} line 5: label '{word}' is a word for a "
+                    "missing value (pandas reads it as NaN), not a class")
+    assert not (workdir / "competitions" / "pets.toml").exists()
+
+
+@pytest.mark.parametrize("word", MISSING_WORDS)
+def test_reading_the_table_refuses_a_label_pandas_reads_as_missing(workdir: Path, tmp_path: Path, word: str) -> None:
+    tree = _label_tree(tmp_path / "pets", word)
+    file = workdir / "competitions" / "pets.toml"
+    file.parent.mkdir()
+    file.write_text(f'title = "pets"\nclasses = ["cat", "dog", "{word}"]\n\n[layout]\nkind = "csv"\n'
+                    'train_csv = "train.csv"\nlabel_form = "name"\n')
+    with pytest.raises(DataError) as err:
+        read_table(tree, load_file(file))
+    assert str(err.value) == (f"{tree / 'train.csv'} line 5: label '{word}' is a word for a missing value "
+                              "(pandas reads it as NaN), not a class")
+
+
+def test_an_empty_label_is_one_line_too(workdir: Path, tmp_path: Path) -> None:
+    tree = _label_tree(tmp_path / "download", "")
+    line = one_line_error(flow("init", "pets", "--from", tree))
+    assert line == f"Error: {(tree / 'train.csv').relative_to(workdir)} line 5: empty label"

@@ -50,7 +50,7 @@ from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.names import check_data_paths, path_inside
-from kaggle_flow.table.labelfiles import one_hot_labels, read_label_map, read_labels
+from kaggle_flow.table.labelfiles import check_label, one_hot_labels, read_label_map, read_labels
 from kaggle_flow.table.pixels import write_pixel_images
 
 COLUMNS = ["id", "path", "label", "split"]
@@ -129,7 +129,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _parse_label(value: str, comp: Competition, form: str, where: str) -> int:
-    value = value.strip()
+    value = check_label(value, where)  # empty, NaN, None, ...: never a class
     if form == "name":
         if value in comp.classes:
             return comp.classes.index(value)
