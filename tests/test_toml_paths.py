@@ -196,3 +196,30 @@ def test_an_empty_label_is_one_line_too(workdir: Path, tmp_path: Path) -> None:
     tree = _label_tree(tmp_path / "download", "")
     line = one_line_error(flow("init", "pets", "--from", tree))
     assert line == f"Error: {(tree / 'train.csv').relative_to(workdir)} line 5: empty label"
+
+
+# --- case 7: two test images of one submission id -----------------------------------------------
+
+
+def test_two_test_images_of_one_name_are_named_not_dropped(workdir: Path, tmp_path: Path) -> None:
+    """test/day/ and test/night/ each hold same.png: the sample's ids are file names, so the
+    submission cannot hold both; one line names both files and nothing is written."""
+    tree = tmp_path / "raw" / "pets"
+    for label, name in enumerate(["cat", "dog"]):
+        for i in range(4):
+            write_image(tree / "train" / name / f"{name}_{i}.png", seed=10 * label + i)
+    names = [f"t_{i:02d}.png" for i in range(16)] + ["same.png"]
+    for i, name in enumerate(names):
+        write_image(tree / "test" / "day" / name, seed=100 + i)
+    write_image(tree / "test" / "night" / "same.png", seed=999)  # 18 test images, 17 names
+    (tree / "sample_submission.csv").write_text("id,label\n" + "".join(f"{n},0\n" for n in names))
+    (workdir / "competitions").mkdir()
+    (workdir / "competitions" / "pets.toml").write_text(
+        'title = "pets"\nclasses = ["cat", "dog"]\n\n[layout]\nkind = "folders"\n')
+    probs = np.full((18, 2), 0.5, dtype=np.float32)
+    np.save(tmp_path / "test_probs.npy", probs)
+    line = one_line_error(flow("submit", "pets", "--data", tree, "--probs", tmp_path / "test_probs.npy"))
+    test = (tree / "test").relative_to(workdir)
+    assert line == (f"Error: {test}/day/same.png and {test}/night/same.png: two test images with the one submission "
+                    "id 'same.png' (its ids are the files' names); rename one, or move it out of the test folder")
+    assert not (workdir / "submissions" / "pets").exists() or not list((workdir / "submissions" / "pets").glob("*.csv"))
