@@ -8,6 +8,7 @@ the key.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from importlib import resources
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kaggle_flow.errors import ConfigError, NotFoundError
 from kaggle_flow.metrics import METRICS, known_metric
+from kaggle_flow.names import climbs_out, is_data_folder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -62,6 +64,21 @@ class Layout(_Strict):
     valid_label_column: str = "Label"
     test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class); may equal train_dir
                                    # (one images/ folder): the test ids then come from test_csv or the sample
+
+    @model_validator(mode="after")
+    def _pixels_write_apart(self) -> Layout:
+        """A pixel layout writes PNGs: into folders of their own, never the data folder itself."""
+        if self.kind != "pixels":
+            return self
+        if self.train_csv is None:
+            raise ValueError("layout 'pixels' needs layout.train_csv")
+        if self.test_csv and self.test_dir in (None, self.train_dir):
+            raise ValueError("layout 'pixels' writes the test images to their own folder: set layout.test_dir apart from train_dir")
+        for key in ("train_dir", "test_dir") if self.test_csv else ("train_dir",):
+            if is_data_folder(value := getattr(self, key)):
+                raise ValueError(f"layout.{key} = {json.dumps(value)} is the data folder itself: a pixel layout "
+                                 "writes its PNGs into a folder of their own (e.g. \"train\")")
+        return self
 
 
 SubmissionKind = Literal["label", "probability", "probabilities", "top_k"]
@@ -167,6 +184,12 @@ class Source(_Strict):
     how: str = ""
 
 
+DATA_PATHS = {  # the keys of a TOML that name a file or folder of the data folder
+    "layout": ("train_dir", "train_csv", "label_map", "test_dir", "test_csv", "valid_dir", "valid_csv"),
+    "submission": ("sample", "solution"),
+}
+
+
 class Competition(_Strict):
     name: str
     title: str
@@ -187,8 +210,17 @@ class Competition(_Strict):
     _known_metric = field_validator("metric")(known_metric)
     _kaggle_slug = field_validator("kaggle")(check_kaggle_slug)
 
+    def data_paths(self) -> dict[str, str]:
+        """Every path the TOML names inside the data folder, by key: {"layout.train_dir": "train", ...}."""
+        return {f"{table}.{key}": value for table, keys in DATA_PATHS.items() for key in keys
+                if (value := getattr(getattr(self, table), key)) is not None}
+
     @model_validator(mode="after")
     def _check(self) -> Competition:
+        for key, value in self.data_paths().items():
+            if climbs_out(value):
+                raise ValueError(f"{key} = {json.dumps(value)}: a TOML's paths are relative to the data folder "
+                                 "and stay inside it (no absolute path, no '..')")
         if len(self.classes) < 2:
             raise ValueError("classes: a competition needs at least 2 classes")
         if len(set(self.classes)) != len(self.classes):

@@ -245,11 +245,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
-def replace_folder(staging: Path, folder: Path) -> None:
-    """Put a folder written beside `folder` in its place: whatever stood there (a folder, a link, a file) goes."""
-    if folder.is_symlink() or folder.is_file():
-        folder.unlink()
-    elif folder.exists():
+def replaceable(folder: Path, mark: str) -> bool:
+    """Whether flow may put a folder of its own at `folder`: nothing there, an empty folder, or a
+    folder flow made (it holds the file `mark`, which flow writes into each folder it makes)."""
+    if not folder.exists() and not folder.is_symlink():
+        return True
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return (folder / mark).is_file() or not any(folder.iterdir())
+
+
+def replace_folder(staging: Path, folder: Path, mark: str) -> None:
+    """Put a folder written beside `folder` (holding `mark`) in its place. What stood there goes only
+    when `replaceable`: a folder flow did not make is a FlowError and stays as it was."""
+    if not replaceable(folder, mark):
+        raise FlowError(f"{folder}: a folder flow did not write (no {mark} file in it); flow does not replace it")
+    if folder.exists():
         shutil.rmtree(folder)
     staging.rename(folder)
 

@@ -4,15 +4,19 @@ A competition name becomes competitions/NAME.toml, data/NAME, runs/NAME and subm
 run name becomes runs/COMP/RUN; an image id read from a CSV becomes a file under the data folder.
 None of them may climb out of the folder it is joined to (`../evil`, `/abs/x`) or make a folder
 of its own (`a b/c`): each is one plain name, and an image id stays inside its folder once every
-symlink on its way is followed.
+symlink on its way is followed. The paths a competition TOML names (train_dir, train_csv, the
+sample, ...) are relative to the data folder without `..` (checked when the TOML is loaded) and
+stay inside it once links are followed (checked against the data folder read).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.errors import ConfigError, DataError, FlowError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ALLOWED = "letters, digits, '.', '_' and '-', starting with a letter or digit"
@@ -47,3 +51,25 @@ def path_inside(root: Path, image_id: str, where: str) -> Path:
     if not path.is_relative_to(root.resolve()):
         raise DataError(f"{where}: id '{image_id}' points outside the data folder {root}")
     return path
+
+
+def climbs_out(value: str) -> bool:
+    """Whether a path of a competition TOML could lead out of the data folder as written: an
+    absolute path, or a '..' anywhere in it (links are `check_data_paths`' part)."""
+    path = PurePosixPath(value)
+    return path.is_absolute() or ".." in path.parts
+
+
+def is_data_folder(value: str) -> bool:
+    """Whether a folder of a competition TOML names the data folder itself ("", ".", "a/..")."""
+    return os.path.normpath(value or ".") == "."
+
+
+def check_data_paths(root: Path, paths: dict[str, str], toml: Path) -> None:
+    """Every path a TOML names (`Competition.data_paths`) stays inside the data folder `root` once
+    its links are followed; one that leads elsewhere is a ConfigError naming the TOML, key and value."""
+    real = root.resolve()
+    for key, value in paths.items():
+        target = (root / value).resolve()
+        if not target.is_relative_to(real):
+            raise ConfigError(f"{toml}: {key} = {json.dumps(value)} leads to {target}, outside the data folder {root} (a link)")

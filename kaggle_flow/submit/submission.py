@@ -33,7 +33,7 @@ import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.competition import Competition
-from kaggle_flow.errors import FlowError, NotFoundError
+from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv, reap_temps
 from kaggle_flow.runs import RunFolder, load_run
 from kaggle_flow.submit.calibrate import Calibration, calibration_for
@@ -60,8 +60,19 @@ def submission_id(test_id: str, id_form: str) -> str:
 
 
 def expected_ids(comp: Competition, test_rows: pd.DataFrame) -> list[str]:
-    """Submission ids of the test rows, in table order."""
-    return [submission_id(i, comp.submission.id_form) for i in test_rows["id"]]
+    """Submission ids of the test rows, in table order. Two test images of one id (x.jpg in two
+    sub-folders of the test folder) are one line naming both: the site's ids are file names, so a
+    submission cannot tell them apart, and keeping one would drop the other unsaid."""
+    ids = [submission_id(i, comp.submission.id_form) for i in test_rows["id"]]
+    first: dict[str, int] = {}
+    for pos, sid in enumerate(ids):
+        if sid in first:
+            paths = test_rows["path"] if "path" in test_rows else test_rows["id"]
+            what = "names without the extension" if comp.submission.id_form == "stem" else "names"
+            raise DataError(f"{paths.iloc[first[sid]]} and {paths.iloc[pos]}: two test images with the one submission "
+                            f"id '{sid}' (its ids are the files' {what}); rename one, or move it out of the test folder")
+        first[sid] = pos
+    return ids
 
 
 def sample_file(comp: Competition, data_dir: Path) -> Path | None:
@@ -364,6 +375,7 @@ def submit(
     """
     table = ws.table(strict=strict, keep_test=True)
     test = read_test_rows(ws, table)
+    expected_ids(ws.comp, test)  # two test images of one id: said before anything is predicted
     reap_temps(ws.submissions_dir)  # a CSV or ledger temp of a submit a kill -9 cut short
     sample = read_sample(ws.comp, ws.ensure_data())
     if probs_file is not None:

@@ -28,7 +28,7 @@ from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.table.labelfiles import one_hot_labels
+from kaggle_flow.table.labelfiles import check_label, one_hot_labels
 from kaggle_flow.table.layouts import find_dir
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _by_words(names: list[str], *words: str) -> str | None:
 
 
 def _index_classes(values: list[str], where: Path) -> list[str]:
-    labels = sorted({v.strip() for v in values if v.strip()})
+    labels = sorted({check_label(v, f"{where} line {line}") for line, v in enumerate(values, start=2)})
     if not labels:
         raise DataError(f"{where}: no labels")
     if all(v.isdigit() for v in labels):

@@ -1,7 +1,8 @@
 """Label files as downloads ship them: a CSV or an .xlsx sheet, one-hot class columns, a label map.
 
 `read_labels` reads a labels file (CSV, or the .xlsx some downloads ship) as strings indexed by the
-number an error names; `one_hot_labels` turns one 0/1 column per class (Plant Pathology's
+number an error names; `check_label` refuses a label that pandas reads as missing by default (NaN,
+NA, null, None, n/a, ...: the CSVs are read with keep_default_na=False, so the word would become a class); `one_hot_labels` turns one 0/1 column per class (Plant Pathology's
 healthy,multiple_diseases,rust,scab) into class indices, a row without exactly one 1 being one line
 naming the file and line; `read_label_map` reads a JSON of label code -> readable name (Cassava's
 label_num_to_disease_map.json): the codes stay the classes, the names are for tables and plots.
@@ -16,9 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES  # the words read_csv reads as missing by default
 
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
+
+
+def check_label(value: str, where: str) -> str:
+    """`value` stripped, unless it is empty or a word pandas reads as missing (then one line naming `where`)."""
+    value = value.strip()
+    if not value:
+        raise DataError(f"{where}: empty label")
+    if value in STR_NA_VALUES:
+        raise DataError(f"{where}: label '{value}' is a word for a missing value (pandas reads it as NaN), not a class")
+    return value
 
 
 def _cell(value: object) -> str:

@@ -49,8 +49,8 @@ from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.names import path_inside
-from kaggle_flow.table.labelfiles import one_hot_labels, read_label_map, read_labels
+from kaggle_flow.names import check_data_paths, path_inside
+from kaggle_flow.table.labelfiles import check_label, one_hot_labels, read_label_map, read_labels
 from kaggle_flow.table.pixels import write_pixel_images
 
 COLUMNS = ["id", "path", "label", "split"]
@@ -129,7 +129,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _parse_label(value: str, comp: Competition, form: str, where: str) -> int:
-    value = value.strip()
+    value = check_label(value, where)  # empty, NaN, None, ...: never a class
     if form == "name":
         if value in comp.classes:
             return comp.classes.index(value)
@@ -332,13 +332,8 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
 
 def read_pixels_layout(root: Path, comp: Competition) -> pd.DataFrame:
     """Pixel CSVs: each row written once as a PNG (table.pixels), then read like any image."""
-    layout = comp.layout
-    if layout.train_csv is None:
-        raise DataError(f"{comp.path}: layout 'pixels' needs layout.train_csv")
-    if layout.test_csv and layout.test_dir in (None, layout.train_dir):
-        raise DataError(f"{comp.path}: layout 'pixels' writes the test images to their own folder: "
-                        f"set layout.test_dir apart from train_dir")
-    file = root / layout.train_csv
+    layout = comp.layout  # its train_csv is given and test_dir set apart (competition.Layout checks)
+    file = root / str(layout.train_csv)
     rows: list[Row] = []
     for image in write_pixel_images(file, root / layout.train_dir, layout.image_side, layout.label_column):
         label = _parse_label(image.label or "", comp, layout.label_form, f"{file} line {image.line}")
@@ -360,6 +355,7 @@ READERS: dict[str, Callable[[Path, Competition], pd.DataFrame]] = {
 
 def read_table(root: Path, comp: Competition) -> pd.DataFrame:
     """Read the competition's files under `root` into the canonical table."""
+    check_data_paths(root, comp.data_paths(), comp.path)
     return READERS[comp.layout.kind](root, comp)
 
 
@@ -368,6 +364,7 @@ def class_names(root: Path, comp: Competition) -> list[str]:
     classes stay the codes the submission writes), else the class itself."""
     if not comp.layout.label_map:
         return list(comp.classes)
+    check_data_paths(root, comp.data_paths(), comp.path)
     names = read_label_map(root / comp.layout.label_map, comp.classes)
     return [names.get(c, c) for c in comp.classes]
 

@@ -6,7 +6,9 @@
 Each CSV's rows become DATA/<folder>/<row>.png, row being the 1-based row number: the sample's
 ImageId 1..N is then the stem of the test image of that row (id_form "stem"). A folder is written
 whole into a staging folder beside it and renamed into place, with a fingerprint file (the CSV's
-SHA-1, the side, the label column) that makes the next read of the same CSV write nothing. A row
+SHA-1, the side, the label column) that makes the next read of the same CSV write nothing. The
+fingerprint also marks the folder as flow's: a changed CSV replaces a folder that holds one (or an
+empty one), and a folder of the user's at that name is one line and stays as it was. A row
 with the wrong number of values, or a value that is not a whole number 0-255, is one line naming
 the file, the line and the column.
 """
@@ -26,7 +28,7 @@ import pandas as pd
 from PIL import Image
 
 from kaggle_flow.errors import DataError
-from kaggle_flow.fileio import disk_full_as_error, replace_folder
+from kaggle_flow.fileio import disk_full_as_error, replace_folder, replaceable
 
 FINGERPRINT = ".pixels"  # hidden: no layout counts it as an image
 CHUNK_ROWS = 2000  # rows validated and written at a time: a 42,000-row CSV never sits in memory as numbers
@@ -131,6 +133,9 @@ def write_pixel_images(csv: Path, folder: Path, side: int, label_column: str | N
         raise DataError(f"{csv}: file not found")
     mark = _fingerprint(csv, side, label_column)
     stamp = folder / FINGERPRINT
+    if not replaceable(folder, FINGERPRINT):
+        raise DataError(f"{folder}: a folder flow did not write (no {FINGERPRINT} file in it): the PNGs of {csv.name} "
+                        "go into a folder of their own; move it, or name a new folder in the competition's layout")
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == mark:
         return _written(csv, folder, label_column)
     with disk_full_as_error(folder.parent, f"the images of {csv.name}"):
@@ -139,7 +144,7 @@ def write_pixel_images(csv: Path, folder: Path, side: int, label_column: str | N
         try:
             rows = _write(csv, staging, side, label_column)
             (staging / FINGERPRINT).write_text(mark, encoding="utf-8")
-            replace_folder(staging, folder)
+            replace_folder(staging, folder, FINGERPRINT)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return [PixelImage(r.name, folder / r.name, r.label, r.line) for r in rows]

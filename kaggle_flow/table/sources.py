@@ -5,6 +5,7 @@
     data/NAME/test/*.png             test images
     data/NAME/sample_submission.csv  id,label (all 0), in test order
     data/NAME/solution.csv           id,label: the test labels, for local scoring
+    data/NAME/.embedded              marks the folder as flow's: only such a folder (or an empty one) is replaced
 
 The test set is a stratified draw with a fixed seed, so every machine writes the same files.
 """
@@ -19,9 +20,11 @@ import numpy as np
 
 from kaggle_flow import console
 from kaggle_flow.competition import Competition
-from kaggle_flow.fileio import disk_full_as_error, replace_folder
+from kaggle_flow.errors import DataError
+from kaggle_flow.fileio import disk_full_as_error, replace_folder, replaceable
 
 SEED = 0
+MARK = ".embedded"  # hidden: no layout reads it
 
 
 def _load_mnist() -> tuple[np.ndarray, np.ndarray, int]:
@@ -57,6 +60,9 @@ def materialize(comp: Competition, root: Path) -> Path:
 
     if is_materialized(root):
         return root
+    if not replaceable(root, MARK):
+        raise DataError(f"{root}: holds files that are not the embedded {comp.name} data; flow writes it only "
+                        "into a new or empty folder")
     assert comp.data.embedded is not None
     images, labels, n_test = LOADERS[comp.data.embedded]()
     index = np.arange(len(labels))
@@ -69,6 +75,7 @@ def materialize(comp: Competition, root: Path) -> Path:
         try:
             (staging / "train").mkdir()
             (staging / "test").mkdir()
+            (staging / MARK).touch()
             train_ids = [f"train_{i + 1:05d}.png" for i in range(len(train_idx))]
             test_ids = [f"test_{i + 1:04d}.png" for i in range(len(test_idx))]
             work = [(staging / "train" / n, k) for n, k in zip(train_ids, train_idx)]
@@ -78,7 +85,7 @@ def materialize(comp: Competition, root: Path) -> Path:
             pd.DataFrame({"id": train_ids, "label": labels[train_idx]}).to_csv(staging / "train.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": 0}).to_csv(staging / "sample_submission.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": labels[test_idx]}).to_csv(staging / "solution.csv", index=False)
-            replace_folder(staging, root)
+            replace_folder(staging, root, MARK)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     console.info(f"Wrote the embedded {comp.name} data to {root} ({len(train_ids)} train, {len(test_ids)} test)")
