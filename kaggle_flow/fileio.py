@@ -154,6 +154,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def writer_tag() -> str:
+    """This process as a ledger row or a marker names its writer: HOST.PID."""
+    return f"{_host_tag()}.{os.getpid()}"
+
+
+def writer_alive(tag: str) -> bool:
+    """Whether the writer `writer_tag` named is still running: a process of this machine that is
+    alive; another machine's writer (a shared folder) counts as alive, as its PID means nothing here."""
+    host, _, pid = tag.rpartition(".")
+    if host != _host_tag() or not pid.isdigit():
+        return bool(host) and pid.isdigit()
+    return os.name == "nt" or _alive(int(pid))
+
+
 def _is_stale(temp: Path, now: float) -> bool:
     match = _TEMP.fullmatch(temp.name)
     if match is not None and match["host"] == _host_tag() and os.name != "nt":  # Windows' os.kill would end the process

@@ -279,3 +279,22 @@ def test_submissions_in_a_read_only_folder_lists_what_it_cannot_settle(
     assert result.exit_code == 0, result.output
     assert "20250102-120000_r2.csv: a submission without a ledger row; added (run 'r2', recipe unknown)" in result.output
     assert read_ledger(digits_done.parent)["file"].tolist() == [digits_done.name]  # nothing written
+
+
+def test_flow_submissions_leaves_the_pending_row_of_a_submit_still_writing(tmp_path: Path) -> None:
+    """A `flow submit` between its ledger row and its CSV's rename: a `flow submissions` meanwhile keeps
+    its row pending (the writer is alive) and settles only the row whose writer died."""
+    from kaggle_flow.submit.ledger import add_entry, reconcile
+
+    folder = tmp_path / "submissions" / "comp"
+    folder.mkdir(parents=True)
+    host = fileio.writer_tag().rpartition(".")[0]
+    add_entry(folder, file=folder / "20250101-120000_live.csv", run="live", cv_score=0.9, state=f"pending {fileio.writer_tag()}")
+    add_entry(folder, file=folder / "20250101-120001_dead.csv", run="dead", cv_score=0.8, state=f"pending {host}.{_dead_pid()}")
+    frame, notes = reconcile(folder)
+    assert list(frame["file"]) == ["20250101-120000_live.csv"]
+    assert frame["state"].iloc[0].startswith("pending ") and frame["cv_score"].iloc[0] == "0.900000"
+    assert notes == ["20250101-120001_dead.csv: never written (interrupted); its ledger row is dropped"]
+    (folder / "20250101-120000_live.csv").write_text("id,label\n")  # the submit's CSV renamed into place
+    frame, notes = reconcile(folder)
+    assert list(frame["file"]) == ["20250101-120000_live.csv"] and notes == []  # its row, not a "recipe unknown" one

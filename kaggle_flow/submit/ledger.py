@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kaggle_flow.fileio import read_csv, reap_temps, write_csv
+from kaggle_flow.fileio import read_csv, reap_temps, write_csv, writer_alive, writer_tag
 from kaggle_flow.runs import Run, RunFolder
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ LEDGER = "ledger.csv"
 LOCK = ".ledger.lock"  # beside the ledger; held only while a change reads and rewrites it
 LB_COLUMNS = ["public_score", "private_score", "lb_status", "lb_ref", "lb_time", "lb_note"]
 COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", *LB_COLUMNS, "state"]
-PENDING = "pending"  # the state of a row whose CSV is being written; "" once it is
+PENDING = "pending"  # the state of a row whose CSV is being written ("pending HOST.PID": its writer); "" once it is
 RECIPE_KEYS = ("model", "epochs", "lr", "batch_size", "preset")
 
 
@@ -174,7 +174,7 @@ def recording(
     A failure inside the block (KeyboardInterrupt and SIGTERM included) removes the row again.
     """
     existed = ledger_file(submissions_dir).is_file()
-    add_entry(submissions_dir, file=file, run=run, cv_score=cv_score, tta=tta, when=when, state=PENDING)
+    add_entry(submissions_dir, file=file, run=run, cv_score=cv_score, tta=tta, when=when, state=f"{PENDING} {writer_tag()}")
     try:
         yield
     except BaseException:
@@ -213,15 +213,22 @@ def reconcile(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     return frame.reset_index(drop=True), notes
 
 
+def _interrupted(state: str) -> bool:
+    """A pending row whose writer is gone (a plain "pending": written before rows named their writer)."""
+    word, _, writer = state.partition(" ")
+    return word == PENDING and not (writer and writer_alive(writer))
+
+
 def _reconciled(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     frame = read_ledger(submissions_dir)
     folder, notes = Path(submissions_dir), []
-    pending = frame["state"] == PENDING
+    pending = frame["state"].map(_interrupted)
     for name in frame.loc[pending, "file"]:
         written = (folder / name).is_file()
         notes.append(f"{name}: {'written before an interruption; its ledger row is kept' if written else 'never written (interrupted); its ledger row is dropped'}")
     missing_file = pending & ~frame["file"].map(lambda n: (folder / n).is_file())
-    frame = frame.loc[~missing_file].assign(state="")
+    frame = frame.loc[~missing_file]
+    frame = frame.assign(state=frame["state"].mask(pending, ""))
     known = set(frame["file"])
     extra = sorted(p for p in folder.glob("*.csv") if p.name != LEDGER and p.name not in known and SUBMISSION_NAME.match(p.name))
     rows = []
