@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from clitools import flow, one_line_error
 
@@ -54,6 +55,25 @@ def test_a_damaged_last_checkpoint_is_one_line_naming_the_file(workdir: Path, mo
     resumed = flow("train", "digits", "--resume", run.name)
     assert resumed.exit_code == 0, resumed.output
     assert load_run(run).summary.status == "finished"
+
+
+def test_resume_trains_only_the_epochs_after_the_checkpoint(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter goes on from the checkpoint: epoch 2 alone is trained, and metrics.csv has epochs 1 and 2 once each."""
+    run = _interrupted_after_one_epoch(workdir, monkeypatch)
+    real, epochs = fit._train_epoch, []
+
+    def counted(state: object, data: object, reporter: object, epoch: int) -> object:
+        epochs.append(epoch)
+        return real(state, data, reporter, epoch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fit, "_train_epoch", counted)
+    resumed = flow("train", "digits", "--resume", run.name)
+    assert resumed.exit_code == 0, resumed.output
+    assert "Continuing after epoch 1 of 2" in resumed.output
+    assert epochs == [2]
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    summary = load_run(run).summary
+    assert (summary.status, summary.epochs_done) == ("finished", 2)
 
 
 def test_recipe_flags_beside_resume_are_refused(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
