@@ -251,3 +251,109 @@ def test_best_weights_are_the_best_epochs_when_a_later_epoch_is_worse(tiny: Path
     probs = predict_probs(run, val)
     labels = val["label"].to_numpy(dtype=int)
     assert -np.log(probs[np.arange(len(labels)), labels]).mean() == pytest.approx(losses[0], abs=1e-4)
+
+
+# --- the recipe inside a real run: the LR of every step, Adam's update, the EMA kept as best ------------
+
+
+@dataclasses.dataclass
+class Steps:
+    """What each optimizer step of a run saw: its lr, the parameters before, their gradients, after."""
+
+    lrs: list[float] = dataclasses.field(default_factory=list)
+    before: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
+    grads: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
+    after: list[dict[str, np.ndarray]] = dataclasses.field(default_factory=list)
+    epoch_ends: list[int] = dataclasses.field(default_factory=list)  # steps taken when each epoch ended
+
+
+def _record_steps(monkeypatch: pytest.MonkeyPatch) -> Steps:
+    from kaggle_flow.engine import fit
+
+    seen, real_epoch = Steps(), fit.train_one_epoch
+
+    def spy(state, loader, reporter):  # type: ignore[no-untyped-def]
+        optimizer = state.optimizer
+        if "step" not in vars(optimizer):  # once per run: the optimizer outlives its epochs
+            params, real_step = dict(state.model.named_parameters()), optimizer.step
+
+            def step() -> None:
+                seen.lrs.append(float(optimizer.get_lr()))
+                seen.before.append({k: p.numpy().copy() for k, p in params.items()})
+                seen.grads.append({k: p.grad.numpy().copy() for k, p in params.items() if p.grad is not None})
+                real_step()
+                seen.after.append({k: p.numpy().copy() for k, p in params.items()})
+
+            optimizer.step = step
+        result = real_epoch(state, loader, reporter)
+        seen.epoch_ends.append(len(seen.lrs))
+        return result
+
+    monkeypatch.setattr(fit, "train_one_epoch", spy)
+    return seen
+
+
+def test_the_lr_of_every_step_is_warmup_then_cosine(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear from 0 over warmup_epochs x steps, then half a cosine to 0 at the last step of the last epoch."""
+    import math
+
+    from kaggle_flow.engine import train
+    from kaggle_flow.workspace import open_workspace
+
+    seen = _record_steps(monkeypatch)
+    lr = 4e-3
+    train.train(open_workspace("tiny"), {"epochs": 2, "batch_size": 8, "lr": lr, "schedule": "cosine", "warmup_epochs": 0.5})
+    per_epoch = seen.epoch_ends[0]
+    total, warmup = 2 * per_epoch, round(0.5 * per_epoch)
+    assert per_epoch >= 4 and seen.epoch_ends == [per_epoch, total] and warmup >= 2
+    want = [lr * s / warmup if s < warmup else lr * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (total - warmup)))
+            for s in range(total)]
+    assert seen.lrs == pytest.approx(want, abs=1e-10)
+    assert all(np.array_equal(seen.before[0][k], seen.after[0][k]) for k in seen.before[0])  # lr 0: the first step moves nothing
+
+
+def test_adam_moves_the_weights_as_its_update_rule_with_the_given_lr(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adam (beta1 0.9, beta2 0.999, eps 1e-8) at --lr, its moments carried from step to step, in a real run."""
+    from kaggle_flow.engine import train
+    from kaggle_flow.workspace import open_workspace
+
+    seen = _record_steps(monkeypatch)
+    lr = 2e-3
+    train.train(open_workspace("tiny"), {"epochs": 1, "batch_size": 8, "lr": lr, "schedule": "constant", "warmup_epochs": 0,
+                                         "optimizer": "adam", "weight_decay": 0.0})
+    assert seen.lrs[:4] == pytest.approx([lr] * 4)
+    m = {k: np.zeros_like(g, dtype=np.float64) for k, g in seen.grads[0].items()}
+    v = {k: np.zeros_like(g, dtype=np.float64) for k, g in seen.grads[0].items()}
+    for t in range(1, 5):
+        for key, g in seen.grads[t - 1].items():
+            m[key] = 0.9 * m[key] + 0.1 * g
+            v[key] = 0.999 * v[key] + 0.001 * g.astype(np.float64) ** 2
+            update = lr * (m[key] / (1 - 0.9**t)) / (np.sqrt(v[key] / (1 - 0.999**t)) + 1e-8)
+            np.testing.assert_allclose(seen.before[t - 1][key] - seen.after[t - 1][key], update, rtol=2e-3, atol=1e-7,
+                                       err_msg=f"step {t}, {key}")
+
+
+def test_the_ema_of_every_step_is_what_validates_and_is_kept_as_best(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ema D: after update n the average is d x average + (1 - d) x weights, d = min(D, (1 + n) / (10 + n)),
+    from the initial weights; best.pdparams holds the average at the end of the best epoch, not the weights."""
+    import paddle
+
+    from kaggle_flow.engine import train
+    from kaggle_flow.workspace import open_workspace
+
+    seen = _record_steps(monkeypatch)
+    decay = 0.8
+    run = train.train(open_workspace("tiny"), {"epochs": 2, "batch_size": 8, "ema": decay})
+    # the trained parameters (BatchNorm's statistics move in the forward pass, before the first step is seen)
+    average = {k: seen.before[0][k].astype(np.float64) for k in seen.grads[0]}
+    at_epoch_end = []
+    for n, weights in enumerate(seen.after, start=1):
+        d = min(decay, (1 + n) / (10 + n))
+        average = {k: d * average[k] + (1 - d) * weights[k] for k in average}
+        if n in seen.epoch_ends:
+            at_epoch_end.append(average)
+    best = paddle.load(str(run.best))
+    expected, raw = at_epoch_end[run.summary.best_epoch - 1], seen.after[seen.epoch_ends[run.summary.best_epoch - 1] - 1]
+    for key, value in expected.items():
+        np.testing.assert_allclose(np.asarray(best[key]), value, rtol=1e-4, atol=1e-6, err_msg=key)
+    assert any(not np.allclose(np.asarray(best[k]), raw[k], atol=1e-5) for k in raw)  # the average, not the weights
