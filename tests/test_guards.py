@@ -31,11 +31,10 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # --- label smoothing reaches the loss --------------------------------------------------------------
 
 
-def test_label_smoothing_reaches_the_loss_of_a_real_training_step(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kaggle_flow.engine import fit, train
-    from kaggle_flow.workspace import open_workspace
+def _targets_reaching_the_loss(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """The targets of every training step, as the loss function receives them."""
+    from kaggle_flow.engine import fit
 
-    eps, k = 0.2, 3
     targets: list[np.ndarray] = []
     real_epoch = fit.train_one_epoch
 
@@ -50,6 +49,15 @@ def test_label_smoothing_reaches_the_loss_of_a_real_training_step(tiny: Path, mo
         return real_epoch(state, loader, reporter)
 
     monkeypatch.setattr(fit, "train_one_epoch", capture_targets)
+    return targets
+
+
+def test_label_smoothing_reaches_the_loss_of_a_real_training_step(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kaggle_flow.engine import train
+    from kaggle_flow.workspace import open_workspace
+
+    eps, k = 0.2, 3
+    targets = _targets_reaching_the_loss(monkeypatch)
     train.train(open_workspace("tiny"), {"epochs": 1, "label_smoothing": eps, "mixup": 0.0, "cutmix": 0.0})
     first = targets[0]
     assert first.shape[1] == k and len(first) > 1
@@ -57,6 +65,20 @@ def test_label_smoothing_reaches_the_loss_of_a_real_training_step(tiny: Path, mo
     for row in first:
         assert np.isclose(row, on, atol=1e-6).sum() == 1 and np.isclose(row, off, atol=1e-6).sum() == k - 1, row
     np.testing.assert_allclose(first.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_mixup_targets_reach_the_loss_smoothed(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under --mixup the loss gets lam x one label + (1 - lam) x another, then smoothed: (1 - eps) x that + eps / K."""
+    from kaggle_flow.engine import train
+    from kaggle_flow.workspace import open_workspace
+
+    eps, k = 0.1, 3
+    targets = _targets_reaching_the_loss(monkeypatch)
+    train.train(open_workspace("tiny"), {"epochs": 1, "label_smoothing": eps, "mixup": 1.0, "cutmix": 0.0})
+    mixed = (np.concatenate(targets) - eps / k) / (1 - eps)  # the targets before smoothing
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, atol=1e-5)
+    assert (mixed > -1e-5).all() and ((mixed > 1e-5).sum(axis=1) <= 2).all()  # at most two labels in a row
+    assert ((mixed > 1e-3) & (mixed < 1 - 1e-3)).any(axis=1).mean() > 0.5  # most rows are mixed
 
 
 # --- folds follow their seed ------------------------------------------------------------------------
