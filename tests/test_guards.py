@@ -226,7 +226,7 @@ def test_init_from_a_zip_refuses_slip_inside_its_nested_zip(deep_temp: Path, wor
 @pytest.mark.parametrize("entry", CLIMBS)
 def test_init_from_a_folder_of_zips_refuses_slip_inside_them(deep_temp: Path, workdir: Path, entry: str) -> None:
     folder = deep_temp / "download"
-    evil = _evil_train_zip(folder / "train.zip", entry)
+    _evil_train_zip(folder / "train.zip", entry)
     line = one_line_error(flow("init", "evil", "--from", folder))
     folder = folder.relative_to(workdir)
     assert line == f"Error: {folder}/train.zip: entry '{entry}' would land outside {folder}/train; refused"
