@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from clitools import flow, one_line_error
 
@@ -56,7 +57,7 @@ def test_a_damaged_last_checkpoint_is_one_line_naming_the_file(workdir: Path, mo
     assert load_run(run).summary.status == "finished"
 
 
-def test_recipe_flags_beside_resume_are_refused(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recipe_flags_beside_resume_are_refused_and_it_goes_on_from_the_checkpoint(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _interrupted_after_one_epoch(workdir, monkeypatch)
     assert one_line_error(flow("train", "digits", "--resume", run.name, "--lr", "0.5", "--epochs", "9")) == (
         f"Error: --resume continues {run.name} with its own settings; --epochs, --lr cannot change it"
@@ -64,9 +65,21 @@ def test_recipe_flags_beside_resume_are_refused(workdir: Path, monkeypatch: pyte
     assert one_line_error(flow("train", "digits", "--resume", run.name, "--size", "16", "--amp")) == (
         f"Error: --resume continues {run.name} with its own settings; --size, --amp cannot change it"
     )
+    real, epochs = fit._train_epoch, []
+
+    def counted(state: object, data: object, reporter: object, epoch: int) -> object:
+        epochs.append(epoch)
+        return real(state, data, reporter, epoch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fit, "_train_epoch", counted)
     resumed = flow("train", "digits", "--resume", run.name, "--nproc", "1")  # how many processes: as it was
     assert resumed.exit_code == 0, resumed.output
     assert "Continuing after epoch 1 of 2" in resumed.output
+    # the counter goes on from the checkpoint: epoch 2 alone is trained, metrics.csv has epochs 1 and 2 once each
+    assert epochs == [2]
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    summary = load_run(run).summary
+    assert (summary.status, summary.epochs_done) == ("finished", 2)
 
 
 def _full_disk_from(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
