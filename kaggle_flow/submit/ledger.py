@@ -6,7 +6,7 @@ once `flow score` has run, its local score on the known test labels, and its lea
 private score, the upload's status (pending, complete, error, not sent, by hand), Kaggle's
 reference and upload time, and a note (Kaggle's error text, why an upload failed). Every change reads the file,
 edits the frame and writes it back through a temp file and a rename, so the ledger is never half
-written, and does so holding a lock (`edit_ledger`: flock on .ledger.lock beside it), so that
+written, and does so holding a lock (`edit_ledger`: flock on the submissions folder itself), so that
 several `flow submit` at once each keep their row; reading alone takes no lock (a read-only folder
 lists). A ledger written before a column existed reads with that column blank.
 
@@ -19,6 +19,7 @@ dropped when it was never written. A CSV in the folder without a row gets one.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
 
 LEDGER = "ledger.csv"
-LOCK = ".ledger.lock"  # beside the ledger; held only while a change reads and rewrites it
 LB_COLUMNS = ["public_score", "private_score", "lb_status", "lb_ref", "lb_time", "lb_note"]
 COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "tta", "cv_score", "local_score", *LB_COLUMNS, "state"]
 PENDING = "pending"  # the state of a row whose CSV is being written ("pending HOST.PID": its writer); "" once it is
@@ -67,10 +67,15 @@ def ledger_lock(submissions_dir: Path) -> Iterator[None]:
     """Held around one read-modify-write of the ledger: another process's change waits for it."""
     folder = Path(submissions_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK, "a") as handle:  # a new open file: threads of one process exclude each other too
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
+    if fcntl is None:
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)  # the folder itself: no lock file left; a new open file, so threads exclude each other too
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def edit_ledger(submissions_dir: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
@@ -222,7 +227,7 @@ def _interrupted(state: str) -> bool:
 def _reconciled(submissions_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     frame = read_ledger(submissions_dir)
     folder, notes = Path(submissions_dir), []
-    pending = frame["state"].map(_interrupted)
+    pending = frame["state"].map(_interrupted).astype(bool)
     for name in frame.loc[pending, "file"]:
         written = (folder / name).is_file()
         notes.append(f"{name}: {'written before an interruption; its ledger row is kept' if written else 'never written (interrupted); its ledger row is dropped'}")
