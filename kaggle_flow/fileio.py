@@ -279,6 +279,22 @@ def replace_folder(staging: Path, folder: Path, mark: str) -> None:
     staging.rename(folder)
 
 
+@contextlib.contextmanager
+def staged_folder(folder: Path, kind: str, mark: str) -> Iterator[Path]:
+    """Yield a new staging folder beside `folder`; put it in `folder`'s place (`replace_folder`) when
+    the block succeeds, remove it on every failure. Staging folders of `kind` that a kill -9 left
+    beside `folder` (their writer gone) are removed first."""
+    for dead, _ in dead_staging(folder.parent, kind):
+        shutil.rmtree(dead, ignore_errors=True)
+    staging = new_staging(folder.parent, folder.name, kind)
+    try:
+        yield staging
+        (staging / STAGING_MARKER).unlink()
+        replace_folder(staging, folder, mark)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

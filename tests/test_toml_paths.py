@@ -223,3 +223,30 @@ def test_two_test_images_of_one_name_are_named_not_dropped(workdir: Path, tmp_pa
     assert line == (f"Error: {test}/day/same.png and {test}/night/same.png: two test images with the one submission "
                     "id 'same.png' (its ids are the files' names); rename one, or move it out of the test folder")
     assert not (workdir / "submissions" / "pets").exists() or not list((workdir / "submissions" / "pets").glob("*.csv"))
+
+
+def test_the_staging_folder_of_a_killed_pixel_write_is_removed_by_the_next(workdir: Path) -> None:
+    """kill -9 while the PNGs of a pixel CSV were written left `.train.pixels.HOST.PID.RANDOM`: the next
+    command that writes them removes it; a live writer's folder and a folder flow did not mark stay."""
+    import os
+    import subprocess
+    import sys
+
+    from kaggle_flow import fileio
+
+    data = workdir / "data" / "digitrec"
+    _pixel_csv(data / "train.csv")
+    _pixel_toml(workdir, "digitrec")
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True).stdout)
+    host = fileio._host_tag()
+    staged = {"dead": f".train.pixels.{host}.{dead}.0123abcd", "live": f".train.pixels.{host}.{os.getpid()}.0123abcd",
+              "no_marker": f".train.pixels.{host}.{dead}.4567abcd"}
+    for key, name in staged.items():
+        (data / name).mkdir()
+        (data / name / "1.png").write_bytes(b"\x89PNG half written")
+        if key != "no_marker":
+            (data / name / fileio.STAGING_MARKER).write_text("")
+    result = flow("eda", "digitrec")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(".")) == sorted([staged["live"], staged["no_marker"]])
+    assert (data / "train" / FINGERPRINT).is_file() and not (data / "train" / fileio.STAGING_MARKER).exists()

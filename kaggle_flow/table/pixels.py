@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -28,7 +26,7 @@ import pandas as pd
 from PIL import Image
 
 from kaggle_flow.errors import DataError
-from kaggle_flow.fileio import disk_full_as_error, replace_folder, replaceable
+from kaggle_flow.fileio import disk_full_as_error, replaceable, staged_folder
 
 FINGERPRINT = ".pixels"  # hidden: no layout counts it as an image
 CHUNK_ROWS = 2000  # rows validated and written at a time: a 42,000-row CSV never sits in memory as numbers
@@ -140,11 +138,7 @@ def write_pixel_images(csv: Path, folder: Path, side: int, label_column: str | N
         return _written(csv, folder, label_column)
     with disk_full_as_error(folder.parent, f"the images of {csv.name}"):
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.pixels.", dir=folder.parent))
-        try:
+        with staged_folder(folder, "pixels", FINGERPRINT) as staging:
             rows = _write(csv, staging, side, label_column)
             (staging / FINGERPRINT).write_text(mark, encoding="utf-8")
-            replace_folder(staging, folder, FINGERPRINT)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return [PixelImage(r.name, folder / r.name, r.label, r.line) for r in rows]

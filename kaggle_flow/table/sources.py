@@ -12,8 +12,6 @@ The test set is a stratified draw with a fixed seed, so every machine writes the
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ import numpy as np
 from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError
-from kaggle_flow.fileio import disk_full_as_error, replace_folder, replaceable
+from kaggle_flow.fileio import disk_full_as_error, replaceable, staged_folder
 
 SEED = 0
 MARK = ".embedded"  # hidden: no layout reads it
@@ -71,8 +69,7 @@ def materialize(comp: Competition, root: Path) -> Path:
 
     with disk_full_as_error(root.parent, f"the embedded {comp.name} data"):
         root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-        try:
+        with staged_folder(root, "embedded", MARK) as staging:
             (staging / "train").mkdir()
             (staging / "test").mkdir()
             (staging / MARK).touch()
@@ -85,8 +82,5 @@ def materialize(comp: Competition, root: Path) -> Path:
             pd.DataFrame({"id": train_ids, "label": labels[train_idx]}).to_csv(staging / "train.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": 0}).to_csv(staging / "sample_submission.csv", index=False)
             pd.DataFrame({"id": test_ids, "label": labels[test_idx]}).to_csv(staging / "solution.csv", index=False)
-            replace_folder(staging, root, MARK)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     console.info(f"Wrote the embedded {comp.name} data to {root} ({len(train_ids)} train, {len(test_ids)} test)")
     return root
