@@ -123,7 +123,8 @@ def valley(losses: Sequence[float]) -> int:
     """fastai's valley: the index a third plus a sixth into the longest strictly falling run of `losses`.
 
     lds[i] is the length of the longest falling subsequence ending at i; the longest one ends at
-    `end` and starts `lds` before it (fastai updates the start only when a new longest is found).
+    `end` and `start` = end - lds[end] (one before its first point, as fastai counts), updated only
+    when a new longest is found.
     """
     n = len(losses)
     lds, start, end = [1] * n, 0, 0
@@ -134,7 +135,7 @@ def valley(losses: Sequence[float]) -> int:
             if lds[end] < lds[i]:
                 end, start = i, i - lds[i]
     third = (end - start) / 3
-    return start + int(third) + int(third / 2)
+    return max(0, start + int(third) + int(third / 2))  # start is -1 for a fall from index 0: never the last index
 
 
 def suggest(curve: Curve, planned: int) -> int:
