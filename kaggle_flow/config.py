@@ -24,6 +24,7 @@ from kaggle_flow.metrics import known_metric
 
 AmpMode = Literal["off", "o1", "o2", "bf16"]
 AMP_LEVELS: tuple[str, ...] = get_args(AmpMode)[1:]  # what --amp-level takes
+LR_FIND = "find"  # --lr find: the learning-rate finder's suggestion (engine/lr_find.py), found once the fold is known
 
 
 class RunConfig(Recipe):
@@ -146,7 +147,7 @@ class Flags(BaseModel):
     image_size: int | Literal["auto"] | None = None
     epochs: int | Literal["auto"] | None = None
     batch_size: int | Literal["auto"] | None = None
-    lr: float | None = None
+    lr: float | Literal["find"] | None = None
     optimizer: str | None = None
     weight_decay: float | None = None
     schedule: str | None = None

@@ -10,6 +10,12 @@ Every metric is called the same way, on the true class indices and the predicted
     >>> METRICS["logloss"].better(0.21, 0.35)     # True: log loss is lower is better
     >>> METRICS["map@3"].worst                    # -inf: the "no score yet" every score beats
 
+The best epoch of a run (`best_of`, `Best.after`): the metric first; a difference smaller than the
+validation set can show (`metric.tie(n)`: one image's worth, 1/n, for every metric but log loss,
+which is continuous) is a tie, and a tie goes to the lower validation loss. A small validation set
+on an easy task saturates early (AUC 1.0 from epoch 2 on) while the loss keeps falling: the later,
+surer model is kept.
+
 A metric scores either hard labels (`scores == "labels"`: accuracy, F1, kappa, ...) or class
 probabilities (`scores == "probabilities"`: log loss, ROC AUC, MAP@K, which ranks the classes).
 `metric.of_labels(y_true, y_pred, num_classes)` scores predicted class indices; a probability
@@ -22,7 +28,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -39,6 +45,16 @@ infinity. Submissions scored by log loss are written clipped by the same eps."""
 Scores = Literal["labels", "probabilities"]  # what a metric scores: the arg-max class, or the probabilities
 
 
+def one_image(n: int) -> float:
+    """What one image of n can change a score of counted images or ranks by: 1/n."""
+    return 1.0 / max(n, 1)
+
+
+def continuous(n: int) -> float:
+    """A continuous score (log loss): only an equal one is a tie."""
+    return 0.0
+
+
 @dataclass(frozen=True)
 class Metric:
     """A score of predictions against true class indices, with the direction that makes it better.
@@ -53,6 +69,9 @@ class Metric:
     scores: Scores = "labels"
     higher_is_better: bool = True
     k: int | None = None  # map@K: how many ranked classes of a row count
+    tie: Callable[[int], float] = field(default=one_image, compare=False)
+    """Score differences below tie(n) are ties on n validation images: one image's worth (1/n) for
+    a score of counted images or ranks; 0 for a continuous one (log loss)."""
 
     def __call__(self, y_true: np.ndarray, probs: np.ndarray) -> float:
         """The score of [n, num_classes] probabilities (`of_labels` scores class indices)."""
@@ -227,11 +246,50 @@ METRICS: MetricRegistry = MetricRegistry("metric", (
     Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
     Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
     Metric("logloss", "mean negative log probability of the true class (clipped by LOGLOSS_EPS); lower is better",
-           _logloss, "probabilities", higher_is_better=False),
+           _logloss, "probabilities", higher_is_better=False, tie=continuous),
     Metric("auc", "ROC AUC of the positive (second) class; two classes", _auc, "probabilities"),
     Metric("mean_auc", "ROC AUC of each class against the rest, averaged over the classes", _mean_auc, "probabilities"),
     map_at(5),
 ))
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best epoch so far and why: its score and validation loss, and the epoch that score was
+    first reached (`tied_from`, earlier than `epoch` when a tie went to a lower loss)."""
+
+    epoch: int = 0
+    score: float = math.nan
+    loss: float = math.inf
+    tied_from: int = 0
+
+    def after(self, epoch: int, score: float, loss: float, metric: Metric, n_val: int) -> Best | None:
+        """The new best when `epoch` beats this one; None when it does not.
+
+        The metric decides when the difference is at least `metric.tie(n_val)`; a smaller one (a
+        tie) goes to the lower validation loss, the score's first epoch kept for the reason line.
+        """
+        if self.epoch == 0 or not math.isfinite(self.score):
+            return Best(epoch, score, loss, epoch)
+        delta = abs(score - self.score)
+        if delta > 0 and delta >= metric.tie(n_val) * (1 - 1e-9):  # k/n - j/n in floats can fall a hair short of 1/n
+            return Best(epoch, score, loss, epoch) if metric.better(score, self.score) else None
+        return Best(epoch, score, loss, self.tied_from) if loss < self.loss else None
+
+    def reason(self, metric: str) -> str:
+        """'epoch 47: auc 1.0000 tied from epoch 2, lowest val loss 0.0450', or 'epoch 5: best accuracy 0.9870'."""
+        if self.tied_from and self.tied_from != self.epoch:
+            return (f"epoch {self.epoch}: {metric} {self.score:.4f} tied from epoch {self.tied_from}, "
+                    f"lowest val loss {self.loss:.4f}")
+        return f"epoch {self.epoch}: best {metric} {self.score:.4f}"
+
+
+def best_of(history: Iterable[tuple[int, float, float]], metric: Metric, n_val: int) -> Best:
+    """The best of (epoch, score, val loss) rows, as training keeps it epoch by epoch."""
+    best = Best()
+    for epoch, score, loss in history:
+        best = best.after(epoch, score, loss, metric, n_val) or best
+    return best
 
 
 def known_metric(name: str) -> str:

@@ -43,6 +43,8 @@ class Summary(BaseModel):
     metric: str = ""
     best_score: float | None = None
     best_epoch: int = 0
+    best_loss: float | None = None  # the best epoch's validation loss (a tie of scores goes to the lower)
+    best_reason: str = ""  # why that epoch: "epoch 47: auc 1.0000 tied from epoch 2, lowest val loss 0.0450"
     epochs_done: int = 0
     epochs: int = 0
     duration_s: float = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -254,7 +255,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny: Path) -> N
     assert len(pd.read_csv(broken.metrics_file)) == 2
     assert not list(broken.path.glob(".*.tmp"))
     saved = paddle.load(str(broken.last_state))
-    assert list(saved) == ["config", "schedule", "ema", "scaler", "rng", "epoch", "best_score", "best_epoch", "stale", "stopped", "timing", "first_loss"]
+    assert list(saved) == ["config", "schedule", "ema", "scaler", "rng", "epoch", "best_score", "best_epoch", "stale", "stopped", "timing", "first_loss",
+                           "best_loss", "tied_from"]
     last = LastState.load(broken.last_state, "tiny")
     assert last.as_dict().keys() == saved.keys() and last.config == saved["config"]
     assert (last.progress.epoch, last.progress.best_epoch, len(last.progress.timing)) == (2, saved["best_epoch"], 2)
@@ -323,6 +325,14 @@ def _spy_epochs(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 def test_options_combine_and_each_takes_effect(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Label shuffling, progressive sizes, cutmix, the focal loss and patience in one run, each visible."""
     seen = _spy_epochs(monkeypatch)
+    real_evaluate, evaluated = loop.evaluate, []
+
+    def rising_loss(*args: object, **kwargs: object) -> loop.Evaluation:
+        """lr 1e-9 moves the val loss only by BatchNorm's statistics; a tie of scores goes to a lower one: none here."""
+        evaluated.append(1)
+        return dataclasses.replace(real_evaluate(*args, **kwargs), loss=float(len(evaluated)))
+
+    monkeypatch.setattr(fit, "evaluate", rising_loss)
     make_tiny(tiny, per_class=20)
     csv = tiny / "data/tiny/train.csv"
     lines = csv.read_text().splitlines()

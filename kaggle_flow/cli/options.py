@@ -32,7 +32,8 @@ TRAINING_OPTIONS: dict[str, Any] = {
     "image_size": _opt(str, "--size", f"Training image size in px, or auto {_R}.", metavar="PX|auto"),
     "epochs": _opt(str, "--epochs", f"Epochs, or auto {_R}.", metavar="N|auto"),
     "batch_size": _opt(str, "--batch-size", f"Images per step and process (with --nproc N the global batch is N times that), or auto {_R}.", metavar="N|auto"),
-    "lr": _opt(float, "--lr", f"Peak learning rate {_R}; see --scale-lr for several processes."),
+    "lr": _opt(str, "--lr", f"Peak learning rate {_R}; 'find': the suggestion of `flow lr-find`, run first; "
+               "see --scale-lr for several processes.", metavar="LR|find"),
     "optimizer": _opt(str, "--optimizer", f"adam, adamw or sgd {_R}."),
     "weight_decay": _opt(float, "--weight-decay", f"Weight decay {_R}."),
     "schedule": _opt(str, "--schedule", f"cosine, step or constant {_R}."),
@@ -108,6 +109,7 @@ def to_flags(values: dict[str, Any]) -> Flags:
         "image_size": _number_or_auto(values["image_size"], "--size"),
         "epochs": _number_or_auto(values["epochs"], "--epochs"),
         "batch_size": _number_or_auto(values["batch_size"], "--batch-size"),
+        "lr": _lr(values["lr"]),
         "sizes": parse_sizes(values["sizes"]) if values["sizes"] is not None else None,
         "weights": str(values["weights"]) if values["weights"] is not None else None,
         **{key: values[key] or None for key in _SWITCHES if key != "amp"},
@@ -120,6 +122,26 @@ def to_launch(values: dict[str, Any]) -> Any:
 
     given = {k: values[k] for k in LAUNCH_OPTIONS if values[k] is not None}
     return Launch(**given)
+
+
+def _lr(text: str | None) -> float | str | None:
+    from kaggle_flow.config import LR_FIND
+    from kaggle_flow.errors import FlowError
+
+    if text is None or text.strip() == LR_FIND:
+        return None if text is None else LR_FIND
+    try:
+        return float(text)
+    except ValueError:
+        raise FlowError(f"--lr takes a number or '{LR_FIND}' (got {text!r})") from None
+
+
+def recipe_flags(model: str | None, size: str | None, batch_size: str | None, optimizer: str | None) -> Flags:
+    """The recipe options `flow lr-find` shares with `flow train` as Flags (None: the automatic recipe)."""
+    from kaggle_flow.config import Flags
+
+    return Flags.of({"model": model, "image_size": _number_or_auto(size, "--size"),
+                     "batch_size": _number_or_auto(batch_size, "--batch-size"), "optimizer": optimizer})
 
 
 def _number_or_auto(text: str | None, flag: str) -> int | str | None:

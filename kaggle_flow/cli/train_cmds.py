@@ -1,4 +1,4 @@
-"""Commands: train, runs."""
+"""Commands: train, lr-find, runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
-from kaggle_flow.cli.options import training_options
+from kaggle_flow.cli.options import TRAINING_OPTIONS, training_options
 
 
 @app.command("train")
@@ -44,6 +44,45 @@ def train_cmd(
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
     train(ws, flags, strict=strict, resume=resume, launch=launch)
+
+
+@app.command("lr-find")
+def lr_find_cmd(
+    comp: CompArg = None,
+    model: TRAINING_OPTIONS["model"] = None,
+    size: TRAINING_OPTIONS["image_size"] = None,
+    batch_size: TRAINING_OPTIONS["batch_size"] = None,
+    optimizer: TRAINING_OPTIONS["optimizer"] = None,
+    start: Annotated[float, typer.Option("--start", help="The first learning rate tried.")] = 1e-7,
+    end: Annotated[float, typer.Option("--end", help="The last learning rate tried.")] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps (one per learning rate, evenly apart on a log scale).")] = 100,
+    data: DataOpt = None,
+    strict: StrictOpt = False,
+) -> None:
+    """Sweep the learning rate (fastai's lr_find) on the recipe `flow train` would use, and suggest one.
+
+    One training step per rate, from --start to --end exponentially; the loss smoothed, the sweep
+    stopped once it passes 4x its lowest. The suggestion is fastai's valley (the longest fall of the
+    smoothed loss), plotted in runs/COMP/lr_find.png and printed as the `flow train` command to copy.
+    Nothing of the sweep is kept: no run folder. `flow train --lr find` runs it first and uses it.
+
+    Examples: flow lr-find mnist ; flow lr-find lemon --model resnet-s --size 64 --batch-size 32 ;
+    flow lr-find digits --start 1e-5 --end 1 --steps 50
+    """
+    from kaggle_flow import console
+    from kaggle_flow.cli.options import recipe_flags
+    from kaggle_flow.engine import lr_find
+    from kaggle_flow.fileio import ensure_writable
+    from kaggle_flow.workspace import open_workspace
+
+    flags = recipe_flags(model, size, batch_size, optimizer)
+    sweep = lr_find.Sweep(start, end, steps).check()
+    ws = open_workspace(comp, data)
+    ensure_writable(ws.runs_dir)
+    found = lr_find.find(ws, flags, sweep, strict=strict)
+    given = "".join(f" {flag} {value}" for flag, value in (("--model", model), ("--size", size), ("--batch-size", batch_size),
+                                                          ("--optimizer", optimizer)) if value is not None)
+    console.info(f"Train with it: flow train {ws.comp.name}{given} --lr {found.suggestion:.1e}")
 
 
 @app.command("runs")

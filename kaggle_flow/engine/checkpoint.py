@@ -24,6 +24,7 @@ import paddle
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
+from kaggle_flow.metrics import Best
 from kaggle_flow.models.state_file import UnreadableState, read_state
 from kaggle_flow.models.weights import set_weights
 
@@ -45,18 +46,26 @@ class Progress:
     timing: list[dict[str, float]] = field(default_factory=list)
     first_loss: float | None = None  # mean loss of the run's first steps: what an exploding loss is measured against
 
-    def record(self, epoch: int, score: float, metric: Metric) -> bool:
-        """Count the epoch; True when its score is the best so far under the metric's direction
-        (always, with no score: nothing held out)."""
+    best_loss: float = math.inf  # the best epoch's validation loss: a later tie goes to a lower one
+    tied_from: int = 0  # the epoch the best score was first reached (0: none yet)
+
+    @property
+    def best(self) -> Best:
+        return Best(self.best_epoch, self.best_score, self.best_loss, self.tied_from)
+
+    def record(self, epoch: int, score: float, loss: float, metric: Metric, n_val: int) -> bool:
+        """Count the epoch; True when it is the best so far by the rule of metrics.Best (the metric,
+        ties within one image's worth to the lower val loss); always, with no score: nothing held out."""
         self.epoch = epoch
         if math.isnan(score):
             self.best_epoch, self.stale = epoch, 0
             return True
-        if not math.isfinite(self.best_score) or metric.better(score, self.best_score):
-            self.best_score, self.best_epoch, self.stale = score, epoch, 0
-            return True
-        self.stale += 1
-        return False
+        best = self.best.after(epoch, score, loss, metric, n_val)
+        if best is None:
+            self.stale += 1
+            return False
+        self.best_epoch, self.best_score, self.best_loss, self.tied_from, self.stale = best.epoch, best.score, best.loss, best.tied_from, 0
+        return True
 
 
 @dataclass
@@ -76,6 +85,7 @@ class LastState:
             "config": self.config, "schedule": self.schedule, "ema": self.ema, "scaler": self.scaler, "rng": self.rng,
             "epoch": p.epoch, "best_score": p.best_score, "best_epoch": p.best_epoch,
             "stale": p.stale, "stopped": p.stopped, "timing": p.timing, "first_loss": p.first_loss,
+            "best_loss": p.best_loss, "tied_from": p.tied_from,
         }
 
     def save(self, path: Path) -> None:
@@ -90,7 +100,8 @@ class LastState:
             progress = Progress(
                 epoch=int(saved["epoch"]), best_score=float(saved["best_score"]), best_epoch=int(saved["best_epoch"]),
                 stale=int(saved["stale"]), stopped=bool(saved.get("stopped")), timing=list(saved.get("timing", [])),
-                first_loss=saved.get("first_loss"),
+                first_loss=saved.get("first_loss"),  # checkpoints before the tie rule: no loss, the next tie wins
+                best_loss=float(saved.get("best_loss", math.inf)), tied_from=int(saved.get("tied_from", saved["best_epoch"])),
             )
             return cls(saved["config"], saved["schedule"], saved.get("ema"), saved.get("scaler"), saved.get("rng"), progress)
         except (KeyError, TypeError, ValueError):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from kaggle_flow import console, models
 from kaggle_flow.competition import Competition, Recipe
-from kaggle_flow.config import Flags, RunConfig, validation_message
+from kaggle_flow.config import LR_FIND, Flags, RunConfig, validation_message
 from kaggle_flow.data.augment import PRESETS
 from kaggle_flow.engine import recipe
 from kaggle_flow.engine.optim import LOSSES, OPTIMIZERS, SCHEDULES
@@ -71,6 +71,8 @@ def build_config(
     """
     flags = Flags.of(flags)
     given = flags.given()
+    if given.get("lr") == LR_FIND:  # found by engine/train.py once the fold is known; the recipe's stands in till then
+        del given["lr"]
     choices = wanted(comp, flags)
     if placeholders and facts is None:
         choices = choices.with_stand_ins()

@@ -166,7 +166,8 @@ def _epoch(
     with state.ema.applied(state.model):  # validate and keep the averaged weights under --ema
         check_weights(state.model)  # never a best (or last) checkpoint of NaN weights
         evaluation = _validate(state, data)
-        improved = progress.record(epoch, evaluation.metric if evaluation is not None else math.nan, METRICS[config.metric])
+        score, loss = (evaluation.metric, evaluation.loss) if evaluation is not None else (math.nan, math.nan)
+        improved = progress.record(epoch, score, loss, METRICS[config.metric], len(data.val_rows))
         if improved:
             checkpointer.save_best(state.model)
     row = _epoch_row(config, epoch, size, result, evaluation)

@@ -55,3 +55,16 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: st
                     color = "white" if matrix[i, j] > top / 2 else "black"
                     ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color, fontsize=8)
     return save_png(fig, path, dpi=90)
+
+
+def plot_lr_find(lrs: np.ndarray, smoothed: np.ndarray, index: int, path: Path) -> Path:
+    """The learning-rate finder's smoothed loss against the rate (log scale), its suggestion marked."""
+    fig, (axes,) = figure(6.4, 4.2)
+    ax = axes[0]
+    ax.plot(lrs, smoothed)
+    ax.plot([lrs[index]], [smoothed[index]], "o", color="tab:red", label=f"suggestion {lrs[index]:.1e} (valley)")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.legend()
+    return save_png(fig, path, dpi=90)

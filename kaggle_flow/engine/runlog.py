@@ -130,6 +130,8 @@ class RunLog:
         return self.run.write_summary(Summary(
             status=status, reason=reason, metric=config.metric, best_score=progress.best_score if math.isfinite(progress.best_score) else None,
             best_epoch=progress.best_epoch, epochs_done=progress.epoch, epochs=config.epochs,
+            best_loss=progress.best_loss if math.isfinite(progress.best_loss) else None,
+            best_reason=progress.best.reason(config.metric) if math.isfinite(progress.best_score) else "",
             duration_s=round(self.run.summary.duration_s + time.time() - self.started, 1),
             images_per_s=round(float(np.mean([t["images_per_s"] for t in timing])), 1) if timing else None,
             timing=timing, params=self.params,
@@ -170,6 +172,8 @@ class RunLog:
         if summary.reason:
             rows.append(("warning", summary.reason))
         console.table(f"Training summary ({config.model}, {'full refit' if config.full else f'fold {config.fold}'})", ["", "value"], rows)
+        if summary.best_reason:  # the metric first, a tie within one image's worth to the lower val loss
+            console.info(f"Best {summary.best_reason}")
         saved = "best.pdparams, metrics.csv, curves.png" + ("" if config.full else ", confusion.png, oof.csv")
         console.info(f"Saved {self.run.path}: {saved}")
 

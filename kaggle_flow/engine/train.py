@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.config import Flags
-from kaggle_flow.engine import distributed
+from kaggle_flow.config import LR_FIND, Flags
+from kaggle_flow.engine import distributed, lr_find
 from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
@@ -156,12 +156,21 @@ def train(
 
 
 def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFrame) -> Run:
-    """The run folder with its config: a missing fold or a single hold-out for --folds all fails first."""
+    """The run folder with its config: a missing fold or a single hold-out for --folds all fails first.
+    --lr find: the learning-rate finder runs on the training rows with the config built, and its
+    suggestion becomes the lr (the automatic-recipe lines say so)."""
+    finding = options.lr == LR_FIND
+    options = options.model_copy(update={"lr": None}) if finding else options
     if options.full:
-        config = refit_config(ws, options, rows)
+        config, train_rows = refit_config(ws, options, rows), rows
     else:
         fold = 0 if options.folds == "all" else (options.fold or 0)
-        config = resolve_config(ws, options, train_rows=train_val(rows, folds, fold)[0])
+        train_rows = train_val(rows, folds, fold)[0]
+        config = resolve_config(ws, options, train_rows=train_rows)
+    if finding:
+        found = lr_find.sweep_lr(ws, config, train_rows, rows, lr_find.Sweep())
+        why = f"{found.suggestion:.1e}: the learning-rate finder's suggestion (--lr find; {found.png})"
+        config = config.model_copy(update={"lr": found.suggestion, "auto": {**config.auto, "lr": why}})
     if config.folds == "all":
         n_folds = int(folds["fold"].max()) + 1
         if n_folds < 2:
