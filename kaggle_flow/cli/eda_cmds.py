@@ -56,7 +56,8 @@ def _show_near(near: dict[str, Any], pairs_file: str) -> None:
     twins = near["test_twins"]
     if twins:
         shown = ", ".join(f"{t['test']} ~ {t['train']} ({t['label']})" for t in twins[:3])
-        more = f" and {len(twins) - 3} more" if len(twins) > 3 else ""
+        left = near["test_images_with_twin"] - 3
+        more = f" and {left} more" if left > 0 else ""
         console.warn(f"test images with a labelled near twin (a leak: the twin's label is likely theirs): {shown}{more}")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kaggle_flow import console
 from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.scan import scan_images
 from kaggle_flow.fileio import write_csv
@@ -183,3 +184,62 @@ def summarize(pairs: pd.DataFrame, near: int, limit: int = 200) -> dict[str, Any
             for a, b, lab, d in zip(first["a"], first["b"], first["label_a"], first["distance"])
         ][:limit],
     }
+
+
+# --- groups in folds ------------------------------------------------------------------------
+
+
+def near_twin_groups(rows: pd.DataFrame, cache_file: Path, near: int | None = None) -> np.ndarray:
+    """A group number for each of `rows` (their `path`): the connected components of their near
+    twins (perceptual hashes from the cache, computed and cached for the images it lacks)."""
+    hashes = perceptual_hashes(rows["path"].tolist(), cache_file)
+    i, j, _ = near_pairs(hashes, check_near(near))
+    return twin_groups(len(rows), i, j)
+
+
+def _sizes(groups: np.ndarray) -> pd.Series:
+    """Rows per group, of the groups of more than one row."""
+    sizes = pd.Series(groups).value_counts()
+    return sizes[sizes > 1]
+
+
+def keep_together(groups: np.ndarray, largest: int) -> tuple[np.ndarray | None, str]:
+    """The groups make_folds keeps in one fold, and the line that says so.
+
+    A group of more than `largest` rows (half a validation fold: similar images chained into one
+    group, e.g. the plain 1s of MNIST) is left to be split freely, or it would unbalance its fold.
+    None (split freely) when no group of twins is left.
+    """
+    sizes = _sizes(groups)
+    large = sizes[sizes > largest]
+    kept = sizes[sizes <= largest]
+    if kept.empty and large.empty:
+        return None, ""
+    note = ""
+    if len(kept):
+        note = f"{console.plural(len(kept), 'group')} of near twins ({console.plural(int(kept.sum()), 'image')}) kept in one fold each"
+    if len(large):
+        note += ("; " if note else "") + (
+            f"{console.plural(len(large), 'group')} of {console.plural(int(large.sum()), 'near twin')} too large for one fold "
+            f"(over {largest} images) split freely: a smaller --near joins fewer"
+        )
+    note += "; --ignore-near to split them freely"
+    if kept.empty:
+        return None, note
+    free = np.isin(groups, large.index.to_numpy())
+    out = groups.copy()
+    out[free] = groups.max() + 1 + np.arange(int(free.sum()))  # one group each
+    return out, note
+
+
+def leak_note(splits: pd.Series, groups: np.ndarray) -> str:
+    """The line about groups of twins that span the download's train and valid images ("" if none)."""
+    spans = pd.Series(splits.to_numpy()).groupby(groups).nunique()
+    across = spans[spans > 1].index
+    if not len(across):
+        return ""
+    images = int(np.isin(groups, across).sum())
+    return (
+        f"{console.plural(len(across), 'group')} of near twins ({console.plural(images, 'image')}) span the download's "
+        "training and validation images: a leak (validation scores read high); the download's split is kept as it is"
+    )
