@@ -104,10 +104,11 @@ def _kfold(
 
 def _grouped_holdout(labels: np.ndarray, groups: np.ndarray, n_val: int, seed: int) -> np.ndarray:
     """A stratified hold-out of about n_val rows that keeps each group on one side: the first of
-    StratifiedGroupKFold's GRAIN folds (fewer with fewer groups), as many as the share asks."""
+    StratifiedGroupKFold's GRAIN folds (fewer with fewer groups, or than the largest class has
+    images), as many as the share asks."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    k = min(GRAIN, len(set(groups)))
+    k = min(GRAIN, len(set(groups)), int(np.bincount(labels).max()))
     if k < 2:
         raise FlowError("the labelled images are all near twins of one another: flow split --ignore-near")
     take = min(max(round(k * n_val / len(labels)), 1), k - 1)
