@@ -211,9 +211,11 @@ def test_pairs_match_a_brute_force_count() -> None:
     assert all(bin(values[a] ^ values[b]).count("1") == k for a, b, k in zip(i, j, d))
 
 
-def test_a_group_larger_than_half_a_fold_is_split_freely() -> None:
-    groups = np.array([0, 0, 1, 1, 1, 1, 1, 2, 3])
-    kept, note = twins.keep_together(groups, largest=4)
+def test_a_group_larger_than_half_its_class_in_a_fold_is_split_freely() -> None:
+    groups = np.array([0, 0, 1, 1, 1, 1, 1] + list(range(2, 42)))
+    labels = np.array([0, 0, 1, 1, 1, 1, 1] + [0] * 20 + [1] * 20)  # 22 and 25 a class: 5 and 6 in a fifth
+    kept, note = twins.keep_together(groups, labels, share=0.2)  # at most 2 and 3 of a group in a fold
     assert kept is not None and kept[0] == kept[1] and len(set(kept[2:7])) == 5
-    assert note == ("1 group of near twins (2 images) kept in one fold each; 1 group of 5 near twins too large for one "
-                    "fold (over 4 images) split freely: a smaller --near joins fewer; --ignore-near to split them freely")
+    assert note == ("1 group of near twins (2 images) kept in one fold each; 1 group of 5 near twins split freely (over "
+                    "half of what their class puts in a fold: similar images more than copies; a smaller --near joins "
+                    "fewer); --ignore-near to split them freely")

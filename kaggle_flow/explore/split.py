@@ -338,8 +338,8 @@ def split_competition(
         if folds is None and val_size is None and (labelled(table)["split"] == "valid").any():
             note = twins.leak_note(labelled(table)["split"], found)
         else:
-            n_val = len(found) / folds if folds else np.ceil((val_size or DEFAULT_VAL_SIZE) * len(found))
-            groups, note = twins.keep_together(found, max(2, int(n_val // 2)))
+            share = 1 / folds if folds else (val_size or DEFAULT_VAL_SIZE)
+            groups, note = twins.keep_together(found, labelled(table)["label"].to_numpy(dtype=int), share)
     result = make_folds(table, folds=folds, val_size=val_size, seed=seed, class_names=ws.class_names(), groups=groups)
     save_folds(ws, result, describe_folds(result))
     result.attrs["near_note"] = note

@@ -203,27 +203,30 @@ def _sizes(groups: np.ndarray) -> pd.Series:
     return sizes[sizes > 1]
 
 
-def keep_together(groups: np.ndarray, largest: int) -> tuple[np.ndarray | None, str]:
-    """The groups make_folds keeps in one fold, and the line that says so.
+def keep_together(groups: np.ndarray, labels: np.ndarray, share: float) -> tuple[np.ndarray | None, str]:
+    """The groups make_folds keeps in one fold (None: none left, split freely), and the line that says so.
 
-    A group of more than `largest` rows (half a validation fold: similar images chained into one
-    group, e.g. the plain 1s of MNIST) is left to be split freely, or it would unbalance its fold.
-    None (split freely) when no group of twins is left.
+    `share`: a validation fold's share of the rows. A group larger than half what its class (its most
+    common label) puts in such a fold would unbalance the fold: similar images chained into one group,
+    such as the plain 1s of MNIST, rather than copies. Those are split freely, and the line says so.
     """
     sizes = _sizes(groups)
-    large = sizes[sizes > largest]
-    kept = sizes[sizes <= largest]
-    if kept.empty and large.empty:
+    if sizes.empty:
         return None, ""
-    note = ""
+    frame = pd.DataFrame({"group": groups, "label": labels})
+    label_of = frame[frame["group"].isin(sizes.index)].groupby("group")["label"].agg(lambda x: x.mode().iloc[0])
+    per_class = pd.Series(labels).value_counts()
+    limit = np.maximum(2, (per_class.reindex(label_of.reindex(sizes.index)).to_numpy() * share / 2).astype(int))
+    large, kept = sizes[sizes.to_numpy() > limit], sizes[sizes.to_numpy() <= limit]
+    parts = []
     if len(kept):
-        note = f"{console.plural(len(kept), 'group')} of near twins ({console.plural(int(kept.sum()), 'image')}) kept in one fold each"
+        parts.append(f"{console.plural(len(kept), 'group')} of near twins ({console.plural(int(kept.sum()), 'image')}) kept in one fold each")
     if len(large):
-        note += ("; " if note else "") + (
-            f"{console.plural(len(large), 'group')} of {console.plural(int(large.sum()), 'near twin')} too large for one fold "
-            f"(over {largest} images) split freely: a smaller --near joins fewer"
+        parts.append(
+            f"{console.plural(len(large), 'group')} of {console.plural(int(large.sum()), 'near twin')} split freely "
+            "(over half of what their class puts in a fold: similar images more than copies; a smaller --near joins fewer)"
         )
-    note += "; --ignore-near to split them freely"
+    note = "; ".join(parts) + "; --ignore-near to split them freely"
     if kept.empty:
         return None, note
     free = np.isin(groups, large.index.to_numpy())
