@@ -219,3 +219,12 @@ def test_a_group_larger_than_half_its_class_in_a_fold_is_split_freely() -> None:
     assert note == ("1 group of near twins (2 images) kept in one fold each; 1 group of 5 near twins split freely (over "
                     "half of what their class puts in a fold: similar images more than copies; a smaller --near joins "
                     "fewer); --ignore-near to split them freely")
+
+
+def test_twins_across_the_downloads_validation_set_are_named_a_leak() -> None:
+    splits = pd.Series(["train", "valid", "train", "train", "valid"])
+    assert twins.leak_note(splits, np.array([0, 0, 1, 1, 2])) == (
+        "1 group of near twins (2 images) spans the download's training and validation images: a leak "
+        "(validation scores read high); the download's split is kept as it is"
+    )
+    assert twins.leak_note(splits, np.array([0, 1, 2, 2, 3])) == ""

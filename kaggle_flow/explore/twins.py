@@ -243,6 +243,7 @@ def leak_note(splits: pd.Series, groups: np.ndarray) -> str:
         return ""
     images = int(np.isin(groups, across).sum())
     return (
-        f"{console.plural(len(across), 'group')} of near twins ({console.plural(images, 'image')}) span the download's "
+        f"{console.plural(len(across), 'group')} of near twins ({console.plural(images, 'image')}) "
+        f"{'spans' if len(across) == 1 else 'span'} the download's "
         "training and validation images: a leak (validation scores read high); the download's split is kept as it is"
     )
