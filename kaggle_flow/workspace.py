@@ -1,7 +1,7 @@
 """The working directory: which competition is current, where its data and runs live.
 
     data/COMP/           raw competition files (or --data DIR)
-    runs/COMP/           eda/, folds.csv + folds.json (its fingerprint), balance.json, one folder per run
+    runs/COMP/           eda/ (+ hashes.csv, the perceptual hash cache), folds.csv + folds.json (its fingerprint), balance.json, one folder per run
     submissions/COMP/    submission CSVs
     .flow/current        the competition used last in this directory
 """
@@ -90,6 +90,10 @@ class Workspace:
     def balance_file(self) -> Path:
         """balance.json: whether later training shuffles labels (see balance.balance_setting)."""
         return self.runs_dir / "balance.json"
+
+    def hashes_file(self) -> Path:
+        """hashes.csv: the perceptual hash of each image file, by path, size and mtime (explore.twins)."""
+        return self.eda_dir() / "hashes.csv"
 
     def broken_file(self) -> Path:
         return self.eda_dir() / "broken.csv"

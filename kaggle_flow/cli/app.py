@@ -67,3 +67,10 @@ DataOpt = Annotated[
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Treat broken images found by `flow eda` as an error instead of leaving them out.")
 ]
+NearOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--near", metavar="N", show_default=False,
+        help="Near twins: images whose perceptual hashes differ in at most N bits of 64 [default: 4]; 0: the same hash.",
+    ),
+]

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
+from kaggle_flow.cli.app import CompArg, DataOpt, NearOpt, StrictOpt, app
 
 MANY_FOLDS = 8  # `flow split` headers its columns "fold K" up to this many folds, by the bare number above it
 
@@ -170,6 +170,8 @@ def split_cmd(
         typer.Option("--val-size", help="One stratified hold-out of this share of all labelled images.", metavar="F"),
     ] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed [default: 42].", show_default=False)] = None,
+    near: NearOpt = None,
+    ignore_near: Annotated[bool, typer.Option("--ignore-near", help="Split groups of near twins freely.")] = False,
     data: DataOpt = None,
     strict: StrictOpt = False,
 ) -> None:
@@ -178,7 +180,9 @@ def split_cmd(
 
     Without --folds or --val-size: the download's own validation set as fold 0 when it has one,
     else a stratified 10% hold-out (seed 42). --folds K and --val-size F pool the download's
-    training and validation images.
+    training and validation images. Near twins (images whose perceptual hashes differ in at most
+    --near bits, as `flow eda` finds them) are grouped, and a group is kept in one fold; the
+    download's own validation set is kept as it is (twins across it are reported as a leak).
 
     Examples: flow split zodiac ; flow split mnist --folds 5 ; flow split lemon --val-size 0.2 --seed 1
     """
@@ -189,12 +193,14 @@ def split_cmd(
 
     ws = open_workspace(comp, data)
     ensure_writable(ws.runs_dir)
-    result = split_competition(ws, folds=folds, val_size=val_size, seed=seed, strict=strict)
+    result = split_competition(ws, folds=folds, val_size=val_size, seed=seed, strict=strict, near=near, ignore_near=ignore_near)
     counts = fold_counts(result, ws.class_names())
     many = len(counts.columns) > MANY_FOLDS  # bare fold numbers keep 16 folds within 80 columns
     columns = ["class"] + [("train only" if f == -1 else str(f) if many else f"fold {f}") for f in counts.columns]
     title = "Images per class and fold" + (" (columns: the folds)" if many else "")
     console.table(title, columns, [(n, *row) for n, row in zip(counts.index, counts.to_numpy())])
+    if result.attrs["near_note"]:
+        console.info(result.attrs["near_note"])
     console.info(f"Saved {describe_folds(result)} to {ws.folds_file()} ({console.plural(len(result), 'labelled image')})")
 
 

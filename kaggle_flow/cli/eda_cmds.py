@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaggle_flow.cli.app import CompArg, DataOpt, StrictOpt, app
+from kaggle_flow.cli.app import CompArg, DataOpt, NearOpt, StrictOpt, app
 
 
 def _distribution(d: dict[str, float], digits: int = 0) -> str:
@@ -34,6 +34,31 @@ def _title(report: dict[str, Any]) -> str:
     if n["broken"] > left_out:
         parts.append(f"{plural(n['broken'] - left_out, 'broken test image')}")
     return "; ".join(parts)
+
+
+def _show_near(near: dict[str, Any], pairs_file: str) -> None:
+    """The near twins: counts, then the conflicting pairs and the leaks, a few of each."""
+    from kaggle_flow import console
+    from kaggle_flow.console import plural
+
+    console.info(
+        f"Near duplicates (perceptual hash within {near['near']} bits of 64): "
+        f"{plural(near['within_train'], 'pair')} in the labelled images "
+        f"({plural(near['groups'], 'group')} of {plural(near['grouped_images'], 'image')}), "
+        f"{near['conflicting']} with different labels; "
+        f"{plural(near['test_images_with_twin'], 'test image')} with a labelled twin ({pairs_file})"
+    )
+    for pair in near["conflicting_pairs"][:5]:
+        console.warn(f"near twins, different labels: {pair['a']} ({pair['label_a']}) and {pair['b']} ({pair['label_b']}), "
+                     f"{plural(pair['distance'], 'bit')} apart")
+    if near["conflicting"] > 5:
+        console.warn(f"{near['conflicting'] - 5} more near twins with different labels in {pairs_file}")
+    twins = near["test_twins"]
+    if twins:
+        shown = ", ".join(f"{t['test']} ~ {t['train']} ({t['label']})" for t in twins[:3])
+        left = near["test_images_with_twin"] - 3
+        more = f" and {left} more" if left > 0 else ""
+        console.warn(f"test images with a labelled near twin (a leak: the twin's label is likely theirs): {shown}{more}")
 
 
 def _show(report: dict[str, Any]) -> None:
@@ -81,23 +106,26 @@ def _show(report: dict[str, Any]) -> None:
         console.warn("same image, different labels: " + ", ".join(f"{g['id']} ({g['label']})" for g in group))
     if dup["conflicting_groups"] > 5:
         console.warn(f"{dup['conflicting_groups'] - 5} more groups with conflicting labels in the report")
+    files = report["files"]
+    _show_near(report["near_duplicates"], files["near_duplicates"])
     if report["broken"]:
         broken = pd.DataFrame(report["broken"])
         console.warn(f"{plural(len(broken), 'broken image')} left out of later steps: {describe_broken(broken)}")
-    files = report["files"]
     console.info(f"Saved {files['report']}, {files['broken']}, {files['images']}")
-    console.info(f"Plots: {files['class_histogram']}, {files['sizes']}, {files['modes']}")
+    console.info(f"Plots: {files['class_histogram']}, {files['sizes']}, {files['modes']}, {files['near_gallery']}")
 
 
 @app.command("eda")
-def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False) -> None:
-    """Class counts, image sizes, modes and formats, broken images and exact duplicates.
+def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, near: NearOpt = None) -> None:
+    """Class counts, image sizes, modes and formats, broken images, exact and near duplicates.
 
-    Reads only the image headers. Broken images (unreadable, zero-byte, not an image, truncated)
+    Reads the image headers, and decodes each image once for its perceptual hash (cached in
+    runs/COMP/eda/hashes.csv): near twins within --near N bits go to near_duplicates.csv and .png.
+    Broken images (unreadable, zero-byte, not an image, truncated)
     go to runs/COMP/eda/broken.csv and are left out of every later step; with --strict they are an
     error. The report and plots are saved in runs/COMP/eda/.
 
-    Example: flow eda lemon --data ~/data/lemon_lesson
+    Examples: flow eda lemon --data ~/data/lemon_lesson ; flow eda mnist --near 0
     """
     from kaggle_flow.explore.eda import run_eda
     from kaggle_flow.fileio import ensure_writable
@@ -105,4 +133,4 @@ def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = Fals
 
     ws = open_workspace(comp, data)
     ensure_writable(ws.eda_dir())  # before the scan, not after it
-    _show(run_eda(ws, strict=strict))
+    _show(run_eda(ws, strict=strict, near=near))

@@ -1,9 +1,10 @@
 """What is in the data and what is broken: the eda report on the canonical table and its image scan.
 
     run_eda(ws)  ->  runs/COMP/eda/report.json, broken.csv, images.csv, class_histogram.png,
-                     sizes.png, modes.png
+                     sizes.png, modes.png, near_duplicates.csv and .png, hashes.csv (the cache)
 
-Images are never decoded (explore.scan reads their headers). broken.csv lists the images that
+Images are decoded only for their perceptual hashes (explore.twins, cached); the rest of the report
+comes from their headers (explore.scan). broken.csv lists the images that
 cannot be used (unreadable, zero-byte, not an image, truncated); workspace.table() leaves them out
 of every later step. Class counts and duplicates are over the labelled images: the training images
 and the download's own validation set, if it has one.
@@ -12,14 +13,14 @@ and the download's own validation set, if it has one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.errors import DataError
-from kaggle_flow.explore import plots
-from kaggle_flow.explore.scan import scan_images
+from kaggle_flow.explore import plots, twins
 from kaggle_flow.fileio import write_csv, write_json
 from kaggle_flow.table.layouts import LABELLED, read_table, reading_notes, split_counts
 
@@ -227,46 +228,58 @@ def build_report(
 # --- the whole step -------------------------------------------------------------------------
 
 
-def run_eda(ws: Workspace, strict: bool = False, *, workers: int | None = None) -> dict[str, Any]:
+def _write_files(ws: Workspace, flagged: pd.DataFrame, report: dict[str, Any], pairs: pd.DataFrame) -> dict[str, Path]:
+    """Everything but report.json: the CSVs and the PNGs."""
+    out = ws.eda_dir()
+    files = {
+        name: out / file
+        for name, file in (
+            ("report", "report.json"), ("broken", "broken.csv"), ("images", "images.csv"),
+            ("near_duplicates", "near_duplicates.csv"), ("class_histogram", "class_histogram.png"),
+            ("sizes", "sizes.png"), ("modes", "modes.png"), ("near_gallery", "near_duplicates.png"),
+        )
+    }
+    write_csv(files["broken"], broken_list(flagged))
+    columns = ["id", "split", "label", "bytes", "format", "mode", "width", "height", "bits", "orientation"]
+    columns += ["problem", "mode_note", "hash", "phash"]
+    write_csv(files["images"], flagged[columns])
+    write_csv(files["near_duplicates"], pairs[twins.PAIR_COLUMNS])
+    usable = flagged[flagged["problem"] == ""]
+    plots.class_histogram(pd.DataFrame(report["classes"]), files["class_histogram"], title=ws.comp.name)
+    plots.sizes(usable, files["sizes"])
+    plots.modes(report["modes"], report["formats"], files["modes"])
+    plots.near_twins(pairs, dict(zip(usable["id"], usable["path"])), files["near_gallery"], report["near_duplicates"]["near"])
+    return files
+
+
+def run_eda(
+    ws: Workspace, strict: bool = False, *, near: int | None = None, workers: int | None = None
+) -> dict[str, Any]:
     """Scan every image of the competition, save the report and plots, list the broken images.
 
     The table is read fresh (not ws.table()), so images fixed since the last run leave broken.csv.
     What the user should know about it first (no test images, far fewer images read than lie below
     the data folder: layouts.reading_notes) is printed before the scan and kept in report["notes"].
-    With `strict`, broken images raise DataError after the report is saved.
+    Near twins are pairs within `near` bits of 64 (twins.DEFAULT_NEAR when None). With `strict`,
+    broken images raise DataError after the report is saved.
     """
+    near = twins.check_near(near)
     data_dir = ws.ensure_data()
     table = read_table(data_dir, ws.comp)
     notes = reading_notes(data_dir, ws.comp, table)
     for note in notes:  # before the scan: a layout reading the wrong folder is the first thing to fix
         (console.warn if note.warning else console.info)(note.text)
-    images = scan_images(table["path"], workers=workers)
+    ws.eda_dir().mkdir(parents=True, exist_ok=True)
+    images = twins.scan_with_hashes(table["path"], ws.hashes_file(), workers=workers)
     report, flagged = build_report(table, images, ws.class_names(), ws.comp.channels)
-
-    out = ws.eda_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    files = {
-        "report": out / "report.json",
-        "broken": out / "broken.csv",
-        "images": out / "images.csv",
-        "class_histogram": out / "class_histogram.png",
-        "sizes": out / "sizes.png",
-        "modes": out / "modes.png",
-    }
-    broken = broken_list(flagged)
-    write_csv(files["broken"], broken)
-    columns = ["id", "split", "label", "bytes", "format", "mode", "width", "height", "bits", "orientation"]
-    columns += ["problem", "mode_note", "hash"]
-    write_csv(files["images"], flagged[columns])
-    usable = flagged[flagged["problem"] == ""]
-    counts = pd.DataFrame(report["classes"])
-    plots.class_histogram(counts, files["class_histogram"], title=ws.comp.name)
-    plots.sizes(usable, files["sizes"])
-    plots.modes(report["modes"], report["formats"], files["modes"])
+    pairs = twins.pair_table(flagged, near, ws.class_names())
+    report["near_duplicates"] = twins.summarize(pairs, near)
+    files = _write_files(ws, flagged, report, pairs)
     report = {"competition": ws.comp.name, "data_dir": str(data_dir), "channels": ws.comp.channels, **report}
     report["notes"] = [note.text for note in notes]
     report["files"] = {k: str(v) for k, v in files.items()}
     write_json(files["report"], report)
+    broken = broken_list(flagged)
     if strict and len(broken):
         raise DataError(f"{data_dir}: {len(broken)} broken images: {describe_broken(broken)}")
     return report

@@ -60,3 +60,31 @@ def modes(mode_counts: Mapping[str, int], format_counts: Mapping[str, int], path
     _bars(left, mode_counts, "mode")
     _bars(right, format_counts, "format")
     return save_png(fig, path)
+
+
+def _thumbnail(path: str, side: int = 96) -> Any:
+    from PIL import Image  # pixels: only the pairs shown are decoded
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((side, side))
+        return image
+
+
+def near_twins(pairs: pd.DataFrame, paths: Mapping[str, str], path: str | os.PathLike[str], near: int, show: int = 8) -> Path:
+    """The closest pairs that are not byte-identical copies, side by side with distance, split and label
+    (`pairs`: explore.twins.pair_table, closest first; `paths`: id -> file)."""
+    shown = pairs[~pairs["exact"]].head(show)
+    rows = max(len(shown), 1)
+    fig, axes = figure(4.6, 2.0 * rows + 0.4, rows=rows, cols=2)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    if shown.empty:
+        axes[0, 0].text(0.0, 0.5, f"no near twins within {near} bits (byte-identical copies aside)")
+    for k, pair in enumerate(shown.itertuples(index=False)):
+        for ax, image_id, split, label in ((axes[k, 0], pair.a, pair.split_a, pair.label_a), (axes[k, 1], pair.b, pair.split_b, pair.label_b)):
+            ax.imshow(_thumbnail(paths[image_id]), interpolation="nearest")
+            ax.set_title(f"{image_id}\n{split}" + (f", label {label}" if label else ""), fontsize=7)
+        axes[k, 0].text(1.05, 0.5, f"{pair.distance}", transform=axes[k, 0].transAxes, ha="center", fontsize=9)
+    fig.suptitle(f"Closest near twins (differing bits of 64, at most {near})", fontsize=9)
+    return save_png(fig, path)

@@ -3,6 +3,8 @@
 Each file is read once: its bytes are hashed (exact duplicates) and handed to PIL, which parses only
 the header (size, mode, format, EXIF orientation). A cheap check of the file's end catches truncated
 JPEG/PNG/GIF/BMP/WebP files, the usual result of a broken download. Large scans run in a process pool.
+Asked for (`perceptual`), a usable image is also decoded, small (JPEG's draft mode), for its perceptual
+hash: near twins (explore.twins) are found from it, and its cache saves the decoding next time.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ImageInfo(NamedTuple):
     grey_palette: bool = False  # mode P whose palette holds only greys
     transparency: bool = False  # mode P/L/RGB with a transparent colour
     problem: str = ""  # one of PROBLEMS, or "" for a usable image
+    phash: str = ""  # 64-bit perceptual hash, 16 hex digits; "" when not asked for or not decodable
 
 
 SCAN_COLUMNS = list(ImageInfo._fields)
@@ -131,8 +134,24 @@ def _grey_palette(image: Any) -> bool:
     return all(data[i] == data[i + 1] == data[i + 2] for i in range(0, len(data) - 2, step))
 
 
-def scan_image(path: str | os.PathLike[str]) -> ImageInfo:
-    """Hash one file and read its image header; a problem is reported, never raised."""
+def perceptual_hash(data: bytes) -> str:
+    """imagehash's phash (64 bits) of the decoded image, or "" when it does not decode. The decoder
+    may scale a JPEG down (to 64 px at least): phash looks at 32x32 grey pixels anyway."""
+    import imagehash  # scipy and PyWavelets: loaded only by a scan that hashes
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                image.draft("L", (64, 64))
+                return str(imagehash.phash(image.convert("L")))
+    except Exception:  # a header that parses over pixels that do not: no hash, no near twin
+        return ""
+
+
+def scan_image(path: str | os.PathLike[str], perceptual: bool = False) -> ImageInfo:
+    """Hash one file and read its image header (and, with `perceptual`, its perceptual hash);
+    a problem is reported, never raised."""
     try:
         data = Path(path).read_bytes()
     except OSError:
@@ -164,11 +183,12 @@ def scan_image(path: str | os.PathLike[str]) -> ImageInfo:
             return base._replace(format=sniffed, problem=TRUNCATED)
         return base._replace(format=sniffed, problem=NOT_IMAGE if isinstance(exc, UnidentifiedImageError) else UNREADABLE)
     problem = TRUNCATED if cut or _truncated(data, fmt) else ""
-    return ImageInfo(len(data), digest, fmt, mode, width, height, bits, orientation, grey, transparency, problem)
+    phash = perceptual_hash(data) if perceptual and not problem else ""
+    return ImageInfo(len(data), digest, fmt, mode, width, height, bits, orientation, grey, transparency, problem, phash)
 
 
-def _scan_chunk(paths: Sequence[str]) -> list[ImageInfo]:
-    return [scan_image(p) for p in paths]
+def _scan_chunk(jobs: Sequence[tuple[str, bool]]) -> list[ImageInfo]:
+    return [scan_image(p, h) for p, h in jobs]
 
 
 def _workers() -> int:
@@ -186,22 +206,30 @@ def _pool(workers: int) -> Any:
 
 
 def scan_images(
-    paths: Iterable[str | os.PathLike[str]], *, workers: int | None = None, show_progress: bool = True
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    perceptual: bool | Sequence[bool] = False,
+    workers: int | None = None,
+    show_progress: bool = True,
 ) -> pd.DataFrame:
-    """Scan many files (a process pool when there are many); one row per file, in order."""
+    """Scan many files (a process pool when there are many); one row per file, in order.
+    `perceptual`: hash the pixels of every file, or of those marked True (one flag a file)."""
     paths = [str(p) for p in paths]
+    flags = [perceptual] * len(paths) if isinstance(perceptual, bool) else [bool(f) for f in perceptual]
+    jobs = list(zip(paths, flags))
     workers = _workers() if workers is None else workers
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(paths) >= SERIAL_BELOW:
             Image.init()  # load the format plugins once, before the workers are forked
             pool = stack.enter_context(_pool(workers))
-            chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+            chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
             # map() submits every chunk now, so the workers exist before a progress thread does
             results: Iterable[ImageInfo] = itertools.chain.from_iterable(pool.map(_scan_chunk, chunks))
         else:
-            results = map(scan_image, paths)
+            results = itertools.starmap(scan_image, jobs)
         if show_progress:
-            results = console.progress(results, len(paths), "Reading image headers")
+            what = "Reading image headers" + (" and hashing pixels" if any(flags) else "")
+            results = console.progress(results, len(paths), what)
         frame = pd.DataFrame(list(results), columns=SCAN_COLUMNS)
     for column in ("bytes", "width", "height", "bits", "orientation"):
         frame[column] = frame[column].astype("int64")

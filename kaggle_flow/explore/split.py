@@ -8,6 +8,11 @@ The default (`flow split` with no flags, or training before any split) is define
 download's own validation set (split "valid") as fold 0 when it has one, else a stratified 10%
 hold-out (seed 42). An explicit --folds K or --val-size F pools the train and valid rows.
 
+Near twins (explore.twins: images whose perceptual hashes differ in a few bits) within the labelled
+images form groups, and a group stays in one fold (StratifiedGroupKFold), so a copy in training does
+not vouch for its twin in validation; `ignore_near` splits them freely. The download's own validation
+set is kept as it is: twins across it are only reported.
+
 folds.csv has a sidecar, runs/COMP/folds.json: the fingerprint of the table the folds were made from
 and a description for messages. `load_folds` refuses folds made from other data (a re-import, an
 edited label, rows added or removed); images `flow eda` finds broken after the split change nothing.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +32,7 @@ import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
+from kaggle_flow.explore import twins
 from kaggle_flow.fileio import read_csv, write_csv, write_json
 from kaggle_flow.table.layouts import labelled
 
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 
 DEFAULT_VAL_SIZE = 0.1  # share of the labelled images held out when the download has no validation set
 DEFAULT_SEED = 42
+GRAIN = 20  # a hold-out that keeps near twins together is made of folds of 1/GRAIN of the images
 FOLD_COLUMNS = ["id", "label", "split", "fold"]
 
 
@@ -52,6 +60,19 @@ def _rows(table: pd.DataFrame) -> pd.DataFrame:
     return labelled(table)[["id", "label", "split"]]
 
 
+def _check_request(folds: int | None, val_size: float | None) -> None:
+    if folds is not None and val_size is not None:
+        raise FlowError("give either --folds K or --val-size F, not both")
+    if folds is not None and folds < 2:
+        raise FlowError(f"--folds must be at least 2 (got {folds})")
+    if val_size is not None and not 0 < val_size < 1:
+        raise FlowError(f"--val-size must be between 0 and 1 (got {val_size})")
+
+
+def _seeded(seed: int, groups: np.ndarray | None) -> str:
+    return f"(seed {seed})" if groups is None else f"(seed {seed}, near twins kept together)"
+
+
 def _result(rows: pd.DataFrame, fold: np.ndarray, description: str) -> pd.DataFrame:
     out = rows.copy()
     out["fold"] = fold
@@ -59,11 +80,11 @@ def _result(rows: pd.DataFrame, fold: np.ndarray, description: str) -> pd.DataFr
     return out
 
 
-def _kfold(labels: np.ndarray, folds: int, seed: int, name: Callable[[int], str]) -> np.ndarray:
-    from sklearn.model_selection import StratifiedKFold
+def _kfold(
+    labels: np.ndarray, folds: int, seed: int, name: Callable[[int], str], groups: np.ndarray | None = None
+) -> np.ndarray:
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    if folds < 2:
-        raise FlowError(f"--folds must be at least 2 (got {folds})")
     counts = pd.Series(labels).value_counts()
     small = counts[counts < folds]
     if len(small):
@@ -72,17 +93,39 @@ def _kfold(labels: np.ndarray, folds: int, seed: int, name: Callable[[int], str]
             f"fewer than the {folds} folds asked for"
         )
     fold = np.full(len(labels), -1, dtype=int)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+    if groups is None:
+        splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    else:
+        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels, groups)
+    for k, (_, val_idx) in enumerate(splits):
         fold[val_idx] = k
     return fold
 
 
-def _holdout(labels: np.ndarray, val_size: float, seed: int, name: Callable[[int], str], what: str) -> np.ndarray:
+def _grouped_holdout(labels: np.ndarray, groups: np.ndarray, n_val: int, seed: int) -> np.ndarray:
+    """A stratified hold-out of about n_val rows that keeps each group on one side: the first of
+    StratifiedGroupKFold's GRAIN folds (fewer with fewer groups, or than the largest class has
+    images), as many as the share asks."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    k = min(GRAIN, len(set(groups)), int(np.bincount(labels).max()))
+    if k < 2:
+        raise FlowError("the labelled images are all near twins of one another: flow split --ignore-near")
+    take = min(max(round(k * n_val / len(labels)), 1), k - 1)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # "least populated class has fewer members than n_splits": fine here
+        warnings.simplefilter("ignore", UserWarning)
+        held = [val for _, val in splitter.split(np.zeros(len(labels)), labels, groups)][:take]
+    fold = np.full(len(labels), -1, dtype=int)
+    fold[np.concatenate(held)] = 0
+    return fold
+
+
+def _holdout(
+    labels: np.ndarray, val_size: float, seed: int, name: Callable[[int], str], what: str, groups: np.ndarray | None = None
+) -> np.ndarray:
     from sklearn.model_selection import StratifiedShuffleSplit
 
-    if not 0 < val_size < 1:
-        raise FlowError(f"--val-size must be between 0 and 1 (got {val_size})")
     counts = pd.Series(labels).value_counts()
     small = counts[counts < 2]
     if len(small):
@@ -94,6 +137,8 @@ def _holdout(labels: np.ndarray, val_size: float, seed: int, name: Callable[[int
             f"{what} gives {n_val} validation images of {len(labels)}: "
             f"need at least one per class ({len(counts)}) on each side"
         )
+    if groups is not None:
+        return _grouped_holdout(labels, groups, n_val, seed)
     fold = np.full(len(labels), -1, dtype=int)
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
     _, val_idx = next(splitter.split(np.zeros(len(labels)), labels))
@@ -102,20 +147,21 @@ def _holdout(labels: np.ndarray, val_size: float, seed: int, name: Callable[[int
 
 
 def default_folds(
-    table: pd.DataFrame, class_names: Sequence[str] | None, *, seed: int = DEFAULT_SEED
+    table: pd.DataFrame, class_names: Sequence[str] | None, *, seed: int = DEFAULT_SEED, groups: np.ndarray | None = None
 ) -> pd.DataFrame:
     """The validation fold used unless one is asked for.
 
     The download's validation set is the competition's own judgement of a fair validation, so its
-    rows are fold 0 and every "train" row is fold -1. Without one: a stratified 10% hold-out.
+    rows are fold 0 and every "train" row is fold -1 (`groups` change nothing). Without one: a
+    stratified 10% hold-out that keeps each group (a number per labelled row) on one side.
     """
     rows = _rows(table)
     name = _namer(class_names)
     is_valid = (rows["split"] == "valid").to_numpy()
     labels = rows["label"].to_numpy(dtype=int)
     if not is_valid.any():
-        fold = _holdout(labels, DEFAULT_VAL_SIZE, seed, name, f"the default {_percent(DEFAULT_VAL_SIZE)} hold-out")
-        return _result(rows, fold, f"a stratified {_percent(DEFAULT_VAL_SIZE)} hold-out (seed {seed}) as fold 0")
+        fold = _holdout(labels, DEFAULT_VAL_SIZE, seed, name, f"the default {_percent(DEFAULT_VAL_SIZE)} hold-out", groups)
+        return _result(rows, fold, f"a stratified {_percent(DEFAULT_VAL_SIZE)} hold-out {_seeded(seed, groups)} as fold 0")
     only_valid = sorted(set(labels[is_valid]) - set(labels[~is_valid]))
     if only_valid:
         raise FlowError(
@@ -133,25 +179,27 @@ def make_folds(
     val_size: float | None = None,
     seed: int | None = None,
     class_names: Sequence[str] | None = None,
+    groups: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Assign each labelled row a validation fold, stratified by label.
 
     With neither `folds` nor `val_size`: `default_folds`. With one of them, the train and valid rows
-    are pooled. The result's description (for messages) is `describe_folds(result)`.
+    are pooled. `groups` (a number per labelled row, in the table's order) keeps the rows of a group in
+    one fold. The result's description (for messages) is `describe_folds(result)`.
     """
-    if folds is not None and val_size is not None:
-        raise FlowError("give either --folds K or --val-size F, not both")
+    _check_request(folds, val_size)
     seed = DEFAULT_SEED if seed is None else seed
     if folds is None and val_size is None:
-        return default_folds(table, class_names, seed=seed)
+        return default_folds(table, class_names, seed=seed, groups=groups)
     rows = _rows(table)
     labels = rows["label"].to_numpy(dtype=int)
     name = _namer(class_names)
     if folds is not None:
-        return _result(rows, _kfold(labels, folds, seed, name), f"{folds} stratified folds (seed {seed})")
+        fold = _kfold(labels, folds, seed, name, groups)
+        return _result(rows, fold, f"{folds} stratified folds {_seeded(seed, groups)}")
     assert val_size is not None
-    fold = _holdout(labels, val_size, seed, name, f"--val-size {val_size}")
-    return _result(rows, fold, f"a stratified {_percent(val_size)} hold-out (seed {seed}) as fold 0")
+    fold = _holdout(labels, val_size, seed, name, f"--val-size {val_size}", groups)
+    return _result(rows, fold, f"a stratified {_percent(val_size)} hold-out {_seeded(seed, groups)} as fold 0")
 
 
 def describe_folds(folds: pd.DataFrame) -> str:
@@ -276,9 +324,23 @@ def split_competition(
     val_size: float | None = None,
     seed: int | None = None,
     strict: bool = False,
+    near: int | None = None,
+    ignore_near: bool = False,
 ) -> pd.DataFrame:
     """`flow split`: make folds from the competition's table (the default without folds/val_size)
-    and save them; broken images are left out (an error with `strict`)."""
-    result = make_folds(ws.table(strict=strict), folds=folds, val_size=val_size, seed=seed, class_names=ws.class_names())
+    and save them; broken images are left out (an error with `strict`). Groups of near twins stay in
+    one fold unless `ignore_near`; what was done with them is result.attrs["near_note"]."""
+    table = ws.table(strict=strict)
+    groups, note = None, ""
+    if not ignore_near:
+        _check_request(folds, val_size)  # before the hashing, which may take a while
+        found = twins.near_twin_groups(labelled(table), ws.hashes_file(), near)
+        if folds is None and val_size is None and (labelled(table)["split"] == "valid").any():
+            note = twins.leak_note(labelled(table)["split"], found)
+        else:
+            share = 1 / folds if folds else (val_size or DEFAULT_VAL_SIZE)
+            groups, note = twins.keep_together(found, labelled(table)["label"].to_numpy(dtype=int), share)
+    result = make_folds(table, folds=folds, val_size=val_size, seed=seed, class_names=ws.class_names(), groups=groups)
     save_folds(ws, result, describe_folds(result))
+    result.attrs["near_note"] = note
     return result
