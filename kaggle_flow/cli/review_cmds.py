@@ -88,6 +88,6 @@ def _show(done: Review) -> None:
         console.table(f"Likely label errors (cleanlab, most likely first; score: lower = more likely wrong), top {len(shown)}",
                       ["id", "label", "suggested", "score"], [(r.id, r.label, r.suggested, f"{r.score:.3f}") for r in shown.itertuples()])
     pairs = ", ".join(f"{p.label} -> {p.predicted} ({p.count})" for p in done.pairs.head(3).itertuples()) or "none"
-    console.info(f"{console.plural(len(done.issues), 'likely label error')} among {done.rows} rows; "
-                 f"most confused (true -> predicted): {pairs}")
+    console.info(f"{console.plural(len(done.issues), 'likely label error')} among {done.rows:,} rows ({len(done.issues) / max(done.rows, 1):.1%}); "
+                 f"most confused (label -> predicted): {pairs}")
     console.info(f"Wrote {done.folder}: " + ", ".join(f.name for f in done.files))

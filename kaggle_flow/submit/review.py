@@ -2,7 +2,7 @@
 
     runs/COMP/RUN/review/
       top_losses.png      the images of the highest cross-entropy (label, predicted, its probability)
-      confused.png        the most confused class pairs (true -> predicted, their count), a few images each
+      confused.png        the most confused class pairs (label -> predicted, their count), a few images each
       label_issues.png    the likeliest label errors, most likely first
       label_issues.csv    id, label, suggested, score: cleanlab's ranking (score = its label quality
                           score, the probability of the given label: lower = more likely wrong)
@@ -89,7 +89,7 @@ def per_sample_loss(oof: OutOfFold) -> np.ndarray:
 
 
 def confused_pairs(oof: OutOfFold, names: list[str], top: int = PAIRS) -> pd.DataFrame:
-    """label, predicted, count: the most frequent mistakes (true class -> predicted class), most first."""
+    """label, predicted, count: the most frequent mistakes (given label -> predicted class), most first."""
     wrong = pd.DataFrame({"true": oof.labels, "pred": oof.preds})
     wrong = wrong[wrong["true"] != wrong["pred"]]
     counts = wrong.value_counts().reset_index(name="count").sort_values(["count", "true", "pred"], ascending=[False, True, True])
@@ -142,13 +142,13 @@ def review_run(ws: Workspace, name: str | None, *, top: int = 16) -> Review:
     paths = dict(zip(table["id"], table["path"].astype(str)))
     draw = _Drawer(paths, ws.comp.channels)
     files.append(draw(rows_of([_tile(paths, r.id, f"{r.label} -> {r.predicted}\np={r.probability:.2f} loss={r.loss:.2f}")
-                               for r in losses.itertuples()], 4), folder / "top_losses.png", f"{run.id}: top losses (label -> predicted)"))
+                               for r in losses.itertuples()], 4), folder / "top_losses.png", f"{run.id}\ntop losses (label -> predicted)"))
     if not pairs.empty:
-        files.append(draw(_pair_grid(oof, pairs, paths), folder / "confused.png", f"{run.id}: most confused (true -> predicted)"))
+        files.append(draw(_pair_grid(oof, pairs, paths), folder / "confused.png", f"{run.id}\nmost confused classes (label -> predicted)"))
     if not issues.empty:
         shown = issues.head(top)
-        files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label}, maybe {r.suggested} ({r.score:.2f})")
-                                   for r in shown.itertuples()], 4), folder / "label_issues.png", f"{run.id}: likely label errors"))
+        files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label}, maybe {r.suggested} ({r.score:.3f})")
+                                   for r in shown.itertuples()], 4), folder / "label_issues.png", f"{run.id}\nlikely label errors (label, maybe the suggested class; score)"))
     return Review(run, scope, issues, losses, pairs.drop(columns=["true_index", "pred_index"]), len(oof), files, draw.unreadable)
 
 

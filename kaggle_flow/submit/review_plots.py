@@ -41,7 +41,7 @@ def _thumbnail(tile: Tile, channels: int) -> np.ndarray | str:
 def gallery(grid: list[list[Tile]], path: str | os.PathLike[str], *, channels: int, title: str) -> tuple[Path, dict[str, str]]:
     """A PNG of `grid` (one row of tiles per list); the file, and the ids of the images it could not read with why."""
     cols = max(len(row) for row in grid)
-    fig, axes = figure(1.9 * cols, 2.05 * len(grid) + 0.4, rows=len(grid), cols=cols)
+    fig, axes = figure(max(1.9 * cols, 6.0), 2.05 * len(grid) + 0.5, rows=len(grid), cols=cols)
     fig.suptitle(title, fontsize=10)
     skipped: dict[str, str] = {}
     for r, row in enumerate(grid):
