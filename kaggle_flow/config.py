@@ -51,6 +51,8 @@ class RunConfig(Recipe):
     balance_reason: str = ""  # why label shuffling is on or off (the recipe, `flow balance`, a flag)
     full: bool = False  # train on every labelled row, no validation (a refit of a validated run)
     full_from: str | None = None  # the validated run whose recipe and epoch count a full refit uses
+    excluded: Annotated[int, Field(ge=0)] = 0  # ids of runs/COMP/exclude.json left out of training (`flow review --exclude`)
+    exclude_fingerprint: str | None = None  # that list's fingerprint (exclusion.py): a resumed run reads the same list
 
     # data parallel (paddle.distributed): batch_size is per process, the global batch is batch_size * world_size
     nproc: Annotated[int, Field(ge=1)] = 1  # training processes on each machine

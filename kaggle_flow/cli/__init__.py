@@ -4,6 +4,7 @@ from kaggle_flow.cli import (  # noqa: F401  (register commands)
     data_cmds,
     eda_cmds,
     model_cmds,
+    review_cmds,
     submit_cmds,
     train_cmds,
     weights_cmds,

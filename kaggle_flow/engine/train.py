@@ -38,6 +38,7 @@ from kaggle_flow.errors import (
     TrainingDiverged,
     TrainingInterrupted,
 )
+from kaggle_flow.exclusion import current_keys, run_exclusion, without_excluded
 from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
@@ -176,7 +177,7 @@ def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFr
         if n_folds < 2:
             raise FlowError(f"{ws.folds_file()}: a single hold-out, not K folds; make folds first: flow split {ws.comp.name} --folds 5")
         config = config.model_copy(update={"n_folds": n_folds})
-    return create_run(ws.runs_dir, config)
+    return create_run(ws.runs_dir, config.model_copy(update=current_keys(ws.runs_dir)))
 
 
 def train_folder(
@@ -195,7 +196,14 @@ def train_folder(
         train_rows, val_rows = rows, rows.iloc[0:0]
     else:
         train_rows, val_rows = train_val(rows, folds, config.fold)
+    train_rows = _training_rows(run, train_rows, val_rows, parallel)
     fit(run, train_rows, val_rows, rows, parallel=parallel, resume=resume, on_epoch_end=on_epoch_end, class_names=class_names)
+
+
+def _training_rows(run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, parallel: Parallel) -> pd.DataFrame:
+    """The training rows less those `flow review --exclude` listed when the run started (validation untouched)."""
+    exclusion = run_exclusion(run.comp_dir, run.id, run.config.exclude_fingerprint)
+    return without_excluded(train_rows, val_rows, exclusion, say=parallel.is_main)
 
 
 LAUNCH_KEYS = ("nproc", "world_size")  # how many processes: a resumed run takes them (distributed.launch_for checks them)
@@ -239,6 +247,7 @@ def _cross_validate(
             continue
         log.info(f"Fold {k} of {n_folds}: {fold.path}")
         train_rows, val_rows = train_val(rows, folds, k)
+        train_rows = _training_rows(fold, train_rows, val_rows, parallel)
         resume_fold = Checkpointer(fold).has_last()
         with _discard_unsaved(fold, fresh=not resume_fold) if parallel.is_main else contextlib.nullcontext():
             fit(fold, train_rows, val_rows, rows, parallel=parallel, resume=resume_fold, on_epoch_end=on_epoch_end, class_names=class_names)

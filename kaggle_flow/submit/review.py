@@ -1,0 +1,194 @@
+"""`flow review`: what a trained run's out-of-fold predictions say about the data and the model.
+
+    runs/COMP/RUN/review/
+      top_losses.png      the images of the highest cross-entropy (label, predicted, its probability)
+      confused.png        the most confused class pairs (label -> predicted, their count), a few images each
+      label_issues.png    the likeliest label errors, most likely first
+      label_issues.csv    id, label, suggested, score: cleanlab's ranking (score = its label quality
+                          score, the probability of the given label: lower = more likely wrong)
+
+Only oof.csv is read (oof.py), never a model: no paddle. A cross-validation run's predictions cover
+every training row; a single run's only its validation fold. Label issues are cleanlab's
+`find_label_issues` ranked by self-confidence. `flow review --exclude` turns the list (or a CSV of
+ids edited by hand) into runs/COMP/exclude.json, which later training follows (exclusion.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow.errors import DataError, FlowError, NotFoundError
+from kaggle_flow.exclusion import Exclusion, write_exclusion
+from kaggle_flow.fileio import read_csv, write_csv
+from kaggle_flow.oof import OutOfFold, read_oof
+from kaggle_flow.runs import Run, load_run, resolve_run
+from kaggle_flow.submit.review_plots import Tile, gallery, rows_of
+from kaggle_flow.table.layouts import labelled
+
+if TYPE_CHECKING:
+    from kaggle_flow.workspace import Workspace
+
+REVIEW = "review"  # the folder in the run's
+ISSUES_CSV = "label_issues.csv"
+EPS = 1e-15  # probabilities clipped as scikit-learn's log loss clips them
+PAIRS = 6  # confused pairs drawn, and images of each
+PER_PAIR = 5
+
+
+@dataclass(frozen=True)
+class Review:
+    """What `flow review` found in a run's out-of-fold predictions, and the files it wrote."""
+
+    run: Run
+    scope: str  # the one line: which rows the predictions cover
+    issues: pd.DataFrame  # id, label, suggested, score: every label issue, most likely first
+    losses: pd.DataFrame  # id, label, predicted, probability, loss: the top losses, highest first
+    pairs: pd.DataFrame  # label, predicted, count: the most confused pairs
+    rows: int  # rows reviewed
+    files: list[Path] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)  # id -> why its image was left out of a gallery
+
+    @property
+    def folder(self) -> Path:
+        return self.run.path / REVIEW
+
+
+def reviewed_run(ws: Workspace, name: str | None) -> tuple[Run, str]:
+    """The run to review and the line saying which rows its predictions cover; one line for a run without them.
+
+    Default: the best run, as `flow submit` picks it (a full refit: the validated run it refits).
+    """
+    run = resolve_run(ws, name, best=True)
+    train = f"flow train {ws.comp.name}"
+    if not isinstance(run, Run):
+        raise FlowError(f"{run.path}: an ensemble, no out-of-fold predictions of its own; review one of its members (--run)")
+    if name is None and run.kind == "full" and run.config.full_from:
+        run = load_run(run.comp_dir / run.config.full_from)  # type: ignore[assignment]  # full_from names a training run
+    if run.kind == "full":
+        raise FlowError(f"{run.path}: a full refit holds nothing out, so it has no out-of-fold predictions; review the run it refits "
+                        f"(--run {run.config.full_from}) or train a validated run: {train} --folds all")
+    run.check_fits(ws.comp)
+    if not run.oof.is_file():
+        raise NotFoundError(f"{run.path}: no out-of-fold predictions (oof.csv; the run never finished validating); "
+                            f"train a validated run first: {train} --folds all (or {train})")
+    if run.kind == "cv":
+        return run, f"Reviewing {run.id}: a cross-validation run, whose out-of-fold predictions cover every training row"
+    return run, (f"Reviewing {run.id}: a single fold, so only its validation rows (fold {run.config.fold}); "
+                 f"`{train} --folds all` reviews every training row")
+
+
+def per_sample_loss(oof: OutOfFold) -> np.ndarray:
+    """Cross-entropy of each row: -log of the probability of its true class."""
+    return -np.log(np.clip(oof.probs[np.arange(len(oof)), oof.labels], EPS, 1.0))
+
+
+def confused_pairs(oof: OutOfFold, names: list[str], top: int = PAIRS) -> pd.DataFrame:
+    """label, predicted, count: the most frequent mistakes (given label -> predicted class), most first."""
+    wrong = pd.DataFrame({"true": oof.labels, "pred": oof.preds})
+    wrong = wrong[wrong["true"] != wrong["pred"]]
+    counts = wrong.value_counts().reset_index(name="count").sort_values(["count", "true", "pred"], ascending=[False, True, True])
+    counts = counts.head(top)
+    return pd.DataFrame({"label": [names[i] for i in counts["true"]], "predicted": [names[i] for i in counts["pred"]],
+                         "true_index": counts["true"].to_numpy(), "pred_index": counts["pred"].to_numpy(), "count": counts["count"].to_numpy()})
+
+
+def label_issues(oof: OutOfFold, names: list[str]) -> pd.DataFrame:
+    """id, label, suggested, score: cleanlab's likely label errors, most likely first."""
+    from cleanlab.filter import find_label_issues  # heavy (scikit-learn): only `flow review` loads it
+    from cleanlab.rank import get_label_quality_scores
+
+    probs = oof.probs / oof.probs.sum(axis=1, keepdims=True)  # oof.csv keeps six digits: rows sum to 1 again
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # cleanlab warns of small classes; the table says what it found
+            ranked = find_label_issues(oof.labels, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
+            scores = get_label_quality_scores(oof.labels, probs, method="self_confidence")
+    except (ValueError, AssertionError) as exc:
+        raise FlowError(f"cleanlab cannot rank these out-of-fold predictions: {str(exc).strip().splitlines()[0]}") from None
+    ranked = np.asarray(ranked, dtype=int)
+    return pd.DataFrame({
+        "id": oof.ids[ranked], "label": [names[i] for i in oof.labels[ranked]],
+        "suggested": [names[i] for i in probs[ranked].argmax(axis=1)], "score": scores[ranked],
+    })
+
+
+def top_losses(oof: OutOfFold, names: list[str], top: int) -> pd.DataFrame:
+    """id, label, predicted, probability (of the prediction), loss: the `top` highest losses."""
+    loss = per_sample_loss(oof)
+    order = np.argsort(-loss, kind="stable")[:top]
+    return pd.DataFrame({
+        "id": oof.ids[order], "label": [names[i] for i in oof.labels[order]], "predicted": [names[i] for i in oof.preds[order]],
+        "probability": oof.probs[order, oof.preds[order]], "loss": loss[order],
+    })
+
+
+def review_run(ws: Workspace, name: str | None, *, top: int = 16) -> Review:
+    """Read the run's oof.csv, rank its losses, confusions and label issues; write the review folder."""
+    run, scope = reviewed_run(ws, name)
+    names = ws.class_names()
+    oof = read_oof(run.oof, run.config.num_classes)
+    issues = label_issues(oof, names)
+    losses = top_losses(oof, names, top)
+    pairs = confused_pairs(oof, names)
+    folder = run.path / REVIEW
+    files = [write_csv(folder / ISSUES_CSV, issues, float_format="%.6g")]
+    table = ws.table(quiet=True)
+    paths = dict(zip(table["id"], table["path"].astype(str)))
+    draw = _Drawer(paths, ws.comp.channels)
+    files.append(draw(rows_of([_tile(paths, r.id, f"{r.label} -> {r.predicted}\np={r.probability:.2f} loss={r.loss:.2f}")
+                               for r in losses.itertuples()], 4), folder / "top_losses.png", f"{run.id}\ntop losses (label -> predicted)"))
+    if not pairs.empty:
+        files.append(draw(_pair_grid(oof, pairs, paths), folder / "confused.png", f"{run.id}\nmost confused classes (label -> predicted)"))
+    if not issues.empty:
+        shown = issues.head(top)
+        files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label}, maybe {r.suggested} ({r.score:.3f})")
+                                   for r in shown.itertuples()], 4), folder / "label_issues.png", f"{run.id}\nlikely label errors (label, maybe the suggested class; score)"))
+    return Review(run, scope, issues, losses, pairs.drop(columns=["true_index", "pred_index"]), len(oof), files, draw.unreadable)
+
+
+class _Drawer:
+    """Draws the galleries, gathering the images none could read."""
+
+    def __init__(self, paths: dict[str, str], channels: int) -> None:
+        self.paths, self.channels, self.unreadable = paths, channels, {}
+
+    def __call__(self, grid: list[list[Tile]], path: Path, title: str) -> Path:
+        written, skipped = gallery(grid, path, channels=self.channels, title=title)
+        self.unreadable.update(skipped)
+        return written
+
+
+def _tile(paths: dict[str, str], image_id: str, title: str) -> Tile:
+    return Tile(paths.get(image_id), image_id, title)
+
+
+def _pair_grid(oof: OutOfFold, pairs: pd.DataFrame, paths: dict[str, str]) -> list[list[Tile]]:
+    """One row per confused pair: its most confident mistakes."""
+    grid = []
+    for p in pairs.itertuples():
+        hit = np.flatnonzero((oof.labels == p.true_index) & (oof.preds == p.pred_index))
+        hit = hit[np.argsort(-oof.probs[hit, p.pred_index], kind="stable")][:PER_PAIR]
+        grid.append([_tile(paths, oof.ids[i], f"{p.label} -> {p.predicted}" + (f" ({p.count}x)" if k == 0 else "")
+                           + f"\np={oof.probs[i, p.pred_index]:.2f}") for k, i in enumerate(hit)])
+    return grid
+
+
+def exclude_issues(ws: Workspace, review: Review) -> Exclusion:
+    """`flow review --exclude`: every label issue found, listed for later training to leave out."""
+    return write_exclusion(ws.runs_dir, review.issues["id"], f"the label issues of `flow review --run {review.run.id}`")
+
+
+def exclude_listed(ws: Workspace, file: Path) -> Exclusion:
+    """`flow review --exclude FILE`: the ids of a CSV with an `id` column, each a labelled row of the table."""
+    ids = read_csv(file, ["id"])["id"].str.strip()
+    known = set(labelled(ws.table(quiet=True))["id"])
+    for line, value in enumerate(ids, start=2):
+        if value not in known:
+            raise DataError(f"{file} line {line}: id '{value}' is no labelled image of '{ws.comp.name}'")
+    return write_exclusion(ws.runs_dir, ids, f"the ids of {file}")
