@@ -57,7 +57,7 @@ def test_run_trains_with_the_balance_setting_and_the_folds_there_are(workdir: Pa
     assert flow("balance", "digits").exit_code == 0
     result = flow("run", "digits", "--epochs", "1", "--fold", "2")
     assert result.exit_code == 0, result.output
-    assert "Validation: 3 stratified folds (seed 42)" in result.output  # kept, not replaced by the default
+    assert "Validation: 3 stratified folds (seed 42, near twins kept together)" in result.output  # kept, not replaced by the default
     assert "Label shuffling, fold 2 (training rows only)" in result.output
     assert "Label shuffling is on for this training: `flow balance digits`" in result.output
     (run,) = [p for p in (workdir / "runs/digits").iterdir() if p.name.endswith("-smallcnn-f2")]
