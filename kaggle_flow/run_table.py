@@ -8,13 +8,29 @@ vanishes from the list.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from kaggle_flow.run_state import state_of
+from kaggle_flow.runs import DamagedRun, Ensemble, Run, creation_order, scan_runs
 
 if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
-    from kaggle_flow.runs import DamagedRun, Ensemble, Run
+
+def list_runs(runs_dir: Path) -> pd.DataFrame:
+    """One row per run folder of runs/COMP (cross-validation runs as one row, damaged folders too), oldest first.
+
+    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status
+    (a Summary status, or resumable, no checkpoint, damaged: see run_state.py), procs (the processes it
+    trained in, data parallel; 0 for an ensemble), note (what to do about its status, or '').
+    """
+    runs, damaged = scan_runs(runs_dir)
+    folders = sorted([*runs, *damaged], key=creation_order)
+    rows = [run_row(r) if isinstance(r, Run) else ensemble_row(r) if isinstance(r, Ensemble) else damaged_row(r) for r in folders]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
 
 COLUMNS = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s",
            "status", "procs", "note"]

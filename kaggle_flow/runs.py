@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from kaggle_flow.config import RunConfig, load_config
@@ -44,7 +43,6 @@ from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.names import check_run_name, is_run_name
 from kaggle_flow.run_state import FAILED, Summary, read_summary, state_of
-from kaggle_flow.run_table import COLUMNS, damaged_row, ensemble_row, run_row
 from kaggle_flow.workspace import cache_dir_of
 
 if TYPE_CHECKING:
@@ -352,7 +350,7 @@ def scan_runs(runs_dir: Path) -> tuple[list[RunFolder], list[DamagedRun]]:
                 found.append(load_run(path))
             except FlowError as exc:
                 damaged.append(DamagedRun(path, str(exc)))
-    return sorted(found, key=_creation_order), sorted(damaged, key=_creation_order)
+    return sorted(found, key=creation_order), sorted(damaged, key=creation_order)
 
 
 def all_runs(runs_dir: Path) -> list[RunFolder]:
@@ -360,7 +358,7 @@ def all_runs(runs_dir: Path) -> list[RunFolder]:
     return scan_runs(runs_dir)[0]
 
 
-def _creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
+def creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
     """Oldest first: the time stamp in the name, then when config.json was written (same second)."""
     stamp = re.search(r"\d{8}-\d{6}", run.name)
     try:
@@ -368,19 +366,6 @@ def _creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
     except OSError:
         written = 0
     return (stamp.group(0) if stamp else "", written, run.name)
-
-
-def list_runs(runs_dir: Path) -> pd.DataFrame:
-    """One row per run folder of runs/COMP (cross-validation runs as one row, damaged folders too), oldest first.
-
-    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status
-    (a Summary status, or resumable, no checkpoint, damaged: see run_state.py), procs (the processes it
-    trained in, data parallel; 0 for an ensemble), note (what to do about its status, or '').
-    """
-    runs, damaged = scan_runs(runs_dir)
-    folders = sorted([*runs, *damaged], key=_creation_order)
-    rows = [run_row(r) if isinstance(r, Run) else ensemble_row(r) if isinstance(r, Ensemble) else damaged_row(r) for r in folders]
-    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFolder:
@@ -412,12 +397,12 @@ Broken = tuple[RunFolder | DamagedRun, str, float | None]  # a damaged run folde
 def _refuse_passing_over(broken: list[Broken], chosen: Run | None, best: float | None, *, by_score: bool) -> None:
     """A FlowError naming the damaged run that would have been picked before `chosen`: the newest
     one, or (by score) one whose score is unknown or at least the best usable score."""
-    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: _creation_order(b[0]))
+    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: creation_order(b[0]))
     for folder, why, score in sorted(broken, key=first, reverse=True):  # the one it would have picked first
         if by_score:
             passed_over = best is None or score is None or score >= best
         else:
-            passed_over = chosen is None or _creation_order(folder) > _creation_order(chosen)
+            passed_over = chosen is None or creation_order(folder) > creation_order(chosen)
         if passed_over:
             which = "may be the best run" if by_score else "is the newest run"
             raise FlowError(f"{why}; it {which}, so no other is picked in its place: repair or remove {folder.path}, or name the run to use")
