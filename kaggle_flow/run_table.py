@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from kaggle_flow.run_state import state_of
+from kaggle_flow.run_state import read_summary, state_of
 from kaggle_flow.runs import DamagedRun, Ensemble, Run, creation_order, scan_runs
 
 if TYPE_CHECKING:
@@ -70,10 +70,14 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def ensemble_row(ensemble: Ensemble) -> dict[str, Any]:
-    """An ensemble trains nothing: no metric, score, epochs or processes of its own."""
+    """An ensemble trains nothing: no epochs or processes of its own; a blend (`flow blend`) has its
+    members' weights and the CV score of its blended out-of-fold predictions."""
+    config, summary = ensemble.config, read_summary(ensemble.summary_file)[0]
+    what = "blend" if config.weights is not None else "ensemble"
     return {"run": ensemble.name, "path": str(ensemble.path), "kind": ensemble.kind, "model": "ensemble",
-            "recipe": f"ensemble of {len(ensemble.config.members)}", "fold": "-", "metric": "", "best_score": None,
-            "best_epoch": 0, "epochs": "", "duration_s": 0.0, "status": "ensemble", "procs": 0, "note": ""}
+            "recipe": f"{what} of {len(config.members)}" + (" (ranks)" if config.rank else ""), "fold": "-",
+            "metric": summary.metric, "best_score": summary.best_score, "best_epoch": 0, "epochs": "", "duration_s": 0.0,
+            "status": "ensemble", "procs": 0, "note": ""}
 
 
 def damaged_row(damaged: DamagedRun) -> dict[str, Any]:

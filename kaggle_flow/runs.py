@@ -19,7 +19,8 @@ Three kinds of training run (a `Run`, its config a RunConfig) and the `Ensemble`
             oof.csv (every fold's validation rows) and summary.json (the CV score)
   full      `flow train --full`: a validated run's recipe trained again on every labelled row, for
             the epochs that run found best; no validation (best.pdparams = the last weights)
-  ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy
+  ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy;
+            `flow blend`: also their weights, oof.csv (the blended out-of-fold predictions), summary.json (its CV)
 
 RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
 made unique with a suffix. A folder whose config.json cannot be read is a DamagedRun: `flow runs`
@@ -33,15 +34,15 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.names import check_run_name, is_run_name
+from kaggle_flow.names import named_folders  # also what engine/configure.py takes from here
 from kaggle_flow.run_state import FAILED, Summary, read_summary, state_of
 from kaggle_flow.workspace import cache_dir_of
 
@@ -54,7 +55,8 @@ ENSEMBLE_PREFIX = "ensemble-"
 
 
 class EnsembleConfig(BaseModel):
-    """config.json of an ensemble: the member runs (relative to runs/COMP) whose probabilities it averages."""
+    """config.json of an ensemble: the member runs (relative to runs/COMP) whose probabilities it averages
+    (`flow blend`: with the weights it chose on their out-of-fold predictions, see submit/blend.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +65,17 @@ class EnsembleConfig(BaseModel):
     classes: list[str]
     members: list[str]
     tta: bool = False
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None  # one per member; None: equal
+    rank: bool = False  # average each class's ranks scaled to [0, 1], not the probabilities (a blend for AUC)
+
+    @model_validator(mode="after")
+    def _one_weight_each(self) -> EnsembleConfig:
+        if self.weights is not None and (len(self.weights) != len(self.members) or not sum(self.weights) > 0):
+            raise ValueError(f"weights: one per member ({len(self.members)}), not all 0")
+        return self
+
+    def member_weights(self) -> list[float]:
+        return self.weights if self.weights is not None else [1.0 / len(self.members)] * len(self.members)
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,14 @@ class Ensemble:
     def test_probs(self) -> Path:
         return self.path / "test_probs.npy"
 
+    @property
+    def oof(self) -> Path:  # a blend's: its members' out-of-fold predictions, blended
+        return self.path / "oof.csv"
+
+    @property
+    def summary_file(self) -> Path:  # a blend's: its CV score
+        return self.path / "summary.json"
+
     def members(self) -> list[RunFolder]:
         """The runs it averages (each of any kind, an ensemble included)."""
         return [load_run(self.path.parent / m) for m in self.config.members]
@@ -221,8 +242,9 @@ class Ensemble:
     def has_weights(self) -> bool:
         return True  # it can always predict: its members were checked when it was made
 
-    def validation_score(self) -> None:
-        return None  # never validated: a submission of it has no CV score
+    def validation_score(self) -> float | None:
+        """A blend's CV (its blended out-of-fold score); None for an ensemble of equal weights, never validated."""
+        return read_summary(self.summary_file)[0].best_score
 
     def check_fits(self, comp: Competition) -> None:
         _check_fits(self.path, self.config, comp)
@@ -265,20 +287,6 @@ def competition_of(name: str | None) -> str | None:
     return load_run(name).config.competition
 
 
-def named_folders(name: str, runs_dirs: list[Path]) -> list[Path]:
-    """The run folders a name from the command line means: RUN (or RUN/foldK) under each of
-    `runs_dirs` that holds it, else the run folder it is a path to. Neither a run folder nor a run's
-    name (`../x`, `/abs/x`, `a/b/c`) is refused in one line: a name never climbs out of runs/COMP."""
-    if is_run_name(name):
-        found = [d / name for d in runs_dirs if (d / name / "config.json").is_file()]
-        if found:
-            return found
-    if (Path(name) / "config.json").is_file():
-        return [Path(name)]
-    check_run_name(name)
-    return []
-
-
 def _new_folder(runs_dir: Path, stem: str) -> Path:
     runs_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
@@ -315,10 +323,12 @@ def create_fold(parent: Run, fold: int, *, write: bool = True) -> Run:
     return Run(path, config)
 
 
-def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition, *, tta: bool = False) -> Ensemble:
-    """runs/COMP/ensemble-TIME/ with a config.json listing its members."""
+def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition, *, tta: bool = False,
+                    weights: list[float] | None = None, rank: bool = False) -> Ensemble:
+    """runs/COMP/ensemble-TIME/ with a config.json listing its members (and a blend's weights)."""
     path = _new_folder(Path(runs_dir), f"{ENSEMBLE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}")
-    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta)
+    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta,
+                            weights=weights, rank=rank)
     write_json(path / "config.json", config.model_dump(mode="json"))
     return Ensemble(path, config)
 
