@@ -195,6 +195,12 @@ def test_runs_that_cannot_blend_are_one_line_and_nothing_is_written(workdir: Pat
     assert one_line_error(flow("blend", "digits", "a", "a")) == (
         "Error: a blend needs two runs validated on the same rows (found 1: a); train another with `flow train digits`"
     )
+    nan = two_class_probs(LABELS, P_A, 10)
+    nan[3, 0] = np.nan
+    with_oof(fake_run(runs, "diverged"), ROWS, LABELS, nan)
+    assert one_line_error(flow("blend", "digits", "a", "diverged")) == (
+        "Error: runs/digits/diverged/oof.csv: NaN or infinite probabilities (a run that diverged); it cannot be blended"
+    )
     assert not list(runs.glob("ensemble-*"))
 
 

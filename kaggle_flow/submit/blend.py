@@ -115,6 +115,8 @@ def _oof_of(run: RunFolder, num_classes: int) -> OutOfFold:
         oof = read_oof(run.oof, num_classes)
     except (OSError, ValueError, KeyError) as exc:
         raise FlowError(f"{run.oof}: not readable out-of-fold predictions ({str(exc).splitlines()[0]})") from None
+    if not np.isfinite(oof.probs).all():
+        raise FlowError(f"{run.oof}: NaN or infinite probabilities (a run that diverged); it cannot be blended")
     if len(set(oof.ids)) != len(oof.ids):
         raise FlowError(f"{run.oof}: an id is there twice; out-of-fold predictions hold each validation image once")
     order = np.argsort(oof.ids, kind="stable")
@@ -181,7 +183,7 @@ def current_runs(ws: Workspace, num_classes: int) -> tuple[list[Run], list[OutOf
             try:
                 oof = _oof_of(run, num_classes)
             except FlowError:
-                why = "unreadable oof.csv"
+                why = "unusable oof.csv"
         if oof is not None and folds is not None and not all(
                 folds.get(i, -1) == run.config.fold or (run.kind == "cv" and i in folds) for i in oof.ids):
             why = "validated on other folds than folds.csv"
