@@ -217,3 +217,34 @@ def test_fewer_than_two_usable_runs_is_one_line(workdir: Path, kept: list[str]) 
         "train another with `flow train digits`"
     )
     assert not list(runs.glob("ensemble-*"))
+
+
+def test_flow_blend_averages_ranks_for_mean_auc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiny_comp import make_tiny
+
+    monkeypatch.chdir(tmp_path)
+    make_tiny(tmp_path, per_class=2, n_test=1, metric="mean_auc")
+    with (tmp_path / "competitions/tiny.toml").open("a") as toml:
+        toml.write('\n[submission]\nkind = "probabilities"\n')
+    rng = np.random.default_rng(1)
+    labels = np.arange(12) % 3
+    ids = [f"img_{i:03d}.png" for i in range(12)]
+    soft = 0.2 + 0.1 * np.eye(3)[labels] + 0.2 * rng.random((12, 3))  # near 1/3 everywhere
+    sharp = np.exp(6 * (0.5 * np.eye(3)[labels] + rng.random((12, 3))))  # confident
+    members = {"soft": soft / soft.sum(axis=1, keepdims=True), "sharp": sharp / sharp.sum(axis=1, keepdims=True)}
+    for name, probs in members.items():
+        with_oof(fake_run(tmp_path / "runs/tiny", name, comp="tiny", classes=3), ids, labels, probs)
+    result = flow("blend", "tiny", "soft", "sharp")
+    assert result.exit_code == 0, result.output
+    assert "Blending 2 runs on their 12 out-of-fold rows by mean_auc (ranks averaged)" in result.output
+    (path,) = (tmp_path / "runs/tiny").glob("ensemble-*")
+    config = json.loads((path / "config.json").read_text())
+    assert config["rank"] is True and config["members"] == ["soft", "sharp"]
+    np.testing.assert_allclose(config["weights"], [1 / 3, 2 / 3])
+    written = pd.read_csv(path / "oof.csv")[["prob_0", "prob_1", "prob_2"]].to_numpy()
+    ranks = 1 / 3 * scaled_ranks(members["soft"]) + 2 / 3 * scaled_ranks(members["sharp"])
+    np.testing.assert_allclose(written, ranks, atol=1e-5)
+    mean_auc = METRICS["mean_auc"]
+    blend = json.loads((path / "summary.json").read_text())["best_score"]
+    assert blend == mean_auc(labels, ranks) > mean_auc(labels, 1 / 3 * members["soft"] + 2 / 3 * members["sharp"])
+    assert blend > max(mean_auc(labels, p) for p in members.values())
