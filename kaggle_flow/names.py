@@ -73,3 +73,17 @@ def check_data_paths(root: Path, paths: dict[str, str], toml: Path) -> None:
         target = (root / value).resolve()
         if not target.is_relative_to(real):
             raise ConfigError(f"{toml}: {key} = {json.dumps(value)} leads to {target}, outside the data folder {root} (a link)")
+
+
+def named_folders(name: str, runs_dirs: list[Path]) -> list[Path]:
+    """The run folders a name from the command line means: RUN (or RUN/foldK) under each of
+    `runs_dirs` that holds it, else the run folder it is a path to. Neither a run folder nor a run's
+    name (`../x`, `/abs/x`, `a/b/c`) is refused in one line: a name never climbs out of runs/COMP."""
+    if is_run_name(name):
+        found = [d / name for d in runs_dirs if (d / name / "config.json").is_file()]
+        if found:
+            return found
+    if (Path(name) / "config.json").is_file():
+        return [Path(name)]
+    check_run_name(name)
+    return []

@@ -8,13 +8,29 @@ vanishes from the list.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kaggle_flow.run_state import state_of
+import pandas as pd
+
+from kaggle_flow.run_state import read_summary, state_of
+from kaggle_flow.runs import DamagedRun, Ensemble, Run, creation_order, scan_runs
 
 if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
-    from kaggle_flow.runs import DamagedRun, Ensemble, Run
+
+def list_runs(runs_dir: Path) -> pd.DataFrame:
+    """One row per run folder of runs/COMP (cross-validation runs as one row, damaged folders too), oldest first.
+
+    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status
+    (a Summary status, or resumable, no checkpoint, damaged: see run_state.py), procs (the processes it
+    trained in, data parallel; 0 for an ensemble), note (what to do about its status, or '').
+    """
+    runs, damaged = scan_runs(runs_dir)
+    folders = sorted([*runs, *damaged], key=creation_order)
+    rows = [run_row(r) if isinstance(r, Run) else ensemble_row(r) if isinstance(r, Ensemble) else damaged_row(r) for r in folders]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
 
 COLUMNS = ["run", "path", "kind", "model", "recipe", "fold", "metric", "best_score", "best_epoch", "epochs", "duration_s",
            "status", "procs", "note"]
@@ -54,10 +70,14 @@ def run_row(run: Run) -> dict[str, Any]:
 
 
 def ensemble_row(ensemble: Ensemble) -> dict[str, Any]:
-    """An ensemble trains nothing: no metric, score, epochs or processes of its own."""
+    """An ensemble trains nothing: no epochs or processes of its own; a blend (`flow blend`) has its
+    members' weights and the CV score of its blended out-of-fold predictions."""
+    config, summary = ensemble.config, read_summary(ensemble.summary_file)[0]
+    what = "blend" if config.weights is not None else "ensemble"
     return {"run": ensemble.name, "path": str(ensemble.path), "kind": ensemble.kind, "model": "ensemble",
-            "recipe": f"ensemble of {len(ensemble.config.members)}", "fold": "-", "metric": "", "best_score": None,
-            "best_epoch": 0, "epochs": "", "duration_s": 0.0, "status": "ensemble", "procs": 0, "note": ""}
+            "recipe": f"{what} of {len(config.members)}" + (" (ranks)" if config.rank else ""), "fold": "-",
+            "metric": summary.metric, "best_score": summary.best_score, "best_epoch": 0, "epochs": "", "duration_s": 0.0,
+            "status": "ensemble", "procs": 0, "note": ""}
 
 
 def damaged_row(damaged: DamagedRun) -> dict[str, Any]:

@@ -19,7 +19,8 @@ Three kinds of training run (a `Run`, its config a RunConfig) and the `Ensemble`
             oof.csv (every fold's validation rows) and summary.json (the CV score)
   full      `flow train --full`: a validated run's recipe trained again on every labelled row, for
             the epochs that run found best; no validation (best.pdparams = the last weights)
-  ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy
+  ensemble  `flow predict --ensemble A,B`: a config.json (EnsembleConfig) listing its members, test_probs.npy;
+            `flow blend`: also their weights, oof.csv (the blended out-of-fold predictions), summary.json (its CV)
 
 RUN-ID is `YYYYMMDD-HHMMSS-MODEL-fK` (`-cvK` for cross-validation, `ensemble-TIME` for an ensemble),
 made unique with a suffix. A folder whose config.json cannot be read is a DamagedRun: `flow runs`
@@ -33,18 +34,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kaggle_flow.config import RunConfig, load_config
 from kaggle_flow.errors import FlowError, NotFoundError
 from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.names import check_run_name, is_run_name
+from kaggle_flow.names import named_folders  # also what engine/configure.py takes from here
 from kaggle_flow.run_state import FAILED, Summary, read_summary, state_of
-from kaggle_flow.run_table import COLUMNS, damaged_row, ensemble_row, run_row
 from kaggle_flow.workspace import cache_dir_of
 
 if TYPE_CHECKING:
@@ -56,7 +55,8 @@ ENSEMBLE_PREFIX = "ensemble-"
 
 
 class EnsembleConfig(BaseModel):
-    """config.json of an ensemble: the member runs (relative to runs/COMP) whose probabilities it averages."""
+    """config.json of an ensemble: the member runs (relative to runs/COMP) whose probabilities it averages
+    (`flow blend`: with the weights it chose on their out-of-fold predictions, see submit/blend.py)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -65,6 +65,17 @@ class EnsembleConfig(BaseModel):
     classes: list[str]
     members: list[str]
     tta: bool = False
+    weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None  # one per member; None: equal
+    rank: bool = False  # average each class's ranks scaled to [0, 1], not the probabilities (a blend for AUC)
+
+    @model_validator(mode="after")
+    def _one_weight_each(self) -> EnsembleConfig:
+        if self.weights is not None and (len(self.weights) != len(self.members) or not sum(self.weights) > 0):
+            raise ValueError(f"weights: one per member ({len(self.members)}), not all 0")
+        return self
+
+    def member_weights(self) -> list[float]:
+        return self.weights if self.weights is not None else [1.0 / len(self.members)] * len(self.members)
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,14 @@ class Ensemble:
     def test_probs(self) -> Path:
         return self.path / "test_probs.npy"
 
+    @property
+    def oof(self) -> Path:  # a blend's: its members' out-of-fold predictions, blended
+        return self.path / "oof.csv"
+
+    @property
+    def summary_file(self) -> Path:  # a blend's: its CV score
+        return self.path / "summary.json"
+
     def members(self) -> list[RunFolder]:
         """The runs it averages (each of any kind, an ensemble included)."""
         return [load_run(self.path.parent / m) for m in self.config.members]
@@ -223,8 +242,9 @@ class Ensemble:
     def has_weights(self) -> bool:
         return True  # it can always predict: its members were checked when it was made
 
-    def validation_score(self) -> None:
-        return None  # never validated: a submission of it has no CV score
+    def validation_score(self) -> float | None:
+        """A blend's CV (its blended out-of-fold score); None for an ensemble of equal weights, never validated."""
+        return read_summary(self.summary_file)[0].best_score
 
     def check_fits(self, comp: Competition) -> None:
         _check_fits(self.path, self.config, comp)
@@ -267,20 +287,6 @@ def competition_of(name: str | None) -> str | None:
     return load_run(name).config.competition
 
 
-def named_folders(name: str, runs_dirs: list[Path]) -> list[Path]:
-    """The run folders a name from the command line means: RUN (or RUN/foldK) under each of
-    `runs_dirs` that holds it, else the run folder it is a path to. Neither a run folder nor a run's
-    name (`../x`, `/abs/x`, `a/b/c`) is refused in one line: a name never climbs out of runs/COMP."""
-    if is_run_name(name):
-        found = [d / name for d in runs_dirs if (d / name / "config.json").is_file()]
-        if found:
-            return found
-    if (Path(name) / "config.json").is_file():
-        return [Path(name)]
-    check_run_name(name)
-    return []
-
-
 def _new_folder(runs_dir: Path, stem: str) -> Path:
     runs_dir.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
@@ -317,10 +323,12 @@ def create_fold(parent: Run, fold: int, *, write: bool = True) -> Run:
     return Run(path, config)
 
 
-def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition, *, tta: bool = False) -> Ensemble:
-    """runs/COMP/ensemble-TIME/ with a config.json listing its members."""
+def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition, *, tta: bool = False,
+                    weights: list[float] | None = None, rank: bool = False) -> Ensemble:
+    """runs/COMP/ensemble-TIME/ with a config.json listing its members (and a blend's weights)."""
     path = _new_folder(Path(runs_dir), f"{ENSEMBLE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}")
-    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta)
+    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta,
+                            weights=weights, rank=rank)
     write_json(path / "config.json", config.model_dump(mode="json"))
     return Ensemble(path, config)
 
@@ -352,7 +360,7 @@ def scan_runs(runs_dir: Path) -> tuple[list[RunFolder], list[DamagedRun]]:
                 found.append(load_run(path))
             except FlowError as exc:
                 damaged.append(DamagedRun(path, str(exc)))
-    return sorted(found, key=_creation_order), sorted(damaged, key=_creation_order)
+    return sorted(found, key=creation_order), sorted(damaged, key=creation_order)
 
 
 def all_runs(runs_dir: Path) -> list[RunFolder]:
@@ -360,7 +368,7 @@ def all_runs(runs_dir: Path) -> list[RunFolder]:
     return scan_runs(runs_dir)[0]
 
 
-def _creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
+def creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
     """Oldest first: the time stamp in the name, then when config.json was written (same second)."""
     stamp = re.search(r"\d{8}-\d{6}", run.name)
     try:
@@ -368,19 +376,6 @@ def _creation_order(run: RunFolder | DamagedRun) -> tuple[str, int, str]:
     except OSError:
         written = 0
     return (stamp.group(0) if stamp else "", written, run.name)
-
-
-def list_runs(runs_dir: Path) -> pd.DataFrame:
-    """One row per run folder of runs/COMP (cross-validation runs as one row, damaged folders too), oldest first.
-
-    Columns: run, path, kind, model, recipe, fold, metric, best_score, best_epoch, epochs, duration_s, status
-    (a Summary status, or resumable, no checkpoint, damaged: see run_state.py), procs (the processes it
-    trained in, data parallel; 0 for an ensemble), note (what to do about its status, or '').
-    """
-    runs, damaged = scan_runs(runs_dir)
-    folders = sorted([*runs, *damaged], key=_creation_order)
-    rows = [run_row(r) if isinstance(r, Run) else ensemble_row(r) if isinstance(r, Ensemble) else damaged_row(r) for r in folders]
-    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def resolve_run(ws: Workspace, name: str | None, *, best: bool = False) -> RunFolder:
@@ -412,12 +407,12 @@ Broken = tuple[RunFolder | DamagedRun, str, float | None]  # a damaged run folde
 def _refuse_passing_over(broken: list[Broken], chosen: Run | None, best: float | None, *, by_score: bool) -> None:
     """A FlowError naming the damaged run that would have been picked before `chosen`: the newest
     one, or (by score) one whose score is unknown or at least the best usable score."""
-    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: _creation_order(b[0]))
+    first = (lambda b: (b[2] is None, b[2] or 0.0)) if by_score else (lambda b: creation_order(b[0]))
     for folder, why, score in sorted(broken, key=first, reverse=True):  # the one it would have picked first
         if by_score:
             passed_over = best is None or score is None or score >= best
         else:
-            passed_over = chosen is None or _creation_order(folder) > _creation_order(chosen)
+            passed_over = chosen is None or creation_order(folder) > creation_order(chosen)
         if passed_over:
             which = "may be the best run" if by_score else "is the newest run"
             raise FlowError(f"{why}; it {which}, so no other is picked in its place: repair or remove {folder.path}, or name the run to use")

@@ -247,7 +247,8 @@ def digits_test_rows() -> pd.DataFrame:
 
 
 def test_predict_tta_ensemble_and_submit_fake_runs(workdir: Path) -> None:
-    from kaggle_flow.runs import Ensemble, Run, list_runs, load_run
+    from kaggle_flow.run_table import list_runs
+    from kaggle_flow.runs import Ensemble, Run, load_run
     from kaggle_flow.submit.predict import predict_probs
 
     a = fake_run(workdir / "runs/digits", "a", seed=1, score=0.4)

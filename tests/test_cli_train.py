@@ -146,7 +146,7 @@ def test_runs_lists_damaged_killed_and_checkpointless_runs(workdir: Path) -> Non
     """No run folder vanishes from `flow runs`, and each says what to do with it."""
     from clitools import fake_run
 
-    from kaggle_flow.runs import list_runs
+    from kaggle_flow.run_table import list_runs
 
     runs = workdir / "runs/digits"
     fake_run(runs, "20250101-000000-smallcnn-f0", score=0.9)
@@ -206,7 +206,7 @@ def test_full_never_refits_another_recipe_in_place_of_a_damaged_run(workdir: Pat
 def test_runs_lists_a_run_whose_summary_or_best_weights_are_damaged(workdir: Path) -> None:
     from clitools import fake_run
 
-    from kaggle_flow.runs import list_runs
+    from kaggle_flow.run_table import list_runs
 
     runs = workdir / "runs/digits"
     garbled = fake_run(runs, "20250101-000000-smallcnn-f0")

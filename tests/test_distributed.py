@@ -23,7 +23,7 @@ from kaggle_flow.data.images import ImageCache
 from kaggle_flow.data.loader import EpochSampler, ImageDataset, make_loader
 from kaggle_flow.engine.step import Precision
 from kaggle_flow.machine import usable_cores
-from kaggle_flow.runs import list_runs
+from kaggle_flow.run_table import list_runs
 
 TINY = ["--preset", "none", "--seed", "5"]
 LENET = ["--model", "lenet", "--size", "28", "--epochs", "2", *TINY]  # no BatchNorm, no dropout: exactly data parallel

@@ -114,7 +114,8 @@ def test_modules_and_functions_stay_short() -> None:
 
 LIGHT = ["kaggle_flow.cli", "kaggle_flow.explore.eda", "kaggle_flow.explore.split", "kaggle_flow.explore.balance",
          "kaggle_flow.table.importer", "kaggle_flow.data.augment", "kaggle_flow.runs", "kaggle_flow.submit.ledger",
-         "kaggle_flow.submit.score", "kaggle_flow.submit.submission", "kaggle_flow.submit.review", "kaggle_flow.exclusion"]
+         "kaggle_flow.submit.score", "kaggle_flow.submit.submission", "kaggle_flow.submit.review", "kaggle_flow.exclusion",
+         "kaggle_flow.submit.blend"]
 
 
 def test_commands_that_do_not_train_never_load_paddle() -> None:

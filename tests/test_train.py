@@ -25,7 +25,8 @@ from kaggle_flow.engine.speed import train_speed
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import FlowError, TrainingInterrupted
 from kaggle_flow.metrics import METRICS
-from kaggle_flow.runs import list_runs, load_run, resolve_run
+from kaggle_flow.run_table import list_runs
+from kaggle_flow.runs import load_run, resolve_run
 from kaggle_flow.workspace import open_workspace
 
 

@@ -1,6 +1,7 @@
 """`flow` command line: thin Typer commands over the library."""
 
 from kaggle_flow.cli import (  # noqa: F401  (register commands)
+    blend_cmds,
     data_cmds,
     eda_cmds,
     model_cmds,

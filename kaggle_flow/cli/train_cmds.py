@@ -96,7 +96,7 @@ def runs_cmd(comp: CompArg = None) -> None:
     Example: flow runs mnist
     """
     from kaggle_flow import console
-    from kaggle_flow.runs import list_runs
+    from kaggle_flow.run_table import list_runs
     from kaggle_flow.workspace import open_workspace
 
     ws = open_workspace(comp)

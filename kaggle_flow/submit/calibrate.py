@@ -2,13 +2,13 @@
 
 Label smoothing caps every probability a model gives (at 0.9 + 0.1/K for epsilon 0.1), so an
 accurate model still pays log loss on every image. One temperature T, fitted to the log loss of the
-run's out-of-fold predictions (oof.csv: the validation fold, or every fold of a cross-validation
-run), undoes most of that without changing any arg-max:
+run's out-of-fold predictions (oof.csv: the validation fold, every fold of a cross-validation
+run, or a blend's blended ones), undoes most of that without changing any arg-max:
 
     p_T = softmax(log(p) / T)        T < 1 sharpens, T > 1 softens
 
 `flow submit` writes p_T and says how much T changed the fold's log loss. A run without out-of-fold
-predictions (an ensemble, or probabilities from elsewhere), or with fewer than MIN_ROWS of them (a
+predictions (an ensemble of `--ensemble`, or probabilities from elsewhere), or with fewer than MIN_ROWS of them (a
 temperature fitted on a handful of images is noise), is written as predicted, and said so.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.oof import read_oof
-from kaggle_flow.runs import Run, RunFolder, load_run
+from kaggle_flow.runs import Ensemble, Run, RunFolder, load_run
 
 # The range searched. A fold the model gets all right pushes the fitted temperature towards 0 (certainty),
 # and one wrong test image at certainty costs its whole log loss: 0.25 caps the sharpening (with label
@@ -78,14 +78,14 @@ def calibration_for(run: RunFolder | None, metric: str) -> Calibration | None:
     there is none: `skipped`), else None."""
     if metric != "logloss":
         return None
-    if not isinstance(run, Run):
+    if run is None or (isinstance(run, Ensemble) and not run.oof.is_file()):
         return _skipped("no out-of-fold predictions to fit a temperature on (an ensemble, or probabilities from elsewhere)")
-    source = run
-    if run.config.full and run.config.full_from:  # a refit holds nothing out: its validated source's fold
+    source: RunFolder = run
+    if isinstance(run, Run) and run.config.full and run.config.full_from:  # a refit holds nothing out: its validated source's fold
         source = load_run(run.comp_dir / run.config.full_from)
     if not source.oof.is_file():
         return _skipped(f"no out-of-fold predictions in {source.path} to fit a temperature on")
-    oof = read_oof(source.oof, run.config.num_classes)
+    oof = read_oof(source.oof, len(run.config.classes))  # a blend's (flow blend): its blended out-of-fold predictions
     if len(oof) < MIN_ROWS:
         return _skipped(f"{len(oof)} out-of-fold predictions in {source.oof}, fewer than the {MIN_ROWS} a temperature is fitted on", source.oof)
     labels, probs = oof.labels, oof.probs

@@ -6,7 +6,8 @@ a run does not fit the competition at hand. Every kind of run predicts:
 
     single, full  its best weights
     cv            the mean of its folds' predictions
-    ensemble      the mean of its members' predictions (each of any kind)
+    ensemble      the mean of its members' predictions (each of any kind); a blend's weighted mean
+                  (`flow blend`, submit/blend.py: of the members' ranks for an AUC metric)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kaggle_flow.models import create_model
 from kaggle_flow.models.state_file import UnreadableState, read_state
 from kaggle_flow.models.weights import set_weights
 from kaggle_flow.runs import FAILED, Ensemble, Run, RunFolder, create_ensemble
+from kaggle_flow.submit.blend import combine
 from kaggle_flow.submit.choice import RunChoice, chosen_run, ensemble_members
 from kaggle_flow.submit.testset import predicted_counts, read_test_rows, save_probs
 
@@ -77,9 +79,10 @@ def predict_probs(run: RunFolder, rows: pd.DataFrame, *, tta: bool = False, batc
     warning listing it), so the output always has one row per input row.
     """
     rows = rows.reset_index(drop=True)
-    if isinstance(run, Ensemble):
-        tta = tta or run.config.tta
-        return _mean([predict_probs(m, rows, tta=tta, batch_size=batch_size) for m in run.members()])
+    if isinstance(run, Ensemble):  # a blend's weights (flow blend), ranks averaged for AUC; else equal weights
+        tta, config = tta or run.config.tta, run.config
+        probs = [predict_probs(m, rows, tta=tta, batch_size=batch_size) for m in run.members()]
+        return combine(probs, config.member_weights(), rank=config.rank).astype(np.float32)
     if run.kind == "cv":
         folds = run.folds()
         trained = [f for f in folds if f.best.is_file()]
