@@ -1,9 +1,6 @@
 """Submission kinds: what a row of a submission holds besides its id, one registry entry each.
 
-    label          one column: the class, as an index or a name (label_form)
-    probability    one column: the probability of the `positive` class (binary contests)
-    probabilities  one column per class (`columns`, default the class names); each row sums to 1
-    top_k          one column: the `k` most probable classes, space-separated, best first
+    label, probability, probabilities, top_k   (KINDS, at the end: each entry's description says what a row holds)
 
 An entry owns everything its kind does, so a new kind is one class and one entry here:
 
@@ -368,18 +365,22 @@ class TopK(_Ranked):
 
 
 KINDS: Registry[Kind] = Registry("submission kind", [
-    Label("label", "one column: the class, as its index or its name (label_form)", "every test id once, labels in the class set",
-          "accuracy", "the sample holds a class", ("kind", "id_column", "label_column", "id_form", "label_form"),
-          tried=3, holds_text=True),
-    Probability("probability", "one column: the probability of the `positive` class (binary contests)", "every test id once, probabilities in [0, 1]",
-                "auc", "the sample holds one probability", ("kind", "id_column", "label_column", "id_form", "positive"),
-                tried=2, probabilities=True),
-    Probabilities("probabilities", "a column per class (`columns`, default the class names), each row summing to 1", "every test id once, probabilities in [0, 1] summing to 1 per row",
-                  "logloss", "the sample holds a probability per class", ("kind", "id_column", "id_form", "columns"),
-                  tried=0, probabilities=True),
-    TopK("top_k", "one column: the `k` most probable classes, space-separated, best first", "every test id once, top-k labels in the class set and distinct",
-         "map@{k}", "the sample ranks classes", ("kind", "id_column", "label_column", "id_form", "label_form", "k"),
-         tried=1, holds_text=True),
+    Label("label", description="one column: the class, as its index or its name (label_form)",
+          checked="every test id once, labels in the class set",
+          metric="accuracy", metric_why="the sample holds a class",
+          toml_keys=("kind", "id_column", "label_column", "id_form", "label_form"), tried=3, holds_text=True),
+    Probability("probability", description="one column: the probability of the `positive` class (binary contests)",
+                checked="every test id once, probabilities in [0, 1]",
+                metric="auc", metric_why="the sample holds one probability",
+                toml_keys=("kind", "id_column", "label_column", "id_form", "positive"), tried=2, probabilities=True),
+    Probabilities("probabilities", description="a column per class (`columns`, default the class names), each row summing to 1",
+                  checked="every test id once, probabilities in [0, 1] summing to 1 per row",
+                  metric="logloss", metric_why="the sample holds a probability per class",
+                  toml_keys=("kind", "id_column", "id_form", "columns"), tried=0, probabilities=True),
+    TopK("top_k", description="one column: the `k` most probable classes, space-separated, best first",
+         checked="every test id once, top-k labels in the class set and distinct",
+         metric="map@{k}", metric_why="the sample ranks classes",
+         toml_keys=("kind", "id_column", "label_column", "id_form", "label_form", "k"), tried=1, holds_text=True),
 ])
 
 SubmissionKind = Literal[tuple(KINDS)]  # type: ignore[valid-type]  # the names, for the TOML's `kind`
