@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kaggle_flow.errors import ConfigError, NotFoundError
+from kaggle_flow.kinds import KINDS, SubmissionKind
 from kaggle_flow.metrics import METRICS, known_metric
 from kaggle_flow.names import climbs_out, is_data_folder
 
@@ -81,17 +82,11 @@ class Layout(_Strict):
         return self
 
 
-SubmissionKind = Literal["label", "probability", "probabilities", "top_k"]
-
-
 class SubmissionFormat(_Strict):
     """The CSV the site accepts: its columns, how ids and values are written, its sample and solution files.
 
-    `kind` says what a row holds besides its id:
-        label          one column (label_column): the class, as an index or a name (label_form)
-        probability    one column (label_column): the probability of the `positive` class (binary contests)
-        probabilities  one column per class (`columns`, default the class names); each row sums to 1
-        top_k          one column (label_column): the `k` most probable classes, space-separated, best first
+    `kind` says what a row holds besides its id: a name of kaggle_flow.kinds.KINDS (label, probability,
+    probabilities, top_k), whose entry gives the value columns, their values, check and scoring.
     `copied` columns of the sample hold no prediction (Kaggle's Usage, a row number): each submission
     writes them as the sample has them, in the sample's column order.
     """
@@ -109,10 +104,8 @@ class SubmissionFormat(_Strict):
     solution: str | None = "solution.csv"  # test labels for local scoring, when the file exists
 
     def value_columns(self, classes: list[str]) -> list[str]:
-        """The columns after the id: one per class for `probabilities`, else `label_column`."""
-        if self.kind == "probabilities":
-            return list(self.columns) or list(classes)
-        return [self.label_column]
+        """The columns after the id, as its kind writes them: one per class for `probabilities`, else `label_column`."""
+        return KINDS[self.kind].value_columns(self, classes)
 
     def positive_index(self, classes: list[str]) -> int:
         """The class whose probability a `probability` submission writes."""
@@ -122,8 +115,7 @@ class SubmissionFormat(_Strict):
         """A ValueError (one line, naming the key) when the format cannot be written for these classes."""
         if self.positive is not None and self.positive not in classes:
             raise ValueError(f"submission.positive: '{self.positive}' is not a class ({', '.join(classes)})")
-        if self.kind == "probability" and self.positive is None and len(classes) != 2:
-            raise ValueError(f"submission.positive: name the class whose probability is written ({len(classes)} classes)")
+        KINDS[self.kind].check_fits(self, classes)
         if self.columns and len(self.columns) != len(classes):
             raise ValueError(f"submission.columns: {len(self.columns)} columns for {len(classes)} classes (one per class)")
         if self.copied and not self.sample:
@@ -242,8 +234,9 @@ class Competition(_Strict):
 def _check_metric_fits(name: str, kind: SubmissionKind, num_classes: int) -> None:
     """A metric of probabilities scores a submission of probabilities (map@K ranks labels too)."""
     metric = METRICS[name]
-    if metric.scores == "probabilities" and metric.k is None and kind not in ("probability", "probabilities"):
-        raise ValueError(f"metric '{name}' scores class probabilities: set submission.kind to \"probability\" or \"probabilities\" (not \"{kind}\")")
+    if metric.scores == "probabilities" and metric.k is None and not KINDS[kind].probabilities:
+        kinds = " or ".join(f'"{k.name}"' for k in KINDS.values() if k.probabilities)
+        raise ValueError(f"metric '{name}' scores class probabilities: set submission.kind to {kinds} (not \"{kind}\")")
     if name == "auc" and num_classes != 2:
         raise ValueError(f"metric 'auc' scores two classes ({num_classes} here): mean_auc scores each class against the rest")
 

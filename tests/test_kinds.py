@@ -1,8 +1,10 @@
 """Submission kinds (label, probability, probabilities, top_k): formatted from probabilities, checked,
-written through `flow submit` and scored by `flow score`, on small binary, plant and whale contests."""
+written through `flow submit` and scored by `flow score`, on small binary, plant and whale contests;
+every entry of the kinds registry, a new one included, on a two-class contest."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from trees import write_image
 
 from kaggle_flow.competition import Competition, load_file
 from kaggle_flow.errors import ConfigError, FlowError
+from kaggle_flow.kinds import Kind, SampleValues, list_kinds, recognize
 from kaggle_flow.metrics import LOGLOSS_EPS, METRICS
 from kaggle_flow.submit.score import score_submission
 from kaggle_flow.submit.submission import (
@@ -330,3 +333,41 @@ def test_a_metric_of_probabilities_needs_a_submission_of_probabilities(tmp_path:
     assert str(exc.value) == f"{file}: {error}"
     file.write_text(file.read_text().replace(extra, 'metric = "map@2"'))  # map@K ranks labels of any kind
     assert load_file(file).metric == "map@2"
+
+
+# --- every entry of the registry ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list_kinds(), ids=lambda k: k.name)
+def test_every_kind_writes_checks_scores_and_recognizes_its_submission(tmp_path: Path, kind: Kind) -> None:
+    """A two-class contest of each kind, scored by the metric `flow init` assumes for it: the written
+    submission passes its check, scores as the probabilities do, and reads back as its kind; a value
+    the site would reject is one line naming its line, in the check and in `flow score`."""
+    metric, _ = kind.assumed_metric({})
+    file = tmp_path / "two.toml"
+    file.write_text(f'title = "two"\nclasses = ["a", "b"]\nmetric = "{metric}"\n{LAYOUT}\n[submission]\nkind = "{kind.name}"\n')
+    comp = load_file(file)
+    probs, y_true = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]]), np.array([0, 1, 1, 1])
+    frame = format_submission(comp, test_rows(), probs, None)
+    values = kind.value_columns(comp.submission, comp.classes)
+    assert list(frame.columns) == ["id", *values] == ["id", *comp.submission.value_columns(comp.classes)]
+    check_submission(comp, frame, expected_ids(comp, test_rows()))
+    sub, sol = tmp_path / "sub.csv", tmp_path / "solution.csv"
+    frame.iloc[::-1].to_csv(sub, index=False)
+    sol.write_text("id,label\n" + "".join(f"t{i}.jpg,{y}\n" for i, y in enumerate(y_true)))
+    assert score_submission(comp, sub, sol) == pytest.approx(METRICS[metric](y_true, probs))
+    cells = [str(v) for v in frame[values[0]]]
+    found, keys = recognize(SampleValues(sub, values, cells, comp.classes, None))
+    assert found is kind and keys["kind"] == kind.name
+    bad = frame.astype(object)
+    bad.loc[1, values[0]] = "zzz"
+    with pytest.raises(FlowError, match=r"^submission line 3: .*'zzz'"):
+        check_submission(comp, bad, expected_ids(comp, test_rows()))
+    bad.to_csv(sub, index=False)
+    with pytest.raises(FlowError, match=rf"^{re.escape(str(sub))} line 3: .*'zzz'"):
+        score_submission(comp, sub, sol)
+
+
+def test_every_kind_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert [k.name for k in list_kinds() if f"| `{k.name}`" not in readme] == []

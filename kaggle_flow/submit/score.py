@@ -22,12 +22,8 @@ from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import os_error_line, read_csv
-from kaggle_flow.metrics import (
-    METRICS,
-    Metric,
-    mean_average_precision,
-    needs_probabilities,
-)
+from kaggle_flow.kinds import KINDS
+from kaggle_flow.metrics import METRICS
 from kaggle_flow.submit.ledger import LEDGER, ledger_file, set_local_score
 
 if TYPE_CHECKING:
@@ -70,19 +66,13 @@ def _labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
 
 
 def _solution_labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
-    """Class indices of a solution: its label column, or (a `probabilities` contest's solution)
-    one 0/1 column per class with a single 1 in each row."""
-    sub = comp.submission
-    columns = sub.value_columns(comp.classes)
-    if sub.label_column in frame.columns or sub.kind != "probabilities" or not set(columns) <= set(frame.columns):
-        _require_columns(frame, [sub.label_column], file)
-        return _labels(frame, comp, file)
-    one_hot = frame[columns].apply(lambda c: c.str.strip())
-    ok = one_hot.isin(["0", "1"]).all(axis=1).to_numpy() & (one_hot == "1").sum(axis=1).eq(1).to_numpy()
-    if not ok.all():
-        pos = int((~ok).nonzero()[0][0])
-        raise DataError(f"{file} line {pos + 2}: not one class marked 1 in {', '.join(columns)}")
-    return (one_hot == "1").to_numpy().argmax(axis=1)
+    """Class indices of a solution: its label column, or the columns of its kind (a `probabilities`
+    contest's solution: one 0/1 column per class with a single 1 in each row)."""
+    labels = KINDS[comp.submission.kind].solution_labels(comp, frame, file)
+    if labels is not None:
+        return labels
+    _require_columns(frame, [comp.submission.label_column], file)
+    return _labels(frame, comp, file)
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str], file: Path) -> None:
@@ -90,76 +80,6 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], file: Path) -> Non
     if missing:
         found = ", ".join(map(repr, frame.columns)) or "none"
         raise DataError(f"{file}: missing column {missing[0]!r} (found: {found})")
-
-
-def _label_index(comp: Competition) -> tuple[dict[str, int], str]:
-    """The labels the submission form writes -> class index, and how to say what is allowed."""
-    if comp.submission.label_form == "name":
-        return {name: i for i, name in enumerate(comp.classes)}, f"a class name of '{comp.name}': {', '.join(comp.classes)}"
-    hint = f"a class index 0-{comp.num_classes - 1}, as the submission format of '{comp.name}' writes labels"
-    return {str(i): i for i in range(comp.num_classes)}, hint
-
-
-def _submitted_labels(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
-    """Class indices from a submission's label column, in the one form the site reads
-    (`[submission] label_form`): a class name in an index column would score there as a wrong row,
-    or not at all, so it is an error here, not a guess."""
-    values = frame[comp.submission.label_column].str.strip()
-    allowed, hint = _label_index(comp)
-    bad = (~values.isin(set(allowed))).to_numpy()
-    if bad.any():
-        pos = int(bad.nonzero()[0][0])
-        value = values.iloc[pos]
-        also = f"; '{value}' is class {comp.classes.index(value)}" if comp.submission.label_form == "index" and value in comp.classes else ""
-        raise DataError(f"{file} line {pos + 2}: label '{value}' is not {hint}{also}")
-    return values.map(allowed).to_numpy(dtype=int)
-
-
-def _submitted_ranking(frame: pd.DataFrame, comp: Competition, file: Path) -> np.ndarray:
-    """[n, k] class indices of a top_k column, best first; -1 pads a row of fewer labels."""
-    allowed, hint = _label_index(comp)
-    k = comp.submission.k
-    out = np.full((len(frame), k), -1, dtype=int)
-    for pos, value in enumerate(frame[comp.submission.label_column]):
-        guesses = value.split()
-        bad = [g for g in guesses if g not in allowed]
-        if bad or not guesses or len(guesses) > k:
-            what = f"label '{bad[0]}' is not {hint}" if bad else f"'{value}' is not 1 to {k} labels"
-            raise DataError(f"{file} line {pos + 2}: {what}")
-        out[pos, : len(guesses)] = [allowed[g] for g in guesses]
-    return out
-
-
-def _submitted_probabilities(frame: pd.DataFrame, columns: list[str], file: Path) -> np.ndarray:
-    """[n, len(columns)] probabilities; a one-line error naming the line, column and value outside [0, 1]."""
-    out = np.empty((len(frame), len(columns)))
-    for c, column in enumerate(columns):
-        numbers = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~((numbers >= 0) & (numbers <= 1))
-        if bad.any():
-            pos = int(bad.nonzero()[0][0])
-            raise DataError(f"{file} line {pos + 2}: column '{column}' value '{frame[column].iloc[pos]}' is not a probability in [0, 1]")
-        out[:, c] = numbers
-    return out
-
-
-def _score_rows(comp: Competition, metric: Metric, y_true: np.ndarray, sub: pd.DataFrame, order: np.ndarray, file: Path) -> float:
-    """The metric of the submission's rows read as its kind writes them; `order`: the row of `sub`
-    for each solution row (values are read in file order, so an error names the file's line)."""
-    fmt = comp.submission
-    if fmt.kind == "probability":
-        p = _submitted_probabilities(sub, [fmt.label_column], file)[order, 0]
-        positive = (y_true == fmt.positive_index(comp.classes)).astype(int)  # the class against the rest
-        return metric(positive, np.column_stack([1 - p, p]))
-    if fmt.kind == "probabilities":
-        return metric(y_true, _submitted_probabilities(sub, fmt.value_columns(comp.classes), file)[order])
-    ranked = _submitted_ranking(sub, comp, file) if fmt.kind == "top_k" else _submitted_labels(sub, comp, file)[:, None]
-    ranked = ranked[order]
-    if metric.k is not None:
-        return mean_average_precision(y_true, ranked, metric.k)
-    if metric.scores != "labels":
-        raise FlowError(f"{file}: {needs_probabilities(metric.name)}; this submission holds labels (kind {fmt.kind})")
-    return metric.of_labels(y_true, ranked[:, 0], comp.num_classes)
 
 
 def score_submission(comp: Competition, file: Path, solution: Path, metric: str | None = None) -> float:
@@ -185,7 +105,7 @@ def score_submission(comp: Competition, file: Path, solution: Path, metric: str 
         raise FlowError(f"{file} line {pos + 2}: id '{sub_ids.iloc[pos]}' is not in {solution}")
     y_true = _solution_labels(sol, comp, solution)
     order = pd.Series(np.arange(len(sub)), index=sub_ids.to_numpy()).loc[sol_ids.to_numpy()].to_numpy()
-    return _score_rows(comp, scorer, y_true, sub, order, file)
+    return KINDS[comp.submission.kind].score(comp, scorer, y_true, sub, order, file)  # the rows read as its kind writes them
 
 
 def newest_submission(submissions_dir: Path) -> Path:

@@ -35,6 +35,7 @@ from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, read_csv, reap_temps
+from kaggle_flow.kinds import KINDS
 from kaggle_flow.runs import RunFolder, load_run
 from kaggle_flow.submit.calibrate import Calibration, calibration_for
 from kaggle_flow.submit.choice import RunChoice
@@ -163,9 +164,9 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
     """Refuse a submission the site would reject: raise FlowError naming the line, column and value.
 
     Checks, in order: exactly the format's columns; no empty id or label; every id once (no
-    duplicate, none missing, none extra); then the values of the kind: a label in the class set (an
-    index 0..K-1 or a class name); a probability in [0, 1] (no NaN); the probabilities of a row
-    summing to 1 within 1e-6; top_k labels of the class set, distinct, at most k.
+    duplicate, none missing, none extra); then the values, by the kind's own check (kinds.py): a
+    label in the class set (an index 0..K-1 or a class name); a probability in [0, 1] (no NaN); the
+    probabilities of a row summing to 1 within 1e-6; top_k labels of the class set, distinct, at most k.
 
     Example:
         >>> check_submission(comp, frame, expected_ids(comp, test_rows))
@@ -173,7 +174,8 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
     sub = comp.submission
     _check_columns(comp, [str(c) for c in frame.columns], "submission")
     frame = frame[submission_columns(comp)]
-    text_columns = [sub.id_column] + ([sub.label_column] if sub.kind in ("label", "top_k") else [])
+    kind = KINDS[sub.kind]
+    text_columns = [sub.id_column] + (kind.value_columns(sub, comp.classes) if kind.holds_text else [])
     for column in text_columns:
         values = frame[column]
         empty = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
@@ -181,12 +183,7 @@ def check_submission(comp: Competition, frame: pd.DataFrame, expected: list[str]
             pos = int(empty.nonzero()[0][0])
             raise FlowError(f"submission line {_line(pos)}: empty value in column '{column}'")
     _check_ids(frame[sub.id_column].astype(str), expected)
-    if sub.kind in ("probability", "probabilities"):
-        _check_probabilities(comp, frame)
-    elif sub.kind == "top_k":
-        _check_top_k(comp, frame[sub.label_column])
-    else:
-        _check_labels(comp, frame[sub.label_column])
+    kind.check(comp, frame)
 
 
 def check_written(ws: Workspace, file: Path) -> None:
@@ -215,64 +212,6 @@ def _check_ids(ids: pd.Series, expected: list[str]) -> None:
     if extra.any():
         pos = int(extra.nonzero()[0][0])
         raise FlowError(f"submission line {_line(pos)}: id '{ids.iloc[pos]}' is not a test image")
-
-
-def _allowed_labels(comp: Competition) -> tuple[set[str], str]:
-    """The labels the format writes, and how to say so."""
-    if comp.submission.label_form == "name":
-        return set(comp.classes), f"classes: {', '.join(comp.classes)}"
-    return {str(i) for i in range(comp.num_classes)}, f"a class index 0-{comp.num_classes - 1}"
-
-
-def _check_labels(comp: Competition, labels: pd.Series) -> None:
-    allowed, what = _allowed_labels(comp)
-    text = labels.astype(str).str.strip()
-    bad = (~text.isin(allowed)).to_numpy()
-    if bad.any():
-        pos = int(bad.nonzero()[0][0])
-        raise FlowError(f"submission line {_line(pos)}: label '{labels.iloc[pos]}' is not a class ({what})")
-
-
-PROBABILITY_SUM_TOLERANCE = 1e-6  # how far a row of `probabilities` may sum from 1
-
-
-def _check_probabilities(comp: Competition, frame: pd.DataFrame) -> None:
-    columns = comp.submission.value_columns(comp.classes)
-    values = np.empty((len(frame), len(columns)))
-    for c, column in enumerate(columns):
-        raw = frame[column]
-        numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~((numbers >= 0) & (numbers <= 1))  # NaN too
-        if bad.any():
-            pos = int(bad.nonzero()[0][0])
-            raise FlowError(
-                f"submission line {_line(pos)}: column '{column}' value '{raw.iloc[pos]}' is not a probability in [0, 1]"
-            )
-        values[:, c] = numbers
-    if comp.submission.kind == "probabilities":
-        sums = values.sum(axis=1)
-        off = np.abs(sums - 1) > PROBABILITY_SUM_TOLERANCE
-        if off.any():
-            pos = int(off.nonzero()[0][0])
-            raise FlowError(
-                f"submission line {_line(pos)}: the probabilities ({', '.join(columns)}) sum to {sums[pos]:.9g}, "
-                f"not 1 (within {PROBABILITY_SUM_TOLERANCE:g})"
-            )
-
-
-def _check_top_k(comp: Competition, labels: pd.Series) -> None:
-    allowed, what = _allowed_labels(comp)
-    k = comp.submission.k
-    for pos, value in enumerate(labels.astype(str)):
-        guesses = value.split()
-        bad = [g for g in guesses if g not in allowed]
-        if bad:
-            raise FlowError(f"submission line {_line(pos)}: label '{bad[0]}' is not a class ({what})")
-        if len(set(guesses)) != len(guesses):
-            twice = next(g for g in guesses if guesses.count(g) > 1)
-            raise FlowError(f"submission line {_line(pos)}: label '{twice}' is given twice in '{value}'")
-        if len(guesses) > k:
-            raise FlowError(f"submission line {_line(pos)}: {len(guesses)} labels in '{value}', more than k = {k}")
 
 
 ROW_BYTES = 256  # a generous submission cell pair (an id and a value): the free space a row is checked against
@@ -320,14 +259,6 @@ def _unused(path: Path) -> Path:
     return candidate
 
 
-CHECKED = {  # what the check before writing makes sure of, by submission kind
-    "label": "every test id once, labels in the class set",
-    "probability": "every test id once, probabilities in [0, 1]",
-    "probabilities": "every test id once, probabilities in [0, 1] summing to 1 per row",
-    "top_k": "every test id once, top-k labels in the class set and distinct",
-}
-
-
 # --- flow submit ---------------------------------------------------------------------------------
 
 
@@ -343,7 +274,7 @@ class WrittenSubmission:
     tta: bool
     cv_score: float | None  # the run's validation score (the out-of-fold score of a CV run)
     counts: pd.DataFrame  # class, train, predicted: images per class in the training set and the submission
-    checked: str = ""  # what the check before writing made sure of (CHECKED of the kind)
+    checked: str = ""  # what the check before writing made sure of (its kind's `checked`)
     calibration: Calibration | None = None  # the temperature the written probabilities took (log loss)
 
     def show(self, names: list[str]) -> None:
@@ -401,7 +332,7 @@ def submit(
     if probs_file is None:
         save_probs(owner, probs)
     counts = _train_and_predicted(ws.comp, table, probs)
-    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, CHECKED[ws.comp.submission.kind],
+    return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, KINDS[ws.comp.submission.kind].checked,
                              calibration)
 
 

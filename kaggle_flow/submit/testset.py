@@ -18,7 +18,7 @@ from kaggle_flow import console
 from kaggle_flow.competition import Competition
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
-from kaggle_flow.metrics import clip_probabilities, ranked_classes
+from kaggle_flow.kinds import KINDS
 from kaggle_flow.runs import RunFolder
 from kaggle_flow.table.layouts import no_test_images
 
@@ -58,32 +58,12 @@ def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
         raise FlowError(f"row {zero[0] + 1} sums to 0: it cannot be scaled to sum to 1")
 
 
-def class_label(comp: Competition, index: int) -> int | str:
-    """A class as the submission writes it: its index, or its name (`[submission] label_form`)."""
-    return comp.classes[index] if comp.submission.label_form == "name" else int(index)
-
-
 def submission_values(comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
-    """The value columns of a submission, one entry per test image in `probs`' row order.
-
-    label: the arg-max class ; probability: the positive class's probability ; probabilities: one
-    column per class ; top_k: the k most probable classes, space-separated. Rows are renormalized to
-    sum to 1 and, for a competition scored by log loss, clipped by LOGLOSS_EPS as the scorer does.
-    """
-    sub = comp.submission
-    probs = np.asarray(probs, dtype=np.float64)
-    if sub.kind == "label":
-        return {sub.label_column: [class_label(comp, c) for c in probs.argmax(axis=1)]}
-    with np.errstate(invalid="ignore", divide="ignore"):  # a row of zeros: NaN, refused by the check
-        probs = probs / probs.sum(axis=1, keepdims=True)
-    if comp.metric == "logloss":
-        probs = clip_probabilities(probs)
-    if sub.kind == "probability":
-        return {sub.label_column: probs[:, sub.positive_index(comp.classes)].tolist()}
-    if sub.kind == "probabilities":
-        return {column: probs[:, c].tolist() for c, column in enumerate(sub.value_columns(comp.classes))}
-    ranked = ranked_classes(probs, sub.k)  # top_k
-    return {sub.label_column: [" ".join(str(class_label(comp, c)) for c in row) for row in ranked]}
+    """The value columns of a submission, one entry per test image in `probs`' row order, as the
+    competition's kind writes them (kinds.py: the arg-max class, the positive class's probability, a
+    column per class, the k most probable classes); probabilities are renormalized to sum to 1 and,
+    for a competition scored by log loss, clipped by LOGLOSS_EPS as the scorer does."""
+    return KINDS[comp.submission.kind].values(comp, np.asarray(probs, dtype=np.float64))
 
 
 def predicted_counts(classes: list[str], probs: np.ndarray) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from kaggle_flow.kinds import KINDS
 from kaggle_flow.table.infer import Found, data_root, read_download, sample_file
 from kaggle_flow.table.sample import (
     assumed_submission,
@@ -14,14 +15,6 @@ from kaggle_flow.table.sample import (
     default_metric,
     read_sample,
 )
-
-SUBMISSION_KEYS = {  # the [submission] keys written for each kind, in this order (then copied and sample)
-    "label": ("kind", "id_column", "label_column", "id_form", "label_form"),
-    "probability": ("kind", "id_column", "label_column", "id_form", "positive"),
-    "probabilities": ("kind", "id_column", "id_form", "columns"),
-    "top_k": ("kind", "id_column", "label_column", "id_form", "label_form", "k"),
-}
-
 
 @dataclass(frozen=True)
 class Inferred:
@@ -92,7 +85,7 @@ def _scratch(found: Found) -> dict[str, object]:
 
 def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path, kaggle: str | None) -> str:
     sub = {"kind": "label", "label_form": "index", **sub}
-    sub = {key: sub.get(key) for key in (*SUBMISSION_KEYS[str(sub["kind"])], "copied", "sample")}
+    sub = {key: sub.get(key) for key in (*KINDS[str(sub["kind"])].toml_keys, "copied", "sample")}
     top = {"title": name, "kaggle": kaggle, "classes": found.classes, "metric": metric, **found.top}
     lines = [f"{k} = {_value(v)}" for k, v in top.items() if v is not None]
     lines += _table("layout", found.layout)

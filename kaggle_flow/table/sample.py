@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.metrics import METRICS, known_metric
+from kaggle_flow.kinds import KINDS, SampleValues, is_number, recognize
+from kaggle_flow.metrics import known_metric
 from kaggle_flow.table.infer import Found, image_files
 from kaggle_flow.table.layouts import find_dir
 
@@ -39,14 +40,6 @@ def check_metric(name: str) -> str:
         return known_metric(name)
     except ValueError as exc:
         raise FlowError(f"--metric: {exc}") from None
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _test_names(found: Found) -> list[str] | None:
@@ -78,30 +71,11 @@ def _id_form(found: Found, sample: Path, ids: list[str]) -> str:
     raise DataError(f"{sample}: ids that match no test image in {test_dir}: {shortlist(repr(i) for i in missing[:3])}")
 
 
-def _value_kind(cells: list[str], classes: list[str], metric: str | None) -> dict[str, object]:
-    """kind (+ label_form, k, positive) of a sample with one value column."""
-    tokens = [c.split() for c in cells]
-    if any(len(t) > 1 for t in tokens):
-        k = max(len(t) for t in tokens)
-        names = {w for t in tokens for w in t}
-        return {"kind": "top_k", "k": k, "label_form": "index" if all(w.isdigit() for w in names) else "name"}
-    floats = [c for c in cells if _is_float(c)]
-    numbers = bool(cells) and len(floats) == len(cells)
-    fractional = numbers and all(0 <= float(c) <= 1 for c in cells) and any(not float(c).is_integer() for c in cells)
-    wants_probs = metric is not None and METRICS[metric].scores == "probabilities" and METRICS[metric].k is None
-    if len(classes) == 2 and (fractional or wants_probs):
-        named_classes = classes != ["0", "1"]  # 0/1: the default, the second class, needs no name
-        return {"kind": "probability", "positive": classes[1] if named_classes else None}
-    named = bool(cells) and all(c in classes for c in cells) and not all(c.isdigit() for c in cells)
-    indices = classes == [str(i) for i in range(len(classes))]
-    return {"kind": "label", "label_form": "name" if named or not (numbers or indices) else "index"}
-
-
 def _no_prediction(cells: list[str], classes: list[str]) -> str | None:
     """Why a sample column holds no prediction (text that names no class, the row number), else None."""
     known = set(classes) | {str(i) for i in range(len(classes))}
     for cell in cells:
-        if cell and not _is_float(cell) and cell not in known and not all(w in known for w in cell.split()):
+        if cell and not is_number(cell) and cell not in known and not all(w in known for w in cell.split()):
             return f"text such as '{cell}', not a class"
     numbers = [int(c) if c.isdigit() else -1 for c in cells]
     for first in (0, 1):
@@ -140,20 +114,10 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
         sub["copied"] = list(copied)
         for column, why in copied.items():
             found.note(f"submission: '{column}' copied from the sample as it is (no prediction: {why})", sample)
-    if len(values) > 1:
-        if len(values) != len(found.classes):
-            raise DataError(f"{sample}: {len(values)} value columns ({', '.join(values)}) for {len(found.classes)} "
-                            f"classes ({', '.join(found.classes)}); one value column, or one per class")
-        sub["kind"] = "probabilities"
-        if values != found.classes:
-            sub["columns"] = values
-        found.note(f"submission: a probability per class ({', '.join(values)})", sample)
-        return sub
-    sub["label_column"] = values[0]
-    sub.update(_value_kind([str(v).strip() for v in frame[values[0]].head(PROBE)], found.classes, metric))
-    what = {"label": "the class", "probability": f"the probability of '{sub.get('positive') or found.classes[-1]}'",
-            "top_k": f"the {sub.get('k')} most probable classes"}[str(sub["kind"])]
-    found.note(f"submission: '{columns[0]}' ({sub['id_form']}), '{values[0]}' = {what}", sample)
+    cells = [str(v).strip() for v in frame[values[0]].head(PROBE)]
+    kind, keys = recognize(SampleValues(sample, values, cells, found.classes, metric))
+    sub.update(keys)
+    found.note(f"submission: {kind.found_line(sub, found.classes)}", sample)
     return sub
 
 
@@ -166,12 +130,5 @@ def assumed_submission(found: Found) -> dict[str, object]:
 
 
 def default_metric(sub: dict[str, object]) -> tuple[str, str]:
-    """The metric assumed when `--metric` is not given, and why."""
-    kind = sub.get("kind", "label")
-    if kind == "probabilities":
-        return "logloss", "the sample holds a probability per class"
-    if kind == "probability":
-        return "auc", "the sample holds one probability"
-    if kind == "top_k":
-        return f"map@{sub.get('k', 5)}", "the sample ranks classes"
-    return "accuracy", "the sample holds a class"
+    """The metric assumed when `--metric` is not given, and why: its kind's."""
+    return KINDS[str(sub.get("kind", "label"))].assumed_metric(sub)
