@@ -56,6 +56,16 @@ def test_a_sample_column_without_predictions_is_copied_not_predicted(
     )
 
 
+def test_a_sample_whose_every_value_column_holds_no_prediction_is_one_line(workdir: Path, tmp_path: Path) -> None:
+    tree = make("aerial_cactus", tmp_path / "downloads")
+    sample = pd.read_csv(tree / "sample_submission.csv", dtype=str)
+    sample["has_cactus"], sample["Usage"] = "tbd", "Public"
+    sample.to_csv(tree / "sample_submission.csv", index=False)
+    line = one_line_error(flow("init", "cactus", "--from", tree, "--metric", "auc"))
+    assert line.startswith(f"Error: {(tree / 'sample_submission.csv').relative_to(workdir)}: none of its value columns holds a prediction (has_cactus: ")
+    assert "; Usage: " in line and not (workdir / "competitions").exists()
+
+
 def test_a_sample_with_more_value_columns_than_classes_names_them(workdir: Path, tmp_path: Path) -> None:
     tree = make("aerial_cactus", tmp_path / "downloads")
     sample = pd.read_csv(tree / "sample_submission.csv", dtype=str)

@@ -109,6 +109,9 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
         sub["sample"] = sample.name
     values = columns[1:]
     copied = _copied_columns(frame, values, found.classes) if len(values) > 1 else {}
+    if copied and len(copied) == len(values):
+        raise DataError(f"{sample}: none of its value columns holds a prediction "
+                        f"({'; '.join(f'{c}: {why}' for c, why in copied.items())})")
     if copied:
         values = [c for c in values if c not in copied]
         sub["copied"] = list(copied)
