@@ -21,9 +21,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model, field_val
 from kaggle_flow.competition import Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
 from kaggle_flow.metrics import known_metric
-from kaggle_flow.recipe_keys import LR_FIND, RECIPE_KEYS, flag_of
-
-__all__ = ["LR_FIND", "Flags", "RunConfig", "load_config", "parse_sizes", "validation_message"]
+from kaggle_flow.recipe_keys import RECIPE_KEYS, flag_of
 
 AmpMode = Literal["off", "o1", "o2", "bf16"]
 AMP_LEVELS: tuple[str, ...] = get_args(AmpMode)[1:]  # what --amp-level takes

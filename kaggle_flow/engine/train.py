@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.config import LR_FIND, Flags
+from kaggle_flow.config import Flags
 from kaggle_flow.engine import distributed, lr_find
 from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
@@ -43,7 +43,7 @@ from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.oof import joined, read_oof, write_oof
-from kaggle_flow.recipe_keys import flag_of
+from kaggle_flow.recipe_keys import LR_FIND, flag_of
 from kaggle_flow.run_state import FINISHED
 from kaggle_flow.runs import (
     Run,
