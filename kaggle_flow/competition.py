@@ -13,14 +13,15 @@ import re
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from kaggle_flow.errors import ConfigError, NotFoundError
 from kaggle_flow.kinds import KINDS, SubmissionKind
 from kaggle_flow.metrics import METRICS, known_metric
 from kaggle_flow.names import climbs_out, is_data_folder
+from kaggle_flow.recipe_keys import RECIPE_KEYS, RecipeKey
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -125,47 +126,43 @@ class SubmissionFormat(_Strict):
             raise ValueError(f"submission: a column name is used twice ({', '.join(names)})")
 
 
-class Recipe(_Strict):
-    """The competition's default training recipe; `flow train` flags override it.
-
-    Every number is range-checked here, so a TOML with a bad value fails when it is loaded (naming the
-    file and the key) and a flag with a bad value fails before anything is trained (naming the flag).
-    Non-finite numbers (inf, nan) are refused everywhere.
-    """
-
-    model: str = "auto"  # a name of `flow models`; auto: chosen by recipe.py
-    epochs: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # images per step
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 3e-4  # peak learning rate (after warmup)
-    optimizer: str = "adam"  # a name of the optimizer registry (optim.py)
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
-    schedule: str = "cosine"  # a name of the schedule registry (optim.py)
-    warmup_epochs: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0  # linear warmup from 0, in epochs
-    label_smoothing: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.1
-    loss: str = "ce"  # a name of the loss registry (optim.py)
-    focal_gamma: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 2.0  # focal loss exponent (0: cross entropy)
-    preset: str = "light"  # a name of `flow augment --list`
-    mixup: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # Beta(a, a) parameter; 0 = off
-    cutmix: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0  # Beta(a, a) parameter; 0 = off
-    erasing: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # probability of random erasing
-    cutout: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # probability of cutout
-    gridmask: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0  # probability of grid mask
-    ema: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0  # decay of the weights' average; 0 = off
-    balance: bool = False  # train on label-shuffled rows, drawn afresh each epoch
-    sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)  # progressive resizing, px
-    patience: Annotated[int, Field(ge=0)] = 0  # stop after this many epochs without improvement; 0 = never
-    pretrained: bool = False  # start from ImageNet weights
-    freeze: bool = False  # train only the classifier head (a frozen pretrained backbone)
-    freeze_epochs: Annotated[int, Field(ge=0)] = 0  # head only for this many epochs, then every layer
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 42  # numpy's range: paddle, numpy and Python are seeded from it
+class _RecipeChecks(_Strict):
+    """What the keys of a recipe must satisfy together."""
 
     @model_validator(mode="after")
     def _sizes_fit_epochs(self) -> Recipe:
-        if self.epochs != "auto" and len(self.sizes) > self.epochs:
-            raise ValueError(
-                f"sizes: {len(self.sizes)} sizes for {self.epochs} epochs: need at least one epoch per size"
-            )
+        sizes, epochs = self.sizes, self.epochs  # type: ignore[attr-defined]
+        if epochs != "auto" and len(sizes) > epochs:
+            raise ValueError(f"sizes: {len(sizes)} sizes for {epochs} epochs: need at least one epoch per size")
         return self
+
+
+def _recipe_field(key: RecipeKey) -> tuple[Any, Any]:
+    """A recipe key as a pydantic field: its range on each number (never inf or nan), its words beside it."""
+    checks = {k: getattr(key, k) for k in ("ge", "gt", "le", "lt") if getattr(key, k) is not None}
+    if key.type is float:
+        checks["allow_inf_nan"] = False
+    value: Any = Annotated[key.type, Field(**checks)] if checks else key.type
+    if key.many:
+        value = list[value]  # type: ignore[valid-type]
+    if key.words:
+        value = Union[value, Literal[key.words]]
+    default = {"default_factory": lambda: list(key.default)} if key.many else {"default": key.default}
+    return value, Field(**default, description=key.help)
+
+
+Recipe = create_model(
+    "Recipe",
+    __doc__="""The competition's default training recipe (its TOML's [train] table); `flow train` flags override it.
+
+    The keys, their ranges and defaults are declared in recipe_keys.py. Every number is range-checked, so
+    a TOML with a bad value fails when it is loaded (naming the file and the key) and a flag with a bad
+    value fails before anything is trained (naming the flag). Non-finite numbers (inf, nan) are refused.
+    """,
+    __base__=_RecipeChecks,
+    __module__=__name__,
+    **{key.name: _recipe_field(key) for key in RECIPE_KEYS},
+)
 
 
 class Source(_Strict):

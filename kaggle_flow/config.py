@@ -14,17 +14,17 @@ changes a run's config after it is built; `model_copy(update=...)` makes the con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from kaggle_flow.competition import Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
 from kaggle_flow.metrics import known_metric
+from kaggle_flow.recipe_keys import RECIPE_KEYS, flag_of
 
 AmpMode = Literal["off", "o1", "o2", "bf16"]
 AMP_LEVELS: tuple[str, ...] = get_args(AmpMode)[1:]  # what --amp-level takes
-LR_FIND = "find"  # --lr find: the learning-rate finder's suggestion (engine/lr_find.py), found once the fold is known
 
 
 class RunConfig(Recipe):
@@ -135,42 +135,22 @@ class RunConfig(Recipe):
 RETIRED_KEYS = ("normalize_on",)
 
 
-class Flags(BaseModel):
+_RecipeFlags = create_model(  # the recipe keys (recipe_keys.py) and the image size, each optional
+    "_RecipeFlags",
+    __config__=ConfigDict(extra="forbid", frozen=True),
+    image_size=(Union[int, Literal["auto"], None], None),
+    **{key.name: (key.flag_type, None) for key in RECIPE_KEYS},
+)
+
+
+class Flags(_RecipeFlags):  # type: ignore[misc,valid-type]
     """What the flags of `flow train` set: a recipe key or run option each, None where not given.
 
+    The recipe keys come from their declaration (recipe_keys.py); the run options are declared here.
     Only the types are checked here; ranges and names are checked once, by RunConfig and the
     registries, so a flag and a TOML value fail with the same line.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # the recipe (competition.Recipe) and the image size
-    model: str | None = None
-    image_size: int | Literal["auto"] | None = None
-    epochs: int | Literal["auto"] | None = None
-    batch_size: int | Literal["auto"] | None = None
-    lr: float | Literal["find"] | None = None
-    optimizer: str | None = None
-    weight_decay: float | None = None
-    schedule: str | None = None
-    warmup_epochs: float | None = None
-    label_smoothing: float | None = None
-    loss: str | None = None
-    focal_gamma: float | None = None
-    preset: str | None = None
-    mixup: float | None = None
-    cutmix: float | None = None
-    erasing: float | None = None
-    cutout: float | None = None
-    gridmask: float | None = None
-    ema: float | None = None
-    balance: bool | None = None
-    sizes: list[int] | None = None
-    patience: int | None = None
-    pretrained: bool | None = None
-    freeze: bool | None = None
-    freeze_epochs: int | None = None
-    seed: int | None = None
     # run options
     fold: int | None = None
     folds: Literal["all"] | None = None
@@ -212,10 +192,6 @@ class Flags(BaseModel):
         return self.sizes[-1] if self.sizes else self.image_size
 
 
-def _flag(key: str) -> str:
-    return "--size" if key == "image_size" else "--" + key.replace("_", "-")
-
-
 _RANGES = {  # pydantic error type -> how the bound reads in a sentence
     "greater_than": "above {gt}",
     "greater_than_equal": "{ge} or more",
@@ -242,7 +218,7 @@ def validation_message(exc: ValidationError, where: str | None = None) -> str:
     else:
         text = f"{first['msg'][0].lower()}{first['msg'][1:]} (got {got!r})"
     if where is None:
-        return f"{_flag(key)} {text}"
+        return f"{flag_of(key)} {text}"
     return f"{where}: key '{'.'.join(loc)}' {text}"
 
 

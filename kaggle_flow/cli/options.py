@@ -1,5 +1,8 @@
 """The training options, defined once: `flow train` and `flow run` take the same flags.
 
+The option of each recipe key is derived from its declaration (recipe_keys.py: flag, metavar, help
+with its range or choices); the image size, the run options and the launch options are declared here.
+
 `@training_options` appends every option of `TRAINING_OPTIONS` to a command's own parameters (so
 both `--help`s list them all) and hands the command one `flags` (config.Flags: the recipe keys and
 run options the flags set, None where a flag was not given: the competition's recipe then) and one
@@ -16,46 +19,27 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from kaggle_flow.recipe_keys import KEYS, RECIPE_KEYS, RecipeKey
+
 if TYPE_CHECKING:
     from kaggle_flow.config import Flags
-
-_R = "(default: the competition's recipe)"
-
 
 def _opt(type_: Any, flag: str, text: str, **kwargs: Any) -> Any:
     return Annotated[Optional[type_], typer.Option(flag, help=text, show_default=False, **kwargs)]
 
 
+def _recipe_option(key: RecipeKey) -> Any:
+    """A recipe key's option, from its declaration; a number that also takes a word, or a list, is read as text."""
+    as_text = key.many or key.words or key.flag_words
+    return _opt(str if as_text else key.type, key.option, key.help_text(), **({"metavar": key.metavar} if key.metavar else {}))
+
+
 # parameter name (a RunConfig key) -> its option; every default is None (= the recipe) except the plain switches
 TRAINING_OPTIONS: dict[str, Any] = {
-    "model": _opt(str, "--model", f"Model name, see `flow models`, or auto {_R}."),
-    "image_size": _opt(str, "--size", f"Training image size in px, or auto {_R}.", metavar="PX|auto"),
-    "epochs": _opt(str, "--epochs", f"Epochs, or auto {_R}.", metavar="N|auto"),
-    "batch_size": _opt(str, "--batch-size", f"Images per step and process (with --nproc N the global batch is N times that), or auto {_R}.", metavar="N|auto"),
-    "lr": _opt(str, "--lr", f"Peak learning rate {_R}; 'find': the suggestion of `flow lr-find`, run first; "
-               "see --scale-lr for several processes.", metavar="LR|find"),
-    "optimizer": _opt(str, "--optimizer", f"adam, adamw or sgd {_R}."),
-    "weight_decay": _opt(float, "--weight-decay", f"Weight decay {_R}."),
-    "schedule": _opt(str, "--schedule", f"cosine, step or constant {_R}."),
-    "warmup_epochs": _opt(float, "--warmup-epochs", f"Linear warmup from 0, in epochs {_R}."),
-    "label_smoothing": _opt(float, "--label-smoothing", f"Label smoothing epsilon {_R}."),
-    "loss": _opt(str, "--loss", f"ce, weighted or focal {_R}."),
-    "preset": _opt(str, "--preset", f"Augmentation preset, see `flow augment` {_R}."),
-    "erasing": _opt(float, "--erasing", f"Random erasing probability {_R}."),
-    "cutout": _opt(float, "--cutout", f"Cutout probability {_R}."),
-    "gridmask": _opt(float, "--gridmask", f"GridMask probability {_R}."),
-    "mixup": _opt(float, "--mixup", f"Mixup Beta parameter, 0 = off {_R}."),
-    "cutmix": _opt(float, "--cutmix", f"CutMix Beta parameter, 0 = off {_R}."),
-    "ema": _opt(float, "--ema", f"Decay of the weights' moving average, e.g. 0.999; 0 = off {_R}."),
-    "balance": _opt(
-        bool, "--balance/--no-balance",
-        "Label shuffling: every class as often as the largest, redrawn each epoch (default: `flow balance`, else the recipe).",
-    ),
-    "sizes": _opt(str, "--sizes", "Progressive resizing, e.g. 64,128,224: epochs divided among the sizes; the last is the final size."),
+    "image_size": _opt(str, "--size", "Training image size in px, or auto (default: the competition's image_size).", metavar="PX|auto"),
+    **{key.name: _recipe_option(key) for key in RECIPE_KEYS},
     "fold": _opt(int, "--fold", "Validation fold of runs/COMP/folds.csv (default 0)."),
     "folds": _opt(str, "--folds", "'all': one run per fold, out-of-fold predictions and the CV score.", metavar="all"),
-    "seed": _opt(int, "--seed", f"Random seed; the same seed repeats a CPU run {_R}."),
-    "patience": _opt(int, "--patience", f"Stop after N epochs without improvement; 0 = never {_R}."),
     "amp": Annotated[bool, typer.Option("--amp", help="Mixed precision, float16 autocast: --amp-level o1 (GPU only; ignored on CPU).")],
     "amp_level": _opt(str, "--amp-level", "Mixed precision on a GPU: o1 (float16 autocast, = --amp), o2 (float16 weights, "
                       "float32 master copies) or bf16 (bfloat16 autocast, no loss scaling; Ampere and later).", metavar="o1|o2|bf16"),
@@ -70,12 +54,8 @@ TRAINING_OPTIONS: dict[str, Any] = {
                                             "(paddle.nn.SyncBatchNorm; GPUs only). Without it each process normalizes its own batch.")],
     "scale_lr": Annotated[bool, typer.Option("--scale-lr", help="Linear scaling rule for several processes: the peak --lr times "
                                              "the number of processes, as the global batch grew by that much (warmup recommended).")],
-    "pretrained": _opt(bool, "--pretrained/--no-pretrained", "Start from ImageNet weights (default: the automatic recipe does on "
-                       "RGB photos when the weights are here or can be downloaded, see `flow weights`; else the recipe)."),
     "download": _opt(bool, "--download/--no-download", "Whether the automatic recipe may download ImageNet weights "
                      "(default: when the network answers); --no-download: only the weights already in paddle's cache."),
-    "freeze": _opt(bool, "--freeze/--no-freeze", f"Train only the classifier head; the backbone stays as loaded {_R}."),
-    "freeze_epochs": _opt(int, "--freeze-epochs", f"Train only the head for N epochs, then every layer (fine-tuning) {_R}.", metavar="N"),
     "weights": _opt(Path, "--weights", "Start from this .pdparams file (e.g. a run's best.pdparams).", metavar="FILE"),
     "init_from": _opt(str, "--init-from", "Start from the best weights of an earlier run of any competition: a run id "
                       "under runs/*/ or a run folder; its model (with --model auto), the head replaced when the classes differ.",
@@ -94,7 +74,7 @@ LAUNCH_OPTIONS = ("nproc", "gpus", "nnodes", "node_rank", "master")  # distribut
 
 def to_flags(values: dict[str, Any]) -> Flags:
     """The options' values as Flags for `train.train` (None: not given, use the recipe)."""
-    from kaggle_flow.config import AMP_LEVELS, Flags, parse_sizes
+    from kaggle_flow.config import AMP_LEVELS, Flags
     from kaggle_flow.errors import FlowError
 
     level = values["amp_level"]
@@ -105,12 +85,9 @@ def to_flags(values: dict[str, Any]) -> Flags:
     given = {k: v for k, v in values.items() if k in Flags.model_fields and v is not None}
     return Flags.of({
         **given,
+        **{key.name: _recipe_value(key, values[key.name]) for key in RECIPE_KEYS},
         "amp": level or ("o1" if values["amp"] else None),
-        "image_size": _number_or_auto(values["image_size"], "--size"),
-        "epochs": _number_or_auto(values["epochs"], "--epochs"),
-        "batch_size": _number_or_auto(values["batch_size"], "--batch-size"),
-        "lr": _lr(values["lr"]),
-        "sizes": parse_sizes(values["sizes"]) if values["sizes"] is not None else None,
+        "image_size": _number_or_word(values["image_size"], "--size", int, ("auto",)),
         "weights": str(values["weights"]) if values["weights"] is not None else None,
         **{key: values[key] or None for key in _SWITCHES if key != "amp"},
     })
@@ -124,35 +101,36 @@ def to_launch(values: dict[str, Any]) -> Any:
     return Launch(**given)
 
 
-def _lr(text: str | None) -> float | str | None:
-    from kaggle_flow.config import LR_FIND
-    from kaggle_flow.errors import FlowError
+def _recipe_value(key: RecipeKey, value: Any) -> Any:
+    """A recipe option's value as Flags takes it: the text of a number-or-word or of a list parsed."""
+    from kaggle_flow.config import parse_sizes
 
-    if text is None or text.strip() == LR_FIND:
-        return None if text is None else LR_FIND
-    try:
-        return float(text)
-    except ValueError:
-        raise FlowError(f"--lr takes a number or '{LR_FIND}' (got {text!r})") from None
+    if value is None or not isinstance(value, str) or key.type is str:
+        return value
+    if key.many:
+        return parse_sizes(value)  # --sizes, the one list key
+    return _number_or_word(value, key.flag_name, key.type, (*key.words, *key.flag_words))
 
 
 def recipe_flags(model: str | None, size: str | None, batch_size: str | None, optimizer: str | None) -> Flags:
     """The recipe options `flow lr-find` shares with `flow train` as Flags (None: the automatic recipe)."""
     from kaggle_flow.config import Flags
 
-    return Flags.of({"model": model, "image_size": _number_or_auto(size, "--size"),
-                     "batch_size": _number_or_auto(batch_size, "--batch-size"), "optimizer": optimizer})
+    return Flags.of({"model": model, "image_size": _number_or_word(size, "--size", int, ("auto",)),
+                     "batch_size": _recipe_value(KEYS["batch_size"], batch_size), "optimizer": optimizer})
 
 
-def _number_or_auto(text: str | None, flag: str) -> int | str | None:
+def _number_or_word(text: str | None, flag: str, kind: type, words: tuple[str, ...]) -> Any:
+    """'3e-4' -> 0.0003, 'auto' -> 'auto'; a one-line error naming what the flag takes otherwise."""
     from kaggle_flow.errors import FlowError
 
-    if text is None or text.strip() == "auto":
-        return None if text is None else "auto"
+    if text is None or text.strip() in words:
+        return None if text is None else text.strip()
     try:
-        return int(text)
+        return kind(text)
     except ValueError:
-        raise FlowError(f"{flag} takes a whole number or 'auto' (got {text!r})") from None
+        number = "a whole number" if kind is int else "a number"
+        raise FlowError(f"{flag} takes {number} or {' or '.join(repr(w) for w in words)} (got {text!r})") from None
 
 
 def training_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from kaggle_flow import console, models
 from kaggle_flow.competition import Competition, Recipe
-from kaggle_flow.config import LR_FIND, Flags, RunConfig, validation_message
+from kaggle_flow.config import Flags, RunConfig, validation_message
 from kaggle_flow.data.augment import PRESETS
 from kaggle_flow.engine import recipe
 from kaggle_flow.engine.optim import LOSSES, OPTIMIZERS, SCHEDULES
@@ -29,6 +29,7 @@ from kaggle_flow.explore.balance import balance_setting
 from kaggle_flow.machine import device
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.run_state import FINISHED, read_summary
+from kaggle_flow.recipe_keys import LR_FIND
 from kaggle_flow.runs import Run, RunFolder, load_run, named_folders, scan_runs
 
 if TYPE_CHECKING:

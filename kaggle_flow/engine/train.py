@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.config import LR_FIND, Flags
+from kaggle_flow.config import Flags
 from kaggle_flow.engine import distributed, lr_find
 from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
@@ -43,6 +43,7 @@ from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.oof import joined, read_oof, write_oof
+from kaggle_flow.recipe_keys import LR_FIND, flag_of
 from kaggle_flow.run_state import FINISHED
 from kaggle_flow.runs import (
     Run,
@@ -213,7 +214,7 @@ def _refuse_recipe_flags(name: str, flags: Flags) -> None:
     """A resumed run keeps its own config: a recipe flag beside --resume would be silently ignored."""
     given = [key for key in flags.given() if key not in LAUNCH_KEYS]
     if given:
-        names = ", ".join("--size" if key == "image_size" else "--" + key.replace("_", "-") for key in given)
+        names = ", ".join(flag_of(key) for key in given)
         raise FlowError(f"--resume continues {name} with its own settings; {names} cannot change it")
 
 
