@@ -174,3 +174,19 @@ def test_pseudo_with_resume_is_refused(teacher: Path) -> None:
     assert f"--pseudo {TEACHER}: the run being resumed" in _refused("--resume", TEACHER, "--pseudo", TEACHER)
     other = fake_run(RUNS, "20250101-000001-smallcnn-f0")
     assert f"--pseudo goes with a new run: {TEACHER} continues" in _refused("--resume", TEACHER, "--pseudo", other.name)
+
+
+def test_a_resumed_run_reads_the_same_rows_back(teacher: Path) -> None:
+    from kaggle_flow.engine.train import run_pseudo
+    from kaggle_flow.errors import DataError
+    from kaggle_flow.pseudo import select, write_pseudo
+
+    test = pd.DataFrame({"id": _test_ids(), "path": [f"data/digits/test/{i}" for i in _test_ids()]})
+    labels = select(TEACHER, test, _confident(len(test)), 0.95, soft=False)
+    run = fake_run(RUNS, "20250101-000001-smallcnn-f0", **labels.config_keys())
+    write_pseudo(run.path, labels)
+    back = run_pseudo(run)
+    assert back["id"].tolist() == labels.rows["id"].tolist() and back["label"].tolist() == labels.rows["label"].tolist()
+    (run.path / "pseudo.csv").unlink()
+    with pytest.raises(DataError, match=f"not the {K} pseudo-labelled rows 20250101-000001-smallcnn-f0 started with"):
+        run_pseudo(run)
