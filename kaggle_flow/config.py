@@ -53,6 +53,10 @@ class RunConfig(Recipe):
     full_from: str | None = None  # the validated run whose recipe and epoch count a full refit uses
     excluded: Annotated[int, Field(ge=0)] = 0  # ids of runs/COMP/exclude.json left out of training (`flow review --exclude`)
     exclude_fingerprint: str | None = None  # that list's fingerprint (exclusion.py): a resumed run reads the same list
+    pseudo: str | None = None  # the run whose confident test predictions join training (`--pseudo RUN`; pseudo.py)
+    pseudo_threshold: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.95  # top probability a test image needs
+    pseudo_soft: bool = False  # they join with the predicted probabilities as soft targets, not the argmax
+    pseudo_count: Annotated[int, Field(ge=0)] = 0  # test images that joined (RUN/pseudo.csv)
 
     # data parallel (paddle.distributed): batch_size is per process, the global batch is batch_size * world_size
     nproc: Annotated[int, Field(ge=1)] = 1  # training processes on each machine
@@ -157,6 +161,9 @@ class Flags(_RecipeFlags):  # type: ignore[misc,valid-type]
     amp: AmpMode | None = None
     weights: str | None = None
     init_from: str | None = None  # a run id under runs/*/ or a run folder: its best.pdparams
+    pseudo: str | None = None  # a run of this competition (any kind) whose confident test predictions join training
+    pseudo_threshold: float | None = None
+    pseudo_soft: bool | None = None
     download: bool | None = None  # False: the automatic recipe counts only the ImageNet weights already here
     max_params: int | None = None
     workers: int | None = None
@@ -167,6 +174,13 @@ class Flags(_RecipeFlags):  # type: ignore[misc,valid-type]
     # the processes training together (engine/distributed.py's Launch says how many)
     nproc: int | None = None
     world_size: int | None = None
+
+    @model_validator(mode="after")
+    def _pseudo_options(self) -> Flags:
+        """--pseudo-threshold and --pseudo-soft say how --pseudo RUN labels: alone they would do nothing."""
+        if self.pseudo is None and (self.pseudo_threshold is not None or self.pseudo_soft):
+            raise ValueError(f"{'--pseudo-threshold' if self.pseudo_threshold is not None else '--pseudo-soft'} goes with --pseudo RUN")
+        return self
 
     @classmethod
     def of(cls, given: Flags | dict[str, Any] | None) -> Flags:

@@ -60,6 +60,14 @@ TRAINING_OPTIONS: dict[str, Any] = {
     "init_from": _opt(str, "--init-from", "Start from the best weights of an earlier run of any competition: a run id "
                       "under runs/*/ or a run folder; its model (with --model auto), the head replaced when the classes differ.",
                       metavar="RUN"),
+    "pseudo": _opt(str, "--pseudo", "Pseudo-labels (Noisy Student): the test images RUN (a run, a --folds all run: its folds' "
+                   "mean, or an ensemble) predicts with a top probability of at least --pseudo-threshold join each fold's "
+                   "TRAINING rows with that label; validation never changes. Test predictions only, never out-of-fold ones.",
+                   metavar="RUN"),
+    "pseudo_threshold": _opt(float, "--pseudo-threshold", "With --pseudo: the top probability a test image needs to join "
+                             "training, above 0 and at most 1 (default 0.95).", metavar="P"),
+    "pseudo_soft": Annotated[bool, typer.Option("--pseudo-soft", help="With --pseudo: the test images join with their "
+                                                "predicted probabilities as soft targets instead of the argmax label.")],
     "max_params": _opt(int, "--max-params", "Refuse models with more parameters (default: the competition's limit)."),
     "workers": _opt(int, "--workers", "DataLoader worker processes (default 0: the main process)."),
     "visualdl": Annotated[bool, typer.Option("--visualdl", help="Write VisualDL logs into the run folder.")],
@@ -68,7 +76,7 @@ TRAINING_OPTIONS: dict[str, Any] = {
         "for the epochs it found best; `flow submit` then uses the refit.",
     )],
 }
-_SWITCHES = ("amp", "visualdl", "full", "sync_bn", "scale_lr")  # plain flags: off means "not given"
+_SWITCHES = ("amp", "visualdl", "full", "sync_bn", "scale_lr", "pseudo_soft")  # plain flags: off means "not given"
 LAUNCH_OPTIONS = ("nproc", "gpus", "nnodes", "node_rank", "master")  # distributed.Launch, not RunConfig keys
 
 

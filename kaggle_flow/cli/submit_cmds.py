@@ -238,7 +238,7 @@ def _ledger_table(title: str, ledger: pd.DataFrame) -> None:
         return f"{float(score):.4f}" if score else "-"
 
     records = [  # the file name is TIME_RUN.csv, so it says the run too; the ledger CSV has every column
-        {"file": r.file, "kind": r.kind, "model": r.model, "epochs": r.epochs, "lr": r.lr, "preset": r.preset, "excluded": r.excluded, "tta": r.tta,
+        {"file": r.file, "kind": r.kind, "model": r.model, "epochs": r.epochs, "lr": r.lr, "preset": r.preset, "excluded": r.excluded, "pseudo": r.pseudo, "tta": r.tta,
          "lb": r.lb_status, "cv": short(r.cv_score), "local": short(r.local_score), "public": short(r.public_score), "private": short(r.private_score)}
         for r in ledger.itertuples(index=False)
     ]
@@ -249,7 +249,7 @@ def _ledger_table(title: str, ledger: pd.DataFrame) -> None:
     if wide <= console.out.width:
         console.table(title, columns, rows, compact=True)
         return
-    recipe = [c for c in ("model", "epochs", "lr", "preset", "excluded") if c in columns]
+    recipe = [c for c in ("model", "epochs", "lr", "preset", "excluded", "pseudo") if c in columns]
     narrow = [c for c in columns if c != "file" and c not in recipe]
     console.table(title, ["#", *narrow], [(i, *(r[c] or "-" for c in narrow)) for i, r in enumerate(records, 1)], compact=True)
     for i, r in enumerate(records, 1):

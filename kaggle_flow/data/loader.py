@@ -59,7 +59,8 @@ class ImageDataset(paddle.io.Dataset):
     later on the device (`mean`, `std`: the loader's `DeviceNormalize`).
 
     Rows whose image failed to load are dropped (see `kept`: positions of the rows kept). A test row
-    has label -1.
+    has label -1. With `targets` (float32 [len(rows), K]: soft targets, `--pseudo-soft`) an item's
+    second value is its row of them instead of the label; the training step reads either.
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class ImageDataset(paddle.io.Dataset):
         transform: Any = None,
         seed: int = 0,
         report: bool = True,
+        targets: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         index = cache.index
@@ -84,6 +86,7 @@ class ImageDataset(paddle.io.Dataset):
         labels = kept["label"] if "label" in kept else pd.Series([-1] * len(kept))
         self.labels = pd.array(labels, dtype="Int64").fillna(-1).to_numpy(dtype=np.int64)
         self.ids = kept["id"].tolist()
+        self.targets = None if targets is None else np.asarray(targets, np.float32)[self.kept]
         self.cache = cache
         self.transform = transform
         self.mean, self.std = list(mean), list(std)
@@ -109,8 +112,8 @@ class ImageDataset(paddle.io.Dataset):
                 image = image[:, :, None]
         return image
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.int64]:
-        return np.ascontiguousarray(self.image(i)), self.labels[i]
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.int64 | np.ndarray]:
+        return np.ascontiguousarray(self.image(i)), self.labels[i] if self.targets is None else self.targets[i]
 
 
 class EpochSampler(paddle.io.Sampler):

@@ -19,6 +19,7 @@ from kaggle_flow.data.images import ImageCache, build_cache, warn_failed
 from kaggle_flow.data.loader import ImageDataset, Loader, make_loader
 from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.balance import label_shuffle
+from kaggle_flow.pseudo import soft_targets
 
 if TYPE_CHECKING:
     from kaggle_flow.runs import Run
@@ -64,7 +65,9 @@ class FoldData:
         c = self.config
         transform = augment.build_train_transform(c.preset, size, c.channels, erasing=c.erasing, cutout=c.cutout, gridmask=c.gridmask)
         rows = self.epoch_rows(epoch)
-        data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False)
+        targets = soft_targets(rows, c.num_classes) if c.pseudo_soft else None  # --pseudo-soft: the teacher's probabilities
+        data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False,
+                            targets=targets)
         loader = make_loader(
             data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > self.global_batch,
             rank=self.rank, world=self.world,

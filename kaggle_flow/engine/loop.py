@@ -247,6 +247,16 @@ def _check_finite(first_bad: paddle.Tensor, bad_value: paddle.Tensor, lr: float)
         raise NonFiniteLoss(step, float(bad_value), lr)
 
 
+def batch_targets(labels: paddle.Tensor, k: int) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """A batch's int64 labels [N] and float targets [N, K]: one-hot labels, or soft targets as the loader
+    gave them (`--pseudo-soft`), whose argmax is the label accuracy is counted against."""
+    if labels.ndim == 2 and labels.shape[1] == k and labels.dtype in (paddle.float32, paddle.float64):
+        return labels.argmax(axis=1), labels.astype("float32")
+    if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
+        labels = labels.astype("int64").reshape([-1])
+    return labels, F.one_hot(labels, k)
+
+
 def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> EpochResult:
     """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks,
     and the processes sum them once, at the end.
@@ -262,9 +272,7 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
     with loader.batches() as batches:
         for step, (images, labels) in enumerate(batches, start=1):
             raise_if_terminated()
-            if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
-                labels = labels.astype("int64").reshape([-1])
-            targets = F.one_hot(labels, k)
+            labels, targets = batch_targets(labels, k)
             images, targets = state.mixer(images, targets)
             if smoothing > 0:
                 targets = F.label_smooth(targets, epsilon=smoothing)

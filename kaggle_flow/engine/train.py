@@ -43,6 +43,7 @@ from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.machine import forks_die_with_this, sigterm_as_interrupt
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.oof import joined, read_oof, write_oof
+from kaggle_flow.pseudo import PseudoLabels, cache_rows, read_pseudo, with_pseudo, write_pseudo
 from kaggle_flow.recipe_keys import LR_FIND, flag_of
 from kaggle_flow.run_state import FINISHED
 from kaggle_flow.runs import (
@@ -52,6 +53,7 @@ from kaggle_flow.runs import (
     create_run,
     resolve_run,
 )
+from kaggle_flow.submit.teacher import find_teacher, pseudo_labels
 from kaggle_flow.table.layouts import labelled
 
 if TYPE_CHECKING:
@@ -134,7 +136,7 @@ def train(
     sigterm_as_interrupt()  # paddle, imported with this module, replaced flow's handler: back before any file is made
     forks_die_with_this()  # DataLoader workers (--workers) end with this process, even when it is killed outright
     if resume is not None:
-        _refuse_recipe_flags(resume, Flags.of(flags))
+        _refuse_recipe_flags(ws, resume, Flags.of(flags))
     run = _run_to_resume(ws, resume) if resume is not None else None
     launch = distributed.launch_for(run, launch or distributed.Launch())
     if run is not None:
@@ -143,21 +145,23 @@ def train(
     # every option checked before anything is made or measured
     config = run.config if run is not None else resolve_config(ws, options)
     distributed.check(launch, sync_bn=config.sync_bn)
+    teacher = find_teacher(ws, config.pseudo) if run is None and config.pseudo is not None else None  # before any file is made
     table = ws.table(strict=strict)
     folds = ensure_folds(ws, table)
     rows = labelled(table)
     if launch.world_size > 1 and launch.node_rank > 0:  # the run folder is node 0's
         return distributed.launch_training(ws, None, launch, rows, strict=strict, resume=resume is not None)
     fresh = run is None
-    run = run or _new_run(ws, options, rows, folds)
+    pseudo = pseudo_labels(ws, teacher, config, table)  # the teacher predicts once, before the run folder
+    run = run or _new_run(ws, options, rows, folds, pseudo)
     with _discard_unsaved(run, fresh=fresh):
-        if launch.world_size > 1:
-            return distributed.launch_training(ws, run, launch, rows, strict=strict, resume=not fresh)
+        if launch.world_size > 1:  # the processes read RUN/pseudo.csv; the caches hold its images too
+            return distributed.launch_training(ws, run, launch, cache_rows(rows, run_pseudo(run)), strict=strict, resume=not fresh)
         train_folder(run, rows, folds, resume=not fresh, on_epoch_end=on_epoch_end, class_names=ws.class_names())
     return run
 
 
-def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFrame) -> Run:
+def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFrame, pseudo: PseudoLabels | None) -> Run:
     """The run folder with its config: a missing fold or a single hold-out for --folds all fails first.
     --lr find: the learning-rate finder runs on the training rows with the config built, and its
     suggestion becomes the lr (the automatic-recipe lines say so)."""
@@ -178,7 +182,11 @@ def _new_run(ws: Workspace, options: Flags, rows: pd.DataFrame, folds: pd.DataFr
         if n_folds < 2:
             raise FlowError(f"{ws.folds_file()}: a single hold-out, not K folds; make folds first: flow split {ws.comp.name} --folds 5")
         config = config.model_copy(update={"n_folds": n_folds})
-    return create_run(ws.runs_dir, config.model_copy(update=current_keys(ws.runs_dir)))
+    keys = {**current_keys(ws.runs_dir), **(pseudo.config_keys() if pseudo is not None else {})}
+    run = create_run(ws.runs_dir, config.model_copy(update=keys))
+    if pseudo is not None:
+        write_pseudo(run.path, pseudo)
+    return run
 
 
 def train_folder(
@@ -190,32 +198,55 @@ def train_folder(
     confusion.png show them (Workspace.class_names), the run's classes when None."""
     config = run.config
     parallel = Parallel.launched(config.sync_bn).join()
+    pseudo = run_pseudo(run)  # read once: every fold joins the same test rows
     if config.folds == "all":
-        _cross_validate(run, rows, folds, on_epoch_end, parallel, class_names)
+        _cross_validate(run, rows, folds, on_epoch_end, parallel, class_names, pseudo)
         return
     if config.full:
         train_rows, val_rows = rows, rows.iloc[0:0]
     else:
         train_rows, val_rows = train_val(rows, folds, config.fold)
-    train_rows = _training_rows(run, train_rows, val_rows, parallel)
-    fit(run, train_rows, val_rows, rows, parallel=parallel, resume=resume, on_epoch_end=on_epoch_end, class_names=class_names)
+    train_rows = _training_rows(run, train_rows, val_rows, parallel, pseudo)
+    fit(run, train_rows, val_rows, cache_rows(rows, pseudo), parallel=parallel, resume=resume, on_epoch_end=on_epoch_end,
+        class_names=class_names)
 
 
-def _training_rows(run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, parallel: Parallel) -> pd.DataFrame:
-    """The training rows less those `flow review --exclude` listed when the run started (validation untouched)."""
+def _training_rows(run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, parallel: Parallel, pseudo: pd.DataFrame | None) -> pd.DataFrame:
+    """The training rows less those `flow review --exclude` listed when the run started, plus the
+    pseudo-labelled test rows (`--pseudo`); validation untouched."""
     exclusion = run_exclusion(run.comp_dir, run.id, run.config.exclude_fingerprint)
-    return without_excluded(train_rows, val_rows, exclusion, say=parallel.is_main)
+    return with_pseudo(without_excluded(train_rows, val_rows, exclusion, say=parallel.is_main), pseudo)
+
+
+def run_pseudo(run: Run) -> pd.DataFrame | None:
+    """The pseudo-labelled rows a run (or its CV parent) started with, from its pseudo.csv; None without --pseudo."""
+    config = run.config
+    if config.pseudo is None:
+        return None
+    top = run.parent if run.is_fold and run.parent is not None else run
+    return read_pseudo(top.path, top.id, config.pseudo_count, config.num_classes)
 
 
 LAUNCH_KEYS = ("nproc", "world_size")  # how many processes: a resumed run takes them (distributed.launch_for checks them)
 
 
-def _refuse_recipe_flags(name: str, flags: Flags) -> None:
+def _refuse_recipe_flags(ws: Workspace, name: str, flags: Flags) -> None:
     """A resumed run keeps its own config: a recipe flag beside --resume would be silently ignored."""
+    if flags.pseudo is not None:
+        if _same_run(ws, flags.pseudo, name):
+            raise FlowError(f"--pseudo {flags.pseudo}: the run being resumed; a run cannot label test images for its own training")
+        raise FlowError(f"--pseudo goes with a new run: {name} continues with the training rows it started with")
     given = [key for key in flags.given() if key not in LAUNCH_KEYS]
     if given:
         names = ", ".join(flag_of(key) for key in given)
         raise FlowError(f"--resume continues {name} with its own settings; {names} cannot change it")
+
+
+def _same_run(ws: Workspace, a: str, b: str) -> bool:
+    try:
+        return resolve_run(ws, a).path.resolve() == resolve_run(ws, b).path.resolve()
+    except FlowError:
+        return False
 
 
 def _run_to_resume(ws: Workspace, name: str) -> Run:
@@ -238,6 +269,7 @@ def _run_to_resume(ws: Workspace, name: str) -> Run:
 
 def _cross_validate(
     run: Run, rows: pd.DataFrame, folds: pd.DataFrame, on_epoch_end: EpochHook | None, parallel: Parallel, class_names: list[str] | None,
+    pseudo: pd.DataFrame | None,
 ) -> None:
     """One run per fold (finished folds of a resumed run are skipped), then the out-of-fold CV score."""
     log = RunLog.open(run, parallel)
@@ -248,10 +280,10 @@ def _cross_validate(
             continue
         log.info(f"Fold {k} of {n_folds}: {fold.path}")
         train_rows, val_rows = train_val(rows, folds, k)
-        train_rows = _training_rows(fold, train_rows, val_rows, parallel)
+        train_rows = _training_rows(fold, train_rows, val_rows, parallel, pseudo)
         resume_fold = Checkpointer(fold).has_last()
         with _discard_unsaved(fold, fresh=not resume_fold) if parallel.is_main else contextlib.nullcontext():
-            fit(fold, train_rows, val_rows, rows, parallel=parallel, resume=resume_fold, on_epoch_end=on_epoch_end, class_names=class_names)
+            fit(fold, train_rows, val_rows, cache_rows(rows, pseudo), parallel=parallel, resume=resume_fold, on_epoch_end=on_epoch_end, class_names=class_names)
     if parallel.is_main:  # the folds' files are rank 0's to read
         _cv_summary(run)
 

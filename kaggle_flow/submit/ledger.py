@@ -1,6 +1,6 @@
 """The submission ledger: submissions/COMP/ledger.csv, one row per submission file.
 
-A row says which run (its id and kind: single, cv, ensemble) and recipe made a file (with `excluded`: the training rows `flow review --exclude` left out), its
+A row says which run (its id and kind: single, cv, ensemble) and recipe made a file (with `excluded`: the training rows `flow review --exclude` left out; `pseudo`: the test images `flow train --pseudo` added), its
 cross-validation score (the run's best validation score, the out-of-fold score of a CV run) and,
 once `flow score` has run, its local score on the known test labels, and its leaderboard: public and
 private score, the upload's status (pending, complete, error, not sent, by hand), Kaggle's
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 LEDGER = "ledger.csv"
 LB_COLUMNS = ["public_score", "private_score", "lb_status", "lb_ref", "lb_time", "lb_note"]
-COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "excluded", "tta", "cv_score", "local_score", *LB_COLUMNS, "state"]
+COLUMNS = ["time", "file", "run", "kind", "model", "epochs", "lr", "batch_size", "preset", "excluded", "pseudo", "tta", "cv_score", "local_score", *LB_COLUMNS, "state"]
 PENDING = "pending"  # the state of a row whose CSV is being written ("pending HOST.PID": its writer); "" once it is
 RECIPE_KEYS = ("model", "epochs", "lr", "batch_size", "preset")
 
@@ -87,11 +87,15 @@ def edit_ledger(submissions_dir: Path, change: Callable[[pd.DataFrame], pd.DataF
 
 
 def recipe_summary(config: RunConfig | None) -> dict[str, str]:
-    """Model, epochs, lr, batch size and preset of a training run's config, and `excluded`: how many
-    ids `flow review --exclude` listed for training to leave out (blank without a config, or none)."""
+    """Model, epochs, lr, batch size and preset of a training run's config, `excluded`: how many
+    ids `flow review --exclude` listed for training to leave out, and `pseudo`: the pseudo-labelled test
+    images that joined training, e.g. "812 at p>=0.95 from RUN" (blank without a config, or none)."""
     if config is None:
-        return dict.fromkeys((*RECIPE_KEYS, "excluded"), "")
-    return {**{key: str(getattr(config, key)) for key in RECIPE_KEYS}, "excluded": str(config.excluded) if config.excluded else ""}
+        return dict.fromkeys((*RECIPE_KEYS, "excluded", "pseudo"), "")
+    pseudo = "" if config.pseudo is None else (
+        f"{config.pseudo_count} at p>={config.pseudo_threshold:g}{' soft' if config.pseudo_soft else ''} from {config.pseudo}")
+    return {**{key: str(getattr(config, key)) for key in RECIPE_KEYS}, "excluded": str(config.excluded) if config.excluded else "",
+            "pseudo": pseudo}
 
 
 def _fmt(score: float | None) -> str:
