@@ -21,7 +21,7 @@ bench/kaggle_trees.py whose test answers are known (solution.csv), and scores th
 
     PYTHONPATH=. .venv/bin/python bench/bench_medal.py [--quick]
 
-About 15 min on 2 busy cores (--quick: about 4). CPU runs repeat with their seeds.
+About 9 min on 2 busy cores (523 s at a load of 4 to 6; --quick: 260 s). CPU runs repeat with their seeds.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def saturated(flow: Flow, scale: Scale) -> list[tuple[str, str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer digits, epochs and lr-find steps (about 4 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer digits, epochs and lr-find steps (about 4 min on 2 busy cores)")
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
     kaggle_trees.PER_CLASS[DIGITS] = scale.digits  # more digits than bench_kaggle's tree: a hold-out of 400
