@@ -22,8 +22,11 @@ through the `flow` CLI in a subprocess, in a temp folder removed at the end, and
 Each figure is printed beside its baseline: the recall of a random pick of the same size, the score
 before exclusion.
 
-    .venv/bin/python bench/bench_review.py           # 3,000 train / 1,000 test, 3 folds, 6 epochs (~10 min, 2 busy cores)
-    .venv/bin/python bench/bench_review.py --quick   # 1,200 / 400, 3 folds, 4 epochs (~3 min)
+    .venv/bin/python bench/bench_review.py           # 3,000 train / 1,000 test, 3 folds, 6 epochs
+    .venv/bin/python bench/bench_review.py --quick   # 1,200 / 400, 3 folds, 4 epochs
+
+The full run took 4.7 min on 2 cores at a load of 0.1-2 (training at ~170 images/s), about twice that
+when the cores are shared with other work.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class Sizes:
     epochs: int
 
 
-# Sized for about 10 minutes on 2 busy cores (training runs at ~100 images/s there): 4 fold trainings.
+# Sized for 5-10 minutes on 2 cores, quiet to busy (training at ~170 to ~100 images/s): 4 trainings.
 FULL = Sizes(n_train=3000, n_test=1000, folds=3, epochs=6)
 QUICK = Sizes(n_train=1200, n_test=400, folds=3, epochs=4)
 # The short fixed recipe of every training. --preset none: the TOML `flow init` writes for grey JPEGs
@@ -177,7 +180,9 @@ def twin_figures(pairs_csv: Path, planted: pd.DataFrame, n_train: int, n_test: i
     hits = sum((a, b) in found for a, b in zip(planted["a"], planted["b"]))
     planted_pairs = set(zip(planted["a"], planted["b"]))
     flagged_tests = set(cross["b"])
+    other = pairs[[(a, b) not in planted_pairs for a, b in zip(pairs["a"], pairs["b"])]]
     return {
+        "ones_sevens": float(other["label_a"].isin(["1", "7"]).mean()) if len(other) else 0.0,
         "recall": hits / len(planted), "hits": hits,
         "cross": len(cross), "cross_other": len(found - planted_pairs),
         "tests_other": len(flagged_tests - set(planted["b"])),
@@ -251,14 +256,14 @@ def main(argv: list[str] | None = None) -> int:
         # Before: fold 0 of the CV run is the very training `flow run` makes with this recipe, seed and
         # folds.csv (the same CSV, byte for byte, was checked once), so it is submitted, not trained again.
         scores = {}
-        for when, step, args in (
+        for when, step, command in (
             ("before", "submit (fold 0, before exclusion)", ("submit", COMP, "--run", f"{cv_run.name}/fold0")),
             ("after", "run (after exclusion)", ("run", COMP, *recipe)),
         ):
             if when == "after":
                 flow("review --exclude", "review", COMP, "--run", cv_run.name, "--exclude")
             made = set(subs.iterdir()) if subs.is_dir() else set()
-            flow(step, *args)
+            flow(step, *command)
             (csv,) = [p for p in flow.new_entries(subs, made) if p.suffix == ".csv" and p.name != "ledger.csv"]
             scores[when] = accuracy(csv, kept["answers"])
 
@@ -279,9 +284,9 @@ def report(sizes: Sizes, kept: dict[str, pd.DataFrame], near4: dict, near2: dict
         rows.append((f"eda --near {near}: planted twin pairs found", f"{f['hits']}/{n_twins} (recall {f['recall']:.3f})",
                      f"{f['cross']} train/test pairs drawn at random: recall {f['random']:.1e}"))
         rows.append((f"eda --near {near}: pairs not planted", f"{f['cross_other']} train/test ({f['tests_other']} test "
-                     f"images), {f['within']} within train", "none planted"))
+                     f"images), {f['within']} within train; {f['ones_sevens']:.0%} of them a 1 or 7 (labelled side)", "none planted"))
     precision = found["hits_all"] / max(1, found["issues"])
-    rows.append((f"review: flips in the top {found['top']} issues", f"{found['hits_top']}/{n_flips} (recall {found['recall_top']:.3f})",
+    rows.append((f"review: flips in the top {2 * n_flips} issues ({found['issues']} listed)", f"{found['hits_top']}/{n_flips} (recall {found['recall_top']:.3f})",
                  f"{found['top']} rows drawn at random: recall {found['random_top']:.3f}"))
     rows.append((f"review: flips among all {found['issues']} issues",
                  f"{found['hits_all']}/{n_flips} (recall {found['recall_all']:.3f}, precision {precision:.3f})",
