@@ -25,8 +25,8 @@ before exclusion.
     .venv/bin/python bench/bench_review.py           # 3,000 train / 1,000 test, 3 folds, 6 epochs
     .venv/bin/python bench/bench_review.py --quick   # 1,200 / 400, 3 folds, 4 epochs
 
-The full run took 4.7 min on 2 cores at a load of 0.1-2 (training at ~170 images/s), about twice that
-when the cores are shared with other work.
+The full run took 4.7 min on 2 cores at a load of 0.1-2 (training at ~170 images/s), 6.6 min at a load
+of 2-4 (the cores shared with other work); every figure but the times repeats exactly (seeded).
 """
 
 from __future__ import annotations
