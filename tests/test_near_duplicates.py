@@ -211,6 +211,15 @@ def test_pairs_match_a_brute_force_count() -> None:
     assert all(bin(values[a] ^ values[b]).count("1") == k for a, b, k in zip(i, j, d))
 
 
+def test_identical_images_by_the_thousand_stop_at_the_pair_cap(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """3,000 blank images pair up 4.5 million ways: flow keeps MAX_PAIRS of them and says so."""
+    monkeypatch.setattr(twins, "MAX_PAIRS", 10_000)
+    i, j, d = twins.near_pairs(["0" * 16] * 3000, 4)
+    assert len(i) == 10_000 and set(d.tolist()) == {0} and bool((i < j).all())
+    out = capsys.readouterr()
+    assert "more than 10,000 pairs within 4 bits" in out.out + out.err
+
+
 def test_a_group_larger_than_half_its_class_in_a_fold_is_split_freely() -> None:
     groups = np.array([0, 0, 1, 1, 1, 1, 1] + list(range(2, 42)))
     labels = np.array([0, 0, 1, 1, 1, 1, 1] + [0] * 20 + [1] * 20)  # 22 and 25 a class: 5 and 6 in a fifth

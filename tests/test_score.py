@@ -337,7 +337,7 @@ def test_ledger_rows(tmp_path: Path) -> None:
 
     assert read_ledger(tmp_path).empty
     run = fake_run(tmp_path / "runs", "r1")
-    assert recipe_summary(run.config) == {"model": "smallcnn", "epochs": "1", "lr": "0.003", "batch_size": "64", "preset": "affine", "excluded": ""}
+    assert recipe_summary(run.config) == {"model": "smallcnn", "epochs": "1", "lr": "0.003", "batch_size": "64", "preset": "affine", "excluded": "", "pseudo": ""}
     add_entry(tmp_path, file=tmp_path / "20250101-000000_r1.csv", run=run, cv_score=0.9, when=0)
     add_entry(tmp_path, file=tmp_path / "20250102-000000_r2.csv", run="r2", tta=True)  # probabilities outside a run
     assert set_local_score(tmp_path, tmp_path / "20250101-000000_r1.csv", 0.875)

@@ -30,6 +30,7 @@ DEFAULT_NEAR = 4  # bits of 64: re-encoded and resized copies of MNIST digits la
 HASH_COLUMNS = ["path", "bytes", "mtime_ns", "phash"]
 PAIR_COLUMNS = ["a", "b", "distance", "split_a", "split_b", "label_a", "label_b"]
 BLOCK = 256  # rows of hashes compared with the rest at once: BLOCK x N XORs (40 MB for 20,000)
+MAX_PAIRS = 2_000_000  # near pairs kept at most: many identical images (blank ones) would pair up by the billion
 
 
 def check_near(near: int | None) -> int:
@@ -115,13 +116,19 @@ def near_pairs(hashes: Sequence[str], near: int) -> tuple[np.ndarray, np.ndarray
     index = np.array([k for k, h in enumerate(hashes) if h], dtype=np.int64)
     packed = np.array([int(hashes[k], 16) for k in index], dtype=np.uint64)
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    total = 0
     for start in range(0, len(packed), BLOCK):
         block = packed[start : start + BLOCK]
         distance = _popcount(block[:, None] ^ packed[None, start:])
         rows, cols = np.nonzero(distance <= near)
         keep = cols > rows  # each pair once; cols count from `start`, as rows do
-        rows, cols = rows[keep], cols[keep]
+        rows, cols = rows[keep][: MAX_PAIRS - total], cols[keep][: MAX_PAIRS - total]
         found.append((index[start + rows], index[start + cols], distance[rows, cols].astype(np.int64)))
+        total += len(rows)
+        if total >= MAX_PAIRS:
+            console.warn(f"near duplicates: more than {MAX_PAIRS:,} pairs within {near} bits (many near-identical images, "
+                         f"such as blank ones?); the first {MAX_PAIRS:,} are kept: a smaller --near finds fewer")
+            break
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
