@@ -66,9 +66,9 @@ def _new_run() -> Path:
 def test_confident_test_images_join_training_only(teacher: Path, seen: list) -> None:
     from kaggle_flow.submit.ledger import read_ledger, recipe_summary
 
-    plain = flow("train", "digits", "--model", "smallcnn", "--epochs", "1")
+    plain = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1")
     assert plain.exit_code == 0, plain.output
-    result = flow("train", "digits", "--model", "smallcnn", "--epochs", "1", "--pseudo", TEACHER)
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", "--pseudo", TEACHER)
     assert result.exit_code == 0, result.output
     before, after = seen
     assert len(after.train_rows) == len(before.train_rows) + K
@@ -97,7 +97,7 @@ def test_soft_pseudo_labels_reach_the_loader_as_probabilities(teacher: Path, see
 
     from kaggle_flow.engine.loop import batch_targets
 
-    result = flow("train", "digits", "--model", "smallcnn", "--epochs", "1", "--pseudo", TEACHER, "--pseudo-soft",
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", "--pseudo", TEACHER, "--pseudo-soft",
                   "--pseudo-threshold", "0.96")
     assert result.exit_code == 0, result.output
     (data,) = seen
@@ -116,7 +116,7 @@ def test_soft_pseudo_labels_reach_the_loader_as_probabilities(teacher: Path, see
 
 def test_every_fold_gets_the_same_test_rows_and_no_out_of_fold_ids(teacher: Path, seen: list) -> None:
     assert flow("split", "digits", "--folds", "2").exit_code == 0
-    result = flow("train", "digits", "--model", "smallcnn", "--epochs", "1", "--folds", "all", "--pseudo", TEACHER)
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", "--folds", "all", "--pseudo", TEACHER)
     assert result.exit_code == 0, result.output
     assert result.output.count("Pseudo-labels from") == 1  # predicted once
     test_ids = set(_test_ids().iloc[:K])
@@ -130,7 +130,7 @@ def test_every_fold_gets_the_same_test_rows_and_no_out_of_fold_ids(teacher: Path
 
 
 def test_none_confident_enough_is_a_warning(teacher: Path, seen: list) -> None:
-    result = flow("train", "digits", "--model", "smallcnn", "--epochs", "1", "--pseudo", TEACHER, "--pseudo-threshold", "0.99")
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", "--pseudo", TEACHER, "--pseudo-threshold", "0.99")
     assert result.exit_code == 0, result.output
     assert f"none of its {len(_test_ids())} test predictions reaches p >= 0.99" in " ".join(result.output.split())
     assert load_run(_new_run()).config.pseudo_count == 0
@@ -151,7 +151,7 @@ def test_threshold_alone_is_one_line(workdir: Path) -> None:
 
 def _refused(*args: str) -> str:
     before = sorted(p.name for p in RUNS.glob("*"))
-    line = one_line_error(flow("train", "digits", "--model", "smallcnn", "--epochs", "1", *args))
+    line = one_line_error(flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", *args))
     assert sorted(p.name for p in RUNS.glob("*")) == before  # nothing trained
     return line
 

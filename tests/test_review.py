@@ -106,7 +106,7 @@ def test_excluded_rows_leave_training_only_until_no_exclude(workdir: Path) -> No
     assert set(flipped) <= set(listed)
     in_train = len(set(listed) & set(train["id"]))
 
-    result = flow("train", "digits", "--model", "smallcnn", "--epochs", "1")
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert _trained_counts(result.output) == (len(train) - in_train, len(val))
     assert f"Leaving out {in_train} training rows of {len(train)} listed in {RUNS / 'exclude.json'}" in result.output
@@ -118,7 +118,7 @@ def test_excluded_rows_leave_training_only_until_no_exclude(workdir: Path) -> No
     result = flow("review", "digits", "--no-exclude")
     assert result.exit_code == 0, result.output
     assert f"Later training uses every row again (removed {RUNS / 'exclude.json'}, {len(listed)} ids)" in result.output
-    result = flow("train", "digits", "--model", "smallcnn", "--epochs", "1")
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1")
     assert result.exit_code == 0, result.output
     assert _trained_counts(result.output) == (len(train), len(val))
     assert "Leaving out" not in result.output
