@@ -16,9 +16,9 @@ import numpy as np
 import paddle
 import pytest
 from clitools import fake_run, flow, one_line_error
+from test_faults_resume import _interrupted_after_one_epoch
 
 from kaggle_flow import models
-from kaggle_flow.engine import fit
 from kaggle_flow.models.state_file import read_state
 
 TINY = ("--model", "smallcnn", "--size", "8", "--epochs", "1")
@@ -49,24 +49,6 @@ def _last_line_error(result: Any) -> str:
     return result.output.strip().splitlines()[-1]
 
 
-def _interrupted(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A 2-epoch digits run stopped by Ctrl-C in its second epoch: resumable from epoch 1."""
-    real, calls = fit.train_one_epoch, []
-
-    def second_interrupted(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fit, "train_one_epoch", second_interrupted)
-    result = flow("train", "digits", *TINY[:4], "--epochs", "2")
-    assert result.exit_code == 1, result.output
-    monkeypatch.setattr(fit, "train_one_epoch", real)
-    (run,) = [p for p in (workdir / "runs/digits").iterdir() if (p / "config.json").is_file()]
-    return run
-
-
 # --- case 2: a pickle that runs code -----------------------------------------------------------------
 
 
@@ -90,7 +72,7 @@ def test_train_weights_and_init_from_refuse_a_pickle_that_runs_a_command(workdir
 
 
 def test_resume_refuses_a_checkpoint_that_runs_a_command(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _interrupted(workdir, monkeypatch)
+    run = _interrupted_after_one_epoch(workdir, monkeypatch)
     marker = workdir / "MARKER"
     for name in ("last.pdstate", "last.pdparams", "last.pdopt"):
         whole = (run / name).read_bytes()
@@ -153,7 +135,7 @@ def test_submit_and_export_refuse_weights_of_another_shape(workdir: Path) -> Non
 
 
 def test_resume_refuses_weights_of_another_shape(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = _interrupted(workdir, monkeypatch)
+    run = _interrupted_after_one_epoch(workdir, monkeypatch)
     state = paddle.load(str(run / "last.pdparams"))
     state["extra.weight"] = paddle.zeros([2])
     paddle.save(state, str(run / "last.pdparams"))
