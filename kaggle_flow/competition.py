@@ -22,6 +22,7 @@ from kaggle_flow.kinds import KINDS, SubmissionKind
 from kaggle_flow.metrics import METRICS, known_metric
 from kaggle_flow.names import climbs_out, is_data_folder
 from kaggle_flow.recipe_keys import RECIPE_KEYS, RecipeKey
+from kaggle_flow.target import TargetName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -183,6 +184,7 @@ class Competition(_Strict):
     name: str
     title: str
     classes: list[str]
+    target: TargetName = "single"  # one class an image, or a set of them (multi): kaggle_flow.target
     metric: str = "accuracy"  # a name of kaggle_flow.metrics.METRICS
     image_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # training size, px; auto: see recipe.py
     channels: Literal[1, 3] = 3
@@ -221,6 +223,9 @@ class Competition(_Strict):
                 raise ValueError(f"layout.prefix_labels: {prefix!r} maps to {index}, not a class index")
         self.submission.check_fits(self.classes)
         _check_metric_fits(self.metric, self.submission.kind, len(self.classes))
+        if self.target not in METRICS[self.metric].targets:
+            raise ValueError(f"metric '{self.metric}' scores {' or '.join(METRICS[self.metric].targets)}-label "
+                             f"competitions, not target = \"{self.target}\"")
         return self
 
     @property

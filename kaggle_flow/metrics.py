@@ -69,6 +69,7 @@ class Metric:
     scores: Scores = "labels"
     higher_is_better: bool = True
     k: int | None = None  # map@K: how many ranked classes of a row count
+    targets: tuple[str, ...] = ("single",)  # the kaggle_flow.target names it scores
     tie: Callable[[int], float] = field(default=one_image, compare=False)
     """Score differences below tie(n) are ties on n validation images: one image's worth (1/n) for
     a score of counted images or ranks; 0 for a continuous one (log loss)."""

@@ -1,0 +1,156 @@
+"""What a label is: one class an image, or a set of classes an image. Owned here, asked everywhere.
+
+A competition's `target` (its TOML's top-level key, "single" by default) picks the entry of
+`TARGETS`; reading, training, prediction, metrics, split and balance ask it instead of assuming
+one label an image:
+
+    target = TARGETS[comp.target]
+    target.column                       "label" (single) or "labels" (multi): the canonical table's column
+    y = target.encode(table, k)         single: int64 [n] class indices; multi: uint8 [n, k] multi-hot
+    target.activation                   "softmax" (rows sum to 1) or "sigmoid" (each class on its own)
+    p = target.probabilities(logits)    numpy [n, k] logits -> probabilities
+    target.val_loss(y, p)               mean cross entropy of the true classes / mean binary cross entropy
+    target.decide(p, thresholds)        single: arg-max [n]; multi: 0/1 [n, k], each class at its threshold
+    target.format(row) / parse(text)    a label as one cell of oof.csv and pseudo.csv: "3", or "0 3 16"
+
+The canonical table (table/layouts.py) of a single-label competition holds `label` (Int64 class
+index, <NA> for test rows); of a multi-label one `labels` (str: the class indices of the image,
+ascending and space-separated, "" for an image with none, <NA> for test rows). The column's name
+differs on purpose: code that reads `label` from a multi-label table fails at once, where it would
+otherwise treat a set of classes as one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from kaggle_flow.errors import DataError
+from kaggle_flow.registry import Registry
+
+TargetName = Literal["single", "multi"]
+THRESHOLD = 0.5  # a class is predicted for an image at or above it, until thresholds are fitted
+LOSS_EPS = 1e-12  # probabilities are clipped to [eps, 1 - eps] before a log in val_loss
+
+
+class Target(ABC):
+    """The form of a label. `encode` reads the table, `decide` turns probabilities into answers."""
+
+    name: ClassVar[str]
+    column: ClassVar[str]
+    activation: ClassVar[Literal["softmax", "sigmoid"]]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
+        """The labelled rows' labels as arrays (rows of `table` without a label are an error)."""
+
+    @abstractmethod
+    def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
+        """float32 [n, k] targets of encoded labels: one 1 a row (single), the multi-hot rows (multi)."""
+
+    @abstractmethod
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """float [n, k] probabilities of [n, k] logits."""
+
+    @abstractmethod
+    def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
+        """The mean loss of the probabilities against encoded labels, as validation reports it."""
+
+    @abstractmethod
+    def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+        """The answers: class indices [n] (single) or 0/1 [n, k] (multi)."""
+
+    @abstractmethod
+    def format(self, row: np.ndarray | int) -> str:
+        """One encoded label (or answer) as a cell: "3", or "0 3 16" ("" for no class)."""
+
+    @abstractmethod
+    def parse(self, text: object, num_classes: int, where: str) -> np.ndarray | int:
+        """A cell written by `format` back into an encoded label; a DataError naming `where` otherwise."""
+
+    def counts(self, y: np.ndarray, num_classes: int) -> np.ndarray:
+        """Images per class: the histogram of eda, split and balance."""
+        return self.one_hot(y, num_classes).sum(axis=0).astype(np.int64)
+
+
+def _index(text: str, num_classes: int, where: str) -> int:
+    if not text.isdigit() or int(text) >= num_classes:
+        raise DataError(f"{where}: {text!r} is not a class index 0-{num_classes - 1}")
+    return int(text)
+
+
+class Single(Target):
+    name, column, activation = "single", "label", "softmax"
+    description = "one class an image: a softmax head, cross entropy, the arg-max class"
+
+    def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
+        labels = pd.array(table[self.column], dtype="Int64")
+        if labels.isna().any():
+            raise DataError(f"table: {int(labels.isna().sum())} labelled rows without a label")
+        return labels.to_numpy(dtype=np.int64)
+
+    def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
+        return np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        z = np.asarray(logits, dtype=np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
+        y = np.asarray(y, dtype=np.int64)
+        return float(-np.log(np.clip(probs[np.arange(len(y)), y], LOSS_EPS, None)).mean())
+
+    def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(probs).argmax(axis=1)
+
+    def format(self, row: np.ndarray | int) -> str:
+        return str(int(row))
+
+    def parse(self, text: object, num_classes: int, where: str) -> int:
+        return _index(str(text).strip(), num_classes, where)
+
+
+class Multi(Target):
+    name, column, activation = "multi", "labels", "sigmoid"
+    description = "a set of classes an image: a sigmoid head, binary cross entropy, a threshold a class"
+
+    def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
+        cells = table[self.column]
+        if cells.isna().any():
+            raise DataError(f"table: {int(cells.isna().sum())} labelled rows without labels")
+        out = np.zeros((len(cells), num_classes), dtype=np.uint8)
+        for i, cell in enumerate(cells):
+            out[i] = self.parse(cell, num_classes, f"table row {i + 1}")
+        return out
+
+    def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
+        return np.asarray(y, dtype=np.float32).reshape(-1, num_classes)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+    def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
+        p = np.clip(np.asarray(probs, dtype=np.float64), LOSS_EPS, 1 - LOSS_EPS)
+        y = np.asarray(y, dtype=np.float64)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+        cut = THRESHOLD if thresholds is None else np.asarray(thresholds, dtype=np.float64).reshape(1, -1)
+        return (np.asarray(probs) >= cut).astype(np.uint8)
+
+    def format(self, row: np.ndarray | int) -> str:
+        return " ".join(str(j) for j in np.flatnonzero(np.asarray(row)))
+
+    def parse(self, text: object, num_classes: int, where: str) -> np.ndarray:
+        row = np.zeros(num_classes, dtype=np.uint8)
+        for token in str(text).split():
+            row[_index(token, num_classes, where)] = 1
+        return row
+
+
+TARGETS: Registry[Target] = Registry("target", [Single(), Multi()])
