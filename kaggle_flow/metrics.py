@@ -273,9 +273,8 @@ class FScore:
     def sweep(self, y: np.ndarray, d: np.ndarray, j: int, columns: np.ndarray) -> np.ndarray:
         """[G] scores of the sets `d` with column j replaced by each of `columns` [n, G]."""
         yj, c = y[:, j].astype(bool)[:, None], np.asarray(columns, dtype=bool)
-        rest = np.delete(np.arange(y.shape[1]), j)
         if self.average == "macro":
-            tp, fp, fn = _set_counts(y[:, rest], d[:, rest], 0)
+            tp, fp, fn = (np.delete(v, j) for v in _set_counts(y, d, 0))
             present = (tp + fp + fn) > 0
             others = f_beta(tp, fp, fn, self.beta)[present].sum()
             tpj, fpj, fnj = (yj & c).sum(0), (~yj & c).sum(0), (yj & ~c).sum(0)
@@ -283,7 +282,7 @@ class FScore:
             return np.divide(others + f_beta(tpj, fpj, fnj, self.beta), n_present,
                              out=np.zeros(c.shape[1]), where=n_present > 0)
         axis = 1 if self.average == "samples" else None
-        tp, fp, fn = _set_counts(y[:, rest], d[:, rest], axis)
+        tp, fp, fn = (a - b for a, b in zip(_set_counts(y, d, axis), _set_counts(y[:, j:j + 1], d[:, j:j + 1], axis)))
         if self.average == "micro":
             return f_beta(tp + (yj & c).sum(0), fp + (~yj & c).sum(0), fn + (yj & ~c).sum(0), self.beta)
         whole = f_beta(tp + (yj[:, 0] & d[:, j].astype(bool)), fp + (~yj[:, 0] & d[:, j].astype(bool)),
