@@ -56,7 +56,7 @@ class Layout(_Strict):
     label_column: str = "label"  # csv, pixels: column holding the label
     label_columns: list[str] = Field(default_factory=list)  # csv: one-hot columns, one per class in class order
     label_form: Literal["index", "name"] = "index"  # csv: label given as class index or class name
-    label_map: str | None = None  # a JSON file of label code -> readable name, for tables and plots
+    label_map: str | None = None  # label code -> readable name (a JSON object, or a CSV of code,name), for tables and plots
     test_csv: str | None = None  # csv: the test ids (test_id_column); pixels: the test pixels, one image a row
     test_id_column: str = "id"  # csv: column of test_csv holding the test ids (extension as id_extension)
     image_side: Annotated[int, Field(ge=1)] = 28  # pixels: images are image_side x image_side grey
