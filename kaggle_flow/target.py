@@ -48,6 +48,7 @@ class Target(ABC):
     activation: ClassVar[Literal["softmax", "sigmoid"]]
     description: ClassVar[str]
     dtype: ClassVar[str]  # the pandas dtype of `column` in the canonical table (<NA> for test rows)
+    several: ClassVar[bool]  # an image may hold several classes: eda counts labels per image and co-occurrences
 
     @abstractmethod
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
@@ -94,7 +95,7 @@ def _index(text: str, num_classes: int, where: str) -> int:
 
 
 class Single(Target):
-    name, column, activation, dtype = "single", "label", "softmax", "Int64"
+    name, column, activation, dtype, several = "single", "label", "softmax", "Int64", False
     description = "one class an image: a softmax head, cross entropy, the arg-max class"
 
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
@@ -126,7 +127,7 @@ class Single(Target):
 
 
 class Multi(Target):
-    name, column, activation, dtype = "multi", "labels", "sigmoid", "string"
+    name, column, activation, dtype, several = "multi", "labels", "sigmoid", "string", True
     description = "a set of classes an image: a sigmoid head, binary cross entropy, a threshold a class"
 
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
