@@ -241,16 +241,22 @@ class Probabilities(Kind):
         return metric(y_true, submitted_probabilities(frame, self.value_columns(comp.submission, comp.classes), file)[order])
 
     def solution_labels(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray | None:
-        """A solution of one 0/1 column per class with a single 1 in each row (when it has no label column)."""
+        """A solution of one 0/1 column per class with a single 1 in each row (when it has no label column);
+        multi-label: the true sets, from 0/1 columns with any number of 1s or the label column's tags."""
         columns = self.value_columns(comp.submission, comp.classes)
+        several = TARGETS[comp.target].several
+        if several and comp.submission.label_column in frame.columns:
+            return tag_sets(comp, frame, file)
         if comp.submission.label_column in frame.columns or not set(columns) <= set(frame.columns):
             return None
         one_hot = frame[columns].apply(lambda c: c.str.strip())
-        ok = one_hot.isin(["0", "1"]).all(axis=1).to_numpy() & (one_hot == "1").sum(axis=1).eq(1).to_numpy()
+        ok = one_hot.isin(["0", "1"]).all(axis=1).to_numpy() & (several | (one_hot == "1").sum(axis=1).eq(1).to_numpy())
         if not ok.all():
             pos = int((~ok).nonzero()[0][0])
-            raise DataError(f"{file} line {pos + 2}: not one class marked 1 in {', '.join(columns)}")
-        return (one_hot == "1").to_numpy().argmax(axis=1)
+            what = "a value other than 0 and 1" if several else "not one class marked 1"
+            raise DataError(f"{file} line {pos + 2}: {what} in {', '.join(columns)}")
+        ones = (one_hot == "1").to_numpy()
+        return ones.astype(np.uint8) if several else ones.argmax(axis=1)
 
     def recognize(self, sample: SampleValues) -> dict[str, object] | None:
         """More than one value column: one per class, else one line naming them."""
@@ -336,27 +342,16 @@ class Tags(Kind):
                 twice = next(t for t in tags if tags.count(t) > 1)
                 raise FlowError(f"submission line {csv_line(pos)}: tag '{twice}' is given twice in '{text_cell(value)}'")
 
-    def sets(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray:
-        """0/1 [n, num_classes]: the classes of each row of a submitted (or solution) file."""
-        allowed, hint = label_index(comp)
-        out = np.zeros((len(frame), comp.num_classes), dtype=np.uint8)
-        for pos, value in enumerate(frame[comp.submission.label_column]):
-            for tag in text_cell(value).split():
-                if tag not in allowed:
-                    raise DataError(f"{file} line {pos + 2}: tag '{tag}' is not {hint}")
-                out[pos, allowed[tag]] = 1
-        return out
-
     def score(self, comp: Competition, metric: Metric, y_true: np.ndarray, frame: pd.DataFrame, order: np.ndarray, file: Path) -> float:
         if metric.scores != "labels":
             raise FlowError(f"{file}: {needs_probabilities(metric.name)}; this submission holds tags (kind {self.name})")
-        return metric.of_labels(y_true, self.sets(comp, frame, file)[order], comp.num_classes)
+        return metric.of_labels(y_true, tag_sets(comp, frame, file)[order], comp.num_classes)
 
     def solution_labels(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray | None:
         """The true sets: the solution's label column, tags as the submission writes them."""
         if comp.submission.label_column not in frame.columns:
             return None
-        return self.sets(comp, frame, file)
+        return tag_sets(comp, frame, file)
 
     def recognize(self, sample: SampleValues) -> dict[str, object] | None:
         """One column of a multi-label download: its words say names or indices (the sample's default
@@ -370,6 +365,18 @@ class Tags(Kind):
 
     def holds(self, sub: dict[str, object], classes: list[str]) -> str:
         return f"space-separated class {'indices' if sub.get('label_form') == 'index' else 'names'} (tags)"
+
+
+def tag_sets(comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray:
+    """0/1 [n, num_classes]: the classes of each row of a submitted (or solution) file's tags."""
+    allowed, hint = label_index(comp)
+    out = np.zeros((len(frame), comp.num_classes), dtype=np.uint8)
+    for pos, value in enumerate(frame[comp.submission.label_column]):
+        for tag in text_cell(value).split():
+            if tag not in allowed:
+                raise DataError(f"{file} line {pos + 2}: tag '{tag}' is not {hint}")
+            out[pos, allowed[tag]] = 1
+    return out
 
 
 KINDS: Registry[Kind] = Registry("submission kind", [

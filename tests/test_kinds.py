@@ -420,3 +420,19 @@ def test_a_tags_kind_needs_a_multi_label_target_and_top_k_a_single_one(tmp_path:
     with pytest.raises(ConfigError) as exc:
         load_file(file)
     assert str(exc.value) == f'{file}: submission.kind "top_k" does not write the answers of target = "multi" (kinds that do: probabilities, tags)'
+
+
+def test_probabilities_of_a_multi_label_contest_need_not_sum_to_one(tmp_path: Path) -> None:
+    file = tmp_path / "hot.toml"
+    file.write_text(f'title = "hot"\nclasses = ["a", "b", "c"]\nmetric = "mean_auc"\ntarget = "multi"\n{LAYOUT}\n'
+                    '[submission]\nkind = "probabilities"\n')
+    comp = load_file(file)
+    probs = np.array([[0.9, 0.8, 0.1], [0.2, 0.6, 0.7], [0.1, 0.1, 0.2], [0.7, 0.3, 0.9]])
+    frame = format_submission(comp, test_rows(), probs, None)
+    assert frame[["a", "b", "c"]].to_numpy() == pytest.approx(probs)  # each class on its own, as predicted
+    check_submission(comp, frame, expected_ids(comp, test_rows()))
+    sub, sol = tmp_path / "sub.csv", tmp_path / "solution.csv"
+    frame.to_csv(sub, index=False)
+    y_true = np.array([[1, 1, 0], [0, 1, 1], [0, 0, 0], [1, 0, 0]])
+    sol.write_text("id,a,b,c\n" + "".join(f"t{i}.jpg,{','.join(map(str, r))}\n" for i, r in enumerate(y_true)))
+    assert score_submission(comp, sub, sol) == pytest.approx(METRICS["mean_auc"](y_true, probs))
