@@ -111,6 +111,23 @@ def test_submit_writes_tags_and_score_reads_them(planet: Path) -> None:
     assert f"Local mean_f2 of submissions/planet/{file.name}: {METRICS['mean_f2'](y_true, probs.astype(np.float64)):.4f}" in result.output
 
 
+def test_submit_decides_at_the_runs_thresholds(planet: Path) -> None:
+    from clitools import fake_run
+
+    from kaggle_flow.thresholds import Thresholds, write_thresholds
+
+    run = fake_run(Path("runs/planet"), "r1", comp="planet", classes=5, image_size=16, batch_size=8)
+    cut = np.array([0.9, 0.9, 0.9, 0.9, 0.05])  # water for nearly every image, the others hardly ever
+    write_thresholds(run.path, Thresholds(cut, score_at_half=0.5, score=0.6))
+    probs = np.random.default_rng(1).random((6, 5)).astype(np.float32)
+    np.save(run.path / "probs.npy", probs)
+    result = flow("submit", "planet", "--probs", run.path / "probs.npy")
+    assert result.exit_code == 0, result.output
+    (file,) = Path("submissions/planet").glob("2*.csv")
+    frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    assert frame["tags"].tolist() == [" ".join(PLANET[j] for j in np.flatnonzero(row >= cut)) for row in probs[::-1]]
+
+
 def test_a_tag_not_in_the_vocabulary_is_one_line(planet: Path) -> None:
     lines = (planet / "solution.csv").read_text().splitlines()
     lines[4] = lines[4].split(",")[0] + ",clear cloudy2"
