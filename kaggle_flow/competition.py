@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from kaggle_flow.errors import ConfigError, NotFoundError
-from kaggle_flow.kinds import KINDS, SubmissionKind
+from kaggle_flow.kinds import KINDS, SubmissionKind, fitting
 from kaggle_flow.metrics import METRICS, known_metric
 from kaggle_flow.names import climbs_out, is_data_folder
 from kaggle_flow.recipe_keys import RECIPE_KEYS, RecipeKey
@@ -56,7 +56,7 @@ class Layout(_Strict):
     label_column: str = "label"  # csv, pixels: column holding the label
     label_columns: list[str] = Field(default_factory=list)  # csv: one-hot columns, one per class in class order
     label_form: Literal["index", "name"] = "index"  # csv: label given as class index or class name
-    label_map: str | None = None  # a JSON file of label code -> readable name, for tables and plots
+    label_map: str | None = None  # label code -> readable name (a JSON object, or a CSV of code,name), for tables and plots
     test_csv: str | None = None  # csv: the test ids (test_id_column); pixels: the test pixels, one image a row
     test_id_column: str = "id"  # csv: column of test_csv holding the test ids (extension as id_extension)
     image_side: Annotated[int, Field(ge=1)] = 28  # pixels: images are image_side x image_side grey
@@ -88,16 +88,16 @@ class SubmissionFormat(_Strict):
     """The CSV the site accepts: its columns, how ids and values are written, its sample and solution files.
 
     `kind` says what a row holds besides its id: a name of kaggle_flow.kinds.KINDS (label, probability,
-    probabilities, top_k), whose entry gives the value columns, their values, check and scoring.
+    probabilities, top_k, tags), whose entry gives the value columns, their values, check and scoring.
     `copied` columns of the sample hold no prediction (Kaggle's Usage, a row number): each submission
     writes them as the sample has them, in the sample's column order.
     """
 
     kind: SubmissionKind = "label"
     id_column: str = "id"
-    label_column: str = "label"  # the value column of label, probability and top_k
+    label_column: str = "label"  # the value column of label, probability, top_k and tags
     id_form: Literal["name", "stem"] = "name"  # test_0001.jpg or test_0001
-    label_form: Literal["index", "name"] = "index"  # label, top_k: a class as its index or its name
+    label_form: Literal["index", "name"] = "index"  # label, top_k, tags: a class as its index or its name
     positive: str | None = None  # probability: the class whose probability is written; default: the second of two
     columns: list[str] = Field(default_factory=list)  # probabilities: one column per class, in class order
     k: Annotated[int, Field(ge=1)] = 5  # top_k: classes per row
@@ -226,6 +226,9 @@ class Competition(_Strict):
         if self.target not in METRICS[self.metric].targets:
             raise ValueError(f"metric '{self.metric}' scores {' or '.join(METRICS[self.metric].targets)}-label "
                              f"competitions, not target = \"{self.target}\"")
+        if self.target not in KINDS[self.submission.kind].targets:
+            raise ValueError(f"submission.kind \"{self.submission.kind}\" does not write the answers of target = "
+                             f"\"{self.target}\" (kinds that do: {', '.join(fitting(self.target))})")
         return self
 
     @property

@@ -1,20 +1,21 @@
 """Submission kinds: what a row of a submission holds besides its id, one registry entry each.
 
-    label, probability, probabilities, top_k   (KINDS, at the end: each entry's description says what a row holds)
+    label, probability, probabilities, top_k, tags   (KINDS, at the end: each entry's description says what a row holds)
 
 An entry owns everything its kind does, so a new kind is one class and one entry here:
 
     value_columns   the columns after the id, from the competition's classes and [submission] table
-    values          the columns' values from the test probabilities (`flow submit`)
+    targets         the targets (kaggle_flow.target) it writes for: tags a set of classes, label and top_k one
+    values          the columns' values from the test probabilities (`flow submit`; tags: at the run's thresholds)
     check           what the check before writing refuses, one line naming the line and value
     score           a submitted file's rows read as the kind writes them, scored by a metric (`flow score`)
     recognize       whether a sample_submission.csv holds this kind, and its [submission] keys (`flow init`)
     assumed_metric  the metric `flow init` assumes without --metric, and why
 
-Look-ups go through the registry: `KINDS[comp.submission.kind].values(comp, probs)`. This module
+Look-ups go through the registry: `KINDS[comp.submission.kind].values(comp, probs, thresholds)`. This module
 sits below competition.py (which takes its Literal of kinds from here), table/ and submit/, and
-imports none of them; pandas is imported by the one helper that parses numbers, so `flow --help`,
-which loads the competitions, does not load it.
+imports none of them; the cells of a submission (numbers, labels, probabilities) are read and
+checked by cells.py.
 """
 
 from __future__ import annotations
@@ -26,9 +27,21 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from kaggle_flow.cells import (
+    allowed_labels,
+    checked_probabilities,
+    class_label,
+    csv_line,
+    is_number,
+    label_index,
+    submitted_probabilities,
+    text_cell,
+)
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.metrics import METRICS, Metric, clip_probabilities, mean_average_precision, needs_probabilities, ranked_classes
 from kaggle_flow.registry import Registry
+from kaggle_flow.target import TARGETS
+from kaggle_flow.thresholds import Thresholds, apply
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,84 +51,14 @@ if TYPE_CHECKING:
 PROBABILITY_SUM_TOLERANCE = 1e-6  # how far a row of `probabilities` may sum from 1
 
 
-def _line(pos: int) -> int:
-    """CSV line of a frame row (line 1 is the header)."""
-    return pos + 2
-
-
-def is_number(text: str) -> bool:
-    """Whether a sample's cell reads as a number (0.5, 3, 1e-3)."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _numbers(values: pd.Series) -> np.ndarray:
-    """A column's cells as floats, NaN where a cell is not a number."""
-    import pandas as pd  # pandas: kept out of `flow --help`, which loads this module through competition.py
-
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-
-
-def class_label(comp: Competition, index: int) -> int | str:
-    """A class as the submission writes it: its index, or its name (`[submission] label_form`)."""
-    return comp.classes[index] if comp.submission.label_form == "name" else int(index)
-
-
 def _scaled(comp: Competition, probs: np.ndarray) -> np.ndarray:
     """Rows renormalized to sum to 1 and, for a competition scored by log loss, clipped by
-    LOGLOSS_EPS as the scorer does."""
+    LOGLOSS_EPS as the scorer does; a multi-label target's probabilities (each class on its own) as they are."""
+    if TARGETS[comp.target].activation != "softmax":
+        return probs
     with np.errstate(invalid="ignore", divide="ignore"):  # a row of zeros: NaN, refused by the check
         probs = probs / probs.sum(axis=1, keepdims=True)
     return clip_probabilities(probs) if comp.metric == "logloss" else probs
-
-
-def _allowed_labels(comp: Competition) -> tuple[set[str], str]:
-    """The labels the format writes, and how the check before writing says so."""
-    if comp.submission.label_form == "name":
-        return set(comp.classes), f"classes: {', '.join(comp.classes)}"
-    return {str(i) for i in range(comp.num_classes)}, f"a class index 0-{comp.num_classes - 1}"
-
-
-def _label_index(comp: Competition) -> tuple[dict[str, int], str]:
-    """The labels the submission form writes -> class index, and how `flow score` says what is allowed."""
-    if comp.submission.label_form == "name":
-        return {name: i for i, name in enumerate(comp.classes)}, f"a class name of '{comp.name}': {', '.join(comp.classes)}"
-    hint = f"a class index 0-{comp.num_classes - 1}, as the submission format of '{comp.name}' writes labels"
-    return {str(i): i for i in range(comp.num_classes)}, hint
-
-
-def _checked_probabilities(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """[n, len(columns)] probabilities of a submission about to be written; a FlowError naming the
-    line, column and value outside [0, 1] (NaN too)."""
-    values = np.empty((len(frame), len(columns)))
-    for c, column in enumerate(columns):
-        raw = frame[column]
-        numbers = _numbers(raw)
-        bad = ~((numbers >= 0) & (numbers <= 1))  # NaN too
-        if bad.any():
-            pos = int(bad.nonzero()[0][0])
-            raise FlowError(
-                f"submission line {_line(pos)}: column '{column}' value '{raw.iloc[pos]}' is not a probability in [0, 1]"
-            )
-        values[:, c] = numbers
-    return values
-
-
-def _submitted_probabilities(frame: pd.DataFrame, columns: list[str], file: Path) -> np.ndarray:
-    """[n, len(columns)] probabilities of a file `flow score` reads; a one-line error naming the line,
-    column and value outside [0, 1]."""
-    out = np.empty((len(frame), len(columns)))
-    for c, column in enumerate(columns):
-        numbers = _numbers(frame[column].str.strip())
-        bad = ~((numbers >= 0) & (numbers <= 1))
-        if bad.any():
-            pos = int(bad.nonzero()[0][0])
-            raise DataError(f"{file} line {pos + 2}: column '{column}' value '{frame[column].iloc[pos]}' is not a probability in [0, 1]")
-        out[:, c] = numbers
-    return out
 
 
 @dataclass(frozen=True)
@@ -127,6 +70,7 @@ class SampleValues:
     cells: list[str]  # the first value column's first cells, stripped
     classes: list[str]
     metric: str | None  # --metric, when given
+    target: str = "single"  # the download's labels: one class an image, or several (kaggle_flow.target)
 
 
 @dataclass(frozen=True)
@@ -142,6 +86,7 @@ class Kind(ABC):
     tried: int  # `flow init` tries the kinds on a sample in this order, lowest first (label, which takes any column, last)
     holds_text: bool = False  # its values are text (a label, labels): an empty cell is refused
     probabilities: bool = False  # it writes probabilities, so a metric of probabilities can score it
+    targets: tuple[str, ...] = ("single",)  # the targets whose answers it writes (kaggle_flow.target)
 
     def value_columns(self, fmt: SubmissionFormat, classes: list[str]) -> list[str]:
         """The columns after the id."""
@@ -151,8 +96,9 @@ class Kind(ABC):
         """A ValueError (one line, naming the key) when the kind cannot be written for these classes."""
 
     @abstractmethod
-    def values(self, comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
-        """The value columns, one entry per row of the [n, num_classes] float64 `probs` (checked before)."""
+    def values(self, comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
+        """The value columns, one entry per row of the [n, num_classes] float64 `probs` (checked before);
+        `thresholds`: the run's, where the kind decides sets of classes (None: 0.5 a class)."""
 
     @abstractmethod
     def check(self, comp: Competition, frame: pd.DataFrame) -> None:
@@ -179,7 +125,7 @@ class Kind(ABC):
         """What `flow init` says it found in the sample (after "submission: ")."""
         return f"'{sub['id_column']}' ({sub['id_form']}), '{sub['label_column']}' = {self.holds(sub, classes)}"
 
-    def assumed_metric(self, sub: dict[str, object]) -> tuple[str, str]:
+    def assumed_metric(self, sub: dict[str, object], target: str = "single") -> tuple[str, str]:
         """The metric `flow init` assumes without --metric, and why."""
         return self.metric.format(k=sub.get("k", 5)), self.metric_why
 
@@ -201,22 +147,22 @@ class _Ranked(Kind):
 
 
 class Label(_Ranked):
-    def values(self, comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
+    def values(self, comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
         return {comp.submission.label_column: [class_label(comp, c) for c in probs.argmax(axis=1)]}
 
     def check(self, comp: Competition, frame: pd.DataFrame) -> None:
         labels = frame[comp.submission.label_column]
-        allowed, what = _allowed_labels(comp)
+        allowed, what = allowed_labels(comp)
         bad = (~labels.astype(str).str.strip().isin(allowed)).to_numpy()
         if bad.any():
             pos = int(bad.nonzero()[0][0])
-            raise FlowError(f"submission line {_line(pos)}: label '{labels.iloc[pos]}' is not a class ({what})")
+            raise FlowError(f"submission line {csv_line(pos)}: label '{labels.iloc[pos]}' is not a class ({what})")
 
     def ranking(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray:
         """The one label of each row, in the one form the site reads (`[submission] label_form`): a class
         name in an index column would score there as a wrong row, or not at all, so it is an error here."""
         values = frame[comp.submission.label_column].str.strip()
-        allowed, hint = _label_index(comp)
+        allowed, hint = label_index(comp)
         bad = (~values.isin(set(allowed))).to_numpy()
         if bad.any():
             pos = int(bad.nonzero()[0][0])
@@ -240,16 +186,16 @@ class Probability(Kind):
         if fmt.positive is None and len(classes) != 2:
             raise ValueError(f"submission.positive: name the class whose probability is written ({len(classes)} classes)")
 
-    def values(self, comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
+    def values(self, comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
         sub = comp.submission
         return {sub.label_column: _scaled(comp, probs)[:, sub.positive_index(comp.classes)].tolist()}
 
     def check(self, comp: Competition, frame: pd.DataFrame) -> None:
-        _checked_probabilities(frame, self.value_columns(comp.submission, comp.classes))
+        checked_probabilities(frame, self.value_columns(comp.submission, comp.classes))
 
     def score(self, comp: Competition, metric: Metric, y_true: np.ndarray, frame: pd.DataFrame, order: np.ndarray, file: Path) -> float:
         sub = comp.submission
-        p = _submitted_probabilities(frame, [sub.label_column], file)[order, 0]
+        p = submitted_probabilities(frame, [sub.label_column], file)[order, 0]
         positive = (y_true == sub.positive_index(comp.classes)).astype(int)  # the class against the rest
         return metric(positive, np.column_stack([1 - p, p]))
 
@@ -274,35 +220,43 @@ class Probabilities(Kind):
     def value_columns(self, fmt: SubmissionFormat, classes: list[str]) -> list[str]:
         return list(fmt.columns) or list(classes)
 
-    def values(self, comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
+    def values(self, comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
         probs = _scaled(comp, probs)
         return {column: probs[:, c].tolist() for c, column in enumerate(self.value_columns(comp.submission, comp.classes))}
 
     def check(self, comp: Competition, frame: pd.DataFrame) -> None:
         columns = self.value_columns(comp.submission, comp.classes)
-        sums = _checked_probabilities(frame, columns).sum(axis=1)
+        sums = checked_probabilities(frame, columns).sum(axis=1)
+        if TARGETS[comp.target].activation != "softmax":
+            return  # multi-label: each class's probability on its own
         off = np.abs(sums - 1) > PROBABILITY_SUM_TOLERANCE
         if off.any():
             pos = int(off.nonzero()[0][0])
             raise FlowError(
-                f"submission line {_line(pos)}: the probabilities ({', '.join(columns)}) sum to {sums[pos]:.9g}, "
+                f"submission line {csv_line(pos)}: the probabilities ({', '.join(columns)}) sum to {sums[pos]:.9g}, "
                 f"not 1 (within {PROBABILITY_SUM_TOLERANCE:g})"
             )
 
     def score(self, comp: Competition, metric: Metric, y_true: np.ndarray, frame: pd.DataFrame, order: np.ndarray, file: Path) -> float:
-        return metric(y_true, _submitted_probabilities(frame, self.value_columns(comp.submission, comp.classes), file)[order])
+        return metric(y_true, submitted_probabilities(frame, self.value_columns(comp.submission, comp.classes), file)[order])
 
     def solution_labels(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray | None:
-        """A solution of one 0/1 column per class with a single 1 in each row (when it has no label column)."""
+        """A solution of one 0/1 column per class with a single 1 in each row (when it has no label column);
+        multi-label: the true sets, from 0/1 columns with any number of 1s or the label column's tags."""
         columns = self.value_columns(comp.submission, comp.classes)
+        several = TARGETS[comp.target].several
+        if several and comp.submission.label_column in frame.columns:
+            return tag_sets(comp, frame, file)
         if comp.submission.label_column in frame.columns or not set(columns) <= set(frame.columns):
             return None
         one_hot = frame[columns].apply(lambda c: c.str.strip())
-        ok = one_hot.isin(["0", "1"]).all(axis=1).to_numpy() & (one_hot == "1").sum(axis=1).eq(1).to_numpy()
+        ok = one_hot.isin(["0", "1"]).all(axis=1).to_numpy() & (several | (one_hot == "1").sum(axis=1).eq(1).to_numpy())
         if not ok.all():
             pos = int((~ok).nonzero()[0][0])
-            raise DataError(f"{file} line {pos + 2}: not one class marked 1 in {', '.join(columns)}")
-        return (one_hot == "1").to_numpy().argmax(axis=1)
+            what = "a value other than 0 and 1" if several else "not one class marked 1"
+            raise DataError(f"{file} line {pos + 2}: {what} in {', '.join(columns)}")
+        ones = (one_hot == "1").to_numpy()
+        return ones.astype(np.uint8) if several else ones.argmax(axis=1)
 
     def recognize(self, sample: SampleValues) -> dict[str, object] | None:
         """More than one value column: one per class, else one line naming them."""
@@ -318,28 +272,33 @@ class Probabilities(Kind):
         columns = sub["columns"] if "columns" in sub else classes
         return f"a probability per class ({', '.join(map(str, columns))})"
 
+    def assumed_metric(self, sub: dict[str, object], target: str = "single") -> tuple[str, str]:
+        if target == "multi":
+            return "mean_auc", "the sample holds a probability per class, each class on its own"
+        return super().assumed_metric(sub, target)
+
 
 class TopK(_Ranked):
-    def values(self, comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
+    def values(self, comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
         ranked = ranked_classes(_scaled(comp, probs), comp.submission.k)
         return {comp.submission.label_column: [" ".join(str(class_label(comp, c)) for c in row) for row in ranked]}
 
     def check(self, comp: Competition, frame: pd.DataFrame) -> None:
-        allowed, what = _allowed_labels(comp)
+        allowed, what = allowed_labels(comp)
         k = comp.submission.k
         for pos, value in enumerate(frame[comp.submission.label_column].astype(str)):
             guesses = value.split()
             bad = [g for g in guesses if g not in allowed]
             if bad:
-                raise FlowError(f"submission line {_line(pos)}: label '{bad[0]}' is not a class ({what})")
+                raise FlowError(f"submission line {csv_line(pos)}: label '{bad[0]}' is not a class ({what})")
             if len(set(guesses)) != len(guesses):
                 twice = next(g for g in guesses if guesses.count(g) > 1)
-                raise FlowError(f"submission line {_line(pos)}: label '{twice}' is given twice in '{value}'")
+                raise FlowError(f"submission line {csv_line(pos)}: label '{twice}' is given twice in '{value}'")
             if len(guesses) > k:
-                raise FlowError(f"submission line {_line(pos)}: {len(guesses)} labels in '{value}', more than k = {k}")
+                raise FlowError(f"submission line {csv_line(pos)}: {len(guesses)} labels in '{value}', more than k = {k}")
 
     def ranking(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray:
-        allowed, hint = _label_index(comp)
+        allowed, hint = label_index(comp)
         k = comp.submission.k
         out = np.full((len(frame), k), -1, dtype=int)
         for pos, value in enumerate(frame[comp.submission.label_column]):
@@ -364,6 +323,62 @@ class TopK(_Ranked):
         return f"the {sub.get('k')} most probable classes"
 
 
+class Tags(Kind):
+    """Each image's set of classes, space-separated (Planet's `agriculture clear primary`, HPA's `0 5 25`):
+    the classes at or above the run's thresholds, in class order; an image with none, an empty cell."""
+
+    def values(self, comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
+        sets = apply(probs, thresholds)
+        return {comp.submission.label_column: [" ".join(str(class_label(comp, j)) for j in np.flatnonzero(row)) for row in sets]}
+
+    def check(self, comp: Competition, frame: pd.DataFrame) -> None:
+        allowed, what = allowed_labels(comp)
+        for pos, value in enumerate(frame[comp.submission.label_column]):
+            tags = text_cell(value).split()
+            bad = [t for t in tags if t not in allowed]
+            if bad:
+                raise FlowError(f"submission line {csv_line(pos)}: tag '{bad[0]}' is not a class ({what})")
+            if len(set(tags)) != len(tags):
+                twice = next(t for t in tags if tags.count(t) > 1)
+                raise FlowError(f"submission line {csv_line(pos)}: tag '{twice}' is given twice in '{text_cell(value)}'")
+
+    def score(self, comp: Competition, metric: Metric, y_true: np.ndarray, frame: pd.DataFrame, order: np.ndarray, file: Path) -> float:
+        if metric.scores != "labels":
+            raise FlowError(f"{file}: {needs_probabilities(metric.name)}; this submission holds tags (kind {self.name})")
+        return metric.of_labels(y_true, tag_sets(comp, frame, file)[order], comp.num_classes)
+
+    def solution_labels(self, comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray | None:
+        """The true sets: the solution's label column, tags as the submission writes them."""
+        if comp.submission.label_column not in frame.columns:
+            return None
+        return tag_sets(comp, frame, file)
+
+    def recognize(self, sample: SampleValues) -> dict[str, object] | None:
+        """One column of a multi-label download: its words say names or indices (the sample's default
+        row may hold words that are no class: Planet's `primary clear agriculture road water`)."""
+        if len(sample.columns) != 1:
+            return None
+        words = {w for c in sample.cells for w in c.split()}
+        codes = sample.classes == [str(i) for i in range(len(sample.classes))]
+        index = bool(words) and all(w.isdigit() for w in words) and (codes or not set(words) <= set(sample.classes))
+        return {"label_column": sample.columns[0], "label_form": "index" if index or (codes and not words) else "name"}
+
+    def holds(self, sub: dict[str, object], classes: list[str]) -> str:
+        return f"space-separated class {'indices' if sub.get('label_form') == 'index' else 'names'} (tags)"
+
+
+def tag_sets(comp: Competition, frame: pd.DataFrame, file: Path) -> np.ndarray:
+    """0/1 [n, num_classes]: the classes of each row of a submitted (or solution) file's tags."""
+    allowed, hint = label_index(comp)
+    out = np.zeros((len(frame), comp.num_classes), dtype=np.uint8)
+    for pos, value in enumerate(frame[comp.submission.label_column]):
+        for tag in text_cell(value).split():
+            if tag not in allowed:
+                raise DataError(f"{file} line {pos + 2}: tag '{tag}' is not {hint}")
+            out[pos, allowed[tag]] = 1
+    return out
+
+
 KINDS: Registry[Kind] = Registry("submission kind", [
     Label("label", description="one column: the class, as its index or its name (label_form)",
           checked="every test id once, labels in the class set",
@@ -373,14 +388,19 @@ KINDS: Registry[Kind] = Registry("submission kind", [
                 checked="every test id once, probabilities in [0, 1]",
                 metric="auc", metric_why="the sample holds one probability",
                 toml_keys=("kind", "id_column", "label_column", "id_form", "positive"), tried=2, probabilities=True),
-    Probabilities("probabilities", description="a column per class (`columns`, default the class names), each row summing to 1",
+    Probabilities("probabilities", description="a column per class (`columns`, default the class names), each row summing to 1 "
+                  "(multi-label: each on its own)",
                   checked="every test id once, probabilities in [0, 1] summing to 1 per row",
                   metric="logloss", metric_why="the sample holds a probability per class",
-                  toml_keys=("kind", "id_column", "id_form", "columns"), tried=0, probabilities=True),
+                  toml_keys=("kind", "id_column", "id_form", "columns"), tried=0, probabilities=True, targets=("single", "multi")),
     TopK("top_k", description="one column: the `k` most probable classes, space-separated, best first",
          checked="every test id once, top-k labels in the class set and distinct",
          metric="map@{k}", metric_why="the sample ranks classes",
          toml_keys=("kind", "id_column", "label_column", "id_form", "label_form", "k"), tried=1, holds_text=True),
+    Tags("tags", description="one column: the classes of a multi-label image, space-separated (\"\" for none)",
+         checked="every test id once, tags in the class set and distinct",
+         metric="mean_f2", metric_why="the sample holds space-separated tags",
+         toml_keys=("kind", "id_column", "label_column", "id_form", "label_form"), tried=1, targets=("multi",)),
 ])
 
 SubmissionKind = Literal[tuple(KINDS)]  # type: ignore[valid-type]  # the names, for the TOML's `kind`
@@ -391,9 +411,22 @@ def list_kinds() -> list[Kind]:
     return list(KINDS.values())
 
 
+def without_sample(target: str) -> Kind:
+    """The kind `flow init` writes for a download without a sample: one class a row, or a set of tags."""
+    return KINDS["tags"] if target == "multi" else KINDS["label"]
+
+
+def fitting(target: str) -> list[str]:
+    """The kinds that write the answers of `target`, for the line that refuses another."""
+    return [k.name for k in KINDS.values() if target in k.targets]
+
+
 def recognize(sample: SampleValues) -> tuple[Kind, dict[str, object]]:
-    """The kind a sample holds and its [submission] keys: the first kind, in `tried` order, that takes it."""
+    """The kind a sample holds and its [submission] keys: the first kind of the sample's target, in
+    `tried` order, that takes it."""
     for kind in sorted(KINDS.values(), key=lambda k: k.tried):
+        if sample.target not in kind.targets:
+            continue
         keys = kind.recognize(sample)
         if keys is not None:
             return kind, {"kind": kind.name, **keys}

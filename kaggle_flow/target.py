@@ -12,6 +12,8 @@ one label an image:
     target.val_loss(y, p)               mean cross entropy of the true classes / mean binary cross entropy
     target.decide(p, thresholds)        single: arg-max [n]; multi: 0/1 [n, k], each class at its threshold
     target.format(row) / parse(text)    a label as one cell of oof.csv and pseudo.csv: "3", or "0 3 16"
+    target.dtype                        the canonical table's dtype of its column: "Int64" or "string"
+    target.describe(cell, names)        a table cell as names for reports: "rust", or "rust scab"
 
 The canonical table (table/layouts.py) of a single-label competition holds `label` (Int64 class
 index, <NA> for test rows); of a multi-label one `labels` (str: the class indices of the image,
@@ -23,6 +25,7 @@ otherwise treat a set of classes as one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -34,6 +37,7 @@ from kaggle_flow.registry import Registry
 TargetName = Literal["single", "multi"]
 THRESHOLD = 0.5  # a class is predicted for an image at or above it, until thresholds are fitted
 LOSS_EPS = 1e-12  # probabilities are clipped to [eps, 1 - eps] before a log in val_loss
+NO_CLASS = "(none)"  # how reports name the empty label set of a multi-label image
 
 
 class Target(ABC):
@@ -43,6 +47,8 @@ class Target(ABC):
     column: ClassVar[str]
     activation: ClassVar[Literal["softmax", "sigmoid"]]
     description: ClassVar[str]
+    dtype: ClassVar[str]  # the pandas dtype of `column` in the canonical table (<NA> for test rows)
+    several: ClassVar[bool]  # an image may hold several classes: eda counts labels per image and co-occurrences
 
     @abstractmethod
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
@@ -76,6 +82,11 @@ class Target(ABC):
         """Images per class: the histogram of eda, split and balance."""
         return self.one_hot(y, num_classes).sum(axis=0).astype(np.int64)
 
+    def describe(self, cell: object, names: Sequence[str] | None = None) -> str:
+        """A label cell of the canonical table as its class names (indices without `names`), for reports."""
+        indices = [int(t) for t in str(cell).split()]
+        return " ".join(names[i] if names else str(i) for i in indices) or NO_CLASS
+
 
 def _index(text: str, num_classes: int, where: str) -> int:
     if not text.isdigit() or int(text) >= num_classes:
@@ -84,7 +95,7 @@ def _index(text: str, num_classes: int, where: str) -> int:
 
 
 class Single(Target):
-    name, column, activation = "single", "label", "softmax"
+    name, column, activation, dtype, several = "single", "label", "softmax", "Int64", False
     description = "one class an image: a softmax head, cross entropy, the arg-max class"
 
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
@@ -116,7 +127,7 @@ class Single(Target):
 
 
 class Multi(Target):
-    name, column, activation = "multi", "labels", "sigmoid"
+    name, column, activation, dtype, several = "multi", "labels", "sigmoid", "string", True
     description = "a set of classes an image: a sigmoid head, binary cross entropy, a threshold a class"
 
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:

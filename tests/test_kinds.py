@@ -1,4 +1,4 @@
-"""Submission kinds (label, probability, probabilities, top_k): formatted from probabilities, checked,
+"""Submission kinds (label, probability, probabilities, top_k, tags): formatted from probabilities, checked,
 written through `flow submit` and scored by `flow score`, on small binary, plant and whale contests;
 every entry of the kinds registry, a new one included, on a two-class contest."""
 
@@ -176,7 +176,7 @@ def test_the_check_wants_the_format_columns(tmp_path: Path) -> None:
         ("plant", 'columns = ["x", "y"]', "submission.columns: 2 columns for 4 classes (one per class)"),
         ("plant", 'columns = ["image_id", "y", "z", "w"]', "submission: a column name is used twice (image_id, image_id, y, z, w)"),
         ("grades", "k = 0", "key 'submission.k': Input should be greater than or equal to 1 (got 0)"),
-        ("grades", 'kind = "ranks"', "key 'submission.kind': Input should be 'label', 'probability', 'probabilities' or 'top_k' (got 'ranks')"),
+        ("grades", 'kind = "ranks"', "key 'submission.kind': Input should be 'label', 'probability', 'probabilities', 'top_k' or 'tags' (got 'ranks')"),
     ],
 )
 def test_a_format_that_cannot_be_written_is_refused_on_load(tmp_path: Path, name: str, extra: str, error: str) -> None:
@@ -343,21 +343,26 @@ def test_every_kind_writes_checks_scores_and_recognizes_its_submission(tmp_path:
     """A two-class contest of each kind, scored by the metric `flow init` assumes for it: the written
     submission passes its check, scores as the probabilities do, and reads back as its kind; a value
     the site would reject is one line naming its line, in the check and in `flow score`."""
-    metric, _ = kind.assumed_metric({})
+    target = kind.targets[0]  # tags: a set of classes an image (target multi); the others one class
+    metric, _ = kind.assumed_metric({}, target)
     file = tmp_path / "two.toml"
-    file.write_text(f'title = "two"\nclasses = ["a", "b"]\nmetric = "{metric}"\n{LAYOUT}\n[submission]\nkind = "{kind.name}"\n')
+    file.write_text(f'title = "two"\nclasses = ["a", "b"]\nmetric = "{metric}"\ntarget = "{target}"\n{LAYOUT}\n'
+                    f'[submission]\nkind = "{kind.name}"\n')
     comp = load_file(file)
     probs, y_true = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]]), np.array([0, 1, 1, 1])
+    if target == "multi":  # each class on its own; an image with both, one with none
+        probs, y_true = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.8], [0.2, 0.4]]), np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
     frame = format_submission(comp, test_rows(), probs, None)
     values = kind.value_columns(comp.submission, comp.classes)
     assert list(frame.columns) == ["id", *values] == ["id", *comp.submission.value_columns(comp.classes)]
     check_submission(comp, frame, expected_ids(comp, test_rows()))
     sub, sol = tmp_path / "sub.csv", tmp_path / "solution.csv"
     frame.iloc[::-1].to_csv(sub, index=False)
-    sol.write_text("id,label\n" + "".join(f"t{i}.jpg,{y}\n" for i, y in enumerate(y_true)))
+    answers = [" ".join(map(str, np.flatnonzero(y))) if target == "multi" else y for y in y_true]
+    sol.write_text("id,label\n" + "".join(f"t{i}.jpg,{y}\n" for i, y in enumerate(answers)))
     assert score_submission(comp, sub, sol) == pytest.approx(METRICS[metric](y_true, probs))
     cells = [str(v) for v in frame[values[0]]]
-    found, keys = recognize(SampleValues(sub, values, cells, comp.classes, None))
+    found, keys = recognize(SampleValues(sub, values, cells, comp.classes, None, target))
     assert found is kind and keys["kind"] == kind.name
     bad = frame.astype(object)
     bad.loc[1, values[0]] = "zzz"
@@ -371,3 +376,63 @@ def test_every_kind_writes_checks_scores_and_recognizes_its_submission(tmp_path:
 def test_every_kind_is_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert [k.name for k in list_kinds() if f"| `{k.name}`" not in readme] == []
+
+
+# --- tags: a set of classes an image --------------------------------------------------------------
+
+
+def planet(root: Path) -> Competition:
+    file = root / "planet.toml"
+    file.write_text('title = "planet"\nclasses = ["clear", "haze", "water"]\nmetric = "mean_f2"\ntarget = "multi"\n'
+                    f'{LAYOUT}\n[submission]\nkind = "tags"\nid_column = "image_name"\nlabel_column = "tags"\n'
+                    'id_form = "stem"\nlabel_form = "name"\n')
+    return load_file(file)
+
+
+def test_tags_kind_writes_the_classes_at_the_runs_thresholds(tmp_path: Path) -> None:
+    from kaggle_flow.thresholds import Thresholds
+
+    comp = planet(tmp_path)
+    probs = np.array([[0.9, 0.3, 0.1], [0.2, 0.6, 0.45], [0.1, 0.2, 0.3], [0.5, 0.5, 0.5]])
+    frame = format_submission(comp, test_rows(), probs, None)
+    assert frame["tags"].tolist() == ["clear", "haze", "", "clear haze water"]  # 0.5 a class; none: ""
+    fitted = Thresholds(np.array([0.5, 0.7, 0.4]), at_least_one=True)
+    frame = format_submission(comp, test_rows(), probs, None, fitted)
+    assert frame["tags"].tolist() == ["clear", "water", "water", "clear water"]  # row 3: its most probable class
+    check_submission(comp, frame, expected_ids(comp, test_rows()))
+    frame.loc[3, "tags"] = "clear clear"
+    with pytest.raises(FlowError, match="^submission line 5: tag 'clear' is given twice in 'clear clear'$"):
+        check_submission(comp, frame, expected_ids(comp, test_rows()))
+    frame.loc[3, "tags"] = "clear cloudy2"
+    with pytest.raises(FlowError) as exc:
+        check_submission(comp, frame, expected_ids(comp, test_rows()))
+    assert str(exc.value) == "submission line 5: tag 'cloudy2' is not a class (classes: clear, haze, water)"
+
+
+def test_a_tags_kind_needs_a_multi_label_target_and_top_k_a_single_one(tmp_path: Path) -> None:
+    file = tmp_path / "planet.toml"
+    planet(tmp_path)
+    file.write_text(file.read_text().replace('target = "multi"\n', "").replace('metric = "mean_f2"', 'metric = "accuracy"'))
+    with pytest.raises(ConfigError) as exc:
+        load_file(file)
+    assert str(exc.value) == f'{file}: submission.kind "tags" does not write the answers of target = "single" (kinds that do: label, probability, probabilities, top_k)'
+    file.write_text(file.read_text().replace('metric = "accuracy"', 'metric = "mean_f2"\ntarget = "multi"').replace('kind = "tags"', 'kind = "top_k"'))
+    with pytest.raises(ConfigError) as exc:
+        load_file(file)
+    assert str(exc.value) == f'{file}: submission.kind "top_k" does not write the answers of target = "multi" (kinds that do: probabilities, tags)'
+
+
+def test_probabilities_of_a_multi_label_contest_need_not_sum_to_one(tmp_path: Path) -> None:
+    file = tmp_path / "hot.toml"
+    file.write_text(f'title = "hot"\nclasses = ["a", "b", "c"]\nmetric = "mean_auc"\ntarget = "multi"\n{LAYOUT}\n'
+                    '[submission]\nkind = "probabilities"\n')
+    comp = load_file(file)
+    probs = np.array([[0.9, 0.8, 0.1], [0.2, 0.6, 0.7], [0.1, 0.1, 0.2], [0.7, 0.3, 0.9]])
+    frame = format_submission(comp, test_rows(), probs, None)
+    assert frame[["a", "b", "c"]].to_numpy() == pytest.approx(probs)  # each class on its own, as predicted
+    check_submission(comp, frame, expected_ids(comp, test_rows()))
+    sub, sol = tmp_path / "sub.csv", tmp_path / "solution.csv"
+    frame.to_csv(sub, index=False)
+    y_true = np.array([[1, 1, 0], [0, 1, 1], [0, 0, 0], [1, 0, 0]])
+    sol.write_text("id,a,b,c\n" + "".join(f"t{i}.jpg,{','.join(map(str, r))}\n" for i, r in enumerate(y_true)))
+    assert score_submission(comp, sub, sol) == pytest.approx(METRICS["mean_auc"](y_true, probs))

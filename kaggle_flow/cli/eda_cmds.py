@@ -25,7 +25,7 @@ def _title(report: dict[str, Any]) -> str:
     from kaggle_flow.table.layouts import describe_counts
 
     n = report["images"]
-    in_table = sum(c["count"] for c in report["classes"])
+    in_table = report["labelled"]
     left_out = n["train"] + n["valid"] - in_table
     parts = [f"{report['competition']}: {describe_counts(n)}"]
     if left_out:
@@ -70,6 +70,9 @@ def _show(report: dict[str, Any]) -> None:
 
     rows = [(c["class"], c["count"], f"{c['share']:.1%}") for c in report["classes"]]
     console.table(_title(report), ["class", "count", "share"], rows)
+    if "labels_per_image" in report:  # a multi-label target
+        per_image = ", ".join(f"{n}: {c}" for n, c in report["labels_per_image"].items())
+        console.info(f"Labels per image (classes an image holds: images): {per_image}")
     ratio = report["imbalance_ratio"]
     if ratio:
         console.info(f"Imbalance ratio (largest / smallest class): {ratio:.2f}")
@@ -112,12 +115,14 @@ def _show(report: dict[str, Any]) -> None:
         broken = pd.DataFrame(report["broken"])
         console.warn(f"{plural(len(broken), 'broken image')} left out of later steps: {describe_broken(broken)}")
     console.info(f"Saved {files['report']}, {files['broken']}, {files['images']}")
-    console.info(f"Plots: {files['class_histogram']}, {files['sizes']}, {files['modes']}, {files['near_gallery']}")
+    pictures = ("class_histogram", "labels_per_image", "co_occurrence", "sizes", "modes", "near_gallery")
+    console.info(f"Plots: {', '.join(files[p] for p in pictures if p in files)}")
 
 
 @app.command("eda")
 def eda_cmd(comp: CompArg = None, data: DataOpt = None, strict: StrictOpt = False, near: NearOpt = None) -> None:
-    """Class counts, image sizes, modes and formats, broken images, exact and near duplicates.
+    """Class counts, image sizes, modes and formats, broken images, exact and near duplicates;
+    multi-label: labels per image and which classes occur together (co_occurrence.png).
 
     Reads the image headers, and decodes each image once for its perceptual hash (cached in
     runs/COMP/eda/hashes.csv): near twins within --near N bits go to near_duplicates.csv and .png.

@@ -1,13 +1,17 @@
 """What is in the data and what is broken: the eda report on the canonical table and its image scan.
 
     run_eda(ws)  ->  runs/COMP/eda/report.json, broken.csv, images.csv, class_histogram.png,
-                     sizes.png, modes.png, near_duplicates.csv and .png, hashes.csv (the cache)
+                     sizes.png, modes.png, near_duplicates.csv and .png, hashes.csv (the cache);
+                     multi-label: labels_per_image.png and co_occurrence.png too
 
 Images are decoded only for their perceptual hashes (explore.twins, cached); the rest of the report
 comes from their headers (explore.scan). broken.csv lists the images that
 cannot be used (unreadable, zero-byte, not an image, truncated); workspace.table() leaves them out
 of every later step. Class counts and duplicates are over the labelled images: the training images
-and the download's own validation set, if it has one.
+and the download's own validation set, if it has one. The competition's target (kaggle_flow.target)
+counts the classes: a multi-label image counts once for each of its classes, report.json adds its
+labels per image and the class x class co-occurrence counts, and duplicates conflict when their
+label sets differ.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
@@ -23,6 +28,7 @@ from kaggle_flow.errors import DataError
 from kaggle_flow.explore import plots, twins
 from kaggle_flow.fileio import write_csv, write_json
 from kaggle_flow.table.layouts import LABELLED, read_table, reading_notes, split_counts
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -36,18 +42,34 @@ EXAMPLES = 200  # examples per warning kind kept in report.json (images.csv has 
 # --- statistics on the table ----------------------------------------------------------------
 
 
-def class_counts(table: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
-    """Labelled images per class: class, count, share (every class listed, empty ones too)."""
-    labels = table.loc[table["split"].isin(LABELLED), "label"].astype(int)
-    counts = labels.value_counts().reindex(range(len(class_names)), fill_value=0).astype(int)
-    total = int(counts.sum())
+def _labels(table: pd.DataFrame, num_classes: int, target: Target) -> np.ndarray:
+    """The labelled rows' labels as the target encodes them (indices, or multi-hot rows)."""
+    return target.encode(table[table["split"].isin(LABELLED)], num_classes)
+
+
+def class_counts(table: pd.DataFrame, class_names: Sequence[str], target: Target = TARGETS["single"]) -> pd.DataFrame:
+    """Labelled images per class: class, count, share of the labelled images (every class listed,
+    empty ones too; a multi-label image counts for each of its classes)."""
+    y = _labels(table, len(class_names), target)
+    counts = target.counts(y, len(class_names))
     return pd.DataFrame(
         {
             "class": list(class_names),
-            "count": counts.to_numpy(),
-            "share": (counts / total).to_numpy() if total else 0.0,
+            "count": counts,
+            "share": counts / len(y) if len(y) else 0.0,
         }
     )
+
+
+def label_sets(table: pd.DataFrame, class_names: Sequence[str], target: Target) -> dict[str, Any]:
+    """A multi-label table's labels per image ({"0": images with none, "1": ...}) and its class x class
+    co-occurrence counts (the diagonal: images per class)."""
+    hot = target.one_hot(_labels(table, len(class_names), target), len(class_names)).astype(np.int64)
+    per_image = np.bincount(hot.sum(axis=1), minlength=1)
+    return {
+        "labels_per_image": {str(n): int(c) for n, c in enumerate(per_image)},
+        "co_occurrence": {"classes": list(class_names), "counts": (hot.T @ hot).tolist()},
+    }
 
 
 def imbalance_ratio(counts: pd.DataFrame) -> float | None:
@@ -114,16 +136,20 @@ def counts_of(values: pd.Series) -> dict[str, int]:
 
 
 def find_duplicates(
-    images: pd.DataFrame, class_names: Sequence[str] | None = None, limit: int = 1000
+    images: pd.DataFrame, class_names: Sequence[str] | None = None, limit: int = 1000, target: Target = TARGETS["single"]
 ) -> dict[str, Any]:
     """Exact duplicates (same bytes) within the labelled images ("train": train and valid rows
     together, so a copy across the download's own validation split counts), within test, between
     the two, and the labelled duplicates whose labels disagree. Broken images take no part.
 
-    `images` needs the columns id, split, label, hash, problem. Lists hold at most `limit` groups;
-    the counts are exact.
+    `images` needs the columns id, split, hash, problem and the target's label column. Lists hold at
+    most `limit` groups; the counts are exact.
     """
-    name = (lambda i: class_names[i]) if class_names else str
+    column = target.column
+
+    def name(cell: object) -> str:  # a label cell as class names
+        return target.describe(cell, class_names)
+
     ok = images[(images["problem"] == "") & (images["hash"] != "")]
     train, test = ok[ok["split"].isin(LABELLED)], ok[ok["split"] == "test"]
 
@@ -132,13 +158,13 @@ def find_duplicates(
         return [g for _, g in dup.groupby("hash", sort=False)]
 
     train_groups, test_groups = groups(train), groups(test)
-    conflicting = [g for g in train_groups if g["label"].nunique() > 1]
+    conflicting = [g for g in train_groups if g[column].nunique() > 1]
     train_by_hash = train.groupby("hash")
     shared = test[test["hash"].isin(set(train["hash"]))]
     cross = []
     for test_id, digest in zip(shared["id"], shared["hash"]):
         same = train_by_hash.get_group(digest)
-        cross.append({"test": test_id, "train": list(same["id"]), "labels": sorted({name(int(x)) for x in same["label"]})})
+        cross.append({"test": test_id, "train": list(same["id"]), "labels": sorted({name(x) for x in same[column]})})
     return {
         "train_groups": len(train_groups),
         "train_images": int(sum(len(g) for g in train_groups)),
@@ -149,7 +175,7 @@ def find_duplicates(
         "train_test": len(cross),
         "train": [list(g["id"]) for g in train_groups[:limit]],
         "conflicting": [
-            [{"id": i, "label": name(int(lab))} for i, lab in zip(g["id"], g["label"])] for g in conflicting[:limit]
+            [{"id": i, "label": name(lab)} for i, lab in zip(g["id"], g[column])] for g in conflicting[:limit]
         ],
         "test": [list(g["id"]) for g in test_groups[:limit]],
         "train_test_pairs": cross[:limit],
@@ -200,13 +226,13 @@ def _warnings(flagged: pd.DataFrame) -> dict[str, Any]:
 
 
 def build_report(
-    table: pd.DataFrame, images: pd.DataFrame, class_names: Sequence[str], channels: int
+    table: pd.DataFrame, images: pd.DataFrame, class_names: Sequence[str], channels: int, target: Target = TARGETS["single"]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """The report dict and the per-image table, from the canonical table and its scan (same order)."""
     merged = pd.concat([table.reset_index(drop=True), images.reset_index(drop=True)], axis=1)
     flagged = flag_images(merged, channels)
     usable = flagged[flagged["problem"] == ""]
-    counts = class_counts(usable, class_names)  # what later steps train on: broken images left out
+    counts = class_counts(usable, class_names, target)  # what later steps train on: broken images left out
     broken = broken_list(flagged)
     report: dict[str, Any] = {
         "images": {**split_counts(table), "broken": len(broken)},
@@ -214,13 +240,15 @@ def build_report(
             {"class": c, "count": int(n), "share": round(float(s), 6)}
             for c, n, s in zip(counts["class"], counts["count"], counts["share"])
         ],
+        "labelled": int(usable["split"].isin(LABELLED).sum()),  # the labelled images the counts are of
         "imbalance_ratio": imbalance_ratio(counts),
         "sizes": size_summary(flagged),
         "modes": counts_of(usable["mode"]),
         "formats": counts_of(usable["format"]),
         "broken": broken.to_dict("records"),
         "warnings": _warnings(flagged),
-        "duplicates": find_duplicates(flagged, class_names),
+        "duplicates": find_duplicates(flagged, class_names, target=target),
+        **(label_sets(usable, class_names, target) if target.several else {}),
     }
     return report, flagged
 
@@ -240,7 +268,7 @@ def _write_files(ws: Workspace, flagged: pd.DataFrame, report: dict[str, Any], p
         )
     }
     write_csv(files["broken"], broken_list(flagged))
-    columns = ["id", "split", "label", "bytes", "format", "mode", "width", "height", "bits", "orientation"]
+    columns = ["id", "split", TARGETS[ws.comp.target].column, "bytes", "format", "mode", "width", "height", "bits", "orientation"]
     columns += ["problem", "mode_note", "hash", "phash"]
     write_csv(files["images"], flagged[columns])
     write_csv(files["near_duplicates"], pairs[twins.PAIR_COLUMNS])
@@ -249,6 +277,10 @@ def _write_files(ws: Workspace, flagged: pd.DataFrame, report: dict[str, Any], p
     plots.sizes(usable, files["sizes"])
     plots.modes(report["modes"], report["formats"], files["modes"])
     plots.near_twins(pairs, dict(zip(usable["id"], usable["path"])), files["near_gallery"], report["near_duplicates"]["near"])
+    if "co_occurrence" in report:  # a multi-label target's label sets
+        files["labels_per_image"], files["co_occurrence"] = out / "labels_per_image.png", out / "co_occurrence.png"
+        plots.labels_per_image(report["labels_per_image"], files["labels_per_image"], title=ws.comp.name)
+        plots.co_occurrence(report["co_occurrence"], files["co_occurrence"], title=ws.comp.name)
     return files
 
 
@@ -271,8 +303,9 @@ def run_eda(
         (console.warn if note.warning else console.info)(note.text)
     ws.eda_dir().mkdir(parents=True, exist_ok=True)
     images = twins.scan_with_hashes(table["path"], ws.hashes_file(), workers=workers)
-    report, flagged = build_report(table, images, ws.class_names(), ws.comp.channels)
-    pairs = twins.pair_table(flagged, near, ws.class_names())
+    target = TARGETS[ws.comp.target]
+    report, flagged = build_report(table, images, ws.class_names(), ws.comp.channels, target)
+    pairs = twins.pair_table(flagged, near, ws.class_names(), target)
     report["near_duplicates"] = twins.summarize(pairs, near)
     files = _write_files(ws, flagged, report, pairs)
     report = {"competition": ws.comp.name, "data_dir": str(data_dir), "channels": ws.comp.channels, **report}

@@ -1,4 +1,5 @@
-"""The eda pictures: images per class, image sizes, image modes and formats (PNG, via kaggle_flow.plotting)."""
+"""The eda pictures: images per class, image sizes, image modes and formats; a multi-label target's labels
+per image and co-occurrences (PNG, via kaggle_flow.plotting)."""
 
 from __future__ import annotations
 
@@ -87,4 +88,35 @@ def near_twins(pairs: pd.DataFrame, paths: Mapping[str, str], path: str | os.Pat
             ax.set_title(f"{image_id}\n{split}" + (f", label {label}" if label else ""), fontsize=7)
         axes[k, 0].text(1.05, 0.5, f"{pair.distance}", transform=axes[k, 0].transAxes, ha="center", fontsize=9)
     fig.suptitle(f"Closest near twins (differing bits of 64, at most {near})", fontsize=9)
+    return save_png(fig, path)
+
+
+def labels_per_image(counts: Mapping[str, int], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Bars of labelled images by how many classes they hold (a multi-label target: 0, 1, 2, ...)."""
+    fig, axes = figure(max(5.0, 0.5 * len(counts) + 2), 3.8)
+    ax = axes[0, 0]
+    _bars(ax, counts, f"{title}: labels per image" if title else "Labels per image")
+    ax.set_xlabel("classes an image holds")
+    return save_png(fig, path)
+
+
+def co_occurrence(matrix: Mapping[str, Any], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Heatmap of images holding both classes (`matrix`: classes, counts; the diagonal: images per class)."""
+    import numpy as np  # the counts as an array for imshow
+
+    names, counts = [str(c) for c in matrix["classes"]], np.asarray(matrix["counts"])
+    n = len(names)
+    side = max(4.0, min(0.45 * n + 2.5, 24.0))
+    fig, axes = figure(side + 1.0, side)
+    ax = axes[0, 0]
+    shown = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(shown, ax=ax, label="images")
+    ax.set_xticks(range(n), names, rotation=90 if n > 8 else 0)
+    ax.set_yticks(range(n), names)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+    ax.set_title(f"{title}: classes together" if title else "Classes together (images holding both)")
     return save_png(fig, path)

@@ -25,6 +25,7 @@ from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.scan import scan_images
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.table.layouts import LABELLED
+from kaggle_flow.target import TARGETS, Target
 
 DEFAULT_NEAR = 4  # bits of 64: re-encoded and resized copies of MNIST digits land within 4, 99% within 2
 HASH_COLUMNS = ["path", "bytes", "mtime_ns", "phash"]
@@ -145,11 +146,14 @@ def twin_groups(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def pair_table(images: pd.DataFrame, near: int, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+def pair_table(
+    images: pd.DataFrame, near: int, class_names: Sequence[str] | None = None, target: Target = TARGETS["single"]
+) -> pd.DataFrame:
     """Every near pair of usable images but test-test ones, closest first: PAIR_COLUMNS, plus
-    `exact` (same bytes). A labelled image comes first in a train-test pair.
+    `exact` (same bytes). A labelled image comes first in a train-test pair; its label as class
+    names (a multi-label image's set, space-separated).
 
-    `images` needs id, split, label, problem, hash and phash."""
+    `images` needs id, split, problem, hash, phash and the target's label column."""
     ok = images[(images["problem"] == "") & (images["phash"] != "")].reset_index(drop=True)
     i, j, d = near_pairs(ok["phash"].tolist(), near)
     test = (ok["split"] == "test").to_numpy()
@@ -157,8 +161,7 @@ def pair_table(images: pd.DataFrame, near: int, class_names: Sequence[str] | Non
     i, j, d = i[keep], j[keep], d[keep]
     swap = test[i]
     i, j = np.where(swap, j, i), np.where(swap, i, j)
-    name = (lambda x: class_names[int(x)]) if class_names else (lambda x: str(int(x)))
-    labels = [name(x) if s in LABELLED else "" for x, s in zip(ok["label"], ok["split"])]
+    labels = [target.describe(x, class_names) if s in LABELLED else "" for x, s in zip(ok[target.column], ok["split"])]
     pairs = pd.DataFrame({
         "a": ok["id"].to_numpy()[i], "b": ok["id"].to_numpy()[j], "distance": d,
         "split_a": ok["split"].to_numpy()[i], "split_b": ok["split"].to_numpy()[j],

@@ -10,7 +10,7 @@ the run's test_probs.npy.
 
 Format, from the competition's `[submission]` table (competition.SubmissionFormat):
 
-    kind                      label | probability | probabilities | top_k: what a row holds
+    kind                      label | probability | probabilities | top_k | tags: what a row holds
     id_column, label_column   the id column, then the value column (probabilities: `columns`, one per class)
     id_form                   "name": test_0001.jpg (file name) ; "stem": test_0001
     label_form                "index": 3 ; "name": the class name (label, top_k)
@@ -49,6 +49,8 @@ from kaggle_flow.submit.testset import (
     submission_values,
 )
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS
+from kaggle_flow.thresholds import Thresholds, read_thresholds
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -113,7 +115,8 @@ def read_sample(comp: Competition, data_dir: Path) -> pd.DataFrame | None:
 
 
 def format_submission(
-    comp: Competition, test_rows: pd.DataFrame, probs: np.ndarray, sample: pd.DataFrame | None
+    comp: Competition, test_rows: pd.DataFrame, probs: np.ndarray, sample: pd.DataFrame | None,
+    thresholds: Thresholds | None = None,
 ) -> pd.DataFrame:
     """The submission frame: each test image's values in the site's format (its kind) and row order.
 
@@ -122,6 +125,7 @@ def format_submission(
         test_rows: the test rows of the canonical table (ids relative to the test folder).
         probs: [len(test_rows), num_classes] probabilities, in row order.
         sample: the sample submission (see `read_sample`); its row order is followed.
+        thresholds: the run's per-class thresholds (a multi-label run's thresholds.json; None: 0.5).
 
     Example:
         >>> format_submission(comp, table[table.split == "test"], probs, read_sample(comp, data_dir))
@@ -132,7 +136,7 @@ def format_submission(
     check_probs(comp, probs, len(test_rows))
     sub = comp.submission
     ids = expected_ids(comp, test_rows)
-    frame = pd.DataFrame({sub.id_column: ids, **submission_values(comp, probs)})
+    frame = pd.DataFrame({sub.id_column: ids, **submission_values(comp, probs, thresholds)})
     if sample is None:
         if sub.copied:
             raise FlowError(f"submission.copied: the sample {sub.sample} is missing, and {', '.join(sub.copied)} is copied from it")
@@ -233,6 +237,7 @@ def write_submission(
     name: str,
     when: float | None = None,
     record: Callable[[Path], contextlib.AbstractContextManager[object]] | None = None,
+    thresholds: Thresholds | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     """Format and check, then write submissions_dir/TIME_NAME.csv (temp file, then rename).
 
@@ -242,7 +247,7 @@ def write_submission(
     Example:
         >>> path, frame = write_submission(comp, test_rows, probs, sample, submissions_dir=ws.submissions_dir, name=run.id)
     """
-    frame = format_submission(comp, test_rows, probs, sample)
+    frame = format_submission(comp, test_rows, probs, sample, thresholds)
     check_submission(comp, frame, expected_ids(comp, test_rows))
     out = _unused(Path(submissions_dir) / submission_name(name, when))
     ensure_free_space(submissions_dir, ROW_BYTES * (len(frame) + 1) * max(1, frame.shape[1] - 1), f"the submission ({len(frame)} rows)")
@@ -328,19 +333,21 @@ def submit(
     def record(out: Path) -> contextlib.AbstractContextManager[None]:
         return recording(ws.submissions_dir, file=out, run=owner if owner is not None else name, cv_score=score, tta=choice.tta, when=when)
 
-    file, frame = write_submission(ws.comp, test, written, sample, submissions_dir=ws.submissions_dir, name=name, when=when, record=record)
+    thresholds = read_thresholds(owner.path, ws.comp.num_classes) if owner is not None else None
+    file, frame = write_submission(ws.comp, test, written, sample, submissions_dir=ws.submissions_dir, name=name, when=when,
+                                   record=record, thresholds=thresholds)
     if probs_file is None:
         save_probs(owner, probs)
-    counts = _train_and_predicted(ws.comp, table, probs)
+    counts = _train_and_predicted(ws.comp, table, probs, thresholds)
     return WrittenSubmission(file, frame, name, owner, probs, choice.tta, score, counts, KINDS[ws.comp.submission.kind].checked,
                              calibration)
 
 
-def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray, thresholds: Thresholds | None) -> pd.DataFrame:
     """class, train, predicted: images per class in the training set and in the submission."""
-    counts = predicted_counts(comp.classes, probs)
-    train = labelled(table)["label"].to_numpy(dtype=int)
-    counts.insert(1, "train", np.bincount(train, minlength=comp.num_classes)[: comp.num_classes])
+    target = TARGETS[comp.target]
+    counts = predicted_counts(comp.classes, probs, target, thresholds)
+    counts.insert(1, "train", target.counts(target.encode(labelled(table), comp.num_classes), comp.num_classes))
     return counts
 
 

@@ -21,6 +21,8 @@ from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
 from kaggle_flow.kinds import KINDS
 from kaggle_flow.runs import RunFolder
 from kaggle_flow.table.layouts import no_test_images
+from kaggle_flow.target import TARGETS, Target
+from kaggle_flow.thresholds import Thresholds, apply
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -58,18 +60,22 @@ def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
         raise FlowError(f"row {zero[0] + 1} sums to 0: it cannot be scaled to sum to 1")
 
 
-def submission_values(comp: Competition, probs: np.ndarray) -> dict[str, list[object]]:
+def submission_values(comp: Competition, probs: np.ndarray, thresholds: Thresholds | None = None) -> dict[str, list[object]]:
     """The value columns of a submission, one entry per test image in `probs`' row order, as the
     competition's kind writes them (kinds.py: the arg-max class, the positive class's probability, a
-    column per class, the k most probable classes); probabilities are renormalized to sum to 1 and,
-    for a competition scored by log loss, clipped by LOGLOSS_EPS as the scorer does."""
-    return KINDS[comp.submission.kind].values(comp, np.asarray(probs, dtype=np.float64))
+    column per class, the k most probable classes, the classes at the run's `thresholds`); single-label
+    probabilities are renormalized to sum to 1 and, for a competition scored by log loss, clipped by
+    LOGLOSS_EPS as the scorer does."""
+    return KINDS[comp.submission.kind].values(comp, np.asarray(probs, dtype=np.float64), thresholds)
 
 
-def predicted_counts(classes: list[str], probs: np.ndarray) -> pd.DataFrame:
-    """class, predicted: test images per predicted class (each row's arg-max; every class, zero included)."""
-    predicted = np.bincount(np.asarray(probs).argmax(axis=1), minlength=len(classes))[: len(classes)]
-    return pd.DataFrame({"class": list(classes), "predicted": predicted})
+def predicted_counts(
+    classes: list[str], probs: np.ndarray, target: Target = TARGETS["single"], thresholds: Thresholds | None = None
+) -> pd.DataFrame:
+    """class, predicted: test images per predicted class (each row's arg-max; a multi-label target: the
+    classes at the run's thresholds; every class, zero included)."""
+    answers = target.decide(np.asarray(probs)) if thresholds is None else apply(probs, thresholds)
+    return pd.DataFrame({"class": list(classes), "predicted": target.counts(answers, len(classes))})
 
 
 def save_probs(run: RunFolder, probs: np.ndarray) -> Path:

@@ -6,7 +6,11 @@ What is read, in order (each finding keeps the file it came from, for `flow init
     csv      a training CSV (train.csv, train_labels.csv, ...) whose one column names the images of
              a folder (train/, train_images/, one shared images/), with or without the extension;
              the labels from one column (class index or name) or from one-hot columns (when 90% of
-             the rows are one-hot, the first row that is not is an error naming it)
+             the rows are one-hot, the first row that is not is an error naming it); multi-label
+             (target "multi") when 5% of the rows hold several: space-separated tags (Planet's
+             `agriculture clear primary`, HPA's `0 5 25`), or 0/1 columns with several 1s; the classes
+             are the training labels' tokens, never the sample's default row, and a CSV of code,name
+             beside them (iMet's labels.csv) names indices
     folders  one folder per class under train/ (names may hold spaces and dashes)
     prefix   a flat train/ whose file names start with the class (`cat.0.jpg` -> "cat.")
 
@@ -28,7 +32,7 @@ from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.table.labelfiles import check_label, one_hot_labels
+from kaggle_flow.table.labelfiles import check_label, one_hot_labels, zero_one_cells
 from kaggle_flow.table.layouts import find_dir
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ PREFIX = re.compile(r"^(\D+?[._\- ]?)\d")  # cat.0.jpg -> "cat."
 VALID_NAMES = ("valid", "val", "validation")
 PROBE = 50  # rows of a CSV looked at to match ids with image files
 ONE_HOT_SHARE = 0.9  # rows of 0/1 columns, exactly one 1, that make them one-hot labels
+MULTI_SHARE = 0.05  # rows with several labels (tokens, or 1s) that make a label column multi-label
 
 
 @dataclass
@@ -131,6 +136,8 @@ def _index_classes(values: list[str], where: Path) -> list[str]:
 
 def _label_map(found: Found) -> None:
     """A JSON of label code -> name beside the data (cassava's label_num_to_disease_map.json)."""
+    if "label_map" in found.layout:  # a CSV of code,name found with the labels (iMet's labels.csv)
+        return
     for file in sorted(found.root.glob("*.json")):
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
@@ -215,6 +222,13 @@ def _mostly_one_hot(cells: pd.DataFrame) -> bool:
 def _csv_labels(found: Found, train: Path, frame: pd.DataFrame, rest: list[str]) -> None:
     if not rest:
         raise DataError(f"{train}: no label column besides the ids")
+    if _several_ones(frame[rest]):
+        zero_one_cells(frame, rest, train)  # the first cell that is not 0 or 1, named
+        found.classes = list(rest)
+        found.layout["label_columns"] = list(rest)
+        found.top["target"] = "multi"
+        found.note(f"labels: 0/1 columns {', '.join(rest)}, several 1s a row: multi-label (target multi)", train)
+        return
     if _mostly_one_hot(frame[rest]):
         one_hot_labels(frame, rest, train)  # the first row that is not one-hot, named
         found.classes = list(rest)
@@ -223,10 +237,77 @@ def _csv_labels(found: Found, train: Path, frame: pd.DataFrame, rest: list[str])
         return
     label = rest[0]
     values = [str(v) for v in frame[label]]
+    if _tag_cells(values):
+        return _tags(found, train, label, values)
+    _no_tags(values, train)
     found.classes = _index_classes(values, train)
     form = "index" if all(v.strip().isdigit() for v in values if v.strip()) else "name"
     found.layout.update(label_column=label, label_form=form)
     found.note(f"labels: column '{label}' ({'class index' if form == 'index' else 'class name'})", train)
+
+
+def _several_ones(cells: pd.DataFrame) -> bool:
+    """0/1 columns meant as multi-label sets: ONE_HOT_SHARE of the rows are 0/1, MULTI_SHARE of them with several 1s."""
+    if cells.shape[1] < 2 or cells.empty:
+        return False
+    cells = cells.apply(lambda column: column.str.strip())
+    ones, zeros = cells.isin(["1", "1.0"]), cells.isin(["0", "0.0"])
+    return bool((ones | zeros).all(axis=1).mean() >= ONE_HOT_SHARE and (ones.sum(axis=1) > 1).mean() >= MULTI_SHARE)
+
+
+def _tag_cells(values: list[str]) -> bool:
+    """Cells of space-separated tags: MULTI_SHARE of them hold several tokens, and the tokens combine
+    (a cell's set inside another's, or more distinct cells than tokens), where class names that hold a
+    space ("Common Chickweed", "Sugar beet") are fixed phrases, one a class."""
+    cells = {frozenset(v.split()) for v in values if v.strip()}
+    several = sum(len(v.split()) > 1 for v in values)
+    if not cells or several < MULTI_SHARE * len(values):
+        return False
+    tokens = set().union(*cells)
+    return len(cells) > len(tokens) or any(a < b for a in cells for b in cells if len(b) > 1)
+
+
+def _no_tags(values: list[str], train: Path) -> None:
+    """A few cells of several labels, each a class on its own elsewhere, in a single-label column: one line."""
+    alone = {v.strip() for v in values if len(v.split()) == 1}
+    for line, value in enumerate(values, start=2):
+        tokens = value.split()
+        if len(tokens) > 1 and all(t in alone for t in tokens):
+            raise DataError(f"{train} line {line}: label '{value.strip()}' holds {len(tokens)} labels, each a class on "
+                            f"its own elsewhere; a competition of several labels an image says target = \"multi\"")
+
+
+def _tags(found: Found, train: Path, label: str, values: list[str]) -> None:
+    """A column of space-separated tags: target multi, the classes the tokens of the training labels
+    (indices numerically; the codes of a label file beside them, iMet's labels.csv, with their names)."""
+    tokens = sorted({t for line, v in enumerate(values, start=2) for t in check_label(v, f"{train} line {line}").split()})
+    indices = all(t.isdigit() for t in tokens)
+    found.classes = sorted(tokens, key=int) if indices else tokens
+    if indices:
+        found.classes = _label_file(found, train, found.classes) or [str(i) for i in range(max(map(int, tokens)) + 1)]
+    codes = found.classes == [str(i) for i in range(len(found.classes))]
+    found.layout.update(label_column=label, label_form="index" if indices and codes else "name")
+    found.top["target"] = "multi"
+    several = sum(len(v.split()) > 1 for v in values) / len(values)
+    found.note(f"labels: column '{label}', space-separated class {'indices' if indices else 'names'} "
+               f"({len(found.classes)} classes, {several:.0%} of the images with several): multi-label (target multi)", train)
+
+
+def _label_file(found: Found, train: Path, tokens: list[str]) -> list[str] | None:
+    """The codes of a CSV of code,name beside the training CSV that names every training token (iMet's
+    labels.csv: attribute_id,attribute_name), numerically; recorded as the layout's label_map."""
+    for file in _csvs(found.root):
+        if file == train or "sample" in file.name.lower() or "submission" in file.name.lower():
+            continue
+        frame = read_csv(file)
+        if frame.shape[1] < 2 or frame.empty:
+            continue
+        codes = [str(c).strip() for c in frame.iloc[:, 0]]
+        if all(c.isdigit() for c in codes) and len(set(codes)) == len(codes) and set(tokens) <= set(codes):
+            found.layout["label_map"] = file.name
+            found.note(f"label names of the codes ({len(codes)}): column '{frame.columns[1]}'", file)
+            return sorted(codes, key=int)
+    return None
 
 
 def _csv_test(found: Found, image_dir: str, id_col: str, ext: str) -> None:

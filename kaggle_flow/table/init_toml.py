@@ -14,6 +14,7 @@ from kaggle_flow.table.sample import (
     check_metric,
     default_metric,
     read_sample,
+    target_of,
 )
 
 @dataclass(frozen=True)
@@ -61,13 +62,14 @@ def infer_competition(
         sub = read_sample(found, sample, metric)
     else:
         sub = assumed_submission(found)
+        row = "one class" if sub["kind"] == "label" else "space-separated tags"
         warnings.append(
-            f"{root}: no sample_submission.csv; assumed one class a row: "
+            f"{root}: no sample_submission.csv; assumed {row} a row: "
             f"{sub['id_column']},{sub['label_column']} (see [submission] in the TOML)"
         )
     notes = []
     if metric is None:
-        metric, why = default_metric(sub)
+        metric, why = default_metric(sub, target_of(found))
         notes.append(f"metric: {metric} assumed ({why}); change it with --metric or the TOML's metric")
     text = _render(name, found, sub, metric, shown or source, kaggle)
     return Inferred(text, found.sources, notes, warnings)

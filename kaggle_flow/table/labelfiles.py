@@ -4,8 +4,9 @@
 number an error names; `check_label` refuses a label that pandas reads as missing by default (NaN,
 NA, null, None, n/a, ...: the CSVs are read with keep_default_na=False, so the word would become a class); `one_hot_labels` turns one 0/1 column per class (Plant Pathology's
 healthy,multiple_diseases,rust,scab) into class indices, a row without exactly one 1 being one line
-naming the file and line; `read_label_map` reads a JSON of label code -> readable name (Cassava's
-label_num_to_disease_map.json): the codes stay the classes, the names are for tables and plots.
+naming the file and line (`zero_one_cells`: the 1s of a multi-label's 0/1 columns, any number a row);
+`read_label_map` reads a JSON of label code -> readable name (Cassava's label_num_to_disease_map.json)
+or a CSV of code,name (iMet's labels.csv): the codes stay the classes, the names are for tables and plots.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from pandas._libs.parsers import STR_NA_VALUES  # the words read_csv reads as missing by default
 
+from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 
@@ -76,9 +78,9 @@ def read_labels(file: Path, columns: Sequence[str]) -> tuple[pd.DataFrame, str]:
     return frame, "line"
 
 
-def one_hot_labels(frame: pd.DataFrame, columns: Sequence[str], file: Path, first_line: int = 2) -> list[int]:
-    """Class indices from one 0/1 column per class (class k = columns[k]); a row with no 1, two 1s
-    or a value other than 0 and 1 is one line naming the file and line."""
+def zero_one_cells(frame: pd.DataFrame, columns: Sequence[str], file: Path, first_line: int = 2) -> np.ndarray:
+    """bool [n, len(columns)]: which cells of 0/1 columns hold 1; a value other than 0 and 1 is one
+    line naming the file, line and column."""
     cells = frame[list(columns)].apply(lambda column: column.str.strip())
     ones = cells.isin(["1", "1.0"]).to_numpy()
     zeros = cells.isin(["0", "0.0"]).to_numpy()
@@ -87,6 +89,13 @@ def one_hot_labels(frame: pd.DataFrame, columns: Sequence[str], file: Path, firs
         row, col = (int(v) for v in np.argwhere(bad)[0])
         raise DataError(f"{file} line {row + first_line}: column '{columns[col]}' holds "
                         f"'{cells.iat[row, col]}' (one-hot columns hold 0 or 1)")
+    return ones
+
+
+def one_hot_labels(frame: pd.DataFrame, columns: Sequence[str], file: Path, first_line: int = 2) -> list[int]:
+    """Class indices from one 0/1 column per class (class k = columns[k]); a row with no 1, two 1s
+    or a value other than 0 and 1 is one line naming the file and line."""
+    ones = zero_one_cells(frame, columns, file, first_line)
     count = ones.sum(axis=1)
     if (count != 1).any():
         row = int(np.flatnonzero(count != 1)[0])
@@ -96,10 +105,30 @@ def one_hot_labels(frame: pd.DataFrame, columns: Sequence[str], file: Path, firs
     return [int(k) for k in ones.argmax(axis=1)]
 
 
+def _csv_label_map(file: Path) -> dict[str, str]:
+    """Code -> name from the first two columns of a CSV (iMet's labels.csv: attribute_id,attribute_name)."""
+    frame = read_csv(file)
+    if frame.shape[1] < 2:
+        raise DataError(f"{file}: a label map CSV holds a code column and a name column (found: {', '.join(frame.columns)})")
+    codes, names = frame.iloc[:, 0].str.strip(), frame.iloc[:, 1].str.strip()
+    dup = codes.duplicated().to_numpy()
+    if dup.any():
+        pos = int(dup.nonzero()[0][0])
+        raise DataError(f"{file} line {pos + 2}: code '{codes.iloc[pos]}' is named twice")
+    return dict(zip(codes, names))
+
+
 def read_label_map(file: Path, classes: Sequence[str]) -> dict[str, str]:
-    """Class (label code) -> readable name from a JSON object; every key must be a class."""
+    """Class (label code) -> readable name from a JSON object, or a CSV of code,name (iMet's
+    labels.csv); every code must be a class."""
     if not file.is_file():
         raise DataError(f"{file}: file not found (layout.label_map)")
+    if file.suffix.lower() == ".csv":
+        names = _csv_label_map(file)
+        unknown = [k for k in names if k not in classes]
+        if unknown:
+            raise DataError(f"{file}: label code '{unknown[0]}' is not a class ({shortlist(classes, 20)})")
+        return names
     try:
         raw = json.loads(file.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -4,14 +4,14 @@ Every reader returns a pandas DataFrame with the columns of `COLUMNS`:
 
     id     str    the image's name as the competition knows it (train.csv id, or class/file.jpg)
     path   str    the image file
-    label  Int64  class index; <NA> for test rows
+    label  Int64  class index; <NA> for test rows (target = "multi": `labels`, str "0 3 16", see target.py)
     split  str    "train", "valid" (labelled: the download's own validation set) or "test"
 
 Rows read from a layout's `valid_dir` keep their origin as split "valid": `flow split` makes them
 the validation fold by default. Code that wants every labelled row uses `labelled(table)`.
 A new layout is one new reader registered in `READERS`; nothing after reading changes. Kaggle's
 CSVs: ids written without their extension get layout.id_extension; one-hot label_columns give the
-label; in a test_dir shared with train_dir the test ids come from test_csv, else the sample's ids;
+label; the label cells are read as the target says (table.tags: one class, or space-separated tags); in a test_dir shared with train_dir the test ids come from test_csv, else the sample's ids;
 kind "pixels" writes each CSV row once as a PNG (table.pixels) and reads those.
 
 Folders as downloaded. Archives often wrap a folder once more (iChallenge-PM keeps its training
@@ -50,8 +50,10 @@ from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.names import check_data_paths, path_inside
-from kaggle_flow.table.labelfiles import check_label, one_hot_labels, read_label_map, read_labels
+from kaggle_flow.table.labelfiles import read_label_map, read_labels
 from kaggle_flow.table.pixels import write_pixel_images
+from kaggle_flow.table.tags import classes_present, csv_labels, parse_label
+from kaggle_flow.target import TARGETS
 
 COLUMNS = ["id", "path", "label", "split"]
 LABELLED = ("train", "valid")  # the splits that carry a label
@@ -59,7 +61,7 @@ SPLIT_WORDS = {"train": "training", "valid": "validation", "test": "test"}
 COURSE_LABELS = "labels.csv"  # the course's conversion of a download's validation labels
 UNREAD_SHARE = 0.5  # warn when a layout reads fewer than this share of the images below the data folder
 
-Row = tuple[str, str, int | None, str]  # id, path, label, split
+Row = tuple[str, str, int | str | None, str]  # id, path, label (an index; multi: "0 3 16"), split
 
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
@@ -78,11 +80,12 @@ def describe_counts(counts: dict[str, int]) -> str:
     return (", ".join(parts[:-1]) + " and " + parts[-1]) + " images"
 
 
-def _frame(rows: list[Row]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+def _frame(rows: list[Row], comp: Competition) -> pd.DataFrame:
+    target = TARGETS[comp.target]
+    frame = pd.DataFrame(rows, columns=["id", "path", target.column, "split"])
     frame["id"] = frame["id"].astype(str)
     frame["path"] = frame["path"].astype(str)
-    frame["label"] = frame["label"].astype("Int64")
+    frame[target.column] = frame[target.column].astype(target.dtype)
     frame["split"] = frame["split"].astype(str)
     return frame
 
@@ -128,17 +131,6 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _is_image(p))
 
 
-def _parse_label(value: str, comp: Competition, form: str, where: str) -> int:
-    value = check_label(value, where)  # empty, NaN, None, ...: never a class
-    if form == "name":
-        if value in comp.classes:
-            return comp.classes.index(value)
-        raise DataError(f"{where}: unknown label '{value}' (classes: {', '.join(comp.classes)})")
-    if value.isdigit() and int(value) < comp.num_classes:
-        return int(value)
-    raise DataError(f"{where}: unknown label '{value}' (a class index 0-{comp.num_classes - 1})")
-
-
 def _check_unique(ids: pd.Series, file: Path, line_offset: int = 2) -> None:
     dup = ids.duplicated(keep="first")
     if dup.any():
@@ -147,7 +139,7 @@ def _check_unique(ids: pd.Series, file: Path, line_offset: int = 2) -> None:
 
 
 def _check_classes(rows: list[Row], comp: Competition, where: Path) -> None:
-    present = {label for _, _, label, split in rows if split in LABELLED}
+    present = classes_present(label for _, _, label, split in rows if split in LABELLED)
     empty = [name for i, name in enumerate(comp.classes) if i not in present]
     if empty:
         raise DataError(f"{where}: class '{empty[0]}' has no training images")
@@ -244,26 +236,12 @@ def _valid_label_rows(root: Path, comp: Competition) -> list[Row]:
         where = f"{file} {word} {number}"
         if not image_id:
             raise DataError(f"{where}: empty id")
-        label = _parse_label(value, comp, "index", where)
+        label = parse_label(value, comp, "index", where)
         path = path_inside(valid, image_id, where)
         if not path.is_file():
             raise DataError(f"{where}: image '{image_id}' not found in {valid}")
         rows.append((f"{layout.valid_dir}/{image_id}", str(path), label, "valid"))
     return rows
-
-
-def _csv_labels(frame: pd.DataFrame, file: Path, comp: Competition) -> list[int]:
-    """Class indices of the training CSV: one-hot label_columns, or the label column."""
-    layout = comp.layout
-    if layout.label_columns:
-        if len(layout.label_columns) != comp.num_classes:
-            raise DataError(f"{comp.path}: layout.label_columns names {len(layout.label_columns)} columns "
-                            f"for {comp.num_classes} classes (one per class, in class order)")
-        return one_hot_labels(frame, layout.label_columns, file)
-    return [
-        _parse_label(value, comp, layout.label_form, f"{file} line {line}")
-        for line, value in enumerate(frame[layout.label_column], start=2)
-    ]
 
 
 def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
@@ -278,7 +256,7 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
     empty = (ids == "").to_numpy()
     if empty.any():
         raise DataError(f"{file} line {int(empty.nonzero()[0][0]) + 2}: empty id")
-    labels = _csv_labels(frame, file, comp)
+    labels = csv_labels(frame, file, comp)
     rows: list[Row] = []
     for line, (image_id, label) in enumerate(zip(ids, labels), start=2):
         name, path = _image_path(images, image_id, layout.id_extension, f"{file} line {line}")
@@ -286,7 +264,7 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
     _check_classes(rows, comp, file)
     if layout.label_map:
         read_label_map(root / layout.label_map, comp.classes)
-    return _frame(rows + _test_rows(root, comp, rows))
+    return _frame(rows + _test_rows(root, comp, rows), comp)
 
 
 def _class_folder_rows(folder: Path, comp: Competition) -> list[Row]:
@@ -309,7 +287,7 @@ def read_folders_layout(root: Path, comp: Competition) -> pd.DataFrame:
     if valid is not None:
         rows += [(f"{layout.valid_dir}/{i}", p, lab, "valid") for i, p, lab, _ in _class_folder_rows(valid, comp)]
     _check_classes(rows, comp, train)
-    return _frame(rows + _test_rows(root, comp))
+    return _frame(rows + _test_rows(root, comp), comp)
 
 
 def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
@@ -327,7 +305,7 @@ def read_prefix_layout(root: Path, comp: Competition) -> pd.DataFrame:
         rows.append((path.name, str(path), layout.prefix_labels[prefix], "train"))
     rows += _valid_label_rows(root, comp)
     _check_classes(rows, comp, train)
-    return _frame(rows + _test_rows(root, comp))
+    return _frame(rows + _test_rows(root, comp), comp)
 
 
 def read_pixels_layout(root: Path, comp: Competition) -> pd.DataFrame:
@@ -336,13 +314,13 @@ def read_pixels_layout(root: Path, comp: Competition) -> pd.DataFrame:
     file = root / str(layout.train_csv)
     rows: list[Row] = []
     for image in write_pixel_images(file, root / layout.train_dir, layout.image_side, layout.label_column):
-        label = _parse_label(image.label or "", comp, layout.label_form, f"{file} line {image.line}")
+        label = parse_label(image.label or "", comp, layout.label_form, f"{file} line {image.line}")
         rows.append((image.name, str(image.path), label, "train"))
     _check_classes(rows, comp, file)
     if layout.test_csv and layout.test_dir:
         test = write_pixel_images(root / layout.test_csv, root / layout.test_dir, layout.image_side, None)
         rows += [(image.name, str(image.path), None, "test") for image in test]
-    return _frame(rows)
+    return _frame(rows, comp)
 
 
 READERS: dict[str, Callable[[Path, Competition], pd.DataFrame]] = {

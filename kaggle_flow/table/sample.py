@@ -7,6 +7,8 @@ names, or their stems; pixel contests number the test rows from 1), the rest wha
     one column of probabilities (0.5, 0.25, ...)   probability of the second class (`positive`)
     one column per class                           probabilities
     space-separated classes ("3 1 4")              top_k, k the number of classes a row holds
+    one column of a multi-label download            tags: the image's classes, space-separated (its words
+                                                   say names or indices; its default row is no vocabulary)
 
 A column that holds no prediction (Kaggle's Usage of Public/Private, any text that names no class, the
 row number) is `copied`: the submission writes it as the sample has it, never a prediction over it.
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import read_csv
-from kaggle_flow.kinds import KINDS, SampleValues, is_number, recognize
+from kaggle_flow.kinds import KINDS, SampleValues, is_number, recognize, without_sample
 from kaggle_flow.metrics import known_metric
 from kaggle_flow.table.infer import Found, image_files
 from kaggle_flow.table.layouts import find_dir
@@ -118,20 +120,26 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
         for column, why in copied.items():
             found.note(f"submission: '{column}' copied from the sample as it is (no prediction: {why})", sample)
     cells = [str(v).strip() for v in frame[values[0]].head(PROBE)]
-    kind, keys = recognize(SampleValues(sample, values, cells, found.classes, metric))
+    kind, keys = recognize(SampleValues(sample, values, cells, found.classes, metric, target_of(found)))
     sub.update(keys)
     found.note(f"submission: {kind.found_line(sub, found.classes)}", sample)
     return sub
 
 
+def target_of(found: Found) -> str:
+    """The target the download's labels say (kaggle_flow.target): "single" unless several an image."""
+    return str(found.top.get("target", "single"))
+
+
 def assumed_submission(found: Found) -> dict[str, object]:
-    """The submission written without a sample: the training CSV's columns, one class a row."""
+    """The submission written without a sample: the training CSV's columns, one class (or tags) a row."""
     id_col, label_col = found.train_ids
     form = "stem" if found.layout.get("id_extension") or found.test_ids is not None else "name"
     label_form = "index" if found.classes == [str(i) for i in range(len(found.classes))] else "name"
-    return {"id_column": id_col, "label_column": label_col, "id_form": form, "label_form": label_form}
+    return {"kind": without_sample(target_of(found)).name, "id_column": id_col, "label_column": label_col,
+            "id_form": form, "label_form": label_form}
 
 
-def default_metric(sub: dict[str, object]) -> tuple[str, str]:
+def default_metric(sub: dict[str, object], target: str = "single") -> tuple[str, str]:
     """The metric assumed when `--metric` is not given, and why: its kind's."""
-    return KINDS[str(sub.get("kind", "label"))].assumed_metric(sub)
+    return KINDS[str(sub.get("kind", "label"))].assumed_metric(sub, target)
