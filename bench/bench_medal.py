@@ -30,7 +30,8 @@ position:
 
     PYTHONPATH=. .venv/bin/python bench/bench_medal.py [--quick]
 
-About 11 min on 2 busy cores (--quick: about 4 min at a load of 2 to 7). CPU runs repeat with their seeds.
+About 17 min on 2 busy cores (1,047 s at a load of 7 to 8; --quick: 250 s at a load of 2 to 7). CPU runs
+repeat with their seeds.
 """
 
 from __future__ import annotations
