@@ -198,7 +198,8 @@ def _test_rows(root: Path, comp: Competition, train: Sequence[Row] = ()) -> list
         return []
     taken = {path for _, path, _, _ in train} if shared else set()
     if layout.channel_files:  # one sample a group of channel files (table.sample_paths)
-        return [(i, p, None, "test") for i, p in channel_test_samples(test_dir, layout) if p not in taken]
+        samples = channel_test_samples(test_dir, layout.channel_files, layout.id_extension)
+        return [(i, p, None, "test") for i, p in samples if p not in taken]
     return [
         (path.relative_to(test_dir).as_posix(), str(path), None, "test")
         for path in sorted(test_dir.rglob("*"))

@@ -16,6 +16,7 @@ files is grouped into samples by id (`channel_test_samples`).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from kaggle_flow.competition import IMAGE_EXTENSIONS, Layout
@@ -57,15 +58,15 @@ def _channel_sample(folder: Path, image_id: str, layout: Layout, where: str, tes
     return sample_path(folder.resolve(), image_id, names, extension)
 
 
-def channel_test_samples(folder: Path, layout: Layout) -> list[tuple[str, str]]:
+def channel_test_samples(folder: Path, channels: Sequence[str], extension: str) -> list[tuple[str, str]]:
     """(id, path) of each sample of a flat test folder of channel files: an id with one or more of its
     channel files (one with some missing is a broken test image when decoded), sorted by id."""
-    extension, ids = layout.id_extension, set()
+    ids = set()
     with os.scandir(folder) as entries:
         for entry in entries:
             if entry.name.startswith(".") or not entry.name.endswith(extension) or not entry.is_file():
                 continue
             stem = entry.name[: len(entry.name) - len(extension)]
-            ids.update(stem[: -len(n) - 1] for n in layout.channel_files if stem.endswith(f"_{n}") and len(stem) > len(n) + 1)
+            ids.update(stem[: -len(n) - 1] for n in channels if stem.endswith(f"_{n}") and len(stem) > len(n) + 1)
     base = folder.resolve()
-    return [(i, sample_path(base, i, layout.channel_files, extension)) for i in sorted(ids) if "{" not in i and "}" not in i]
+    return [(i, sample_path(base, i, channels, extension)) for i in sorted(ids) if "{" not in i and "}" not in i]
