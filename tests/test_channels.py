@@ -256,3 +256,10 @@ def test_a_download_copied_elsewhere_reads_the_same(hpa: Path, workdir: Path, tm
     paths = read_table(copy, comp)["path"]
     assert all(p.startswith(str(copy.resolve())) for p in paths)
     assert all(Path(f).is_file() for p in paths for f in sample_files(p))
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "CMYK", "L"])
+def test_eda_says_nothing_of_bands_a_four_channel_competition_keeps(mode: str) -> None:
+    from kaggle_flow.explore import eda
+
+    assert eda.mode_note(mode, 4) == ""
