@@ -48,7 +48,13 @@ class _Strict(BaseModel):
 
 
 class Layout(_Strict):
-    """Where the images and labels are. `kind` picks the reader in layouts.py."""
+    """Where the images and labels are. `kind` picks the reader in layouts.py.
+
+    `channel_files` (csv): each sample is several grey files, {id}_{name}{id_extension} for each name
+    (Human Protein Atlas: ["red", "green", "blue", "yellow"] reads abc_red.png ... abc_yellow.png),
+    stacked in that order into one input of `channels` channels; the table's path names them all
+    (kaggle_flow.sample_files). Empty: one image file a sample.
+    """
 
     kind: Literal["csv", "folders", "prefix", "pixels"]
     train_dir: str = "train"  # images (csv, prefix) or one folder per class (folders); pixels: where they are written

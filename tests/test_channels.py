@@ -263,3 +263,18 @@ def test_eda_says_nothing_of_bands_a_four_channel_competition_keeps(mode: str) -
     from kaggle_flow.explore import eda
 
     assert eda.mode_note(mode, 4) == ""
+
+
+def test_a_shared_folder_takes_the_sample_ids_and_keeps_a_test_id_with_a_channel_missing(hpa: Path, workdir: Path) -> None:
+    for file in (hpa / "test").iterdir():
+        file.rename(hpa / "train" / file.name)
+    (hpa / "train" / "000003e9-aaa1-11e8_green.png").unlink()
+    toml = workdir / "competitions" / "hpa.toml"
+    toml.write_text(toml.read_text().replace('test_dir = "test"', 'test_dir = "train"'))
+    table = read_table(hpa, load_file(toml))
+    test = table[table["split"] == "test"]
+    assert test["id"].tolist() == [f"{1005 - i:08x}-aaa1-11e8" for i in range(6)]  # the sample's order
+    assert len(table) == 42
+    (hpa / "sample_submission.csv").unlink()  # no sample: the samples no training row reads
+    test = read_table(hpa, load_file(toml)).query("split == 'test'")
+    assert sorted(test["id"]) == [f"{1000 + i:08x}-aaa1-11e8" for i in range(6)]
