@@ -10,10 +10,10 @@ A sample of several files (layout.channel_files: its table path a pattern, kaggl
 is read file by file as grey and stacked into its channels (`load_sample`); `preview_rgb` shows the
 first three channels of any image as RGB, for galleries and previews.
 
-The key hashes the files (every file of a sample: path, byte size, modification time), the size and the channels, so a
-changed file list or size builds a new cache; an unchanged one is reused by the next run. The cache
-is filled in parallel (threads: PIL releases the GIL while decoding and resizing) before epoch 1, so
-no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
+The key hashes the files (every file of a sample: path, byte size, modification time), the size and
+the channels, so a changed file list or size builds a new cache; an unchanged one is reused by the
+next run. The cache is filled in parallel (threads: PIL releases the GIL while decoding and
+resizing) before epoch 1, so no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
 It is written through a file handle, its blocks reserved first and the free space checked before
 that: on a full disk, one line, never the SIGBUS a memory map over a sparse file would get.
 No paddle here: `flow augment` reads images too, and needs no training library.

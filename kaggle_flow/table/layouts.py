@@ -50,8 +50,8 @@ from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.names import check_data_paths, path_inside
-from kaggle_flow.table.labelfiles import check_label, one_hot_labels, read_label_map, read_labels
 from kaggle_flow.sample_files import sample_files
+from kaggle_flow.table.labelfiles import check_label, one_hot_labels, read_label_map, read_labels
 from kaggle_flow.table.pixels import write_pixel_images
 from kaggle_flow.table.sample_paths import channel_test_samples, image_path
 
