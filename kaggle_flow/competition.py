@@ -22,6 +22,7 @@ from kaggle_flow.kinds import KINDS, SubmissionKind, fitting
 from kaggle_flow.metrics import METRICS, known_metric
 from kaggle_flow.names import climbs_out, is_data_folder
 from kaggle_flow.recipe_keys import RECIPE_KEYS, RecipeKey
+from kaggle_flow.sample_files import CHANNEL_NAME
 from kaggle_flow.target import TargetName
 
 if sys.version_info >= (3, 11):
@@ -30,6 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+MAX_CHANNELS = 8  # input channels a competition may have
 KAGGLE_SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")  # the SLUG of kaggle.com/competitions/SLUG
 
 
@@ -46,7 +48,13 @@ class _Strict(BaseModel):
 
 
 class Layout(_Strict):
-    """Where the images and labels are. `kind` picks the reader in layouts.py."""
+    """Where the images and labels are. `kind` picks the reader in layouts.py.
+
+    `channel_files` (csv): each sample is several grey files, {id}_{name}{id_extension} for each name
+    (Human Protein Atlas: ["red", "green", "blue", "yellow"] reads abc_red.png ... abc_yellow.png),
+    stacked in that order into one input of `channels` channels; the table's path names them all
+    (kaggle_flow.sample_files). Empty: one image file a sample.
+    """
 
     kind: Literal["csv", "folders", "prefix", "pixels"]
     train_dir: str = "train"  # images (csv, prefix) or one folder per class (folders); pixels: where they are written
@@ -67,6 +75,8 @@ class Layout(_Strict):
     valid_label_column: str = "Label"
     test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class); may equal train_dir
                                    # (one images/ folder): the test ids then come from test_csv or the sample
+    channel_files: list[str] = Field(default_factory=list)  # csv: several grey files a sample, {id}_{name}{id_extension},
+    # stacked as its channels in this order (HPA: ["red", "green", "blue", "yellow"]); see kaggle_flow.sample_files
 
     @model_validator(mode="after")
     def _pixels_write_apart(self) -> Layout:
@@ -81,6 +91,23 @@ class Layout(_Strict):
             if is_data_folder(value := getattr(self, key)):
                 raise ValueError(f"layout.{key} = {json.dumps(value)} is the data folder itself: a pixel layout "
                                  "writes its PNGs into a folder of their own (e.g. \"train\")")
+        return self
+
+    @model_validator(mode="after")
+    def _channel_names(self) -> Layout:
+        """Channel files: names that fit a file name and the table's path pattern, in a csv layout with an extension."""
+        names = self.channel_files
+        if not names:
+            return self
+        if self.kind != "csv":
+            raise ValueError(f"layout.channel_files: read by a csv layout (ids from train_csv), not kind '{self.kind}'")
+        bad = next((n for n in names if not CHANNEL_NAME.fullmatch(n)), None)
+        if bad is not None:
+            raise ValueError(f"layout.channel_files: {json.dumps(bad)} is not a channel name (no comma, brace, slash or space)")
+        if len(set(names)) != len(names) or len(names) > MAX_CHANNELS:
+            raise ValueError(f"layout.channel_files: 1 to {MAX_CHANNELS} different names (got {', '.join(names)})")
+        if not self.id_extension:
+            raise ValueError('layout.channel_files: set layout.id_extension too, the channel files\' extension (e.g. ".png")')
         return self
 
 
@@ -187,7 +214,8 @@ class Competition(_Strict):
     target: TargetName = "single"  # one class an image, or a set of them (multi): kaggle_flow.target
     metric: str = "accuracy"  # a name of kaggle_flow.metrics.METRICS
     image_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # training size, px; auto: see recipe.py
-    channels: Literal[1, 3] = 3
+    channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = 3  # 1 grey, 3 RGB; others: layout.channel_files, or
+                                                                # images of that many bands (RGBA: 4)
     mean: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
     max_params: Annotated[int, Field(ge=1)] | None = None  # model-size limit of the contest, in parameters
@@ -218,6 +246,9 @@ class Competition(_Strict):
             raise ValueError("classes: class names must be unique")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ValueError(f"mean/std: need {self.channels} values each (one per channel)")
+        if self.layout.channel_files and len(self.layout.channel_files) != self.channels:
+            raise ValueError(f"channels = {self.channels}, and layout.channel_files names {len(self.layout.channel_files)} "
+                             "files a sample (one per channel)")
         for prefix, index in self.layout.prefix_labels.items():
             if not 0 <= index < len(self.classes):
                 raise ValueError(f"layout.prefix_labels: {prefix!r} maps to {index}, not a class index")

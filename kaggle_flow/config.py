@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from kaggle_flow.competition import Recipe, key_path
+from kaggle_flow.competition import MAX_CHANNELS, Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
 from kaggle_flow.metrics import known_metric
 from kaggle_flow.recipe_keys import RECIPE_KEYS, flag_of
@@ -69,7 +69,7 @@ class RunConfig(Recipe):
     classes: list[str]
     metric: str = "accuracy"  # a name of kaggle_flow.metrics.METRICS
     image_size: Annotated[int, Field(ge=1)]  # px: the final training size (the last of `sizes`)
-    channels: Literal[1, 3] = 3
+    channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = 3  # 1 grey, 3 RGB, or the competition's channel files
     mean: list[Annotated[float, Field(allow_inf_nan=False)]]
     std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
     data_dir: str | None = None

@@ -21,7 +21,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from kaggle_flow.data.images import load_image
+from kaggle_flow.data.images import load_sample, preview_rgb
 from kaggle_flow.errors import FlowError
 from kaggle_flow.plotting import figure, save_png
 from kaggle_flow.registry import Registry
@@ -87,7 +87,7 @@ PRESETS: Registry[Preset] = Registry("augmentation preset", [
         Preset("heavy", "Strong crop, flips, rotate/shear, colour jitter, blur or noise (big data, long runs)", _heavy),
 ])
 
-# Transforms that only change colour: left out for grey (1-channel) images.
+# Transforms that only change colour (hue, saturation: RGB's): left out for any count of channels but 3.
 PREVIEW_SIZE = 128  # px: `flow augment` of a competition whose image size is auto (chosen only when training)
 _COLOUR_ONLY = (A.HueSaturationValue, A.RGBShift, A.ChannelShuffle, A.ToGray, A.ToSepia)
 
@@ -198,12 +198,27 @@ def _extras(size: int, erasing: float, cutout: float, gridmask: float) -> list:
     return extras
 
 
+def _fit_channels(transform: Any, channels: int) -> Any:
+    """A preset's transform for `channels` channels (None: left out). RGB: as it is. Other counts: the
+    colour-only ones left out; for neither grey nor RGB (2, 4 or more channels, which albumentations'
+    ColorJitter refuses) ColorJitter becomes RandomBrightnessContrast of its brightness and contrast, each
+    channel scaled alike."""
+    if channels == 3:
+        return transform
+    if isinstance(transform, _COLOUR_ONLY):
+        return None
+    if channels != 1 and isinstance(transform, A.ColorJitter):
+        (b0, b1), (c0, c1) = transform.brightness, transform.contrast
+        return A.RandomBrightnessContrast(brightness_limit=(b0 - 1, b1 - 1), contrast_limit=(c0 - 1, c1 - 1), p=transform.p)
+    return transform
+
+
 def build_train_transform(
     preset: str, size: int, channels: int, erasing: float = 0.0, cutout: float = 0.0, gridmask: float = 0.0
 ) -> A.Compose:
     """Resize to size x size (INTER_AREA), apply the preset, then erasing / cutout / grid mask with
     probability p each. Gives uint8 HWC images with `channels` channels."""
-    transforms = [t for t in PRESETS[preset].build(size) if not (channels == 1 and isinstance(t, _COLOUR_ONLY))]
+    transforms = [fitted for t in PRESETS[preset].build(size) if (fitted := _fit_channels(t, channels)) is not None]
     return A.Compose(
         [A.Resize(size, size, interpolation=cv2.INTER_AREA), *transforms, *_extras(size, erasing, cutout, gridmask),
          EnsureChannels(channels)]
@@ -250,8 +265,9 @@ def preview_grid(
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, name in zip(axes.ravel(), images, titles):
-        if image.ndim == 3 and image.shape[2] == 1:
-            ax.imshow(image[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        image = preview_rgb(image)  # grey, or the first three channels as RGB
+        if image.ndim == 2:
+            ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         else:
             ax.imshow(image, interpolation="nearest")
         ax.set_title(textwrap.fill(str(name), 20), fontsize=9)  # a label map's long names over two lines
@@ -286,7 +302,7 @@ def preview(
     images, titles = [], []
     for path, label in zip(picked["path"], picked["label"]):
         try:
-            image = load_image(path, size, channels)
+            image = load_sample(path, size, channels)
         except Exception as exc:  # PIL raises many kinds for a bad file
             raise FlowError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") from None
         images.append(transform(image=image)["image"])

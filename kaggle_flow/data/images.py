@@ -6,10 +6,14 @@ resized once, to the training size, into a uint8 array on disk (a numpy .npy ope
     runs/COMP/cache/{size}px-{channels}ch-{key}.npy    [N, size, size, channels] uint8
     runs/COMP/cache/{size}px-{channels}ch-{key}.json   the file list and the images that failed
 
-The key hashes the files (path, byte size, modification time), the size and the channels, so a
-changed file list or size builds a new cache; an unchanged one is reused by the next run. The cache
-is filled in parallel (threads: PIL releases the GIL while decoding and resizing) before epoch 1, so
-no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
+A sample of several files (layout.channel_files: its table path a pattern, kaggle_flow.sample_files)
+is read file by file as grey and stacked into its channels (`load_sample`); `preview_rgb` shows the
+first three channels of any image as RGB, for galleries and previews.
+
+The key hashes the files (every file of a sample: path, byte size, modification time), the size and
+the channels, so a changed file list or size builds a new cache; an unchanged one is reused by the
+next run. The cache is filled in parallel (threads: PIL releases the GIL while decoding and
+resizing) before epoch 1, so no epoch decodes a file. An image that cannot be read is left out with a warning that lists it.
 It is written through a file handle, its blocks reserved first and the free space checked before
 that: on a full disk, one line, never the SIGBUS a memory map over a sparse file would get.
 No paddle here: `flow augment` reads images too, and needs no training library.
@@ -34,6 +38,7 @@ from PIL import Image, ImageOps
 
 from kaggle_flow import console
 from kaggle_flow.fileio import atomic_path, disk_full_error, ensure_free_space, reap_temps, write_json
+from kaggle_flow.sample_files import sample_channels, sample_files
 
 CACHE_VERSION = 1  # bump when the decoding below changes, so old caches are not reused
 
@@ -53,7 +58,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.ndarray:
     """One image file -> uint8 [size, size, channels]: EXIF-rotated, alpha on white, resized.
 
-    Raises whatever PIL raises for a file that is not a readable image.
+    1 channel: grey; 3: RGB; another count: the file's own bands when it has that many (RGBA: 4, no
+    compositing), else a ValueError. Raises whatever PIL raises for a file that is not a readable image.
     """
     with Image.open(path) as opened:
         opened.draft("L" if channels == 1 else "RGB", (size, size))  # JPEG: decode at a reduced scale
@@ -61,6 +67,8 @@ def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.nda
         image.load()
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         image = _to_8bit(image)
+    if channels not in (1, 3):
+        return _own_bands(image, size, channels)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -72,12 +80,52 @@ def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.nda
     return array[:, :, None] if channels == 1 else array
 
 
+def _own_bands(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """An image of `channels` bands as they are (RGBA, CMYK: 4), resized; another count is a ValueError."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    bands = len(image.getbands())
+    if bands != channels:
+        raise ValueError(f"{bands} channels ({image.mode}), the competition reads {channels}")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[:, :, None] if array.ndim == 2 else array
+
+
+def load_sample(path: str, size: int, channels: int) -> np.ndarray:
+    """One sample of the table -> uint8 [size, size, channels]: its image file (load_image), or its
+    channel files each read as grey and stacked in order. A missing channel file raises
+    FileNotFoundError naming it and its channel."""
+    files = sample_channels(path)
+    if len(files) == 1:
+        return load_image(files[0][1], size, channels)
+    if len(files) != channels:
+        raise ValueError(f"{len(files)} channel files for {channels} channels")
+    layers = []
+    for name, file in files:
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"{file}: channel '{name}' is missing")
+        layers.append(load_image(file, size, 1))
+    return np.concatenate(layers, axis=2)
+
+
+def preview_rgb(image: np.ndarray) -> np.ndarray:
+    """What a gallery shows of a uint8 HWC image: HW grey for 1 channel, else the first three as RGB
+    (two channels: red and green, blue empty)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return image.reshape(image.shape[:2])
+    if image.shape[2] == 2:
+        return np.concatenate([image, np.zeros_like(image[:, :, :1])], axis=2)
+    return image[:, :, :3]
+
+
 # --- the cache --------------------------------------------------------------------------------
 
 
 def _cache_key(paths: Sequence[str], size: int, channels: int) -> str:
     digest = hashlib.sha1(f"v{CACHE_VERSION} {size} {channels}\n".encode())
-    for path in paths:
+    for path in (file for sample in paths for file in sample_files(sample)):
         try:
             st = os.stat(path)
             digest.update(f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
@@ -161,8 +209,8 @@ def _reserve(fh: Any, nbytes: int, folder: Path, what: str) -> None:
 
 
 def decode(path: str, size: int, channels: int) -> np.ndarray:
-    """Read one file for the cache (a seam for tests that count decodes)."""
-    return load_image(path, size, channels)
+    """Read one sample for the cache (a seam for tests that count decodes)."""
+    return load_sample(path, size, channels)
 
 
 CHUNK_BYTES = 16 * 2**20  # decoded rows per write; two chunks are in memory while a cache is built

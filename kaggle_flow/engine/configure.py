@@ -159,9 +159,13 @@ def init_source(ws: Workspace, flags: Flags, *, report: bool = False) -> Flags:
     src, model = source.config, _either(flags.model, ws.comp.train.model)
     if model not in (recipe.AUTO, src.model):
         raise FlowError(f"{name}: a {src.model} run, and this run trains {model}: give --model {src.model} or a {model} run")
-    if src.channels < ws.comp.channels:
+    if src.channels == 1 and ws.comp.channels == 3:
         raise FlowError(f"{name}: {src.model} trained on {src.channels}-channel (grey) images, and {ws.comp.name}'s have "
                         f"{ws.comp.channels} (RGB): grey filters hold no colour; pick a run of RGB images")
+    if src.channels not in (ws.comp.channels, 3):  # RGB filters are adapted to any count (models.channels)
+        raise FlowError(f"{name}: {src.model} trained on {src.channels}-channel images, and {ws.comp.name}'s have "
+                        f"{ws.comp.channels}: only RGB filters are adapted to another count; pick a run of "
+                        f"{ws.comp.channels}-channel or RGB images")
     if report:  # the load says in one line when the head is replaced (another class count)
         console.info(f"Starting from the weights of {source.path} ({src.competition}, {src.model}, {len(src.classes)} classes)")
     return flags.model_copy(update={"weights": str(source.best), "init_from": str(source.path), "model": src.model})

@@ -83,13 +83,16 @@ def mode_note(
 ) -> str:
     """Why an image mode deserves a look in a competition with `channels` channels ("" if it is normal)."""
     notes = []
-    if mode == "CMYK":
+    as_bands = channels not in (1, 3)  # read as the image's own bands, alpha and CMYK's too (data.images.load_image)
+    if mode == "CMYK" and not as_bands:
         notes.append("CMYK: colours shift when converted to RGB")
     elif mode in ("YCbCr", "LAB", "HSV"):
         notes.append(f"{mode} colour space")
     if bits > 8:
         notes.append(f"{bits}-bit: scaled to 8 bits when read")
-    if mode in COMPOSITED_MODES or (transparency and mode == "P"):
+    if as_bands:
+        pass
+    elif mode in COMPOSITED_MODES or (transparency and mode == "P"):
         notes.append("alpha channel: composited on white when read")
     elif mode in ALPHA_MODES:
         notes.append("premultiplied alpha: read as if on black")

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kaggle_flow.data.images import load_sample, preview_rgb
 from kaggle_flow.plotting import figure, save_png
+from kaggle_flow.sample_files import sample_files
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,8 +66,12 @@ def modes(mode_counts: Mapping[str, int], format_counts: Mapping[str, int], path
 
 
 def _thumbnail(path: str, side: int = 96) -> Any:
+    """The image small, as RGB; a sample of channel files: its first three channels."""
     from PIL import Image  # pixels: only the pairs shown are decoded
 
+    files = sample_files(path)
+    if len(files) > 1:
+        return preview_rgb(load_sample(path, side, len(files)))
     with Image.open(path) as image:
         image = image.convert("RGB")
         image.thumbnail((side, side))

@@ -5,6 +5,9 @@ the header (size, mode, format, EXIF orientation). A cheap check of the file's e
 JPEG/PNG/GIF/BMP/WebP files, the usual result of a broken download. Large scans run in a process pool.
 Asked for (`perceptual`), a usable image is also decoded, small (JPEG's draft mode), for its perceptual
 hash: near twins (explore.twins) are found from it, and its cache saves the decoding next time.
+A sample of several channel files (kaggle_flow.sample_files) is scanned file by file: its bytes and
+hash cover them all, its header is its first file's, its problem the first one found, and its
+perceptual hash that of its first three channels seen as RGB.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from kaggle_flow import console
+from kaggle_flow.data.images import load_sample, preview_rgb
+from kaggle_flow.sample_files import sample_files
 
 # Problems that make an image unusable: it goes to broken.csv and out of every later step.
 ZERO_BYTE = "zero-byte"
@@ -137,21 +142,28 @@ def _grey_palette(image: Any) -> bool:
 def perceptual_hash(data: bytes) -> str:
     """imagehash's phash (64 bits) of the decoded image, or "" when it does not decode. The decoder
     may scale a JPEG down (to 64 px at least): phash looks at 32x32 grey pixels anyway."""
-    import imagehash  # scipy and PyWavelets: loaded only by a scan that hashes
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
                 image.draft("L", (64, 64))
-                return str(imagehash.phash(image.convert("L")))
+                return _phash(image)
     except Exception:  # a header that parses over pixels that do not: no hash, no near twin
         return ""
 
 
+def _phash(image: Image.Image) -> str:
+    import imagehash  # scipy and PyWavelets: loaded only by a scan that hashes
+
+    return str(imagehash.phash(image.convert("L")))
+
+
 def scan_image(path: str | os.PathLike[str], perceptual: bool = False) -> ImageInfo:
     """Hash one file and read its image header (and, with `perceptual`, its perceptual hash);
-    a problem is reported, never raised."""
+    a problem is reported, never raised. A sample of channel files: `_scan_channels`."""
+    files = sample_files(str(path))
+    if len(files) > 1:
+        return _scan_channels(str(path), files, perceptual)
     try:
         data = Path(path).read_bytes()
     except OSError:
@@ -185,6 +197,22 @@ def scan_image(path: str | os.PathLike[str], perceptual: bool = False) -> ImageI
     problem = TRUNCATED if cut or _truncated(data, fmt) else ""
     phash = perceptual_hash(data) if perceptual and not problem else ""
     return ImageInfo(len(data), digest, fmt, mode, width, height, bits, orientation, grey, transparency, problem, phash)
+
+
+def _scan_channels(path: str, files: list[str], perceptual: bool) -> ImageInfo:
+    """The files of one sample as one image: bytes summed, one hash of them all, the first file's
+    header, the first problem; the perceptual hash of its first three channels as RGB."""
+    infos = [scan_image(file) for file in files]
+    problem = next((i.problem for i in infos if i.problem), "")
+    digest = hashlib.blake2b("".join(i.hash for i in infos).encode(), digest_size=16).hexdigest()
+    info = infos[0]._replace(bytes=sum(i.bytes for i in infos), hash=digest, problem=problem)
+    if not perceptual or problem:
+        return info
+    try:
+        image = Image.fromarray(preview_rgb(load_sample(path, 64, len(files))))
+    except Exception:  # pixels that do not decode: no hash, no near twin
+        return info
+    return info._replace(phash=_phash(image))
 
 
 def _scan_chunk(jobs: Sequence[tuple[str, bool]]) -> list[ImageInfo]:

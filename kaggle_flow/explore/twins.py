@@ -24,6 +24,7 @@ from kaggle_flow import console
 from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.scan import scan_images
 from kaggle_flow.fileio import write_csv
+from kaggle_flow.sample_files import sample_files
 from kaggle_flow.table.layouts import LABELLED
 from kaggle_flow.target import TARGETS, Target
 
@@ -47,11 +48,12 @@ def check_near(near: int | None) -> int:
 
 
 def _stat(path: str) -> tuple[int, int]:
+    """(bytes, mtime_ns) of a sample: summed and latest over its channel files; (-1, -1) when one is missing."""
     try:
-        st = os.stat(path)
+        stats = [os.stat(file) for file in sample_files(path)]
     except OSError:
         return (-1, -1)
-    return (st.st_size, st.st_mtime_ns)
+    return (sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats))
 
 
 def _cached(cache_file: Path, paths: Sequence[str]) -> tuple[list[tuple[int, int]], list[str]]:

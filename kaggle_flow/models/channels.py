@@ -1,7 +1,13 @@
 """Input channels: the first convolution of an RGB model rebuilt for grey (or any count) images.
 
-A grey model gets the ImageNet filters summed over RGB (the way timm adapts input convolutions), so
-a grey image gives the activations its RGB copy would, and the pretrained weights still help.
+The RGB filters of ImageNet weights are adapted to the model's input channels (`adapt_conv_weight`):
+
+    1 channel     the filters summed over RGB (as timm adapts input convolutions): a grey image gives
+                  the activations its RGB copy would
+    2 channels    the first two (red and green) filters as they are
+    3 channels    as they are
+    4-8 channels  red, green, blue as they are; each further channel (HPA's yellow) gets the mean of
+                  the three, so a channel the weights never saw starts as a colour-blind filter
 """
 
 from __future__ import annotations
@@ -29,15 +35,17 @@ def first_conv(model: nn.Layer) -> tuple[nn.Layer, str, nn.Conv2D]:
 
 
 def adapt_conv_weight(weight: np.ndarray, in_channels: int) -> np.ndarray:
-    """An RGB filter bank [out, 3, k, k] turned into [out, in_channels, k, k] with the same response.
+    """A filter bank [out, S, k, k] (S = 3: RGB) turned into [out, in_channels, k, k] (the module docstring).
 
-    Grey: the sum over RGB (a grey image repeated to RGB gives the same activations). Otherwise the
-    RGB filters are cycled and rescaled by 3 / in_channels.
+    One channel: the sum over the S (a grey image repeated to RGB gives the same activations); fewer
+    than S: the first in_channels as they are; more: the S as they are, each further one their mean.
     """
     if in_channels == 1:
         return weight.sum(axis=1, keepdims=True)
-    reps = -(-in_channels // weight.shape[1])
-    return np.tile(weight, (1, reps, 1, 1))[:, :in_channels] * (weight.shape[1] / in_channels)
+    if in_channels <= weight.shape[1]:
+        return weight[:, :in_channels].copy()
+    mean = weight.mean(axis=1, keepdims=True)
+    return np.concatenate([weight, np.repeat(mean, in_channels - weight.shape[1], axis=1)], axis=1)
 
 
 def set_in_channels(model: nn.Layer, in_channels: int) -> nn.Layer:

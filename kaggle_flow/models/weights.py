@@ -19,6 +19,8 @@ from kaggle_flow.errors import FlowError
 from kaggle_flow.models.channels import adapt_conv_weight, first_conv
 from kaggle_flow.models.state_file import UnreadableState, check_fits, read_state
 
+RGB = 3  # the input channels of ImageNet weights: the only first convolution adapted to another count
+
 # name -> (paddle.vision module holding model_urls, key in it); the models with ImageNet weights.
 _PRETRAINED: dict[str, tuple[str, str]] = {
     "alexnet": ("alexnet", "alexnet"),
@@ -150,10 +152,12 @@ def load_weights(
 ) -> None:
     """Load a state dict into `model`, adapting the two places that may legitimately differ.
 
-    The first convolution is adapted from RGB to the model's input channels, and a classifier head of
+    The first convolution is adapted from RGB (3 input channels, as ImageNet weights have) to the model's
+    input channels (models.channels.adapt_conv_weight), and a classifier head of
     another class count is left at its fresh initialization (with a warning unless new_head_ok, as for
     the ImageNet weights). Any other missing or unexpected key or shape mismatch is an error naming the
-    file (models.state_file.check_fits), so a checkpoint of another model never half-loads.
+    file (models.state_file.check_fits), so a checkpoint of another model never half-loads; a first
+    convolution of another count than 3 (a 4-channel checkpoint into a grey model) is such a mismatch.
     """
     state = {k: np.asarray(v) for k, v in _read_state(file).items()}
     own = model.state_dict()
@@ -161,9 +165,9 @@ def load_weights(
     head = {p.name for layer in model.sublayers() if isinstance(layer, nn.Linear) and layer.weight.shape[-1] == num_classes
             for p in layer.parameters()}
 
-    def adapted(key: str, got: np.ndarray) -> bool:  # grey from RGB filters, or a head of another class count
+    def adapted(key: str, got: np.ndarray) -> bool:  # RGB filters for other channels, or a head of another class count
         param, want = own[key], list(own[key].shape)
-        return param.name in head or (param.name == first.weight.name and got.ndim == 4
+        return param.name in head or (param.name == first.weight.name and got.ndim == 4 and got.shape[1] == RGB
                                       and list(got.shape[:1] + got.shape[2:]) == want[:1] + want[2:])
 
     check_fits(shapes(model), state, file, name, may_differ=adapted)

@@ -40,7 +40,8 @@ def preprocess_spec(config: RunConfig) -> dict[str, Any]:
     return {
         "size": config.image_size,
         "channels": config.channels,
-        "mode": "L" if config.channels == 1 else "RGB",
+        "mode": {1: "L", 3: "RGB"}.get(config.channels, f"{config.channels} channels: the competition's channel files, "
+                                                        "each read as L and stacked in order (or the image's own bands)"),
         "decode": "PIL: Image.open; for JPEG Image.draft(mode, (size, size)); ImageOps.exif_transpose; "
         "alpha composited on white; convert(mode)",
         "resize": "bilinear",

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kaggle_flow.data.images import load_image
+from kaggle_flow.data.images import load_sample, preview_rgb
 from kaggle_flow.plotting import figure, save_png
 
 THUMB = 96  # px: the side of each image in a gallery
@@ -29,11 +29,11 @@ class Tile:
 
 
 def _thumbnail(tile: Tile, channels: int) -> np.ndarray | str:
-    """The image at THUMB px, or why it could not be read."""
+    """The image at THUMB px as shown (grey, or its first three channels as RGB), or why it could not be read."""
     if tile.path is None:
         return "not in the table"
     try:
-        return load_image(tile.path, THUMB, channels)
+        return preview_rgb(load_sample(tile.path, THUMB, channels))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's errors for no readable image
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -55,7 +55,7 @@ def gallery(grid: list[list[Tile]], path: str | os.PathLike[str], *, channels: i
                 skipped[row[c].id] = image
                 ax.text(0.5, 0.5, "unreadable", ha="center", va="center", fontsize=8, color="#999999", transform=ax.transAxes)
             else:
-                ax.imshow(image[..., 0] if channels == 1 else image, cmap="gray" if channels == 1 else None, vmin=0, vmax=255)
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
             ax.set_title(row[c].title, fontsize=7)
     return save_png(fig, path, dpi=90), skipped
 

@@ -4,7 +4,8 @@ What is read, in order (each finding keeps the file it came from, for `flow init
 
     pixels   a training CSV of label + pixel0..pixelN: square grey images of side sqrt(N + 1)
     csv      a training CSV (train.csv, train_labels.csv, ...) whose one column names the images of
-             a folder (train/, train_images/, one shared images/), with or without the extension;
+             a folder (train/, train_images/, one shared images/), with or without the extension, or
+             ids of several files each ({id}_red.png, {id}_green.png, ...: table.channel_download);
              the labels from one column (class index or name) or from one-hot columns (when 90% of
              the rows are one-hot, the first row that is not is an error naming it); multi-label
              (target "multi") when 5% of the rows hold several: space-separated tags (Planet's
@@ -32,6 +33,7 @@ from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
+from kaggle_flow.table.channel_download import match_channel_files, record_channels
 from kaggle_flow.table.labelfiles import check_label, one_hot_labels, zero_one_cells
 from kaggle_flow.table.layouts import find_dir
 
@@ -190,19 +192,25 @@ def _csv_layout(found: Found, train: Path) -> None:
         return _pixels(found, train, frame)
     folders = _folders(found.root)
     ordered = [f for f in folders if "train" in f.lower()] + [f for f in folders if "train" not in f.lower()]
+    channels = None  # several files a sample (table.channel_download)
     for id_col in frame.columns:
         ids = [str(v).strip() for v in frame[id_col].head(PROBE)]
         hit = _match_ids(found.root, ids, ordered) if ids and all(ids) else None
         if hit:
             break
     else:
-        first = shortlist(repr(str(v)) for v in frame[frame.columns[0]].head(3))
-        raise DataError(f"{train}: no column names the images of {shortlist(folders) or 'any folder'} (first ids: {first})")
+        channels = match_channel_files(found.root, frame, ordered)
+        if channels is None:
+            first = shortlist(repr(str(v)) for v in frame[frame.columns[0]].head(3))
+            raise DataError(f"{train}: no column names the images of {shortlist(folders) or 'any folder'} (first ids: {first})")
+        id_col, hit = channels.id_column, (channels.folder, channels.extension)
     image_dir, ext = hit
     found.layout.update(kind="csv", train_csv=train.name, id_column=id_col, train_dir=image_dir)
     found.note(f"training images in {image_dir}/, named by column '{id_col}'" + (f" + '{ext}'" if ext else ""), train)
     if ext:
         found.layout["id_extension"] = ext
+    if channels is not None:
+        record_channels(found, channels)
     _csv_labels(found, train, frame, [c for c in frame.columns if c != id_col])
     _csv_test(found, image_dir, id_col, ext)
     found.train_ids = (id_col, str(found.layout.get("label_column", "label")))

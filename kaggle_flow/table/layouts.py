@@ -3,7 +3,7 @@
 Every reader returns a pandas DataFrame with the columns of `COLUMNS`:
 
     id     str    the image's name as the competition knows it (train.csv id, or class/file.jpg)
-    path   str    the image file
+    path   str    the image file; several files a sample (layout.channel_files): their pattern, see sample_files
     label  Int64  class index; <NA> for test rows (target = "multi": `labels`, str "0 3 16", see target.py)
     split  str    "train", "valid" (labelled: the download's own validation set) or "test"
 
@@ -50,8 +50,10 @@ from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.names import check_data_paths, path_inside
+from kaggle_flow.sample_files import sample_files
 from kaggle_flow.table.labelfiles import read_label_map, read_labels
 from kaggle_flow.table.pixels import write_pixel_images
+from kaggle_flow.table.sample_paths import channel_test_samples, image_path
 from kaggle_flow.table.tags import classes_present, csv_labels, parse_label
 from kaggle_flow.target import TARGETS
 
@@ -157,23 +159,6 @@ def _labels_file(root: Path, valid: Path, name: str) -> Path | None:
 # --- the readers -----------------------------------------------------------------------------
 
 
-def _image_path(folder: Path, image_id: str, extension: str, where: str) -> tuple[str, Path]:
-    """The id as a file name and its file: `extension` (layout.id_extension) is appended to an id
-    written without it; an id without any image extension and no id_extension finds its file by
-    stem (a sample's ids in "stem" form). A missing file is one line naming `where`."""
-    name = image_id
-    if extension and not image_id.lower().endswith(extension.lower()):
-        name = image_id + extension
-    path = path_inside(folder, name, where)
-    if not path.is_file() and not extension and Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-        suffix = next((e for e in IMAGE_EXTENSIONS if (folder / (name + e)).is_file()), None)
-        if suffix is not None:
-            name, path = name + suffix, path_inside(folder, name + suffix, where)
-    if not path.is_file():
-        raise DataError(f"{where}: image '{name}' not found in {folder}")
-    return name, path
-
-
 def _listed_test_rows(root: Path, comp: Competition, file: Path, column: str) -> list[Row]:
     """Test images named by a CSV's `column` (test_csv, or the sample's ids), in test_dir."""
     folder = _require_dir(root, comp.layout.test_dir or comp.layout.train_dir, comp, "test image")
@@ -184,7 +169,7 @@ def _listed_test_rows(root: Path, comp: Competition, file: Path, column: str) ->
         where = f"{file} line {line}"
         if not image_id:
             raise DataError(f"{where}: empty id")
-        name, path = _image_path(folder, image_id, comp.layout.id_extension, where)
+        name, path = image_path(folder, image_id, comp.layout, where, test=True)
         rows.append((name, str(path), None, "test"))
     return rows
 
@@ -204,6 +189,9 @@ def _test_rows(root: Path, comp: Competition, train: Sequence[Row] = ()) -> list
     if test_dir is None:
         return []
     taken = {path for _, path, _, _ in train} if shared else set()
+    if layout.channel_files:  # one sample a group of channel files (table.sample_paths)
+        samples = channel_test_samples(test_dir, layout.channel_files, layout.id_extension)
+        return [(i, p, None, "test") for i, p in samples if p not in taken]
     return [
         (path.relative_to(test_dir).as_posix(), str(path), None, "test")
         for path in sorted(test_dir.rglob("*"))
@@ -259,7 +247,7 @@ def read_csv_layout(root: Path, comp: Competition) -> pd.DataFrame:
     labels = csv_labels(frame, file, comp)
     rows: list[Row] = []
     for line, (image_id, label) in enumerate(zip(ids, labels), start=2):
-        name, path = _image_path(images, image_id, layout.id_extension, f"{file} line {line}")
+        name, path = image_path(images, image_id, layout, f"{file} line {line}")
         rows.append((name, str(path), label, "train"))
     _check_classes(rows, comp, file)
     if layout.label_map:
@@ -389,11 +377,12 @@ def unread_images(root: Path, comp: Competition, table: pd.DataFrame) -> str | N
     most likely points at the wrong folder (a download nested differently)."""
     real_root = root.resolve()
     files = list(_images_below(real_root))
-    if len(table) >= UNREAD_SHARE * len(files):
+    read_files = [file for path in table["path"] for file in sample_files(path)]  # several a sample: channel files
+    if len(read_files) >= UNREAD_SHARE * len(files):
         return None
     parents: dict[str, Path] = {}  # resolve each folder once: ids may reach files through symlinks
     read = set()
-    for path in map(Path, table["path"]):
+    for path in map(Path, read_files):
         key = str(path.parent)
         if key not in parents:
             parents[key] = path.parent.resolve()
@@ -406,7 +395,7 @@ def unread_images(root: Path, comp: Competition, table: pd.DataFrame) -> str | N
     key = next((k for k, v in keys.items() if v and v.split("/")[0] == first), "train_dir")
     toml = comp.path.relative_to(Path.cwd()) if comp.path.is_relative_to(Path.cwd()) else comp.path
     return (
-        f"{root}: the layout reads {len(table)} of the {len(files)} images below it; images in folders "
+        f"{root}: the layout reads {len(read_files)} of the {len(files)} images below it; images in folders "
         f"the layout does not read: {shortlist(folders, 3)}; see layout.{key} in {toml}"
     )
 

@@ -28,6 +28,7 @@ from kaggle_flow.kinds import KINDS, SampleValues, is_number, recognize, without
 from kaggle_flow.metrics import known_metric
 from kaggle_flow.table.infer import Found, image_files
 from kaggle_flow.table.layouts import find_dir
+from kaggle_flow.table.sample_paths import channel_test_samples
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +51,9 @@ def _test_names(found: Found) -> list[str] | None:
         return found.test_ids
     test_dir = found.layout.get("test_dir")
     folder = find_dir(found.root, test_dir) if isinstance(test_dir, str) else None
+    channels = found.layout.get("channel_files")
+    if folder is not None and isinstance(channels, list):  # several files a sample: the ids they share
+        return [i for i, _ in channel_test_samples(folder, channels, str(found.layout.get("id_extension", "")))]
     return image_files(folder) if folder is not None else None
 
 
