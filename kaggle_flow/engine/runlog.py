@@ -26,6 +26,7 @@ from kaggle_flow.metrics import METRICS
 from kaggle_flow.models.weights import set_weights
 from kaggle_flow.oof import OutOfFold, write_oof
 from kaggle_flow.runs import Run, Summary
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.fold_data import FoldData
@@ -146,7 +147,7 @@ class RunLog:
         if val_loader is not None:
             set_weights(state.model, load_checkpoint(run.best, config.competition), run.best, model_description(config))
             best = evaluate(state.model, val_loader, data.val_labels, config, state.precision)
-            write_oof(run.oof, OutOfFold(data.val_rows["id"].to_numpy(), data.val_labels, best.pred, best.probs))
+            write_oof(run.oof, OutOfFold(data.val_rows["id"].to_numpy(), data.val_labels, best.pred, best.probs), data.target)
             plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), self.class_names, run.confusion,
                            title=f"validation, epoch {progress.best_epoch}")
             recall = best.recall
@@ -184,7 +185,7 @@ def chance_level(config: RunConfig, labels: np.ndarray, best_score: float) -> st
     that class's share); "" when it did better."""
     if len(labels) == 0 or not math.isfinite(best_score):
         return ""
-    shares = np.bincount(labels, minlength=config.num_classes) / len(labels)
+    shares = TARGETS[config.target].counts(labels, config.num_classes) / len(labels)
     largest = int(shares.argmax())
     metric = METRICS[config.metric]
     constant = float(metric(labels, np.tile(shares, (len(labels), 1))))

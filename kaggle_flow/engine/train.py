@@ -55,6 +55,7 @@ from kaggle_flow.runs import (
 )
 from kaggle_flow.submit.teacher import find_teacher, pseudo_labels
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.distributed import Launch
@@ -290,9 +291,9 @@ def _cross_validate(
 
 def _cv_summary(run: Run) -> Summary:
     """oof.csv of all folds together and the CV score of the out-of-fold predictions."""
-    folds = run.folds()
-    oof = joined([read_oof(f.oof, run.config.num_classes) for f in folds])
-    write_oof(run.oof, oof)
+    folds, target = run.folds(), TARGETS[run.config.target]
+    oof = joined([read_oof(f.oof, run.config.num_classes, target) for f in folds])
+    write_oof(run.oof, oof, target)
     labels = oof.labels
     cv = METRICS[run.config.metric](labels, oof.probs)
     summaries = [f.summary for f in folds]

@@ -49,6 +49,7 @@ from kaggle_flow.submit.testset import (
     submission_values,
 )
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -338,9 +339,9 @@ def submit(
 
 def _train_and_predicted(comp: Competition, table: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     """class, train, predicted: images per class in the training set and in the submission."""
-    counts = predicted_counts(comp.classes, probs)
-    train = labelled(table)["label"].to_numpy(dtype=int)
-    counts.insert(1, "train", np.bincount(train, minlength=comp.num_classes)[: comp.num_classes])
+    target = TARGETS[comp.target]
+    counts = predicted_counts(comp.classes, probs, target)
+    counts.insert(1, "train", target.counts(target.encode(labelled(table), comp.num_classes), comp.num_classes))
     return counts
 
 

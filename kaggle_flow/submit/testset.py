@@ -21,6 +21,7 @@ from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
 from kaggle_flow.kinds import KINDS
 from kaggle_flow.runs import RunFolder
 from kaggle_flow.table.layouts import no_test_images
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -36,7 +37,7 @@ def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
 
 def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
     """Probabilities must be one row per test image and one column per class, finite, none negative, and
-    no row summing to 0 (a row is scaled to sum to 1 before it is written)."""
+    (softmax) no row summing to 0 (a row is scaled to sum to 1 before it is written) or (sigmoid) none above 1."""
     if probs.ndim != 2:
         raise FlowError(f"probabilities must be a table of images x classes (got shape {probs.shape})")
     if probs.shape[0] != n_test:
@@ -53,6 +54,12 @@ def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
     if negative.size:
         row, col = (int(v) for v in negative[0])
         raise FlowError(f"row {row + 1} holds {probs[row, col]:g} for class '{comp.classes[col]}': a probability is 0 or more")
+    if TARGETS[comp.target].activation == "sigmoid":  # each class on its own: a probability of 1 at most, a row of 0s allowed
+        over = np.argwhere(probs > 1)
+        if over.size:
+            row, col = (int(v) for v in over[0])
+            raise FlowError(f"row {row + 1} holds {probs[row, col]:g} for class '{comp.classes[col]}': a probability is 1 or less")
+        return
     zero = np.flatnonzero(probs.sum(axis=1) <= 0)
     if zero.size:
         raise FlowError(f"row {zero[0] + 1} sums to 0: it cannot be scaled to sum to 1")
@@ -66,9 +73,10 @@ def submission_values(comp: Competition, probs: np.ndarray) -> dict[str, list[ob
     return KINDS[comp.submission.kind].values(comp, np.asarray(probs, dtype=np.float64))
 
 
-def predicted_counts(classes: list[str], probs: np.ndarray) -> pd.DataFrame:
-    """class, predicted: test images per predicted class (each row's arg-max; every class, zero included)."""
-    predicted = np.bincount(np.asarray(probs).argmax(axis=1), minlength=len(classes))[: len(classes)]
+def predicted_counts(classes: list[str], probs: np.ndarray, target: Target = TARGETS["single"]) -> pd.DataFrame:
+    """class, predicted: test images per predicted class (each row's arg-max, or each class at 0.5 for
+    a multi-label target; every class, zero included)."""
+    predicted = target.counts(target.decide(np.asarray(probs)), len(classes))
     return pd.DataFrame({"class": list(classes), "predicted": predicted})
 
 
