@@ -4,9 +4,10 @@ Validation, early stopping, cross-validation, `flow runs`, `flow score` and the 
 competition's metric from here, by the name its TOML gives. scikit-learn is imported by the metric
 that is computed, so a command that never scores does not load it.
 
-Every metric is called the same way, on the true class indices and the predicted probabilities:
+Every metric is called the same way, on the true labels and the predicted probabilities:
 
     >>> METRICS["macro_f1"](y_true, probs)        # probs: [n, num_classes]; label metrics take the arg-max
+    >>> METRICS["mean_f2"](y_multi_hot, probs, thresholds)   # multi-label: 0/1 [n, k] true sets
     >>> METRICS["logloss"].better(0.21, 0.35)     # True: log loss is lower is better
     >>> METRICS["map@3"].worst                    # -inf: the "no score yet" every score beats
 
@@ -20,6 +21,16 @@ A metric scores either hard labels (`scores == "labels"`: accuracy, F1, kappa, .
 probabilities (`scores == "probabilities"`: log loss, ROC AUC, MAP@K, which ranks the classes).
 `metric.of_labels(y_true, y_pred, num_classes)` scores predicted class indices; a probability
 metric refuses them in one line. `map@K` takes any K >= 1 (map@3, map@5, ...).
+
+Multi-label (target "multi", `Metric.targets`): y_true is the multi-hot [n, k] of
+`TARGETS["multi"].encode`; a label metric scores the sets `TARGETS["multi"].decide(probs, thresholds)`
+(0.5 a class when thresholds is None), and `of_labels` takes those 0/1 sets. `mean_f2` / `mean_f1`
+score each image's predicted set against its true set and average over images (Planet, iMet;
+Plant Pathology 2021); an image with neither true nor predicted labels scores 0, as in Kaggle's
+sample implementation of the Mean F Score and scikit-learn's fbeta_score(average="samples",
+zero_division=0). `micro_f1` pools every (image, class) decision; `macro_f1` averages the F1 of
+the classes present in the true or the predicted sets (as for one label an image); `mean_auc` averages
+the ROC AUC of the classes that have both positive and negative images. Tie: one image's worth.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import numpy as np
 
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
 from kaggle_flow.registry import Registry
+from kaggle_flow.target import TARGETS
 
 LOGLOSS_EPS = 1e-15
 """Log loss clips probabilities to [eps, 1 - eps] (then renormalizes each row), the eps of
@@ -43,6 +55,8 @@ scikit-learn's log_loss before 1.5: one confident wrong answer costs -log(1e-15)
 infinity. Submissions scored by log loss are written clipped by the same eps."""
 
 Scores = Literal["labels", "probabilities"]  # what a metric scores: the arg-max class, or the probabilities
+MultiScore = Callable[[np.ndarray, np.ndarray], float]
+"""A multi-label score: (multi-hot y_true [n, k], 0/1 sets or probabilities [n, k]) -> float."""
 
 
 def one_image(n: int) -> float:
@@ -57,15 +71,17 @@ def continuous(n: int) -> float:
 
 @dataclass(frozen=True)
 class Metric:
-    """A score of predictions against true class indices, with the direction that makes it better.
+    """A score of predictions against true labels, with the direction that makes it better.
 
-    `fn(y_true, pred, num_classes)` gets class indices as `pred` when `scores == "labels"` and the
-    [n, num_classes] probabilities when `scores == "probabilities"`.
+    `fn(y_true, pred, num_classes)` scores one class an image: class indices as `pred` when
+    `scores == "labels"`, the [n, num_classes] probabilities when `scores == "probabilities"`;
+    `multi(y_true, pred)` scores sets (multi-hot y_true; 0/1 sets or probabilities as `pred`).
+    `targets` names the forms it has a function for.
     """
 
     name: str
     description: str
-    fn: Callable[[np.ndarray, np.ndarray, int], float]
+    fn: Callable[[np.ndarray, np.ndarray, int], float] | None
     scores: Scores = "labels"
     higher_is_better: bool = True
     k: int | None = None  # map@K: how many ranked classes of a row count
@@ -73,22 +89,55 @@ class Metric:
     tie: Callable[[int], float] = field(default=one_image, compare=False)
     """Score differences below tie(n) are ties on n validation images: one image's worth (1/n) for
     a score of counted images or ranks; 0 for a continuous one (log loss)."""
+    multi: MultiScore | None = field(default=None, compare=False)
 
-    def __call__(self, y_true: np.ndarray, probs: np.ndarray) -> float:
-        """The score of [n, num_classes] probabilities (`of_labels` scores class indices)."""
+    def __post_init__(self) -> None:
+        if ("single" in self.targets) != (self.fn is not None) or ("multi" in self.targets) != (self.multi is not None):
+            raise ValueError(f"metric '{self.name}': targets {self.targets} and its functions disagree")
+
+    def __call__(self, y_true: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> float:
+        """The score of [n, num_classes] probabilities (`of_labels` scores answers). Multi-hot y_true
+        [n, k]: the sets decided at `thresholds` (0.5 a class when None) for a label metric."""
         probs = np.asarray(probs)
-        y_true = _class_indices(y_true)
+        if _is_sets(y_true, probs):
+            pred = probs.astype(np.float64) if self.scores == "probabilities" else TARGETS["multi"].decide(probs, thresholds)
+            return self._of_sets(np.asarray(y_true), pred)
+        y_true = self._indices(y_true)
         if probs.ndim != 2 or len(probs) != len(y_true):
             raise FlowError(f"metric '{self.name}': probabilities of shape {probs.shape} for {len(y_true)} labels")
+        assert self.fn is not None
         if self.scores == "labels":
             return float(self.fn(y_true, probs.argmax(axis=1), probs.shape[1]))
         return float(self.fn(y_true, probs.astype(np.float64), probs.shape[1]))
 
     def of_labels(self, y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-        """The score of predicted class indices; a one-line error for a metric of probabilities."""
+        """The score of answers: predicted class indices, or 0/1 sets [n, k] against multi-hot y_true;
+        a one-line error for a metric of probabilities."""
         if self.scores != "labels":
             raise FlowError(needs_probabilities(self.name))
-        return float(self.fn(_class_indices(y_true), _class_indices(y_pred), num_classes))
+        y_pred = np.asarray(y_pred)
+        if _is_sets(y_true, y_pred):
+            return self._of_sets(np.asarray(y_true), y_pred)
+        assert self.fn is not None
+        return float(self.fn(self._indices(y_true), _class_indices(y_pred), num_classes))
+
+    def column_scores(self, y_true: np.ndarray, sets: np.ndarray, j: int, columns: np.ndarray) -> np.ndarray:
+        """[G] scores of the 0/1 `sets` [n, k] with class j's column replaced by each of `columns` [n, G]:
+        what fitting class j's threshold weighs (an F score recounts only the rows that change)."""
+        if isinstance(self.multi, FScore):
+            return self.multi.sweep(np.asarray(y_true), np.asarray(sets), j, columns)
+        trials = [np.column_stack([sets[:, :j], columns[:, g], sets[:, j + 1:]]) for g in range(columns.shape[1])]
+        return np.array([self.of_labels(y_true, trial, sets.shape[1]) for trial in trials])
+
+    def _indices(self, y_true: np.ndarray) -> np.ndarray:
+        if self.fn is None:
+            raise FlowError(f"metric '{self.name}' scores sets of labels (multi-hot [n, k]), not one class an image")
+        return _class_indices(y_true)
+
+    def _of_sets(self, y_true: np.ndarray, pred: np.ndarray) -> float:
+        if self.multi is None:
+            raise FlowError(f"metric '{self.name}' scores one class an image, not sets of labels")
+        return float(self.multi(y_true.astype(np.uint8), pred))
 
     def better(self, a: float, b: float) -> bool:
         """Whether score `a` beats score `b` under the metric's direction (ties do not)."""
@@ -106,6 +155,12 @@ class Metric:
 
 def needs_probabilities(name: str) -> str:
     return f"metric '{name}' scores class probabilities, not labels"
+
+
+def _is_sets(y_true: np.ndarray, pred: np.ndarray) -> bool:
+    """Whether y_true is multi-hot [n, k] beside [n, k] predictions (one class an image: [n])."""
+    y = np.asarray(y_true)
+    return y.ndim == 2 and y.shape[1] > 1 and y.shape == np.asarray(pred).shape
 
 
 def _class_indices(values: np.ndarray) -> np.ndarray:
@@ -181,6 +236,75 @@ def _mean_auc(y_true: np.ndarray, probs: np.ndarray, k: int) -> float:
     return float(np.mean([roc_auc_score(y_true == c, probs[:, c]) for c in scored]))
 
 
+def f_beta(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float) -> np.ndarray:
+    """F-beta of counts: (1 + b^2) tp / ((1 + b^2) tp + b^2 fn + fp); 0 where all three are 0."""
+    num = (1 + beta**2) * np.asarray(tp, dtype=np.float64)
+    den = num + beta**2 * np.asarray(fn, dtype=np.float64) + np.asarray(fp, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros(np.shape(den)), where=den > 0)
+
+
+def _set_counts(y: np.ndarray, d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, false positives and false negatives of 0/1 sets, summed along `axis`."""
+    y, d = y.astype(bool), d.astype(bool)
+    return (y & d).sum(axis=axis), (~y & d).sum(axis=axis), (y & ~d).sum(axis=axis)
+
+
+@dataclass(frozen=True)
+class FScore:
+    """F-beta of 0/1 sets against multi-hot truth: each image's, averaged ("samples"); all decisions
+    pooled ("micro"); each class's, averaged over the classes true or predicted somewhere ("macro").
+
+    `sweep` gives the scores of one class column replaced by candidate columns, touching only the
+    rows that change: fitting a threshold a class calls it once a class and pass (thresholds.py).
+    """
+
+    beta: float
+    average: Literal["samples", "micro", "macro"]
+
+    def __call__(self, y: np.ndarray, d: np.ndarray) -> float:
+        if self.average == "samples":
+            return float(f_beta(*_set_counts(y, d, 1), self.beta).mean()) if len(y) else 0.0
+        if self.average == "micro":
+            return float(f_beta(*_set_counts(y, d, None), self.beta))
+        tp, fp, fn = _set_counts(y, d, 0)
+        present = (tp + fp + fn) > 0  # a class absent from both would add a meaningless 0
+        return float(f_beta(tp, fp, fn, self.beta)[present].mean()) if present.any() else 0.0
+
+    def sweep(self, y: np.ndarray, d: np.ndarray, j: int, columns: np.ndarray) -> np.ndarray:
+        """[G] scores of the sets `d` with column j replaced by each of `columns` [n, G]."""
+        yj, c = y[:, j].astype(bool)[:, None], np.asarray(columns, dtype=bool)
+        rest = np.delete(np.arange(y.shape[1]), j)
+        if self.average == "macro":
+            tp, fp, fn = _set_counts(y[:, rest], d[:, rest], 0)
+            present = (tp + fp + fn) > 0
+            others = f_beta(tp, fp, fn, self.beta)[present].sum()
+            tpj, fpj, fnj = (yj & c).sum(0), (~yj & c).sum(0), (yj & ~c).sum(0)
+            n_present = present.sum() + ((tpj + fpj + fnj) > 0)
+            return np.divide(others + f_beta(tpj, fpj, fnj, self.beta), n_present,
+                             out=np.zeros(c.shape[1]), where=n_present > 0)
+        axis = 1 if self.average == "samples" else None
+        tp, fp, fn = _set_counts(y[:, rest], d[:, rest], axis)
+        if self.average == "micro":
+            return f_beta(tp + (yj & c).sum(0), fp + (~yj & c).sum(0), fn + (yj & ~c).sum(0), self.beta)
+        whole = f_beta(tp + (yj[:, 0] & d[:, j].astype(bool)), fp + (~yj[:, 0] & d[:, j].astype(bool)),
+                       fn + (yj[:, 0] & ~d[:, j].astype(bool)), self.beta)
+        rows = (c != d[:, j].astype(bool)[:, None]).any(axis=1)  # only these images' scores move
+        yr, cr = yj[rows], c[rows]
+        moved = f_beta(tp[rows, None] + (yr & cr), fp[rows, None] + (~yr & cr), fn[rows, None] + (yr & ~cr), self.beta)
+        return (whole.sum() - whole[rows].sum() + moved.sum(axis=0)) / max(len(y), 1)
+
+
+def _mean_auc_of_sets(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """ROC AUC of each class, averaged over the classes with both positive and negative images."""
+    from sklearn.metrics import roc_auc_score
+
+    positives = y_true.sum(axis=0)
+    scored = np.flatnonzero((positives > 0) & (positives < len(y_true)))
+    if not len(scored):
+        raise DataError("metric 'mean_auc': no class has both positive and negative images, so ROC AUC is undefined")
+    return float(np.mean([roc_auc_score(y_true[:, c], probs[:, c]) for c in scored]))
+
+
 def ranked_classes(probs: np.ndarray, k: int) -> np.ndarray:
     """[n, min(k, num_classes)]: each row's classes by falling probability (ties: the lower index first)."""
     order = np.argsort(-np.asarray(probs, dtype=np.float64), axis=1, kind="stable")
@@ -242,14 +366,21 @@ def valid_names(names: Iterable[str]) -> Iterator[str]:
 
 METRICS: MetricRegistry = MetricRegistry("metric", (
     Metric("accuracy", "share of images whose class is right", _accuracy),
-    Metric("micro_f1", "F1 over all images pooled (equals accuracy for one label per image)", _micro_f1),
-    Metric("macro_f1", "F1 per class, averaged with equal weight per class", _macro_f1),
+    Metric("micro_f1", "F1 over all images pooled (equals accuracy for one label per image; multi-label: "
+           "every image-class decision pooled)", _micro_f1, targets=("single", "multi"), multi=FScore(1.0, "micro")),
+    Metric("macro_f1", "F1 per class, averaged with equal weight per class", _macro_f1,
+           targets=("single", "multi"), multi=FScore(1.0, "macro")),
+    Metric("mean_f2", "multi-label: F2 of each image's predicted set against its true set, averaged over images",
+           None, targets=("multi",), multi=FScore(2.0, "samples")),
+    Metric("mean_f1", "multi-label: F1 of each image's predicted set against its true set, averaged over images",
+           None, targets=("multi",), multi=FScore(1.0, "samples")),
     Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
     Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
     Metric("logloss", "mean negative log probability of the true class (clipped by LOGLOSS_EPS); lower is better",
            _logloss, "probabilities", higher_is_better=False, tie=continuous),
     Metric("auc", "ROC AUC of the positive (second) class; two classes", _auc, "probabilities"),
-    Metric("mean_auc", "ROC AUC of each class against the rest, averaged over the classes", _mean_auc, "probabilities"),
+    Metric("mean_auc", "ROC AUC of each class against the rest, averaged over the classes", _mean_auc, "probabilities",
+           targets=("single", "multi"), multi=_mean_auc_of_sets),
     map_at(5),
 ))
 
