@@ -28,7 +28,7 @@ from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
-from kaggle_flow.engine.runlog import RunLog, chance_level
+from kaggle_flow.engine.runlog import RunLog, chance_level, fit_run_thresholds
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import (
     DiskFullError,
@@ -307,4 +307,5 @@ def _cv_summary(run: Run) -> Summary:
     console.info(f"CV {run.config.metric} (out-of-fold, {len(folds)} folds): {cv:.4f}  [folds: {scores}]")
     if summary.reason:
         console.warn(summary.reason)
+    fit_run_thresholds(run, oof)
     return summary
