@@ -157,11 +157,33 @@ def test_cross_validation_fits_the_thresholds_on_every_fold_s_predictions(tags: 
     found = read_thresholds(run.path)
     assert found is not None and found.score >= found.score_at_half
     assert f"Thresholds fitted on {N_TRAIN} out-of-fold predictions" in result.output
+    # the folds' test predictions are averaged as probabilities, before any threshold decides
+    from kaggle_flow.submit.predict import predict_probs
+
+    test = tags[tags["split"] == "test"]
+    probs = predict_probs(run, test)
+    folds = [predict_probs(f, test) for f in run.folds()]
+    np.testing.assert_allclose(probs, np.mean(folds, axis=0), rtol=1e-5)
+    assert ((probs > 0) & (probs < 1)).all() and not np.allclose(probs.sum(axis=1), 1.0)
+    # a full refit decides at the thresholds of the validated run it refits
+    refit = flow("train", "tags", "--full")
+    assert refit.exit_code == 0, refit.output
+    kept = read_thresholds(_run())
+    assert kept is not None and kept.values.tolist() == found.values.tolist()
 
 
 def test_a_loss_of_the_other_target_is_one_line_naming_the_valid_ones(tags: pd.DataFrame) -> None:
     line = one_line_error(flow("train", "tags", "--loss", "ce"))
     assert line.endswith("--loss ce is not a loss for multi-label competitions (target = \"multi\"): use bce, focal, asl")
+
+
+def test_a_multi_label_loss_for_one_label_an_image_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiny_comp import make_tiny
+
+    monkeypatch.chdir(tmp_path)
+    make_tiny(tmp_path)
+    line = one_line_error(flow("train", "tiny", "--loss", "asl"))
+    assert line.endswith("--loss asl is not a loss for single-label competitions (target = \"single\"): use ce, weighted, focal")
 
 
 def test_multi_label_smoothing_pulls_each_class_towards_a_half() -> None:

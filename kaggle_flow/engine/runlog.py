@@ -28,7 +28,7 @@ from kaggle_flow.models.weights import set_weights
 from kaggle_flow.oof import OutOfFold, write_oof
 from kaggle_flow.runs import Run, Summary
 from kaggle_flow.target import TARGETS
-from kaggle_flow.thresholds import Thresholds, fit_thresholds, write_thresholds
+from kaggle_flow.thresholds import Thresholds, fit_thresholds, read_thresholds, write_thresholds
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.fold_data import FoldData
@@ -229,6 +229,15 @@ def fit_run_thresholds(run: Run, oof: OutOfFold) -> Thresholds | None:
     console.info(f"Thresholds fitted on {len(oof):,} out-of-fold predictions: {config.metric} {found.score_at_half:.4f} at 0.5, "
                  f"{found.score:.4f} at the fitted thresholds -> {run.path / 'thresholds.json'}")
     return found
+
+
+def keep_source_thresholds(run: Run) -> None:
+    """A full refit holds nothing out: it decides at the thresholds of the validated run it refits (their thresholds.json)."""
+    source = run.comp_dir / run.config.full_from if run.config.full_from else None
+    found = read_thresholds(source) if source is not None else None
+    if found is not None:
+        write_thresholds(run.path, found)
+        console.info(f"Thresholds of {run.config.full_from} kept for the refit (fitted on its out-of-fold predictions)")
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
-from kaggle_flow.engine.runlog import RunLog, chance_level, fit_run_thresholds
+from kaggle_flow.engine.runlog import RunLog, chance_level, fit_run_thresholds, keep_source_thresholds
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import (
     DiskFullError,
@@ -210,6 +210,8 @@ def train_folder(
     train_rows = _training_rows(run, train_rows, val_rows, parallel, pseudo)
     fit(run, train_rows, val_rows, cache_rows(rows, pseudo), parallel=parallel, resume=resume, on_epoch_end=on_epoch_end,
         class_names=class_names)
+    if config.full and parallel.is_main:
+        keep_source_thresholds(run)
 
 
 def _training_rows(run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, parallel: Parallel, pseudo: pd.DataFrame | None) -> pd.DataFrame:
