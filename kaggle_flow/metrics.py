@@ -370,10 +370,6 @@ METRICS: MetricRegistry = MetricRegistry("metric", (
            "every image-class decision pooled)", _micro_f1, targets=("single", "multi"), multi=FScore(1.0, "micro")),
     Metric("macro_f1", "F1 per class, averaged with equal weight per class", _macro_f1,
            targets=("single", "multi"), multi=FScore(1.0, "macro")),
-    Metric("mean_f2", "multi-label: F2 of each image's predicted set against its true set, averaged over images",
-           None, targets=("multi",), multi=FScore(2.0, "samples")),
-    Metric("mean_f1", "multi-label: F1 of each image's predicted set against its true set, averaged over images",
-           None, targets=("multi",), multi=FScore(1.0, "samples")),
     Metric("balanced_accuracy", "recall per class, averaged with equal weight per class", _balanced_accuracy),
     Metric("kappa", "quadratic-weighted Cohen's kappa: agreement on ordered grades, 1 = perfect", _kappa),
     Metric("logloss", "mean negative log probability of the true class (clipped by LOGLOSS_EPS); lower is better",
@@ -382,6 +378,10 @@ METRICS: MetricRegistry = MetricRegistry("metric", (
     Metric("mean_auc", "ROC AUC of each class against the rest, averaged over the classes", _mean_auc, "probabilities",
            targets=("single", "multi"), multi=_mean_auc_of_sets),
     map_at(5),
+    Metric("mean_f2", "multi-label: F2 of each image's predicted set against its true set, averaged over images",
+           None, targets=("multi",), multi=FScore(2.0, "samples")),
+    Metric("mean_f1", "multi-label: F1 of each image's predicted set against its true set, averaged over images",
+           None, targets=("multi",), multi=FScore(1.0, "samples")),
 ))
 
 

@@ -1,79 +1,169 @@
-"""Per-class thresholds of a multi-label run, fitted on its out-of-fold predictions; RUN/thresholds.json.
+"""Per-class thresholds for multi-label answers, fitted on out-of-fold probabilities to the metric.
 
-    t = fit_thresholds(y_true, probs, METRICS[name])   one threshold a class, the metric at least its 0.5 score
-    apply(probs, t)                                     0/1 [n, k]
-    write_thresholds(run_dir, t) / read_thresholds(run_dir)
+A sigmoid head gives each class its own probability, and 0.5 is seldom the best place to cut it: F2
+rewards recall, so the best cut of a mean-F2 competition is lower; a rare class is predicted with
+less confidence than a common one. After training, `fit_thresholds` picks a threshold a class on the
+out-of-fold predictions (every labelled image predicted by a model that did not train on it):
 
-Each class's threshold is searched on a grid with the others held, class after class, twice; a
-class whose best does not beat its current score keeps 0.5, so the fitted score is never below
-the score at 0.5.
+1. the global threshold: the one value of GRID that scores best for every class at once;
+2. coordinate ascent from there: for each class in turn, the value of GRID that scores best with the
+   other classes held, PASSES times over the classes (until a pass changes nothing). A class with
+   fewer than MIN_POSITIVES positive images keeps the global threshold: a threshold fitted to a
+   handful of images fits those images, not the test set;
+3. `at_least_one`: an image with no class over its threshold gets its most probable class, when that
+   raises the metric on the same rows (mean F2 of an image with no answer is 0).
+
+A threshold moves only when the score rises, and 0.5 is in GRID: the fitted score is never below the
+score at 0.5 on the rows fitted. A metric of probabilities (mean_auc) has no cut: 0.5 everywhere.
+The run keeps them in `thresholds.json` (`write_thresholds` / `read_thresholds`); `apply` decides.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from kaggle_flow.errors import DataError, FlowError
 from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import Metric
-from kaggle_flow.target import THRESHOLD, TARGETS
+from kaggle_flow.target import TARGETS, THRESHOLD
 
-FILE = "thresholds.json"
-GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the thresholds tried for each class
-PASSES = 2
+GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the candidate thresholds, 0.5 among them
+PASSES = 3  # coordinate ascent passes over the classes (fewer when a pass changes nothing)
+MIN_POSITIVES = 10  # positive oof images a class needs for its own threshold; fewer: the global one
+FILE = "thresholds.json"  # in the run folder
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Thresholds:
-    values: np.ndarray  # [k]
-    at_least_one: bool
-    score_at_half: float
-    score: float
+    """A threshold a class, whether an image gets at least one label, and the oof scores at 0.5 and here."""
 
-    def to_json(self) -> dict[str, Any]:
+    values: np.ndarray  # [k] floats in [0, 1]
+    at_least_one: bool = False
+    score_at_half: float = math.nan
+    score: float = math.nan
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Thresholds) and np.array_equal(self.values, other.values) and (
+            self.at_least_one, self.score_at_half, self.score) == (other.at_least_one, other.score_at_half, other.score)
+
+    def to_json(self) -> dict[str, object]:
         return {"values": [float(v) for v in self.values], "at_least_one": self.at_least_one,
                 "score_at_half": self.score_at_half, "score": self.score}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Thresholds:
-        return cls(np.asarray(data["values"], dtype=np.float64), bool(data["at_least_one"]), float(data["score_at_half"]),
-                   float(data["score"]))
+    def from_json(cls, data: object) -> Thresholds:
+        """The thresholds of `to_json`'s dict; a ValueError saying what is wrong otherwise."""
+        if not isinstance(data, dict) or not {"values", "at_least_one", "score_at_half", "score"} <= set(data):
+            raise ValueError("not an object with values, at_least_one, score_at_half and score")
+        values = data["values"]
+        if not isinstance(values, list) or not values or not all(_number(v) and 0 <= v <= 1 for v in values):
+            raise ValueError("values is not a list of numbers between 0 and 1")
+        if not isinstance(data["at_least_one"], bool):
+            raise ValueError(f"at_least_one is {data['at_least_one']!r}, not true or false")
+        if not (_number(data["score_at_half"]) and _number(data["score"])):
+            raise ValueError("score_at_half or score is not a number")
+        return cls(np.asarray(values, dtype=np.float64), data["at_least_one"],
+                   float(data["score_at_half"]), float(data["score"]))
+
+    def summary(self, metric: str) -> str:
+        """'mean_f2 0.8712 at 0.5, 0.8891 at the fitted thresholds (0.15-0.45; at least one label an image)'."""
+        spread = f"{self.values.min():g}-{self.values.max():g}" if self.values.min() < self.values.max() else f"{self.values.min():g}"
+        one = "; at least one label an image" if self.at_least_one else ""
+        return f"{metric} {self.score_at_half:.4f} at 0.5, {self.score:.4f} at the fitted thresholds ({spread}{one})"
 
 
-def apply(probs: np.ndarray, thresholds: Thresholds) -> np.ndarray:
-    """0/1 [n, k]: each class at its threshold; with at_least_one, an empty row gets its most probable class."""
-    sets = TARGETS["multi"].decide(probs, thresholds.values)
-    if thresholds.at_least_one:
-        empty = sets.sum(axis=1) == 0
-        sets[empty, np.asarray(probs)[empty].argmax(axis=1)] = 1
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def apply(probs: np.ndarray, thresholds: Thresholds | None) -> np.ndarray:
+    """0/1 [n, k]: each class at its threshold (0.5 without thresholds); with `at_least_one`, an image
+    with no class over its threshold gets its most probable class."""
+    probs = np.asarray(probs, dtype=np.float64)
+    sets = TARGETS["multi"].decide(probs, None if thresholds is None else thresholds.values)
+    if thresholds is not None and thresholds.at_least_one:
+        empty = np.flatnonzero(~sets.any(axis=1))
+        sets[empty, probs[empty].argmax(axis=1)] = 1
     return sets
 
 
-def fit_thresholds(y_true: np.ndarray, probs: np.ndarray, metric: Metric) -> Thresholds:
-    """The thresholds that maximise `metric` on the out-of-fold predictions (coordinate search on GRID)."""
+def _improves(metric: Metric, new: float, old: float) -> bool:
+    return metric.key(new) > metric.key(old) + 1e-12  # a tie keeps what is there
+
+
+def _global(y: np.ndarray, probs: np.ndarray, metric: Metric) -> float:
+    """The value of GRID that scores best as every class's threshold (0.5 unless one beats it)."""
     k = probs.shape[1]
-    values = np.full(k, THRESHOLD)
-    half = metric(y_true, probs, values)
-    best = half
+    best, best_score = THRESHOLD, metric.of_labels(y, TARGETS["multi"].decide(probs, None), k)
+    for t in GRID:
+        score = metric.of_labels(y, TARGETS["multi"].decide(probs, np.full(k, t)), k)
+        if _improves(metric, score, best_score):
+            best, best_score = float(t), score
+    return best
+
+
+def _ascend(y: np.ndarray, probs: np.ndarray, metric: Metric, values: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """Coordinate ascent over the `fitted` classes from `values`: each class's best value of GRID with
+    the others held, PASSES times (fewer when a pass changes nothing)."""
+    values = values.copy()
+    sets = TARGETS["multi"].decide(probs, values)
     for _ in range(PASSES):
-        for j in range(k):
-            for t in GRID:
-                trial = values.copy()
-                trial[j] = t
-                score = metric(y_true, probs, trial)
-                if metric.better(score, best):
-                    best, values = score, trial
-    return Thresholds(values, False, float(half), float(best))
+        moved = False
+        for j in fitted:
+            columns = (probs[:, j:j + 1] >= GRID[None, :]).astype(np.uint8)
+            scores = metric.column_scores(y, sets, j, columns)
+            current = scores[int(np.abs(GRID - values[j]).argmin())]
+            g = int(np.argmax([metric.key(s) for s in scores]))
+            if _improves(metric, scores[g], current):
+                values[j], sets[:, j], moved = GRID[g], columns[:, g], True
+        if not moved:
+            break
+    return values
 
 
-def write_thresholds(run_dir: Path, thresholds: Thresholds) -> Path:
-    return write_json(Path(run_dir) / FILE, thresholds.to_json())
+def fit_thresholds(y_true: np.ndarray, probs: np.ndarray, metric: Metric) -> Thresholds:
+    """Thresholds a class that maximise `metric` on these rows (multi-hot y_true [n, k], probs [n, k])."""
+    y, probs = np.asarray(y_true, dtype=np.uint8), np.asarray(probs, dtype=np.float64)
+    if y.ndim != 2 or y.shape != probs.shape or y.shape[1] < 2:
+        raise FlowError(f"thresholds: labels of shape {y.shape} for probabilities of shape {probs.shape}")
+    k = y.shape[1]
+    at_half = metric(y, probs)
+    if metric.scores == "probabilities":  # ranks, not sets: no cut to fit
+        return Thresholds(np.full(k, THRESHOLD), False, at_half, at_half)
+    start = np.full(k, _global(y, probs, metric))
+    values = _ascend(y, probs, metric, start, np.flatnonzero(y.sum(axis=0) >= MIN_POSITIVES))
+    score = metric.of_labels(y, apply(probs, Thresholds(values)), k)
+    forced = metric.of_labels(y, apply(probs, Thresholds(values, True)), k)
+    if _improves(metric, forced, score):
+        return Thresholds(values, True, at_half, forced)
+    return Thresholds(values, False, at_half, score)
 
 
-def read_thresholds(run_dir: Path) -> Thresholds | None:
-    file = Path(run_dir) / FILE
-    return Thresholds.from_json(json.loads(file.read_text(encoding="utf-8"))) if file.is_file() else None
+def thresholds_file(run_dir: str | Path) -> Path:
+    return Path(run_dir) / FILE
+
+
+def write_thresholds(run_dir: str | Path, thresholds: Thresholds) -> Path:
+    """Save the run's thresholds (atomically: a crash leaves the old file or the new one)."""
+    return write_json(thresholds_file(run_dir), thresholds.to_json())
+
+
+def read_thresholds(run_dir: str | Path, num_classes: int | None = None) -> Thresholds | None:
+    """The run's thresholds; None when it has none (decide at 0.5); a damaged file (or one for another
+    number of classes) is a one-line DataError naming it."""
+    file = thresholds_file(run_dir)
+    if not file.is_file():
+        return None
+    try:
+        found = Thresholds.from_json(json.loads(file.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # json's errors are ValueErrors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{file}: not readable thresholds ({reason}); delete it to decide at 0.5, or train again") from None
+    if num_classes is not None and len(found.values) != num_classes:
+        raise DataError(f"{file}: {len(found.values)} thresholds for {num_classes} classes; train the run again")
+    return found

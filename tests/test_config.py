@@ -60,5 +60,5 @@ def test_a_toml_names_its_metric_from_the_registry(tmp_path: Path) -> None:
 
     file = tmp_path / "digits2.toml"
     file.write_text(get_competition("digits").path.read_text().replace('metric = "accuracy"', 'metric = "auroc"'))
-    with pytest.raises(FlowError, match=r"unknown metric 'auroc' \(valid: accuracy, micro_f1, macro_f1, balanced_accuracy, kappa, logloss, auc, mean_auc, map@K\)"):
+    with pytest.raises(FlowError, match=r"unknown metric 'auroc' \(valid: accuracy, micro_f1, macro_f1, balanced_accuracy, kappa, logloss, auc, mean_auc, mean_f2, mean_f1, map@K\)"):
         load_file(file)

@@ -93,5 +93,10 @@ def test_column_scores_equal_scoring_each_replaced_column(name: str) -> None:
         assert swept[g] == pytest.approx(metric.of_labels(y, trial, 5))
 
 
+def test_every_multi_label_metric_is_checked_here() -> None:
+    checked = {"mean_f2", "mean_f1", "micro_f1", "macro_f1", "mean_auc"}  # each against scikit-learn above
+    assert {n for n in METRICS if "multi" in METRICS[n].targets} == checked
+
+
 def test_a_tie_is_one_images_worth() -> None:
     assert METRICS["mean_f2"].tie(50) == pytest.approx(1 / 50)

@@ -3,6 +3,11 @@
 `flow balance` shows what it does to a fold's training rows and records in runs/COMP/balance.json
 that later training of the competition shuffles labels (training redraws the list every epoch);
 `flow balance --off` records the opposite. No paddle here: the CLI imports this module directly.
+
+Multi-label: each image is padded under its rarest label (the label of the fewest images among its
+own); an image with no label is kept once. A class that always comes with a common one still grows
+with it, so the counts after are closer, not equal: the table shows each class's images, counted in
+every class of the image.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow.errors import DataError
-from kaggle_flow.explore.split import DEFAULT_SEED, ensure_folds, train_val
+from kaggle_flow.explore.split import DEFAULT_SEED, STRATIFY, encoded_labels, ensure_folds, target_of, train_val
 from kaggle_flow.fileio import write_json
 
 if TYPE_CHECKING:
@@ -28,7 +33,7 @@ SETTING = "label_shuffling"  # the key of balance.json
 def label_shuffle(train: pd.DataFrame, *, seed: int = 42) -> pd.DataFrame:
     """Return a row list in which every class appears as often as the largest class.
 
-    1. sort by label; N = size of the largest class;
+    1. sort by label (multi-label: each image's rarest label); N = size of the largest class;
     2. for each class, draw a random permutation of range(N) and take each index modulo the class
        size to pick its rows (every image is used, the small classes repeat);
     3. concatenate the classes and shuffle the whole list.
@@ -36,12 +41,14 @@ def label_shuffle(train: pd.DataFrame, *, seed: int = 42) -> pd.DataFrame:
     `train` must hold only training rows: validation rows never enter.
     """
     rng = np.random.default_rng(seed)
-    ordered = train.sort_values("label", kind="stable").reset_index(drop=True)
-    groups = [g for _, g in ordered.groupby("label", sort=True)]
+    key = STRATIFY[target_of(train).name].one_class(encoded_labels(train, None)[0])
+    ordered = train.assign(_class=key).sort_values("_class", kind="stable").reset_index(drop=True)
+    groups = [g.drop(columns="_class") for c, g in ordered.groupby("_class", sort=True) if c >= 0]
     if not groups:
-        return ordered.iloc[0:0]
+        return ordered.drop(columns="_class").iloc[0:0]
     largest = max(len(g) for g in groups)
-    picked = [g.iloc[rng.permutation(largest) % len(g)] for g in groups]
+    unlabelled = ordered[ordered["_class"] < 0].drop(columns="_class")  # an image with no label: kept once
+    picked = [g.iloc[rng.permutation(largest) % len(g)] for g in groups] + ([unlabelled] if len(unlabelled) else [])
     balanced = pd.concat(picked, ignore_index=True)
     return balanced.iloc[rng.permutation(len(balanced))].reset_index(drop=True)
 
@@ -49,14 +56,13 @@ def label_shuffle(train: pd.DataFrame, *, seed: int = 42) -> pd.DataFrame:
 def balance_counts(train: pd.DataFrame, class_names: Sequence[str], *, seed: int = 42) -> pd.DataFrame:
     """class, before, after: images per class in `train` and in its label-shuffled list."""
     after = label_shuffle(train, seed=seed)
-    classes = range(len(class_names))
-    return pd.DataFrame(
-        {
-            "class": list(class_names),
-            "before": train["label"].value_counts().reindex(classes, fill_value=0).astype(int).to_numpy(),
-            "after": after["label"].value_counts().reindex(classes, fill_value=0).astype(int).to_numpy(),
-        }
-    )
+    return pd.DataFrame({"class": list(class_names), "before": _counts(train, class_names), "after": _counts(after, class_names)})
+
+
+def _counts(rows: pd.DataFrame, class_names: Sequence[str]) -> np.ndarray:
+    """Images per class (multi-label: an image counts in each of its classes)."""
+    target = target_of(rows)
+    return target.counts(target.encode(rows, len(class_names)), len(class_names)).astype(int)
 
 
 def balance_setting(ws: Workspace) -> bool | None:

@@ -8,8 +8,12 @@ The default (`flow split` with no flags, or training before any split) is define
 download's own validation set (split "valid") as fold 0 when it has one, else a stratified 10%
 hold-out (seed 42). An explicit --folds K or --val-size F pools the train and valid rows.
 
+A multi-label table (target "multi": a `labels` column) gets iteratively stratified folds instead
+(explore.multifolds): each class's share of images kept in every fold; folds.csv then holds `labels`.
+
 Near twins (explore.twins: images whose perceptual hashes differ in a few bits) within the labelled
-images form groups, and a group stays in one fold (StratifiedGroupKFold), so a copy in training does
+images form groups, and a group stays in one fold (StratifiedGroupKFold; multi-label: the groups are
+stratified in place of their images), so a copy in training does
 not vouch for its twin in validation; `ignore_near` splits them freely. The download's own validation
 set is kept as it is: twins across it are only reported.
 
@@ -25,16 +29,17 @@ import json
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
 from kaggle_flow.errors import DataError, FlowError, NotFoundError
-from kaggle_flow.explore import twins
+from kaggle_flow.explore import multifolds, twins
 from kaggle_flow.fileio import read_csv, write_csv, write_json
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
 DEFAULT_VAL_SIZE = 0.1  # share of the labelled images held out when the download has no validation set
 DEFAULT_SEED = 42
 GRAIN = 20  # a hold-out that keeps near twins together is made of folds of 1/GRAIN of the images
-FOLD_COLUMNS = ["id", "label", "split", "fold"]
+FOLD_COLUMNS = ["id", "label", "split", "fold"]  # multi-label: "labels" for "label" (the target's column)
 
 
 # --- making folds (pure functions on the table) -----------------------------------------------
@@ -56,8 +61,20 @@ def _percent(share: float) -> str:
     return f"{100 * share:g}%"
 
 
+def target_of(table: pd.DataFrame) -> Target:
+    """The target whose label column the table (or folds.csv) holds: `label` one class, `labels` a set."""
+    return next((t for t in TARGETS.values() if t.column in table.columns), TARGETS["single"])
+
+
 def _rows(table: pd.DataFrame) -> pd.DataFrame:
-    return labelled(table)[["id", "label", "split"]]
+    return labelled(table)[["id", target_of(table).column, "split"]]
+
+
+def encoded_labels(rows: pd.DataFrame, class_names: Sequence[str] | None) -> tuple[np.ndarray, int]:
+    """The rows' labels as their target encodes them, and the number of classes."""
+    target = target_of(rows)
+    k = len(class_names) if class_names else 1 + max((int(t) for c in rows[target.column] for t in str(c).split()), default=0)
+    return target.encode(rows, k), k
 
 
 def _check_request(folds: int | None, val_size: float | None) -> None:
@@ -146,6 +163,21 @@ def _holdout(
     return fold
 
 
+class Stratify(NamedTuple):
+    """How a target's labels are split: K folds, a hold-out, the one class each image counts as."""
+
+    kfold: Callable[..., np.ndarray]
+    holdout: Callable[..., np.ndarray]
+    one_class: Callable[[np.ndarray], np.ndarray]
+    word: str  # "stratified": for descriptions
+
+
+STRATIFY = {
+    "single": Stratify(_kfold, _holdout, lambda y: y, "stratified"),
+    "multi": Stratify(multifolds.kfold, multifolds.holdout, multifolds.rarest_class, "multi-label stratified"),
+}
+
+
 def default_folds(
     table: pd.DataFrame, class_names: Sequence[str] | None, *, seed: int = DEFAULT_SEED, groups: np.ndarray | None = None
 ) -> pd.DataFrame:
@@ -158,12 +190,13 @@ def default_folds(
     rows = _rows(table)
     name = _namer(class_names)
     is_valid = (rows["split"] == "valid").to_numpy()
-    labels = rows["label"].to_numpy(dtype=int)
+    labels, k = encoded_labels(rows, class_names)
+    target, how = target_of(rows), STRATIFY[target_of(rows).name]
     if not is_valid.any():
-        fold = _holdout(labels, DEFAULT_VAL_SIZE, seed, name, f"the default {_percent(DEFAULT_VAL_SIZE)} hold-out", groups)
-        return _result(rows, fold, f"a stratified {_percent(DEFAULT_VAL_SIZE)} hold-out {_seeded(seed, groups)} as fold 0")
-    only_valid = sorted(set(labels[is_valid]) - set(labels[~is_valid]))
-    if only_valid:
+        fold = how.holdout(labels, DEFAULT_VAL_SIZE, seed, name, f"the default {_percent(DEFAULT_VAL_SIZE)} hold-out", groups)
+        return _result(rows, fold, f"a {how.word} {_percent(DEFAULT_VAL_SIZE)} hold-out {_seeded(seed, groups)} as fold 0")
+    only_valid = np.flatnonzero((target.counts(labels[is_valid], k) > 0) & (target.counts(labels[~is_valid], k) == 0))
+    if len(only_valid):
         raise FlowError(
             f"class '{name(int(only_valid[0]))}' has no images outside the download's validation set; "
             "pool them: flow split --val-size F or --folds K"
@@ -192,14 +225,14 @@ def make_folds(
     if folds is None and val_size is None:
         return default_folds(table, class_names, seed=seed, groups=groups)
     rows = _rows(table)
-    labels = rows["label"].to_numpy(dtype=int)
-    name = _namer(class_names)
+    labels, _ = encoded_labels(rows, class_names)
+    name, how = _namer(class_names), STRATIFY[target_of(rows).name]
     if folds is not None:
-        fold = _kfold(labels, folds, seed, name, groups)
-        return _result(rows, fold, f"{folds} stratified folds {_seeded(seed, groups)}")
+        fold = how.kfold(labels, folds, seed, name, groups)
+        return _result(rows, fold, f"{folds} {how.word} folds {_seeded(seed, groups)}")
     assert val_size is not None
-    fold = _holdout(labels, val_size, seed, name, f"--val-size {val_size}", groups)
-    return _result(rows, fold, f"a stratified {_percent(val_size)} hold-out {_seeded(seed, groups)} as fold 0")
+    fold = how.holdout(labels, val_size, seed, name, f"--val-size {val_size}", groups)
+    return _result(rows, fold, f"a {how.word} {_percent(val_size)} hold-out {_seeded(seed, groups)} as fold 0")
 
 
 def describe_folds(folds: pd.DataFrame) -> str:
@@ -213,10 +246,11 @@ def describe_folds(folds: pd.DataFrame) -> str:
 
 
 def fold_counts(folds: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
-    """Validation images per class (rows) and fold (columns)."""
-    counts = pd.crosstab(folds["label"], folds["fold"]).reindex(range(len(class_names)), fill_value=0)
-    counts.index = class_names
-    return counts
+    """Validation images per class (rows) and fold (columns); multi-label: an image counts in each of its classes."""
+    target, k = target_of(folds), len(class_names)
+    y = target.encode(folds, k)
+    fold = folds["fold"].to_numpy()
+    return pd.DataFrame({f: target.counts(y[fold == f], k) for f in sorted(set(fold.tolist()))}, index=list(class_names))
 
 
 def train_val(table: pd.DataFrame, folds: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -241,7 +275,8 @@ def table_fingerprint(table: pd.DataFrame) -> str:
     added or removed image, or an image moved between train and valid does not.
     """
     rows = labelled(table)
-    lines = sorted(f"{i}\t{int(lab)}\t{s}" for i, lab, s in zip(rows["id"], rows["label"], rows["split"]))
+    cells = rows[target_of(rows).column]  # one class: its index; a set: the cell ("0 3 16")
+    lines = sorted(f"{i}\t{lab if isinstance(lab, str) else int(lab)}\t{s}" for i, lab, s in zip(rows["id"], cells, rows["split"]))
     return hashlib.sha1("\n".join(lines).encode("utf-8")).hexdigest()[:16]
 
 
@@ -253,7 +288,7 @@ def save_folds(ws: Workspace, folds: pd.DataFrame, description: str) -> Path:
     leaves folds.csv without a fingerprint, which load_folds refuses, never one that lies.
     """
     ws.folds_meta_file().unlink(missing_ok=True)
-    write_csv(ws.folds_file(), folds[FOLD_COLUMNS])
+    write_csv(ws.folds_file(), folds[["id", target_of(folds).column, "split", "fold"]])
     write_json(ws.folds_meta_file(), {"fingerprint": table_fingerprint(folds), "description": description})
     return ws.folds_file()
 
@@ -278,11 +313,12 @@ def _whole_numbers(frame: pd.DataFrame, column: str, file: Path) -> pd.Series:
 def _with_broken_rows(table: pd.DataFrame, frame: pd.DataFrame, broken: set[str]) -> pd.DataFrame:
     """The labelled rows of `table` and the rows of folds.csv (`frame`) that `flow eda` has since
     found broken: the table the folds were made from, whichever broken images eda finds later."""
-    rows = labelled(table)[["id", "label", "split"]]
-    if not broken or not {"label", "split"} <= set(frame.columns):
+    rows = _rows(table)
+    columns = list(rows.columns)
+    if not broken or not set(columns) <= set(frame.columns):
         return rows
     gone = frame[frame["id"].isin(broken) & ~frame["id"].isin(set(rows["id"]))]
-    return pd.concat([rows, gone[["id", "label", "split"]]], ignore_index=True)
+    return pd.concat([rows, gone[columns]], ignore_index=True)
 
 
 def load_folds(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
@@ -339,7 +375,9 @@ def split_competition(
             note = twins.leak_note(labelled(table)["split"], found)
         else:
             share = 1 / folds if folds else (val_size or DEFAULT_VAL_SIZE)
-            groups, note = twins.keep_together(found, labelled(table)["label"].to_numpy(dtype=int), share)
+            rows = _rows(table)
+            one_class = STRATIFY[target_of(rows).name].one_class(encoded_labels(rows, ws.class_names())[0])
+            groups, note = twins.keep_together(found, one_class, share)
     result = make_folds(table, folds=folds, val_size=val_size, seed=seed, class_names=ws.class_names(), groups=groups)
     save_folds(ws, result, describe_folds(result))
     result.attrs["near_note"] = note
