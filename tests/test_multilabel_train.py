@@ -3,8 +3,7 @@
 The competition is generated here: 16x16 grey images holding 0-2 handwritten digits (scikit-learn's
 8x8 digits, the embedded `digits` data) in random cells of a 2x2 grid; its classes are the digits
 that appear, so only the pixels tell them. The canonical table (id, path, labels, split) is handed
-to the workspace as a layout would give it, and the folds are made here, each a plain random
-split, so this file trains with nothing but the engine's own code.
+to the workspace as a layout would give it; `flow split` makes the folds from it.
 """
 
 from __future__ import annotations
@@ -90,23 +89,19 @@ def make_composites(root: Path) -> pd.DataFrame:
 
 @pytest.fixture
 def tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
-    """A working directory with the generated competition; the workspace reads its table, folds are two random halves."""
+    """A working directory with the generated competition, its table as the workspace reads it, 2 folds."""
     from kaggle_flow import workspace
-    from kaggle_flow.engine import train
 
     monkeypatch.chdir(tmp_path)
     table = make_composites(tmp_path)
     monkeypatch.setattr(workspace, "read_table", lambda root, comp: table.copy())
-    labelled = table[table["split"] == "train"]
-    fold = np.random.default_rng(1).permutation(len(labelled)) % 2
-    folds = pd.DataFrame({"id": labelled["id"].to_numpy(), "fold": fold})
-    monkeypatch.setattr(train, "ensure_folds", lambda ws, t: folds.copy())
+    assert flow("split", "tags", "--folds", "2").exit_code == 0
     return table
 
 
 def _run() -> Path:
     """The newest run folder of the competition."""
-    return sorted(p for p in (Path("runs") / "tags").iterdir() if p.is_dir() and p.name != "cache")[-1]
+    return sorted(p.parent for p in (Path("runs") / "tags").glob("*/config.json"))[-1]
 
 
 def test_a_multi_label_run_trains_on_sets_and_fits_thresholds_on_its_out_of_fold_predictions(tags: pd.DataFrame) -> None:

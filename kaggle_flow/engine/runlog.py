@@ -225,9 +225,8 @@ def fit_run_thresholds(run: Run, oof: OutOfFold) -> Thresholds | None:
     if not TARGETS[config.target].thresholded or not len(oof):
         return None
     found = fit_thresholds(oof.labels, oof.probs, METRICS[config.metric])
-    write_thresholds(run.path, found)
-    console.info(f"Thresholds fitted on {len(oof):,} out-of-fold predictions: {config.metric} {found.score_at_half:.4f} at 0.5, "
-                 f"{found.score:.4f} at the fitted thresholds -> {run.path / 'thresholds.json'}")
+    file = write_thresholds(run.path, found)
+    console.info(f"Thresholds fitted on {len(oof):,} out-of-fold predictions: {found.summary(config.metric)} -> {file}")
     return found
 
 
