@@ -173,7 +173,6 @@ class RunLog:
     def _print_summary(self, summary: Summary, best: Evaluation | None, labels: np.ndarray) -> None:
         config, target = self.config, TARGETS[self.config.target]
         rows = [("run", self.run.id), ("status", summary.status)]
-        recall = None if best is None else best.recall
         if best is not None:
             row = next(r for r in self.history if r["epoch"] == summary.best_epoch)
             rows += [
@@ -183,8 +182,8 @@ class RunLog:
         else:
             rows.append(("validation", f"none: trained on every labelled image ({config.full_from or 'given --epochs'})"))
         rows += [("epochs", f"{summary.epochs_done}/{summary.epochs}"), ("time", f"{summary.duration_s:.0f} s")]
-        if best is not None and recall is not None:
-            rows.append(("worst class recall", f"{self.class_names[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
+        if best is not None:
+            rows.append(("worst class recall", f"{self.class_names[int(np.argmin(best.recall))]} {float(np.min(best.recall)):.3f}"))
             if target.thresholded:
                 rows.append(("worst class precision", f"{self.class_names[int(np.argmin(best.precision))]} {float(np.min(best.precision)):.3f}"))
         if summary.reason:
