@@ -22,6 +22,7 @@ from kaggle_flow.competition import MAX_CHANNELS, Recipe, key_path
 from kaggle_flow.errors import ConfigError, FlowError
 from kaggle_flow.metrics import known_metric
 from kaggle_flow.recipe_keys import RECIPE_KEYS, flag_of
+from kaggle_flow.target import TargetName
 
 AmpMode = Literal["off", "o1", "o2", "bf16"]
 AMP_LEVELS: tuple[str, ...] = get_args(AmpMode)[1:]  # what --amp-level takes
@@ -67,6 +68,7 @@ class RunConfig(Recipe):
     # competition facts, copied so a run never depends on the TOML staying the same
     competition: str
     classes: list[str]
+    target: TargetName = "single"  # the label's form (kaggle_flow.target): one class an image, or a set
     metric: str = "accuracy"  # a name of kaggle_flow.metrics.METRICS
     image_size: Annotated[int, Field(ge=1)]  # px: the final training size (the last of `sizes`)
     channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = 3  # 1 grey, 3 RGB, or the competition's channel files

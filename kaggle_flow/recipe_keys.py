@@ -99,7 +99,8 @@ RECIPE_KEYS: tuple[RecipeKey, ...] = (
     RecipeKey("schedule", str, "cosine", "Learning-rate schedule after the warmup", choices=("cosine", "step", "constant")),
     RecipeKey("warmup_epochs", float, 1.0, "Linear warmup from 0, in epochs", ge=0),
     RecipeKey("label_smoothing", float, 0.1, "Label smoothing epsilon", ge=0, lt=1),
-    RecipeKey("loss", str, "ce", "Loss (cross entropy, class-weighted or focal)", choices=("ce", "weighted", "focal")),
+    RecipeKey("loss", str, "ce", "Loss (one label an image: cross entropy, class-weighted or focal; target = multi: "
+              "binary cross entropy, the default there, focal or asymmetric)", choices=("ce", "weighted", "focal", "bce", "asl")),
     RecipeKey("focal_gamma", float, 2.0, "Focal loss exponent, with --loss focal (0: cross entropy)", ge=0),
     RecipeKey("preset", str, "light", "Augmentation preset, see `flow augment --list`"),
     RecipeKey("mixup", float, 0.0, "Mixup: the parameter a of Beta(a, a); 0 = off", ge=0),

@@ -44,6 +44,7 @@ from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.names import named_folders  # also what engine/configure.py takes from here
 from kaggle_flow.run_state import FAILED, Summary, read_summary, state_of
+from kaggle_flow.target import TargetName
 from kaggle_flow.workspace import cache_dir_of
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class EnsembleConfig(BaseModel):
     kind: Literal["ensemble"] = "ensemble"
     competition: str
     classes: list[str]
+    target: TargetName = "single"  # the members' (kaggle_flow.target)
     members: list[str]
     tta: bool = False
     weights: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = None  # one per member; None: equal
@@ -258,6 +260,8 @@ def _check_fits(path: Path, config: RunConfig | EnsembleConfig, comp: Competitio
         raise FlowError(f"{path}: a run of '{config.competition}', not of '{comp.name}'")
     if list(config.classes) != list(comp.classes):
         raise FlowError(f"{path}: trained with classes {config.classes}, '{comp.name}' now has {list(comp.classes)}")
+    if config.target != comp.target:
+        raise FlowError(f"{path}: trained for target = \"{config.target}\", '{comp.name}' now has target = \"{comp.target}\"")
 
 
 def load_run(path: Path | str) -> RunFolder:
@@ -327,7 +331,7 @@ def create_ensemble(runs_dir: Path, members: list[RunFolder], comp: Competition,
                     weights: list[float] | None = None, rank: bool = False) -> Ensemble:
     """runs/COMP/ensemble-TIME/ with a config.json listing its members (and a blend's weights)."""
     path = _new_folder(Path(runs_dir), f"{ENSEMBLE_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}")
-    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), members=[m.id for m in members], tta=tta,
+    config = EnsembleConfig(competition=comp.name, classes=list(comp.classes), target=comp.target, members=[m.id for m in members], tta=tta,
                             weights=weights, rank=rank)
     write_json(path / "config.json", config.model_dump(mode="json"))
     return Ensemble(path, config)

@@ -15,6 +15,12 @@ one label an image:
     target.dtype                        the canonical table's dtype of its column: "Int64" or "string"
     target.describe(cell, names)        a table cell as names for reports: "rust", or "rust scab"
 
+Training asks it too (paddle tensors; paddle is imported inside those methods, so this module stays
+importable where paddle must not load): `item_labels` (what the loader gives an item),
+`batch_targets` (float [N, K] targets of a batch), `smooth` (label smoothing), `activate` (the
+head's activation), `hits` (what training accuracy counts), and the loss names it takes (`losses`,
+`default_loss`; engine/optim.py's LOSSES).
+
 The canonical table (table/layouts.py) of a single-label competition holds `label` (Int64 class
 index, <NA> for test rows); of a multi-label one `labels` (str: the class indices of the image,
 ascending and space-separated, "" for an image with none, <NA> for test rows). The column's name
@@ -26,13 +32,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from kaggle_flow.errors import DataError
 from kaggle_flow.registry import Registry
+
+if TYPE_CHECKING:
+    import paddle
 
 TargetName = Literal["single", "multi"]
 THRESHOLD = 0.5  # a class is predicted for an image at or above it, until thresholds are fitted
@@ -49,6 +58,10 @@ class Target(ABC):
     description: ClassVar[str]
     dtype: ClassVar[str]  # the pandas dtype of `column` in the canonical table (<NA> for test rows)
     several: ClassVar[bool]  # an image may hold several classes: eda counts labels per image and co-occurrences
+    losses: ClassVar[tuple[str, ...]]  # the names of engine/optim.py's LOSSES it trains with
+    default_loss: ClassVar[str]  # where neither the TOML nor --loss names one
+    accuracy: ClassVar[str]  # what train_acc / val_acc count, as the epoch line names it
+    thresholded: ClassVar[bool]  # its decisions take per-class thresholds, fitted after training (thresholds.json)
 
     @abstractmethod
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
@@ -87,6 +100,33 @@ class Target(ABC):
         indices = [int(t) for t in str(cell).split()]
         return " ".join(names[i] if names else str(i) for i in indices) or NO_CLASS
 
+    @abstractmethod
+    def item_labels(self, rows: pd.DataFrame, num_classes: int) -> np.ndarray:
+        """What the loader gives each row beside its image: the encoded label, and for a row without
+        one (a test row, a table without the column) -1 (single) or a row of zeros (multi)."""
+
+    @abstractmethod
+    def batch_targets(self, labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:
+        """float32 [N, K] targets of a batch of item labels (or of soft targets [N, K], `--pseudo-soft`)."""
+
+    @abstractmethod
+    def smooth(self, targets: paddle.Tensor, epsilon: float) -> paddle.Tensor:
+        """Label smoothing of float targets [N, K]."""
+
+    @abstractmethod
+    def activate(self, logits: paddle.Tensor) -> paddle.Tensor:
+        """The head's activation of float32 logits [N, K]: the probabilities, on the device."""
+
+    @abstractmethod
+    def hits(self, logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
+        """float32 scalar: the batch's images counted right (a fraction of each image for a per-label accuracy)."""
+
+    def wrong_loss(self, loss: str) -> str:
+        """The one line for a loss name this target does not train with ("" when it does)."""
+        if loss in self.losses:
+            return ""
+        return f"--loss {loss} is not a loss for {self.name}-label competitions (target = \"{self.name}\"): use {', '.join(self.losses)}"
+
 
 def _index(text: str, num_classes: int, where: str) -> int:
     if not text.isdigit() or int(text) >= num_classes:
@@ -97,6 +137,7 @@ def _index(text: str, num_classes: int, where: str) -> int:
 class Single(Target):
     name, column, activation, dtype, several = "single", "label", "softmax", "Int64", False
     description = "one class an image: a softmax head, cross entropy, the arg-max class"
+    losses, default_loss, accuracy, thresholded = ("ce", "weighted", "focal"), "ce", "acc", False
 
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
         labels = pd.array(table[self.column], dtype="Int64")
@@ -125,10 +166,38 @@ class Single(Target):
     def parse(self, text: object, num_classes: int, where: str) -> int:
         return _index(str(text).strip(), num_classes, where)
 
+    def item_labels(self, rows: pd.DataFrame, num_classes: int) -> np.ndarray:
+        labels = rows[self.column] if self.column in rows else pd.Series([-1] * len(rows))
+        return pd.array(labels, dtype="Int64").fillna(-1).to_numpy(dtype=np.int64)
+
+    def batch_targets(self, labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:
+        import paddle  # heavy: training only
+        import paddle.nn.functional as F
+
+        if labels.ndim == 2 and labels.shape[1] == num_classes and labels.dtype in (paddle.float32, paddle.float64):
+            return labels.astype("float32")  # soft targets, as the loader gave them
+        if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
+            labels = labels.astype("int64").reshape([-1])
+        return F.one_hot(labels, num_classes)
+
+    def smooth(self, targets: paddle.Tensor, epsilon: float) -> paddle.Tensor:
+        import paddle.nn.functional as F  # heavy: training only
+
+        return F.label_smooth(targets, epsilon=epsilon)  # q (1 - eps) + eps / K
+
+    def activate(self, logits: paddle.Tensor) -> paddle.Tensor:
+        import paddle.nn.functional as F  # heavy: prediction only
+
+        return F.softmax(logits, axis=1)
+
+    def hits(self, logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
+        return (logits.argmax(axis=1) == targets.argmax(axis=1)).astype("float32").sum()
+
 
 class Multi(Target):
     name, column, activation, dtype, several = "multi", "labels", "sigmoid", "string", True
     description = "a set of classes an image: a sigmoid head, binary cross entropy, a threshold a class"
+    losses, default_loss, accuracy, thresholded = ("bce", "focal", "asl"), "bce", "label_acc", True
 
     def encode(self, table: pd.DataFrame, num_classes: int) -> np.ndarray:
         cells = table[self.column]
@@ -162,6 +231,29 @@ class Multi(Target):
         for token in str(text).split():
             row[_index(token, num_classes, where)] = 1
         return row
+
+    def item_labels(self, rows: pd.DataFrame, num_classes: int) -> np.ndarray:
+        out = np.zeros((len(rows), num_classes), dtype=np.float32)
+        if self.column in rows:
+            for i, cell in enumerate(rows[self.column]):
+                if not pd.isna(cell):
+                    out[i] = self.parse(cell, num_classes, f"table row {i + 1}")
+        return out
+
+    def batch_targets(self, labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:
+        return labels.astype("float32").reshape([-1, num_classes])
+
+    def smooth(self, targets: paddle.Tensor, epsilon: float) -> paddle.Tensor:
+        return targets * (1.0 - epsilon) + epsilon / 2.0  # each class is a two-way choice of its own
+
+    def activate(self, logits: paddle.Tensor) -> paddle.Tensor:
+        import paddle.nn.functional as F  # heavy: prediction only
+
+        return F.sigmoid(logits)
+
+    def hits(self, logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
+        """Per-label accuracy: each image counts the share of its classes decided right at 0.5 (logit 0)."""
+        return ((logits >= 0) == (targets >= THRESHOLD)).astype("float32").mean(axis=1).sum()
 
 
 TARGETS: Registry[Target] = Registry("target", [Single(), Multi()])

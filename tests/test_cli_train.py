@@ -50,7 +50,7 @@ def test_runs_without_runs(workdir: Path) -> None:
         ("--optimizer", "Error: unknown optimizer 'nope' (valid: adam, adamw, sgd)"),
         ("--schedule", "Error: unknown schedule 'nope' (valid: cosine, step, constant)"),
         ("--preset", "Error: unknown augmentation preset 'nope' (valid: none, flip, affine, light, medium, heavy)"),
-        ("--loss", "Error: unknown loss 'nope' (valid: ce, weighted, focal)"),
+        ("--loss", "Error: unknown loss 'nope' (valid: ce, weighted, focal, bce, asl)"),
     ],
 )
 def test_unknown_names_are_one_line(workdir: Path, flag: str, message: str) -> None:

@@ -95,7 +95,7 @@ def test_confident_test_images_join_training_only(teacher: Path, seen: list) -> 
 def test_soft_pseudo_labels_reach_the_loader_as_probabilities(teacher: Path, seen: list) -> None:
     import paddle
 
-    from kaggle_flow.engine.loop import batch_targets
+    from kaggle_flow.target import TARGETS
 
     result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", "--pseudo", TEACHER, "--pseudo-soft",
                   "--pseudo-threshold", "0.96")
@@ -109,8 +109,8 @@ def test_soft_pseudo_labels_reach_the_loader_as_probabilities(teacher: Path, see
         np.testing.assert_allclose(dataset[i][1], probs[dataset.ids[i]], rtol=1e-5)
     hard = next(i for i, image_id in enumerate(dataset.ids) if image_id not in probs)
     assert dataset[hard][1].tolist() == np.eye(10)[dataset.labels[hard]].tolist()  # one-hot
-    labels, targets = batch_targets(paddle.to_tensor(np.stack([dataset[i][1] for i in soft[:3]])), 10)
-    assert labels.numpy().tolist() == [probs[dataset.ids[i]].argmax() for i in soft[:3]]
+    targets = TARGETS["single"].batch_targets(paddle.to_tensor(np.stack([dataset[i][1] for i in soft[:3]])), 10)
+    assert targets.argmax(axis=1).numpy().tolist() == [probs[dataset.ids[i]].argmax() for i in soft[:3]]
     assert "as soft targets" in result.output and load_run(_new_run()).config.pseudo_soft
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from kaggle_flow.data.images import ImageCache, build_cache, warn_failed
 from kaggle_flow.machine import signals_held
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.config import RunConfig
@@ -55,11 +56,12 @@ class DeviceNormalize:
 
 
 class ImageDataset(paddle.io.Dataset):
-    """Rows of the canonical table over an ImageCache; items are (uint8 HWC, int64 label), normalized
-    later on the device (`mean`, `std`: the loader's `DeviceNormalize`).
+    """Rows of the canonical table over an ImageCache; items are (uint8 HWC, the label as `target`
+    encodes it: an int64 class index, or a float32 multi-hot row of `num_classes`), normalized later
+    on the device (`mean`, `std`: the loader's `DeviceNormalize`).
 
     Rows whose image failed to load are dropped (see `kept`: positions of the rows kept). A test row
-    has label -1. With `targets` (float32 [len(rows), K]: soft targets, `--pseudo-soft`) an item's
+    has label -1 (a row of zeros for a multi-label target). With `targets` (float32 [len(rows), K]: soft targets, `--pseudo-soft`) an item's
     second value is its row of them instead of the label; the training step reads either.
     """
 
@@ -74,6 +76,8 @@ class ImageDataset(paddle.io.Dataset):
         seed: int = 0,
         report: bool = True,
         targets: np.ndarray | None = None,
+        target: Target = TARGETS["single"],
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         index = cache.index
@@ -83,8 +87,7 @@ class ImageDataset(paddle.io.Dataset):
         self.kept = np.flatnonzero(usable)
         kept = rows.iloc[self.kept]
         self.slots = np.asarray([index[p] for p in kept["path"]], dtype=np.int64)
-        labels = kept["label"] if "label" in kept else pd.Series([-1] * len(kept))
-        self.labels = pd.array(labels, dtype="Int64").fillna(-1).to_numpy(dtype=np.int64)
+        self.labels = target.item_labels(kept, num_classes)
         self.ids = kept["id"].tolist()
         self.targets = None if targets is None else np.asarray(targets, np.float32)[self.kept]
         self.cache = cache
@@ -112,7 +115,7 @@ class ImageDataset(paddle.io.Dataset):
                 image = image[:, :, None]
         return image
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.int64 | np.ndarray]:
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return np.ascontiguousarray(self.image(i)), self.labels[i] if self.targets is None else self.targets[i]
 
 
@@ -160,7 +163,7 @@ def _worker_init(worker: int) -> None:
 class Loader:
     """A DataLoader and what it iterates, with `set_epoch` to be called before each epoch.
 
-    Iterating gives (float32 NCHW normalized images, int64 labels) on the device: the uint8 batches
+    Iterating gives (float32 NCHW normalized images, the labels as the dataset gives them) on the device: the uint8 batches
     go through `normalize` there.
     """
 
@@ -264,5 +267,6 @@ def eval_loader(
     augmentation.
     """
     cache = build_cache(rows["path"].tolist(), config.image_size, config.channels, cache_dir)
-    dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=view, report=report)
+    dataset = ImageDataset(rows, cache, mean=config.mean, std=config.std, transform=view, report=report,
+                           target=TARGETS[config.target], num_classes=config.num_classes)
     return make_loader(dataset, batch_size=batch_size, shuffle=False, workers=workers)

@@ -30,6 +30,7 @@ from kaggle_flow.machine import device
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.run_state import FINISHED, read_summary
 from kaggle_flow.recipe_keys import LR_FIND
+from kaggle_flow.target import TARGETS
 from kaggle_flow.runs import Run, RunFolder, load_run, named_folders, scan_runs
 
 if TYPE_CHECKING:
@@ -78,8 +79,10 @@ def build_config(
     if placeholders and facts is None:
         choices = choices.with_stand_ins()
     run_options = {k: given[k] for k in RUN_OPTIONS if k in given}
+    named_loss = "loss" in given or "loss" in comp.train.model_fields_set  # else the target's own
+    loss = {} if named_loss else {"loss": TARGETS[comp.target].default_loss}
     try:
-        train = Recipe(**{**comp.train.model_dump(), **{k: v for k, v in given.items() if k in Recipe.model_fields}})
+        train = Recipe(**{**comp.train.model_dump(), **loss, **{k: v for k, v in given.items() if k in Recipe.model_fields}})
         max_params = _either(flags.max_params, comp.max_params)
         chosen = recipe.resolve(choices, facts, num_classes=comp.num_classes, channels=comp.channels,
                                 max_params=max_params, balance=train.balance,
@@ -88,7 +91,7 @@ def build_config(
         config = RunConfig(
             **{**train.model_dump(), **run_options, **chosen.values(), "mean": list(comp.mean), "std": list(comp.std),
                **transfer}, max_params=max_params, auto={**chosen.reasons, **why}, balance_reason=balance_reason,
-            competition=comp.name, classes=list(comp.classes), metric=comp.metric, channels=comp.channels,
+            competition=comp.name, classes=list(comp.classes), target=comp.target, metric=comp.metric, channels=comp.channels,
             data_dir=str(data_dir) if data_dir is not None else None,
         )
     except ValidationError as exc:
@@ -105,6 +108,9 @@ def check_names(config: RunConfig) -> None:
     for registry, name in ((PRESETS, config.preset), (OPTIMIZERS, config.optimizer), (SCHEDULES, config.schedule),
                            (LOSSES, config.loss)):
         registry[name]  # an unknown name is one line listing the valid ones
+    wrong = TARGETS[config.target].wrong_loss(config.loss)
+    if wrong:
+        raise FlowError(wrong)
     for size in sorted(set(config.epoch_sizes())):
         models.check_size(config.model, size)
     if (config.freeze or config.freeze_epochs) and info.head is None:

@@ -84,7 +84,7 @@ def _fit(
     log.params = models.count_params(model)
     models.check_params(log.params, config.max_params, config.model)
     data = prepare_data(config, run, train_rows, val_rows, all_rows, rank=parallel.rank, world=parallel.world, report=parallel.is_main)
-    state = build_state(config, parallel.prepare(model), train_labels=data.train_rows["label"].to_numpy(dtype=int),
+    state = build_state(config, parallel.prepare(model), train_labels=data.train_labels,
                         steps_per_epoch=data.steps_per_epoch, place=place, parallel=parallel)
     checkpointer = Checkpointer(run, writes=parallel.is_main)
     progress = _resume(state, checkpointer, log) if resume else Progress()

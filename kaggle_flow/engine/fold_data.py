@@ -20,6 +20,7 @@ from kaggle_flow.data.loader import ImageDataset, Loader, make_loader
 from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.balance import label_shuffle
 from kaggle_flow.pseudo import soft_targets
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.runs import Run
@@ -38,8 +39,16 @@ class FoldData:
     world: int = 1
 
     @property
+    def target(self) -> Target:
+        return TARGETS[self.config.target]
+
+    @property
     def val_labels(self) -> np.ndarray:
-        return self.val_rows["label"].to_numpy(dtype=np.int64)
+        return self.target.encode(self.val_rows, self.config.num_classes)
+
+    @property
+    def train_labels(self) -> np.ndarray:
+        return self.target.encode(self.train_rows, self.config.num_classes)
 
     @property
     def global_batch(self) -> int:
@@ -67,7 +76,7 @@ class FoldData:
         rows = self.epoch_rows(epoch)
         targets = soft_targets(rows, c.num_classes) if c.pseudo_soft else None  # --pseudo-soft: the teacher's probabilities
         data = ImageDataset(rows, self.caches[size], mean=c.mean, std=c.std, transform=transform, seed=c.seed, report=False,
-                            targets=targets)
+                            targets=targets, target=self.target, num_classes=c.num_classes)
         loader = make_loader(
             data, batch_size=c.batch_size, shuffle=True, seed=c.seed, workers=c.workers, drop_last=len(rows) > self.global_batch,
             rank=self.rank, world=self.world,
@@ -100,7 +109,8 @@ def prepare_data(
         raise FlowError(f"fold {config.fold}: no {'training' if train_rows.empty else 'validation'} images left")
     val_loader = None
     if not config.full:
-        val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False)
+        val_data = ImageDataset(val_rows, caches[config.image_size], mean=config.mean, std=config.std, report=False,
+                                target=TARGETS[config.target], num_classes=config.num_classes)
         val_loader = make_loader(val_data, batch_size=max(config.batch_size, 128), shuffle=False, workers=0,
                                  rank=rank, world=world)
     return FoldData(config, train_rows, val_rows, caches, val_loader, rank, world)

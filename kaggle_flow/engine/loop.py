@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 from rich.progress import TextColumn
 
 from kaggle_flow import console
@@ -33,6 +32,7 @@ from kaggle_flow.engine.step import EMA, ONE_PROCESS, Parallel, Precision
 from kaggle_flow.errors import FlowError
 from kaggle_flow.machine import raise_if_terminated
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.data.loader import Loader
@@ -81,7 +81,8 @@ def build_state(
     optimizer = optim.OPTIMIZERS[config.optimizer].build(schedule, model.parameters(), config.weight_decay)
     precision = Precision(config.amp if place == "gpu" else "off")
     optimizer = precision.prepare(model, optimizer)
-    loss_fn = optim.LOSSES[config.loss].build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma)
+    loss_fn = optim.LOSSES[config.loss].build(train_labels=train_labels, num_classes=config.num_classes, gamma=config.focal_gamma,
+                                              target=TARGETS[config.target])
     return TrainState(
         config=config, model=model, optimizer=optimizer, schedule=schedule, loss_fn=loss_fn,
         ema=EMA(model, config.ema), precision=precision,
@@ -173,7 +174,7 @@ class Reporter:
 @dataclass
 class EpochResult:
     loss: float  # mean training loss over the epoch's images (of every process)
-    acc: float  # training accuracy (against the un-mixed labels)
+    acc: float  # training accuracy (against the un-mixed labels; per label for a multi-label target)
     lr: float  # the learning rate of the epoch's last step
     images: int  # of every process
     seconds: float
@@ -247,16 +248,6 @@ def _check_finite(first_bad: paddle.Tensor, bad_value: paddle.Tensor, lr: float)
         raise NonFiniteLoss(step, float(bad_value), lr)
 
 
-def batch_targets(labels: paddle.Tensor, k: int) -> tuple[paddle.Tensor, paddle.Tensor]:
-    """A batch's int64 labels [N] and float targets [N, K]: one-hot labels, or soft targets as the loader
-    gave them (`--pseudo-soft`), whose argmax is the label accuracy is counted against."""
-    if labels.ndim == 2 and labels.shape[1] == k and labels.dtype in (paddle.float32, paddle.float64):
-        return labels.argmax(axis=1), labels.astype("float32")
-    if labels.dtype != paddle.int64 or labels.ndim != 1:  # the loader gives int64 [N]; other loaders may not
-        labels = labels.astype("int64").reshape([-1])
-    return labels, F.one_hot(labels, k)
-
-
 def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> EpochResult:
     """The steps of one epoch. Running sums stay tensors: the host syncs only when the reporter asks,
     and the processes sum them once, at the end.
@@ -265,17 +256,18 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
     the next sync: a diverged run stops there instead of training on NaN weights.
     """
     model, k, smoothing = state.model, state.config.num_classes, state.config.label_smoothing
+    target = TARGETS[state.config.target]
     model.train()
     t0, seen, lr = time.perf_counter(), 0, state.optimizer.get_lr()
-    loss_sum, correct = paddle.zeros([]), paddle.zeros([], dtype="int64")
+    loss_sum, correct = paddle.zeros([]), paddle.zeros([])
     first_bad, bad_value, first_loss = paddle.zeros([], dtype="int64"), paddle.zeros([]), paddle.zeros([])
     with loader.batches() as batches:
         for step, (images, labels) in enumerate(batches, start=1):
             raise_if_terminated()
-            labels, targets = batch_targets(labels, k)
-            images, targets = state.mixer(images, targets)
+            truth = target.batch_targets(labels, k)  # float [N, K]; accuracy is counted against these, un-mixed
+            images, targets = state.mixer(images, truth)
             if smoothing > 0:
-                targets = F.label_smooth(targets, epsilon=smoothing)
+                targets = target.smooth(targets, smoothing)
             try:
                 with state.precision.autocast():
                     logits = state.net(images)  # DataParallel averages the gradients over processes in backward
@@ -290,12 +282,12 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
             lr = state.optimizer.get_lr()
             state.schedule.step()
             state.ema.update(model)
-            n = int(labels.shape[0])
+            n = int(truth.shape[0])
             if step == 1:
                 first_loss = loss.detach().astype("float32")
             seen += n
             loss_sum += loss.detach() * n
-            correct += (logits.detach().argmax(axis=1) == labels).astype("int64").sum()
+            correct += target.hits(logits.detach(), truth)
             newly_bad = (first_bad == 0) & ~paddle.isfinite(loss.detach())
             first_bad = paddle.where(newly_bad, paddle.full([], step, "int64"), first_bad)
             bad_value = paddle.where(newly_bad, loss.detach(), bad_value)
@@ -315,47 +307,52 @@ def train_one_epoch(state: TrainState, loader: Loader, reporter: Reporter) -> Ep
 
 @paddle.no_grad()
 def loader_probs(
-    model: paddle.nn.Layer, loader: Loader, autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    model: paddle.nn.Layer, loader: Loader, target: Target,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
 ) -> np.ndarray:
-    """Softmax probabilities [N, K] over a loader's batches, in its order (`autocast`: Precision.autocast)."""
+    """Probabilities [N, K] over a loader's batches, in its order, by the target's activation (softmax
+    or sigmoid; `autocast`: Precision.autocast)."""
     model.eval()
     out = []
     with loader.batches() as batches:
         for images, _ in batches:
             with autocast():
                 logits = model(images)
-            out.append(F.softmax(logits.astype("float32"), axis=1).numpy())
+            out.append(target.activate(logits.astype("float32")).numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
 
 
 @dataclass
 class Evaluation:
     probs: np.ndarray  # [N, K]
-    pred: np.ndarray  # [N]
+    pred: np.ndarray  # [N] class indices, or [N, K] 0/1 at 0.5 (target.decide)
     loss: float
-    acc: float
+    acc: float  # accuracy, or per-label accuracy for a multi-label target
     metric: float  # the competition's metric
     recall: np.ndarray  # [K] per-class recall
+    precision: np.ndarray  # [K] per-class precision
 
 
 def evaluate(
     model: paddle.nn.Layer, loader: Loader, labels: np.ndarray, config: RunConfig, precision: Precision,
     parallel: Parallel = ONE_PROCESS,
 ) -> Evaluation:
-    """Validation loss, accuracy, the competition metric and per-class recall from the probabilities.
+    """Validation loss, accuracy, the competition metric and per-class recall and precision from the
+    probabilities, each as the target defines it (labels: `target.encode`'s; the metric at 0.5 for
+    a multi-label target: its thresholds are fitted on the best epoch's predictions, after training).
 
     With several processes, each predicts its shard of the loader and gets every shard back, so
     every process computes the figures a single process evaluating all of `labels` would.
     """
-    from sklearn.metrics import recall_score  # heavy: `flow submit` needs no recall
+    from sklearn.metrics import precision_score, recall_score  # heavy: `flow submit` needs neither
 
-    k = config.num_classes
-    probs = parallel.gather_rows(loader_probs(model, loader, precision.autocast))
-    pred = probs.argmax(axis=1)
-    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
-    recall = recall_score(labels, pred, labels=list(range(k)), average=None, zero_division=0)
+    k, target = config.num_classes, TARGETS[config.target]
+    probs = parallel.gather_rows(loader_probs(model, loader, target, precision.autocast))
+    pred = target.decide(probs)
+    per_class = {"labels": list(range(k)), "average": None, "zero_division": 0}
+    recall, precise = recall_score(labels, pred, **per_class), precision_score(labels, pred, **per_class)
     metric = METRICS[config.metric](labels, probs)
-    return Evaluation(probs, pred, loss, float((pred == labels).mean()), metric, recall)
+    return Evaluation(probs, pred, target.val_loss(labels, probs), float((pred == labels).mean()), metric, recall, precise)
 
 
 EpochHook = Callable[[int, dict[str, Any]], None]

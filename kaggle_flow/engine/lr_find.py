@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 import pandas as pd
 
 from kaggle_flow import console, models
@@ -42,6 +41,7 @@ from kaggle_flow.errors import FlowError
 from kaggle_flow.explore.split import ensure_folds, train_val
 from kaggle_flow.machine import raise_if_terminated, use_device
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS
 from kaggle_flow.workspace import cache_dir_of
 
 if TYPE_CHECKING:
@@ -184,17 +184,18 @@ def _stepper(config: RunConfig, data: FoldData, sweep: Sweep) -> Callable[[int],
         models.set_backbone_trainable(model, config.model, not config.frozen(1))
     schedule, precision = sweep.schedule(), Precision(config.amp if place == "gpu" else "off")
     optimizer = precision.prepare(model, OPTIMIZERS[config.optimizer].build(schedule, model.parameters(), config.weight_decay))
-    loss_fn = LOSSES[config.loss].build(train_labels=data.train_rows["label"].to_numpy(dtype=int), num_classes=config.num_classes,
-                                        gamma=config.focal_gamma)
+    target = TARGETS[config.target]
+    loss_fn = LOSSES[config.loss].build(train_labels=data.train_labels, num_classes=config.num_classes, gamma=config.focal_gamma,
+                                        target=target)
     batches = _batches(data)
     model.train()
 
     def step(i: int) -> tuple[float, float]:
         raise_if_terminated()
         images, labels = next(batches)
-        targets = F.one_hot(labels.astype("int64").reshape([-1]), config.num_classes)
+        targets = target.batch_targets(labels, config.num_classes)
         if config.label_smoothing > 0:
-            targets = F.label_smooth(targets, epsilon=config.label_smoothing)
+            targets = target.smooth(targets, config.label_smoothing)
         lr = optimizer.get_lr()
         with precision.autocast():
             logits = model(images)

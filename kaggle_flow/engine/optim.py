@@ -2,10 +2,12 @@
 
     OPTIMIZERS["adamw"].build(schedule, model.parameters(), weight_decay)
     SCHEDULES["cosine"].build(lr, total_steps=1000, warmup_steps=50)   # stepped once per iteration
-    LOSSES["focal"].build(train_labels=labels, num_classes=4, gamma=2.0)
+    LOSSES["focal"].build(train_labels=labels, num_classes=4, gamma=2.0, target=TARGETS["single"])
 
 Adding an entry is one line in its table: the CLI help, `flow train` validation and the tests
-(parametrized over the registries) pick it up.
+(parametrized over the registries) pick it up. Which losses a competition trains with is its
+target's to say (`Target.losses`: ce, weighted, focal for one label an image; bce, focal, asl for
+a set of labels, each class a sigmoid of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import paddle
 import paddle.nn.functional as F
 
 from kaggle_flow.registry import Registry
+from kaggle_flow.target import Target
 
 B = TypeVar("B", bound=Callable[..., Any])
 
@@ -101,7 +104,7 @@ SCHEDULES: Registry[Entry[Any]] = Registry("schedule", [
 ])
 
 
-# --- losses on soft targets: build(train_labels=..., num_classes=K, gamma=g) -> loss(logits, q) ---
+# --- losses on soft targets: build(train_labels=..., num_classes=K, gamma=g, target=T) -> loss(logits, q) ---
 
 
 def soft_cross_entropy(logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
@@ -122,6 +125,36 @@ def focal_loss(logits: paddle.Tensor, targets: paddle.Tensor, gamma: float) -> p
     return -(targets * (1.0 - paddle.exp(log_p)) ** gamma * log_p).sum(axis=1).mean()
 
 
+def binary_cross_entropy(logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.Tensor:
+    """Mean over the batch and the classes of -(q log p + (1 - q) log(1 - p)), p = sigmoid(logit): each class on its own."""
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def sigmoid_focal_loss(logits: paddle.Tensor, targets: paddle.Tensor, gamma: float) -> paddle.Tensor:
+    """Focal loss of each class on its own (Lin et al., 2017, without alpha): mean over batch and classes of
+    -(q (1 - p)^gamma log p + (1 - q) p^gamma log(1 - p)); binary cross entropy when gamma = 0."""
+    p = F.sigmoid(logits)
+    positive = targets * (1.0 - p) ** gamma * F.log_sigmoid(logits)
+    negative = (1.0 - targets) * p**gamma * F.log_sigmoid(-logits)
+    return -(positive + negative).mean()
+
+
+ASL_GAMMA_NEG, ASL_GAMMA_POS, ASL_CLIP = 4.0, 1.0, 0.05  # Ridnik et al., 2021: their defaults for multi-label
+
+
+def asymmetric_loss(logits: paddle.Tensor, targets: paddle.Tensor, gamma_neg: float = ASL_GAMMA_NEG,
+                    gamma_pos: float = ASL_GAMMA_POS, clip: float = ASL_CLIP) -> paddle.Tensor:
+    """Asymmetric loss (ASL, Ridnik et al., 2021), mean over batch and classes: positives focused by
+    (1 - p)^gamma_pos, negatives by p_m^gamma_neg with p_m = max(p - clip, 0), so the many easy
+    negatives of a multi-label image (and those under `clip`, possibly mislabelled) weigh little.
+    Binary cross entropy when both gammas and the clip are 0."""
+    p = F.sigmoid(logits)
+    p_m = paddle.clip(p - clip, min=0.0)
+    positive = targets * (1.0 - p) ** gamma_pos * F.log_sigmoid(logits)
+    negative = (1.0 - targets) * p_m**gamma_neg * paddle.log(paddle.clip(1.0 - p_m, min=1e-8))
+    return -(positive + negative).mean()
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Inverse class frequency, scaled so the average image weighs 1: N / (K * n_k)."""
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(np.float64)
@@ -137,13 +170,25 @@ def _weighted(*, train_labels: np.ndarray, num_classes: int, **_: Any) -> LossFn
     return lambda logits, q: weighted_cross_entropy(logits, q, weights)
 
 
-def _focal(*, gamma: float, **_: Any) -> LossFn:
+def _focal(*, gamma: float, target: Target, **_: Any) -> LossFn:
+    if target.activation == "sigmoid":
+        return lambda logits, q: sigmoid_focal_loss(logits, q, gamma)
     return lambda logits, q: focal_loss(logits, q, gamma)
+
+
+def _bce(**_: Any) -> LossFn:
+    return binary_cross_entropy
+
+
+def _asl(**_: Any) -> LossFn:
+    return asymmetric_loss
 
 
 LOSSES: Registry[Entry[Any]] = Registry("loss", [
     Entry("ce", "cross entropy on (smoothed, mixed) soft labels", _ce),
     Entry("weighted", "cross entropy weighted by inverse class frequency", _weighted),
-    Entry("focal", "focal loss: cross entropy scaled by (1 - p)^gamma", _focal),
+    Entry("focal", "focal loss: cross entropy (binary, each class on its own, multi-label) scaled by (1 - p)^gamma", _focal),
+    Entry("bce", "binary cross entropy, each class a sigmoid of its own (multi-label)", _bce),
+    Entry("asl", f"asymmetric loss (multi-label): gamma- {ASL_GAMMA_NEG:g}, gamma+ {ASL_GAMMA_POS:g}, clip {ASL_CLIP:g}", _asl),
 ])
 

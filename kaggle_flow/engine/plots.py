@@ -1,4 +1,5 @@
-"""The two pictures of a training run: curves.png (loss, metric, lr per epoch) and confusion.png."""
+"""The pictures of a training run: curves.png (loss, metric, lr per epoch) and confusion.png (one
+label an image) or precision_recall.png (a set of labels an image: each class's precision and recall)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,23 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: st
                 if matrix[i, j]:
                     color = "white" if matrix[i, j] > top / 2 else "black"
                     ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color, fontsize=8)
+    return save_png(fig, path, dpi=90)
+
+
+def plot_precision_recall(precision: np.ndarray, recall: np.ndarray, positives: np.ndarray, classes: list[str], path: Path,
+                          title: str = "validation") -> Path:
+    """Each class's precision and recall (at 0.5) side by side, its validation positives under its name:
+    what a confusion matrix says of one label an image, for a set of labels."""
+    k = len(classes)
+    fig, ((ax,),) = figure(min(max(6.0, 0.5 * k + 2), 24.0), 4.2, layout="tight")
+    x = np.arange(k)
+    ax.bar(x - 0.2, precision, width=0.4, label="precision")
+    ax.bar(x + 0.2, recall, width=0.4, label="recall")
+    ax.set_xticks(x, [f"{c}\n({int(n)})" for c, n in zip(classes, positives)], rotation=90 if k > 12 else 0)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{title}: each class at 0.5 (validation positives)")
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
     return save_png(fig, path, dpi=90)
 
 

@@ -41,6 +41,7 @@ from kaggle_flow.errors import DataError, DiskFullError
 from kaggle_flow.explore.scan import scan_image
 from kaggle_flow.fileio import write_json
 from kaggle_flow.machine import cpu_threads
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -110,7 +111,8 @@ def measure(ws: Workspace, train_rows: pd.DataFrame, place: str, *, sample: int 
     if not len(sizes):
         raise DataError(f"{ws.data_dir}: no readable training image to choose an image size from; give --size")
     width, height = np.median(sizes, axis=0)
-    largest = int(train_rows["label"].value_counts().max()) if len(train_rows) else 0
+    target, k = TARGETS[ws.comp.target], ws.comp.num_classes
+    largest = int(target.counts(target.encode(train_rows, k), k).max()) if len(train_rows) else 0
     return Facts(len(train_rows), largest, int(width), int(height), place, cpu_threads(), source, ws.runs_dir / "speeds.json")
 
 

@@ -1,5 +1,6 @@
 """What a run leaves for people, written by rank 0 alone: metrics.csv, the epoch lines, VisualDL
-scalars, summary.json, the printed summary, oof.csv and the curves and confusion plots.
+scalars, summary.json, the printed summary, oof.csv, the curves and confusion plots (per-class
+precision and recall for a multi-label target), and its fitted thresholds (thresholds.json).
 
 `RunLog.open` gives rank 0 (and a single process) a RunLog; every other process of a
 data-parallel run gets a QuietLog, which takes the same calls and writes nothing, so the loop that
@@ -18,19 +19,22 @@ import pandas as pd
 from kaggle_flow import console
 from kaggle_flow.config import RunConfig
 from kaggle_flow.engine.checkpoint import Progress, load_checkpoint, model_description
-from kaggle_flow.engine.loop import TrainState, evaluate
-from kaggle_flow.engine.plots import plot_confusion, plot_curves
+from kaggle_flow.engine.loop import Evaluation, TrainState, evaluate
+from kaggle_flow.engine.plots import plot_confusion, plot_curves, plot_precision_recall
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.fileio import write_csv
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.models.weights import set_weights
 from kaggle_flow.oof import OutOfFold, write_oof
 from kaggle_flow.runs import Run, Summary
+from kaggle_flow.target import TARGETS
+from kaggle_flow.thresholds import Thresholds, fit_thresholds, read_thresholds, write_thresholds
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.fold_data import FoldData
 
 SCALARS = ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_metric")  # VisualDL's train/KEY
+PRECISION_RECALL = "precision_recall.png"  # in the run folder, in place of confusion.png for a multi-label target
 
 
 class NoWriter:
@@ -121,7 +125,8 @@ class RunLog:
         config = self.config
         line = f"epoch {row['epoch']:>3}/{config.epochs}  {row['size']}px  lr {row['lr']:.2e}  train_loss {row['train_loss']:.4f}  "
         if "val_loss" in row:
-            line += f"val_loss {row['val_loss']:.4f}  val_acc {row['val_acc']:.4f}  {config.metric} {row['val_metric']:.4f}{' *' if improved else ''}  "
+            acc = f"val_{TARGETS[config.target].accuracy}"  # val_acc, or val_label_acc: per-label accuracy
+            line += f"val_loss {row['val_loss']:.4f}  {acc} {row['val_acc']:.4f}  {config.metric} {row['val_metric']:.4f}{' *' if improved else ''}  "
         console.info(f"{line}{images_per_s:.0f} img/s")
 
     def write_summary(self, status: str, progress: Progress, reason: str = "") -> Summary:
@@ -141,40 +146,57 @@ class RunLog:
         """The best model's out-of-fold predictions, confusion matrix, curves and summary."""
         config, run = self.config, self.run
         plot_curves(pd.DataFrame(self.history), config.metric, run.curves)
-        recall = None
+        best, oof = None, None
         val_loader = data.whole_val_loader()
         if val_loader is not None:
             set_weights(state.model, load_checkpoint(run.best, config.competition), run.best, model_description(config))
             best = evaluate(state.model, val_loader, data.val_labels, config, state.precision)
-            write_oof(run.oof, OutOfFold(data.val_rows["id"].to_numpy(), data.val_labels, best.pred, best.probs))
-            plot_confusion(_confusion(data.val_labels, best.pred, config.num_classes), self.class_names, run.confusion,
-                           title=f"validation, epoch {progress.best_epoch}")
-            recall = best.recall
+            oof = OutOfFold(data.val_rows["id"].to_numpy(), data.val_labels, best.pred, best.probs)
+            write_oof(run.oof, oof, data.target)
+            self._plot_classes(best, data.val_labels, f"validation, epoch {progress.best_epoch}")
         reason = chance_level(config, data.val_labels, progress.best_score) if val_loader is not None else ""
         summary = self.write_summary(status, progress, reason=reason)
-        self._print_summary(summary, recall)
+        self._print_summary(summary, best, data.val_labels)
+        if oof is not None and not run.is_fold:  # a cross-validation run fits them on every fold's, once
+            fit_run_thresholds(run, oof)
         return summary
 
-    def _print_summary(self, summary: Summary, recall: np.ndarray | None) -> None:
-        config = self.config
+    def _plot_classes(self, best: Evaluation, labels: np.ndarray, title: str) -> None:
+        """confusion.png, or for a target decided at thresholds each class's precision and recall."""
+        target, k, run = TARGETS[self.config.target], self.config.num_classes, self.run
+        if target.thresholded:
+            plot_precision_recall(best.precision, best.recall, target.counts(labels, k), self.class_names, run.path / PRECISION_RECALL,
+                                  title=title)
+        else:
+            plot_confusion(_confusion(labels, best.pred, k), self.class_names, run.confusion, title=title)
+
+    def _print_summary(self, summary: Summary, best: Evaluation | None, labels: np.ndarray) -> None:
+        config, target = self.config, TARGETS[self.config.target]
         rows = [("run", self.run.id), ("status", summary.status)]
-        if recall is not None:
-            best = next(r for r in self.history if r["epoch"] == summary.best_epoch)
+        if best is not None:
+            row = next(r for r in self.history if r["epoch"] == summary.best_epoch)
             rows += [
                 (f"best val {config.metric}", f"{summary.best_score:.4f} (epoch {summary.best_epoch})"),
-                ("val accuracy / loss", f"{best['val_acc']:.4f} / {best['val_loss']:.4f}"),
+                (f"val {'per-label ' if target.thresholded else ''}accuracy / loss", f"{row['val_acc']:.4f} / {row['val_loss']:.4f}"),
             ]
         else:
             rows.append(("validation", f"none: trained on every labelled image ({config.full_from or 'given --epochs'})"))
         rows += [("epochs", f"{summary.epochs_done}/{summary.epochs}"), ("time", f"{summary.duration_s:.0f} s")]
-        if recall is not None:
-            rows.append(("worst class recall", f"{self.class_names[int(np.argmin(recall))]} {float(np.min(recall)):.3f}"))
+        if best is not None:
+            rows.append(("worst class recall", f"{self.class_names[int(np.argmin(best.recall))]} {float(np.min(best.recall)):.3f}"))
+            if target.thresholded:
+                rows.append(("worst class precision", f"{self.class_names[int(np.argmin(best.precision))]} {float(np.min(best.precision)):.3f}"))
         if summary.reason:
             rows.append(("warning", summary.reason))
         console.table(f"Training summary ({config.model}, {'full refit' if config.full else f'fold {config.fold}'})", ["", "value"], rows)
+        if best is not None and target.thresholded:  # in place of the confusion matrix
+            counts = target.counts(labels, config.num_classes)
+            console.table("Per class on validation, at 0.5", ["class", "images", "precision", "recall"],
+                          [(n, str(int(c)), f"{p:.3f}", f"{r:.3f}") for n, c, p, r in zip(self.class_names, counts, best.precision, best.recall)])
         if summary.best_reason:  # the metric first, a tie within one image's worth to the lower val loss
             console.info(f"Best {summary.best_reason}")
-        saved = "best.pdparams, metrics.csv, curves.png" + ("" if config.full else ", confusion.png, oof.csv")
+        plot = PRECISION_RECALL if target.thresholded else self.run.confusion.name
+        saved = "best.pdparams, metrics.csv, curves.png" + ("" if config.full else f", {plot}, oof.csv")
         console.info(f"Saved {self.run.path}: {saved}")
 
 
@@ -184,7 +206,7 @@ def chance_level(config: RunConfig, labels: np.ndarray, best_score: float) -> st
     that class's share); "" when it did better."""
     if len(labels) == 0 or not math.isfinite(best_score):
         return ""
-    shares = np.bincount(labels, minlength=config.num_classes) / len(labels)
+    shares = TARGETS[config.target].counts(labels, config.num_classes) / len(labels)
     largest = int(shares.argmax())
     metric = METRICS[config.metric]
     constant = float(metric(labels, np.tile(shares, (len(labels), 1))))
@@ -192,6 +214,28 @@ def chance_level(config: RunConfig, labels: np.ndarray, best_score: float) -> st
         return ""
     return (f"at chance level: the best {config.metric} {best_score:.4f} is no better than always predicting the largest "
             f"class '{config.classes[largest]}' ({constant:.4f}); the model learned nothing")
+
+
+def fit_run_thresholds(run: Run, oof: OutOfFold) -> Thresholds | None:
+    """For a target decided at per-class thresholds: fitted to the competition's metric on the run's
+    out-of-fold predictions, said in one line with the score at 0.5, saved as RUN/thresholds.json
+    (what `flow submit` decides with); None for a target decided by the arg-max."""
+    config = run.config
+    if not TARGETS[config.target].thresholded or not len(oof):
+        return None
+    found = fit_thresholds(oof.labels, oof.probs, METRICS[config.metric])
+    file = write_thresholds(run.path, found)
+    console.info(f"Thresholds fitted on {len(oof):,} out-of-fold predictions: {found.summary(config.metric)} -> {file}")
+    return found
+
+
+def keep_source_thresholds(run: Run) -> None:
+    """A full refit holds nothing out: it decides at the thresholds of the validated run it refits (their thresholds.json)."""
+    source = run.comp_dir / run.config.full_from if run.config.full_from else None
+    found = read_thresholds(source) if source is not None else None
+    if found is not None:
+        write_thresholds(run.path, found)
+        console.info(f"Thresholds of {run.config.full_from} kept for the refit (fitted on its out-of-fold predictions)")
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from kaggle_flow.engine.checkpoint import Checkpointer
 from kaggle_flow.engine.configure import refit_config, resolve_config
 from kaggle_flow.engine.fit import fit
 from kaggle_flow.engine.loop import EpochHook
-from kaggle_flow.engine.runlog import RunLog, chance_level
+from kaggle_flow.engine.runlog import RunLog, chance_level, fit_run_thresholds, keep_source_thresholds
 from kaggle_flow.engine.step import Parallel
 from kaggle_flow.errors import (
     DiskFullError,
@@ -55,6 +55,7 @@ from kaggle_flow.runs import (
 )
 from kaggle_flow.submit.teacher import find_teacher, pseudo_labels
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.distributed import Launch
@@ -209,6 +210,8 @@ def train_folder(
     train_rows = _training_rows(run, train_rows, val_rows, parallel, pseudo)
     fit(run, train_rows, val_rows, cache_rows(rows, pseudo), parallel=parallel, resume=resume, on_epoch_end=on_epoch_end,
         class_names=class_names)
+    if config.full and parallel.is_main:
+        keep_source_thresholds(run)
 
 
 def _training_rows(run: Run, train_rows: pd.DataFrame, val_rows: pd.DataFrame, parallel: Parallel, pseudo: pd.DataFrame | None) -> pd.DataFrame:
@@ -290,9 +293,9 @@ def _cross_validate(
 
 def _cv_summary(run: Run) -> Summary:
     """oof.csv of all folds together and the CV score of the out-of-fold predictions."""
-    folds = run.folds()
-    oof = joined([read_oof(f.oof, run.config.num_classes) for f in folds])
-    write_oof(run.oof, oof)
+    folds, target = run.folds(), TARGETS[run.config.target]
+    oof = joined([read_oof(f.oof, run.config.num_classes, target) for f in folds])
+    write_oof(run.oof, oof, target)
     labels = oof.labels
     cv = METRICS[run.config.metric](labels, oof.probs)
     summaries = [f.summary for f in folds]
@@ -306,4 +309,5 @@ def _cv_summary(run: Run) -> Summary:
     console.info(f"CV {run.config.metric} (out-of-fold, {len(folds)} folds): {cv:.4f}  [folds: {scores}]")
     if summary.reason:
         console.warn(summary.reason)
+    fit_run_thresholds(run, oof)
     return summary

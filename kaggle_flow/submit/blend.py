@@ -47,6 +47,7 @@ from kaggle_flow.metrics import METRICS, Metric
 from kaggle_flow.oof import OutOfFold, read_oof, write_oof
 from kaggle_flow.run_state import FINISHED, Summary, state_of
 from kaggle_flow.runs import Ensemble, Run, RunFolder, create_ensemble, resolve_run, scan_runs
+from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -107,12 +108,12 @@ def hill_climb(members: Sequence[np.ndarray], labels: np.ndarray, metric: Metric
 # --- the runs of a blend -----------------------------------------------------------------------
 
 
-def _oof_of(run: RunFolder, num_classes: int) -> OutOfFold:
+def _oof_of(run: RunFolder, num_classes: int, target: Target = TARGETS["single"]) -> OutOfFold:
     """A run's out-of-fold predictions by id; a one-line error when oof.csv is missing or unreadable."""
     if not run.oof.is_file():
         raise NotFoundError(f"{run.path}: no out-of-fold predictions ({run.oof.name}) to choose weights on")
     try:
-        oof = read_oof(run.oof, num_classes)
+        oof = read_oof(run.oof, num_classes, target)
     except (OSError, ValueError, KeyError) as exc:
         raise FlowError(f"{run.oof}: not readable out-of-fold predictions ({str(exc).splitlines()[0]})") from None
     if not np.isfinite(oof.probs).all():
@@ -132,7 +133,7 @@ def same_rows(runs: Sequence[RunFolder], oofs: Sequence[OutOfFold]) -> None:
                             f"out-of-fold ids are not in {runs[0].id}'s {len(oofs[0])}: another fold or folds.csv); "
                             "blend runs of the same folds")
         if not np.array_equal(oof.labels, oofs[0].labels):
-            at = int(np.flatnonzero(oof.labels != oofs[0].labels)[0])
+            at = int(np.flatnonzero((oof.labels != oofs[0].labels).reshape(len(oof), -1).any(axis=1))[0])
             raise FlowError(f"{run.id} and {runs[0].id} disagree on the label of '{oof.ids[at]}' "
                             "(folds made from other data); blend runs of the same folds")
 
@@ -167,7 +168,7 @@ def _current_ids(ws: Workspace) -> dict[str, int] | None:
     return dict(zip(frame["id"], frame["fold"].astype(int)))
 
 
-def current_runs(ws: Workspace, num_classes: int) -> tuple[list[Run], list[OutOfFold], list[str]]:
+def current_runs(ws: Workspace, num_classes: int, target: Target = TARGETS["single"]) -> tuple[list[Run], list[OutOfFold], list[str]]:
     """The finished training runs of the current folds validated on the same rows (the largest such
     group; a tie: the newest run's), their out-of-fold predictions, and the others as 'RUN (why)'."""
     runs, damaged = scan_runs(ws.runs_dir)
@@ -181,7 +182,7 @@ def current_runs(ws: Workspace, num_classes: int) -> tuple[list[Run], list[OutOf
         oof = None
         if why is None:
             try:
-                oof = _oof_of(run, num_classes)
+                oof = _oof_of(run, num_classes, target)
             except FlowError:
                 why = "unusable oof.csv"
         if oof is not None and folds is not None and not all(
@@ -222,12 +223,12 @@ def blend_runs(ws: Workspace, names: Sequence[str] = (), *, steps: int = STEPS, 
     Example:
         >>> blend_runs(ws, ["20250101-120000-smallcnn-f0", "20250101-130000-resnet18-f0"]).score
     """
-    metric, k = METRICS[ws.comp.metric], ws.comp.num_classes
+    metric, k, target = METRICS[ws.comp.metric], ws.comp.num_classes, TARGETS[ws.comp.target]
     if names:
         runs, left = named_runs(ws, names), []
-        oofs = [_oof_of(run, k) for run in runs]
+        oofs = [_oof_of(run, k, target) for run in runs]
     else:
-        runs, oofs, left = current_runs(ws, k)  # type: ignore[assignment]
+        runs, oofs, left = current_runs(ws, k, target)  # type: ignore[assignment]
     if len(runs) < 2:
         found = ", ".join(r.id for r in runs) or "none"
         unused = f"; left out: {console.shortlist(left)}" if left else ""
@@ -241,7 +242,7 @@ def blend_runs(ws: Workspace, names: Sequence[str] = (), *, steps: int = STEPS, 
     blended = combine(members, weights)
     chosen = [i for i, c in enumerate(counts) if c]
     ensemble = create_ensemble(ws.runs_dir, [runs[i] for i in chosen], ws.comp, weights=[weights[i] for i in chosen], rank=rank)
-    write_oof(ensemble.oof, OutOfFold(oofs[0].ids, labels, blended.argmax(axis=1), blended))
+    write_oof(ensemble.oof, OutOfFold(oofs[0].ids, labels, target.decide(blended), blended), target)
     score = metric(labels, blended)
     write_json(ensemble.summary_file, Summary(status="finished", metric=metric.name, best_score=score).model_dump())
     return Blend(list(runs), [metric(labels, o.probs) for o in oofs], weights, metric(labels, combine(members, [1.0] * len(runs))),

@@ -23,6 +23,7 @@ import numpy as np
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.oof import read_oof
 from kaggle_flow.runs import Ensemble, Run, RunFolder, load_run
+from kaggle_flow.target import TARGETS
 
 # The range searched. A fold the model gets all right pushes the fitted temperature towards 0 (certainty),
 # and one wrong test image at certainty costs its whole log loss: 0.25 caps the sharpening (with label
@@ -85,7 +86,7 @@ def calibration_for(run: RunFolder | None, metric: str) -> Calibration | None:
         source = load_run(run.comp_dir / run.config.full_from)
     if not source.oof.is_file():
         return _skipped(f"no out-of-fold predictions in {source.path} to fit a temperature on")
-    oof = read_oof(source.oof, len(run.config.classes))  # a blend's (flow blend): its blended out-of-fold predictions
+    oof = read_oof(source.oof, len(run.config.classes), TARGETS[run.config.target])  # a blend's (flow blend): its blended out-of-fold predictions
     if len(oof) < MIN_ROWS:
         return _skipped(f"{len(oof)} out-of-fold predictions in {source.oof}, fewer than the {MIN_ROWS} a temperature is fitted on", source.oof)
     labels, probs = oof.labels, oof.probs

@@ -8,7 +8,8 @@
 preprocess.json is all a consumer needs besides paddle (or onnxruntime), numpy and PIL: open the
 image, convert to "L" (1 channel) or "RGB" (3), resize to size x size (bilinear), scale to 0..1,
 subtract mean and divide by std per channel, lay out as N x C x H x W float32; the model returns
-logits, softmax gives the class probabilities in the order of `classes` (the same steps as
+logits, and its `activation` (softmax; sigmoid for a multi-label competition, each class on its own)
+gives the class probabilities in the order of `classes` (the same steps as
 kaggle_flow.data.images.load_image and data.loader.DeviceNormalize, so the exported model reproduces
 `flow predict`).
 """
@@ -27,6 +28,7 @@ from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import disk_full_as_error, write_json
 from kaggle_flow.runs import Ensemble, RunFolder, resolve_run
 from kaggle_flow.submit.predict import load_model
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -50,6 +52,7 @@ def preprocess_spec(config: RunConfig) -> dict[str, Any]:
         "std": list(config.std),
         "layout": "NCHW",
         "output": "logits",
+        "activation": TARGETS[config.target].activation,  # softmax, or sigmoid (multi-label)
         "classes": list(config.classes),
     }
 

@@ -34,6 +34,7 @@ from kaggle_flow.runs import FAILED, Ensemble, Run, RunFolder, create_ensemble
 from kaggle_flow.submit.blend import combine
 from kaggle_flow.submit.choice import RunChoice, chosen_run, ensemble_members
 from kaggle_flow.submit.testset import predicted_counts, read_test_rows, save_probs
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -70,12 +71,12 @@ def finite_weights(file: Path) -> dict[str, np.ndarray]:
 
 
 def predict_probs(run: RunFolder, rows: pd.DataFrame, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
-    """Softmax probabilities [len(rows), K] in row order (float32).
+    """Class probabilities [len(rows), K] in row order (float32): softmax, or sigmoid for a multi-label run.
 
     A cross-validation run averages its folds, an ensemble its members. With `tta` each image is
     also predicted in the views of augment.tta_views (mirrored where the run's preset flips, else
     shifted a little four ways) and the predictions are averaged (an ensemble made with --tta always
-    is). An image that cannot be read gets the average prediction of the readable ones (with a
+    is): probabilities are averaged, before any threshold decides. An image that cannot be read gets the average prediction of the readable ones (with a
     warning listing it), so the output always has one row per input row.
     """
     rows = rows.reset_index(drop=True)
@@ -115,7 +116,7 @@ def _single_probs(run: Run, rows: pd.DataFrame, tta: bool, batch_size: int) -> n
         loader = eval_loader(rows, run.config, batch_size, run.cache_dir, view=view, report=i == 0)
         kept = loader.dataset.kept
         if len(kept):
-            total[kept] += loader_probs(model, loader)
+            total[kept] += loader_probs(model, loader, TARGETS[run.config.target])
     probs = total / len(views)
     if len(kept) < len(rows):
         missing = np.setdiff1d(np.arange(len(rows)), kept)
@@ -140,7 +141,7 @@ class Prediction:
     @property
     def counts(self) -> pd.DataFrame:
         """class, predicted: test images per predicted class."""
-        return predicted_counts(self.run.config.classes, self.probs)
+        return predicted_counts(self.run.config.classes, self.probs, TARGETS[self.run.config.target])
 
 
 def predict_test(

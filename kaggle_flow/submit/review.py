@@ -30,6 +30,7 @@ from kaggle_flow.oof import OutOfFold, read_oof
 from kaggle_flow.runs import Run, load_run, resolve_run
 from kaggle_flow.submit.review_plots import Tile, gallery, rows_of
 from kaggle_flow.table.layouts import labelled
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -132,7 +133,11 @@ def review_run(ws: Workspace, name: str | None, *, top: int = 16) -> Review:
     """Read the run's oof.csv, rank its losses, confusions and label issues; write the review folder."""
     run, scope = reviewed_run(ws, name)
     names = ws.class_names()
-    oof = read_oof(run.oof, run.config.num_classes)
+    target = TARGETS[run.config.target]
+    if target.thresholded:
+        raise FlowError(f"{run.path}: flow review ranks runs of one label an image (confusions, label issues, arg-max losses); "
+                        f"it does not review multi-label runs")
+    oof = read_oof(run.oof, run.config.num_classes, target)
     issues = label_issues(oof, names)
     losses = top_losses(oof, names, top)
     pairs = confused_pairs(oof, names)

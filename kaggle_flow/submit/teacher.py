@@ -21,6 +21,7 @@ from kaggle_flow.run_state import state_of
 from kaggle_flow.runs import FAILED, Run, RunFolder, resolve_run
 from kaggle_flow.submit.predict import predict_probs
 from kaggle_flow.submit.testset import read_test_rows
+from kaggle_flow.target import TARGETS
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 def find_teacher(ws: Workspace, name: str) -> RunFolder:
     """The run --pseudo names, fit to label this competition's test images; one line naming it otherwise."""
+    if TARGETS[ws.comp.target].thresholded:
+        raise FlowError(f"--pseudo {name}: pseudo-labels take a test image's top class, one label an image; "
+                        f"not for a multi-label competition (target = \"{ws.comp.target}\")")
     run: RunFolder | None = None
     try:
         run = resolve_run(ws, name, best=True)

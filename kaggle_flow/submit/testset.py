@@ -38,7 +38,7 @@ def read_test_rows(ws: Workspace, table: pd.DataFrame) -> pd.DataFrame:
 
 def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
     """Probabilities must be one row per test image and one column per class, finite, none negative, and
-    no row summing to 0 (a row is scaled to sum to 1 before it is written)."""
+    (softmax) no row summing to 0 (a row is scaled to sum to 1 before it is written) or (sigmoid) none above 1."""
     if probs.ndim != 2:
         raise FlowError(f"probabilities must be a table of images x classes (got shape {probs.shape})")
     if probs.shape[0] != n_test:
@@ -55,6 +55,12 @@ def check_probs(comp: Competition, probs: np.ndarray, n_test: int) -> None:
     if negative.size:
         row, col = (int(v) for v in negative[0])
         raise FlowError(f"row {row + 1} holds {probs[row, col]:g} for class '{comp.classes[col]}': a probability is 0 or more")
+    if TARGETS[comp.target].activation == "sigmoid":  # each class on its own: a probability of 1 at most, a row of 0s allowed
+        over = np.argwhere(probs > 1)
+        if over.size:
+            row, col = (int(v) for v in over[0])
+            raise FlowError(f"row {row + 1} holds {probs[row, col]:g} for class '{comp.classes[col]}': a probability is 1 or less")
+        return
     zero = np.flatnonzero(probs.sum(axis=1) <= 0)
     if zero.size:
         raise FlowError(f"row {zero[0] + 1} sums to 0: it cannot be scaled to sum to 1")
