@@ -234,6 +234,16 @@ class Competition(_Strict):
         return {f"{table}.{key}": value for table, keys in DATA_PATHS.items() for key in keys
                 if (value := getattr(getattr(self, table), key)) is not None}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tags_by_default(cls, data: Any) -> Any:
+        """A multi-label competition writes its answers as tags unless its TOML names another kind."""
+        if isinstance(data, dict) and data.get("target") == "multi":
+            submission = data.get("submission") or {}
+            if isinstance(submission, dict) and "kind" not in submission:
+                data = {**data, "submission": {**submission, "kind": "tags"}}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> Competition:
         for key, value in self.data_paths().items():

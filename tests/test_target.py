@@ -43,3 +43,12 @@ def test_a_metric_must_score_the_competitions_target(tmp_path) -> None:
                     '[layout]\nkind = "csv"\ntrain_csv = "train.csv"\n')
     with pytest.raises(ConfigError, match="metric 'kappa' scores single-label competitions"):
         load_file(toml)
+
+
+def test_a_multi_label_competition_writes_tags_unless_its_toml_names_a_kind(tmp_path) -> None:
+    toml = tmp_path / "tags.toml"
+    toml.write_text('title = "t"\nclasses = ["a", "b", "c"]\ntarget = "multi"\nmetric = "mean_f2"\n'
+                    '[layout]\nkind = "csv"\ntrain_csv = "train.csv"\n')
+    assert load_file(toml).submission.kind == "tags"
+    toml.write_text(toml.read_text() + '[submission]\nkind = "probabilities"\n')
+    assert load_file(toml).submission.kind == "probabilities"
