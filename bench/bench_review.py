@@ -68,8 +68,8 @@ class Sizes:
 # Sized for 5-10 minutes on 2 cores, quiet to busy (training at ~170 to ~100 images/s): 4 trainings.
 FULL = Sizes(n_train=3000, n_test=1000, folds=3, epochs=6)
 QUICK = Sizes(n_train=1200, n_test=400, folds=3, epochs=4)
-# The short fixed recipe of every training. --preset none: the TOML `flow init` writes for grey JPEGs
-# says `light`, which mirrors (a mirrored digit is another glyph), and 6 epochs learn more unaugmented.
+# The short fixed recipe of every training. --preset none, not the `affine` that the TOML `flow init`
+# writes for grey JPEGs (with channels = 1): 6 epochs learn more unaugmented.
 RECIPE = ["--model", "smallcnn", "--size", "28", "--batch-size", "64", "--preset", "none", "--seed", "0"]
 
 

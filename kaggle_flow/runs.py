@@ -5,7 +5,7 @@
       metrics.csv      one row per epoch: epoch, size, lr, train/val loss and accuracy, val_metric, recall_*
       best.pdparams    the weights (EMA weights with --ema) of the epoch with the best val_metric
       last.pdparams    the weights after the last finished epoch, with last.pdopt (optimizer) and
-      last.pdopt       last.pdstate (epoch, schedule, EMA, scaler, best so far, RNG, the config):
+      last.pdopt       last.pdstate (epoch, schedule, EMA, scaler, best so far, the config):
       last.pdstate     what `--resume` continues from
       summary.json     status, best_score, best_epoch, epochs_done, duration_s, images/s
       curves.png       loss, metric and learning rate per epoch

@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+import paddle
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
@@ -23,7 +25,7 @@ def _runs(workdir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / "config.json").is_file()) if folder.is_dir() else []
 
 
-def _interrupted_after_one_epoch(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _interrupted_after_one_epoch(workdir: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> Path:
     """A 2-epoch run stopped by Ctrl-C during its second epoch: one checkpoint, resumable."""
     real, calls = fit.train_one_epoch, []
 
@@ -34,7 +36,7 @@ def _interrupted_after_one_epoch(workdir: Path, monkeypatch: pytest.MonkeyPatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(fit, "train_one_epoch", second_interrupted)
-    result = flow("train", "digits", *TINY, "--epochs", "2")
+    result = flow("train", "digits", *TINY, "--epochs", "2", *flags)
     assert result.exit_code == 1 and "interrupted after epoch 1 of 2" in result.output, result.output
     monkeypatch.setattr(fit, "train_one_epoch", real)
     (run,) = _runs(workdir)
@@ -55,6 +57,27 @@ def test_a_damaged_last_checkpoint_is_one_line_naming_the_file(workdir: Path, mo
     resumed = flow("train", "digits", "--resume", run.name)
     assert resumed.exit_code == 0, resumed.output
     assert load_run(run).summary.status == "finished"
+
+
+def test_a_last_state_whose_ema_weights_do_not_fit_is_one_line(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = _interrupted_after_one_epoch(workdir, monkeypatch, "--ema", "0.9")
+    path = run / "last.pdstate"
+    saved = paddle.load(str(path))
+    shadow = saved["ema"]["shadow"]
+    first = next(iter(shadow))
+    start = f"Error: runs/digits/{run.name}/last.pdstate: holds "
+    end = "; the run cannot resume: start anew with flow train digits"
+    for ema, why in (
+        (None, "no EMA weights (the run averages them: --ema 0.9)"),
+        ({"shadow": shadow}, "no EMA weights (the run averages them: --ema 0.9)"),
+        ({"updates": 3, "shadow": {k: v for k, v in shadow.items() if k != first}}, f"EMA weights that do not match the model: {first}"),
+        ({"updates": 3, "shadow": {**shadow, first: np.zeros(3, dtype="float32")}},
+         f"the EMA weight {first} of shape [3] where the model's is {list(shadow[first].shape)}"),
+    ):
+        paddle.save({**saved, "ema": ema}, str(path))
+        assert one_line_error(flow("train", "digits", "--resume", run.name)) == start + why + end
+    paddle.save(saved, str(path))
+    assert flow("train", "digits", "--resume", run.name).exit_code == 0
 
 
 def test_recipe_flags_beside_resume_are_refused_and_it_goes_on_from_the_checkpoint(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ the TOML it writes means what the generator's expected one means, and `flow impo
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -203,3 +204,44 @@ def test_init_reads_a_top_k_sample(workdir: Path, tmp_path: Path) -> None:
     comp = load_file(workdir / "competitions/cas.toml")
     assert (comp.submission.kind, comp.submission.k, comp.submission.label_form, comp.metric) == ("top_k", 3, "index", "map@3")
     assert flow("import", "cas", tree).exit_code == 0
+
+
+def _digit_jpegs(workdir: Path, root: Path, mode: str) -> Path:
+    """A folder-per-class download of 3 classes x 12 real MNIST digits and 6 test digits, JPEGs in `mode`."""
+    import pandas as pd
+    from PIL import Image
+
+    rows = pd.read_csv(workdir / "data/mnist/train.csv")
+    rows = rows[rows["label"] < 3].groupby("label").head(14)
+    for k, (image_id, label) in enumerate(zip(rows["id"], rows["label"])):
+        folder = root / ("test" if k % 7 == 6 else f"train/{label}")  # 12 a class for training, 6 for test
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.open(workdir / "data/mnist/train" / image_id).convert(mode).save(folder / f"{k}.jpg", quality=90)
+    return root
+
+
+@pytest.mark.parametrize(("mode", "channels", "preset", "why"), [
+    ("L", 1, "affine", "grey images (digits, letters, scans) get shifts and small rotations, never a mirror image"),
+    ("RGB", 3, "light", "colour photos get mirror images, a small affine and a little brightness/contrast"),
+])
+def test_grey_jpegs_get_one_channel_and_no_mirror_images(workdir: Path, tmp_path: Path, mode: str, channels: int,
+                                                          preset: str, why: str) -> None:
+    import albumentations as A
+
+    from kaggle_flow.data.augment import PRESETS
+
+    download = _digit_jpegs(workdir, tmp_path / "download", mode)
+    result = flow("init", "comp", "--from", download, "--metric", "accuracy")
+    assert result.exit_code == 0, result.output
+    written = load_file(workdir / "competitions/comp.toml")
+    assert (written.channels, written.train.preset) == (channels, preset)
+    assert any(isinstance(t, A.HorizontalFlip) for t in PRESETS[preset].build(28)) == (channels == 3)
+    text = (workdir / "competitions/comp.toml").read_text()
+    assert text.split("[train]\n")[1].splitlines()[0].endswith(why)  # the comment says what the preset does
+    if channels == 1:
+        assert re.search(r"grey images \(mode L in all \d+ sampled of \d+\): channels = 1, mean 0\.\d+ and std 0\.\d+ of their pixels \(train\)",
+                         result.output), result.output
+        assert 0.05 < written.mean[0] < 0.3 and 0.15 < written.std[0] < 0.45  # MNIST's: 0.13 and 0.31
+    assert flow("import", "comp", download).exit_code == 0
+    eda = flow("eda", "comp")
+    assert eda.exit_code == 0 and "in a 3-channel competition" not in eda.output and "in a 1-channel" not in eda.output

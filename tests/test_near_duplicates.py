@@ -98,6 +98,21 @@ def _pairs(workdir: Path) -> pd.DataFrame:
     return pd.read_csv(workdir / "runs" / "twins" / "eda" / "near_duplicates.csv", dtype=str, keep_default_na=False)
 
 
+def _table_rows(output: str, columns: int) -> dict[str, list[str]]:
+    """The rows of the printed tables of `columns` columns, by first cell, each cell's wrapped lines joined."""
+    rows: list[list[list[str]]] = []
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) != columns:
+            continue
+        if cells[1]:  # a new row (a wrapped line leaves the count cell blank)
+            rows.append([[c] for c in cells])
+        elif rows:
+            for parts, c in zip(rows[-1], cells):
+                parts.append(c)
+    return {" ".join(filter(None, v[0])): [" ".join(filter(None, p)) for p in v[1:]] for v in rows}
+
+
 def test_eda_lists_the_planted_twins_and_nothing_else(workdir: Path, planted: dict[str, tuple[str, str]]) -> None:
     result = flow("eda", "twins")
     assert result.exit_code == 0, result.output
@@ -118,9 +133,16 @@ def test_eda_lists_the_planted_twins_and_nothing_else(workdir: Path, planted: di
          "distance": int(rows["test_twin.jpg"].distance)}
     ]
     output = " ".join(result.output.split())
-    assert ("Near duplicates (perceptual hash within 4 bits of 64): 2 pairs in the labelled images (2 groups of 4 "
-            "images), 1 with different labels; 1 test image with a labelled twin") in output
-    assert f"near twins, different labels: {other} ({rows[twin].label_a}) and {twin} ({rows[twin].label_b})" in output
+    assert ("Near duplicates (perceptual hashes within 4 bits of 64, --near N): every pair in "
+            "runs/twins/eda/near_duplicates.csv, the closest drawn in near_duplicates.png") in output
+    rows_shown = _table_rows(result.output, columns=3)
+    assert rows_shown["pairs among the labelled images"] == ["2", "2 groups of 4 images; `flow split` keeps each in one fold"]
+    assert rows_shown["of them with different labels"] == ["1", "a label is likely wrong: fix the CSV or `flow review --exclude FILE`"]
+    assert rows_shown["test images with a labelled twin"] == ["1", "a leak: the twin's label is likely theirs"]
+    distance = rows[twin].distance
+    assert f"│ {other} │ {rows[twin].label_a} │ {twin} │ {rows[twin].label_b} │ {distance} │" in output
+    leaked = rows["test_twin.jpg"]
+    assert f"│ test_twin.jpg │ {planted['test'][0]} │ {leaked.label_a} │ {leaked.distance} │" in output
     assert (workdir / "runs" / "twins" / "eda" / "near_duplicates.png").stat().st_size > 0
 
 
@@ -139,6 +161,19 @@ def test_near_zero_keeps_only_equal_hashes(workdir: Path, planted: dict[str, tup
     assert planted["same"][1] not in set(pairs["b"]) and planted["same"][1] in set(everything["b"])
     report = json.loads((workdir / "runs" / "twins" / "eda" / "report.json").read_text())
     assert report["near_duplicates"]["near"] == 0 and report["near_duplicates"]["within_train"] == len(pairs) - (pairs["split_b"] == "test").sum()
+
+
+def test_no_near_twins_is_one_line(workdir: Path, planted: dict[str, tuple[str, str]]) -> None:
+    data = workdir / "data" / "twins"
+    for _, twin in planted.values():
+        next(data.glob(f"*/{twin}")).unlink()
+    rows = pd.read_csv(data / "train.csv")
+    rows[~rows["id"].isin([twin for _, twin in planted.values()])].to_csv(data / "train.csv", index=False)
+    result = flow("eda", "twins")
+    assert result.exit_code == 0, result.output
+    assert ("Near duplicates (perceptual hashes within 4 bits of 64, --near N): every pair in runs/twins/eda/near_duplicates.csv, "
+            "the closest drawn in near_duplicates.png: none") in " ".join(result.output.split())
+    assert "what to do" not in result.output
 
 
 def test_a_second_eda_does_not_hash_again(

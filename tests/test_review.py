@@ -172,3 +172,36 @@ def test_the_ledger_shows_the_exclusion_and_reads_old_files_blank(tmp_path: Path
     assert recipe_summary(config.model_copy(update={"excluded": 7}))["excluded"] == "7"
     (tmp_path / "ledger.csv").write_text("time,file,run,kind,model\n2025-01-01 00:00:00,a.csv,r,single,smallcnn\n")
     assert read_ledger(tmp_path)["excluded"].tolist() == [""]
+
+
+def test_each_gallery_tile_names_its_image_and_what_the_model_said(workdir: Path, monkeypatch) -> None:
+    import kaggle_flow.submit.review as review
+
+    drawn: dict[str, list] = {}
+
+    def record(grid, path, *, channels, title):  # the galleries as review_run hands them over
+        drawn[Path(path).name] = [title, [t for row in grid for t in row]]
+        return Path(path), {}
+
+    monkeypatch.setattr(review, "gallery", record)
+    flipped, true = _cv_run_with_planted_errors(workdir, [3, 50, 400, 777, 1200])
+    assert flow("review", "digits").exit_code == 0
+    title, tiles = drawn["top_losses.png"]
+    assert title.endswith("id; label -> predicted (its probability), loss = -ln p(label)")
+    first = tiles[0]  # a planted error: given label flipped[id], its true class predicted at 0.991, 0.001 for the label
+    assert first.id in flipped
+    assert first.title == f"{first.id}\n{flipped[first.id]} -> {true[first.id]} (0.99), loss {-np.log(0.001):.2f}"
+    title, tiles = drawn["confused.png"]
+    assert re.fullmatch(rf"{re.escape(tiles[0].id)}\n\d -> \d \(0\.\d\d\), \d+ times?", tiles[0].title), tiles[0].title
+    title, tiles = drawn["label_issues.png"]
+    assert re.fullmatch(rf"{re.escape(tiles[0].id)}\n{flipped[tiles[0].id]}, maybe {true[tiles[0].id]} \(score 0\.\d{{3}}\)", tiles[0].title)
+
+
+def test_a_long_caption_line_wraps_instead_of_running_over_the_next_tile() -> None:
+    from kaggle_flow.submit.review_plots import CAPTION, caption
+
+    long_id = "3f2b8c1e-9a7d-4e21-b0c4-5d6e7f8a9b0c.jpg"
+    wrapped = caption(f"{long_id}\nCassava Bacterial Blight (CBB) -> Healthy (0.91)")
+    assert all(len(line) <= CAPTION for line in wrapped.splitlines())
+    assert wrapped.splitlines()[:2] == [long_id[:CAPTION], long_id[CAPTION:]]  # an id without spaces: cut, nothing lost
+    assert " ".join(wrapped.splitlines()[2:]) == "Cassava Bacterial Blight (CBB) -> Healthy (0.91)"

@@ -6,6 +6,8 @@ from typing import Any
 
 from kaggle_flow.cli.app import CompArg, DataOpt, NearOpt, StrictOpt, app
 
+SHOWN_PAIRS = 5  # near pairs of each kind printed; near_duplicates.csv has them all
+
 
 def _distribution(d: dict[str, float], digits: int = 0) -> str:
     if not d:
@@ -37,28 +39,32 @@ def _title(report: dict[str, Any]) -> str:
 
 
 def _show_near(near: dict[str, Any], pairs_file: str) -> None:
-    """The near twins: counts, then the conflicting pairs and the leaks, a few of each."""
+    """The near twins: what was found and what to do about it, then the closest conflicting pairs and leaks."""
     from kaggle_flow import console
     from kaggle_flow.console import plural
 
-    console.info(
-        f"Near duplicates (perceptual hash within {near['near']} bits of 64): "
-        f"{plural(near['within_train'], 'pair')} in the labelled images "
-        f"({plural(near['groups'], 'group')} of {plural(near['grouped_images'], 'image')}), "
-        f"{near['conflicting']} with different labels; "
-        f"{plural(near['test_images_with_twin'], 'test image')} with a labelled twin ({pairs_file})"
-    )
-    for pair in near["conflicting_pairs"][:5]:
-        console.warn(f"near twins, different labels: {pair['a']} ({pair['label_a']}) and {pair['b']} ({pair['label_b']}), "
-                     f"{plural(pair['distance'], 'bit')} apart")
-    if near["conflicting"] > 5:
-        console.warn(f"{near['conflicting'] - 5} more near twins with different labels in {pairs_file}")
-    twins = near["test_twins"]
-    if twins:
-        shown = ", ".join(f"{t['test']} ~ {t['train']} ({t['label']})" for t in twins[:3])
-        left = near["test_images_with_twin"] - 3
-        more = f" and {left} more" if left > 0 else ""
-        console.warn(f"test images with a labelled near twin (a leak: the twin's label is likely theirs): {shown}{more}")
+    head = (f"Near duplicates (perceptual hashes within {near['near']} bits of 64, --near N): "
+            f"every pair in {pairs_file}, the closest drawn in near_duplicates.png")
+    if not near["within_train"] and not near["train_test"]:
+        console.info(f"{head}: none")
+        return
+    console.table(head, ["near twins", "count", "what to do"], [
+        ("pairs among the labelled images", near["within_train"],
+         f"{plural(near['groups'], 'group')} of {plural(near['grouped_images'], 'image')}; `flow split` keeps each in one fold"),
+        ("of them with different labels", near["conflicting"],
+         "a label is likely wrong: fix the CSV or `flow review --exclude FILE`"),
+        ("test images with a labelled twin", near["test_images_with_twin"], "a leak: the twin's label is likely theirs"),
+    ])
+    conflicting = near["conflicting_pairs"][:SHOWN_PAIRS]
+    if conflicting:
+        console.table(f"Near twins with different labels, closest first ({len(conflicting)} of {near['conflicting']})",
+                      ["image", "its label", "twin", "twin's label", "bits apart"],
+                      [(p["a"], p["label_a"], p["b"], p["label_b"], p["distance"]) for p in conflicting])
+    leaks = near["test_twins"][:SHOWN_PAIRS]
+    if leaks:
+        console.table(f"Test images with a labelled twin, closest first ({len(leaks)} of {near['test_images_with_twin']})",
+                      ["test image", "labelled twin", "its label", "bits apart"],
+                      [(t["test"], t["train"], t["label"], t["distance"]) for t in leaks])
 
 
 def _show(report: dict[str, Any]) -> None:

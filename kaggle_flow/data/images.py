@@ -55,6 +55,9 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(array.astype(np.float64) * (255.0 / top), 0, 255).astype(np.uint8), "L")
 
 
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})  # PIL modes of one grey channel
+
+
 def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.ndarray:
     """One image file -> uint8 [size, size, channels]: EXIF-rotated, alpha on white, resized.
 

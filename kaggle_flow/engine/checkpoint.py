@@ -2,7 +2,11 @@
 
     best.pdparams                  the weights of the best epoch (the EMA's under --ema)
     last.pdparams, last.pdopt      the weights and optimizer slots after the last finished epoch
-    last.pdstate                   LastState: the config, schedule, EMA, loss scaler, RNG and Progress
+    last.pdstate                   LastState: the config, schedule, EMA, loss scaler and Progress
+
+No random generator's state is kept: every epoch reseeds paddle, numpy, Python's random, the
+sampling order, the augmentations, label shuffling and mixup/cutmix from (seed, epoch) (fit.py), so
+the epochs after a checkpoint draw what they would have drawn in one uninterrupted run.
 
 Each is written to a temp file and renamed (the three `last` files together, after all are
 written), so a checkpoint on disk is always whole. One that is not (a disk that failed, a copy cut
@@ -22,6 +26,7 @@ import numpy as np
 import paddle
 
 from kaggle_flow.config import RunConfig, load_config
+from kaggle_flow.engine.step import ema_misfit
 from kaggle_flow.errors import FlowError
 from kaggle_flow.fileio import atomic_path, ensure_free_space, reap_temps
 from kaggle_flow.metrics import Best
@@ -76,13 +81,12 @@ class LastState:
     schedule: dict[str, Any]
     ema: dict[str, Any] | None  # None: --ema off
     scaler: dict[str, Any] | None  # None: no float16 loss scaling
-    rng: Any  # plain_rng_state(); a run written before it: paddle's GeneratorState objects, read as data
     progress: Progress
 
     def as_dict(self) -> dict[str, Any]:
         p = self.progress
         return {
-            "config": self.config, "schedule": self.schedule, "ema": self.ema, "scaler": self.scaler, "rng": self.rng,
+            "config": self.config, "schedule": self.schedule, "ema": self.ema, "scaler": self.scaler,
             "epoch": p.epoch, "best_score": p.best_score, "best_epoch": p.best_epoch,
             "stale": p.stale, "stopped": p.stopped, "timing": p.timing, "first_loss": p.first_loss,
             "best_loss": p.best_loss, "tied_from": p.tied_from,
@@ -103,13 +107,14 @@ class LastState:
                 first_loss=saved.get("first_loss"),  # checkpoints before the tie rule: no loss, the next tie wins
                 best_loss=float(saved.get("best_loss", math.inf)), tied_from=int(saved.get("tied_from", saved["best_epoch"])),
             )
-            return cls(saved["config"], saved["schedule"], saved.get("ema"), saved.get("scaler"), saved.get("rng"), progress)
+            # an older checkpoint's "rng" (paddle's generator states, read as data) is left unread: epochs reseed
+            return cls(saved["config"], saved["schedule"], saved.get("ema"), saved.get("scaler"), progress)
         except (KeyError, TypeError, ValueError):
             raise unreadable(path, competition) from None
 
 
-def unreadable(path: Path, competition: str) -> FlowError:
-    return FlowError(f"{path}: cannot be read (truncated or damaged); the run cannot resume: start anew with flow train {competition}")
+def unreadable(path: Path, competition: str, why: str = "cannot be read (truncated or damaged)") -> FlowError:
+    return FlowError(f"{path}: {why}; the run cannot resume: start anew with flow train {competition}")
 
 
 def load_checkpoint(path: Path, competition: str) -> Any:
@@ -124,13 +129,6 @@ def load_checkpoint(path: Path, competition: str) -> Any:
 def model_description(config: RunConfig) -> str:
     """The model a run's weights files must fit, as errors name it."""
     return f"the run's {config.model} ({config.num_classes} classes)"
-
-
-def plain_rng_state() -> list[Any]:
-    """paddle.get_rng_state() as plain tuples (GeneratorState's own pickled state): data that
-    last.pdstate can hold without a paddle class, so its loader admits only arrays and numbers."""
-    states = [getattr(state, "__getstate__", lambda: None)() for state in paddle.get_rng_state()]
-    return [state if isinstance(state, tuple) else None for state in states]  # None: a build that cannot pickle it
 
 
 def _as_tensors(slots: Any) -> Any:
@@ -181,7 +179,7 @@ class Checkpointer:
             return
         last = LastState(
             config=state.config.model_dump(mode="json"), schedule=state.schedule.state_dict(), ema=state.ema.state_dict(),
-            scaler=state.precision.state_dict(), rng=plain_rng_state(), progress=progress,
+            scaler=state.precision.state_dict(), progress=progress,
         )
         weights, slots = state.model.state_dict(), state.optimizer.state_dict()
         names = ", ".join(p.name for p in (self.run.last, self.run.last_opt, self.run.last_state))
@@ -200,9 +198,14 @@ class Checkpointer:
     def check_last(self) -> None:
         """Refuse, in one line naming the file, a last checkpoint that cannot be read whole."""
         competition = self.run.config.competition
-        LastState.load(self.run.last_state, competition)
-        load_checkpoint(self.run.last, competition)
+        last = LastState.load(self.run.last_state, competition)
+        weights = load_checkpoint(self.run.last, competition)
         load_checkpoint(self.run.last_opt, competition)
+        if self.run.config.ema > 0 and isinstance(weights, dict):  # EMA averages the float weights (step.EMA)
+            shapes = {k: list(np.shape(v)) for k, v in weights.items() if np.asarray(v).dtype in (np.float32, np.float64)}
+            why = ema_misfit(last.ema, shapes, self.run.config.ema)
+            if why:
+                raise unreadable(self.run.last_state, competition, f"holds {why}")
 
     def resume(self, state: TrainState) -> Progress:
         """Load the last checkpoint into `state`; the progress it had reached."""
@@ -214,8 +217,17 @@ class Checkpointer:
         slots = _as_tensors(load_checkpoint(self.run.last_opt, competition))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LinearWarmup's nested state reads as "unused values"
-            state.optimizer.set_state_dict(slots)
-            state.schedule.set_state_dict(last.schedule)
-        state.ema.set_state_dict(last.ema)
-        state.precision.set_state_dict(last.scaler)
+            try:
+                state.optimizer.set_state_dict(slots)
+            except (KeyError, TypeError, ValueError, RuntimeError):
+                raise unreadable(self.run.last_opt, competition) from None
+            try:
+                state.schedule.set_state_dict(last.schedule)  # a key missing: RuntimeError, in paddle's words
+                state.precision.set_state_dict(last.scaler)
+            except (KeyError, TypeError, ValueError, RuntimeError):
+                raise unreadable(self.run.last_state, competition) from None
+        try:
+            state.ema.set_state_dict(last.ema)
+        except ValueError as exc:
+            raise unreadable(self.run.last_state, competition, f"holds {exc}") from None
         return last.progress

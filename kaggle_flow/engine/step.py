@@ -63,11 +63,31 @@ class EMA:
         return {"updates": self.updates, "shadow": {k: v.numpy() for k, v in self.shadow.items()}}
 
     def set_state_dict(self, state: dict[str, Any] | None) -> None:
-        if not self.enabled or state is None:
+        """Load a saved average; ValueError saying what does not fit (ema_misfit): a resumed run never
+        goes on from a fresh average in its place."""
+        if not self.enabled:
             return
-        self.updates = int(state["updates"])
-        for key, value in state["shadow"].items():
+        why = ema_misfit(state, {k: list(v.shape) for k, v in self.shadow.items()}, self.decay)
+        if why:
+            raise ValueError(why)
+        self.updates = int(state["updates"])  # type: ignore[index]  # ema_misfit checked it
+        for key, value in state["shadow"].items():  # type: ignore[index]
             self.shadow[key].set_value(np.asarray(value))
+
+
+def ema_misfit(state: Any, shapes: dict[str, list[int]], decay: float) -> str | None:
+    """What keeps a saved EMA state from the average of weights of these `shapes` (the float weights
+    of the model), in words; None when it fits."""
+    if not isinstance(state, dict) or not isinstance(state.get("shadow"), dict) or "updates" not in state:
+        return f"no EMA weights (the run averages them: --ema {decay:g})"
+    shadow = state["shadow"]
+    odd = [k for k in shapes if k not in shadow] + [k for k in shadow if k not in shapes]
+    if odd:
+        return f"EMA weights that do not match the model: {', '.join(odd[:3])}" + (" ..." if len(odd) > 3 else "")
+    for key, value in shadow.items():
+        if list(np.shape(value)) != shapes[key]:
+            return f"the EMA weight {key} of shape {list(np.shape(value))} where the model's is {shapes[key]}"
+    return None
 
 
 AMP_MODES = {  # --amp mode -> paddle.amp level and dtype

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
+from kaggle_flow.data.images import GREY_MODES
 from kaggle_flow.errors import DataError
 from kaggle_flow.explore import plots, twins
 from kaggle_flow.fileio import write_csv, write_json
@@ -33,7 +34,6 @@ from kaggle_flow.target import TARGETS, Target
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
 
-GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 COMPOSITED_MODES = frozenset({"RGBA", "LA", "PA"})  # data.images.load_image lays these over white
 EXAMPLES = 200  # examples per warning kind kept in report.json (images.csv has every image)

@@ -30,7 +30,7 @@ class UnreadableState(Exception):
 
 
 class _OldRngState:
-    """paddle's GeneratorState as runs written before flow saved it as plain tuples pickled it: kept as data."""
+    """paddle's GeneratorState, which the last.pdstate of older runs holds: kept as data, never used."""
 
     def __setstate__(self, state: Any) -> None:
         self.state = state

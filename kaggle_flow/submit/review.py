@@ -146,14 +146,19 @@ def review_run(ws: Workspace, name: str | None, *, top: int = 16) -> Review:
     table = ws.table(quiet=True)
     paths = dict(zip(table["id"], table["path"].astype(str)))
     draw = _Drawer(paths, ws.comp.channels)
-    files.append(draw(rows_of([_tile(paths, r.id, f"{r.label} -> {r.predicted}\np={r.probability:.2f} loss={r.loss:.2f}")
-                               for r in losses.itertuples()], 4), folder / "top_losses.png", f"{run.id}\ntop losses (label -> predicted)"))
+    files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label} -> {r.predicted} ({r.probability:.2f}), loss {r.loss:.2f}")
+                               for r in losses.itertuples()], 4), folder / "top_losses.png",
+                      f"{run.id}: top losses, highest first\nid; label -> predicted (its probability), loss = -ln p(label)"))
     if not pairs.empty:
-        files.append(draw(_pair_grid(oof, pairs, paths), folder / "confused.png", f"{run.id}\nmost confused classes (label -> predicted)"))
+        files.append(draw(_pair_grid(oof, pairs, paths), folder / "confused.png",
+                          f"{run.id}: most confused classes, a row per pair, most frequent first\n"
+                          "id; label -> predicted (its probability); N times: how often the pair occurs"))
     if not issues.empty:
         shown = issues.head(top)
-        files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label}, maybe {r.suggested} ({r.score:.3f})")
-                                   for r in shown.itertuples()], 4), folder / "label_issues.png", f"{run.id}\nlikely label errors (label, maybe the suggested class; score)"))
+        files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label}, maybe {r.suggested} (score {r.score:.3f})")
+                                   for r in shown.itertuples()], 4), folder / "label_issues.png",
+                          f"{run.id}: likely label errors, likeliest first\nid; label, maybe the suggested class "
+                          "(score: cleanlab's label quality, lower = likelier wrong)"))
     return Review(run, scope, issues, losses, pairs.drop(columns=["true_index", "pred_index"]), len(oof), files, draw.unreadable)
 
 
@@ -179,8 +184,8 @@ def _pair_grid(oof: OutOfFold, pairs: pd.DataFrame, paths: dict[str, str]) -> li
     for p in pairs.itertuples():
         hit = np.flatnonzero((oof.labels == p.true_index) & (oof.preds == p.pred_index))
         hit = hit[np.argsort(-oof.probs[hit, p.pred_index], kind="stable")][:PER_PAIR]
-        grid.append([_tile(paths, oof.ids[i], f"{p.label} -> {p.predicted}" + (f" ({p.count}x)" if k == 0 else "")
-                           + f"\np={oof.probs[i, p.pred_index]:.2f}") for k, i in enumerate(hit)])
+        grid.append([_tile(paths, oof.ids[i], f"{oof.ids[i]}\n{p.label} -> {p.predicted} ({oof.probs[i, p.pred_index]:.2f})"
+                           + (f", {p.count} times" if k == 0 else "")) for k, i in enumerate(hit)])
     return grid
 
 

@@ -7,6 +7,7 @@ with the reason, for the one warning that lists them.
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from kaggle_flow.data.images import load_sample, preview_rgb
 from kaggle_flow.plotting import figure, save_png
 
 THUMB = 96  # px: the side of each image in a gallery
+CAPTION = 32  # characters a caption line holds at 7 pt over one image; longer ones wrap (long ids, class names)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ def _thumbnail(tile: Tile, channels: int) -> np.ndarray | str:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def caption(title: str) -> str:
+    """The tile's title with every line wrapped to CAPTION characters, so it never runs over its neighbour's."""
+    return "\n".join(textwrap.fill(line, CAPTION, break_long_words=True, break_on_hyphens=False) for line in title.splitlines())
+
+
 def gallery(grid: list[list[Tile]], path: str | os.PathLike[str], *, channels: int, title: str) -> tuple[Path, dict[str, str]]:
     """A PNG of `grid` (one row of tiles per list); the file, and the ids of the images it could not read with why."""
     cols = max(len(row) for row in grid)
@@ -56,7 +63,7 @@ def gallery(grid: list[list[Tile]], path: str | os.PathLike[str], *, channels: i
                 ax.text(0.5, 0.5, "unreadable", ha="center", va="center", fontsize=8, color="#999999", transform=ax.transAxes)
             else:
                 ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
-            ax.set_title(row[c].title, fontsize=7)
+            ax.set_title(caption(row[c].title), fontsize=7)
     return save_png(fig, path, dpi=90), skipped
 
 

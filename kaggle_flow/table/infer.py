@@ -16,7 +16,9 @@ What is read, in order (each finding keeps the file it came from, for `flow init
     prefix   a flat train/ whose file names start with the class (`cat.0.jpg` -> "cat.")
 
 The submission comes from the sample (submit_format.py). A JSON of code -> name beside the data
-(label_num_to_disease_map.json) is recorded as `label_map`.
+(label_num_to_disease_map.json) is recorded as `label_map`. Grey training images (every one of
+SAMPLE spread over the training folder in a grey mode) give `channels = 1`, with the mean and std of
+their pixels: training then reads one channel, not three equal ones.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+from PIL import Image
+
 from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
+from kaggle_flow.data.images import GREY_MODES, load_image
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.table.channel_download import match_channel_files, record_channels
@@ -46,6 +52,8 @@ VALID_NAMES = ("valid", "val", "validation")
 PROBE = 50  # rows of a CSV looked at to match ids with image files
 ONE_HOT_SHARE = 0.9  # rows of 0/1 columns, exactly one 1, that make them one-hot labels
 MULTI_SHARE = 0.05  # rows with several labels (tokens, or 1s) that make a label column multi-label
+SAMPLE = 32  # training images, spread over the folder, whose modes say grey or colour (and give a grey mean/std)
+STATS_SIZE = 64  # px the sampled grey images are read at for their mean and std
 
 
 @dataclass
@@ -376,4 +384,28 @@ def read_download(root: Path, train_csv: Path | None = None) -> Found:
     else:
         _folder_layout(found)
     _label_map(found)
+    _grey(found)
     return found
+
+
+def _grey(found: Found) -> None:
+    """channels = 1 and the pixels' mean and std when every sampled training image is grey (a pixel
+    CSV has said so already); an image PIL cannot open is left to `flow eda` to name."""
+    train = find_dir(found.root, str(found.layout.get("train_dir", ".")))
+    if "channels" in found.top or train is None:
+        return
+    files = sorted(p for p in train.rglob("*") if _is_image_name(p.name) and p.is_file())
+    sample, modes = files[:: max(1, len(files) // SAMPLE)][:SAMPLE], {}
+    for path in sample:
+        try:
+            with Image.open(path) as image:
+                modes[path] = image.mode
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue
+    if not modes or any(mode not in GREY_MODES for mode in modes.values()):
+        return
+    pixels = np.concatenate([load_image(path, STATS_SIZE, 1).ravel() for path in modes]) / 255.0
+    mean, std = round(float(pixels.mean()), 4), round(max(float(pixels.std()), 1e-3), 4)
+    found.top.update(channels=1, mean=[mean], std=[std])
+    found.note(f"grey images (mode {'/'.join(sorted(set(modes.values())))} in all {len(modes)} sampled of {len(files)}): "
+               f"channels = 1, mean {mean:g} and std {std:g} of their pixels", train)

@@ -75,14 +75,18 @@ def infer_competition(
     return Inferred(text, found.sources, notes, warnings)
 
 
-SCRATCH_NOTE = ("# From scratch: Adam at 3e-3 (the automatic recipe takes 3e-4 when it starts from ImageNet "
-                "weights); grey glyphs get shifts and small rotations, never a mirror image")
+SCRATCH_NOTE = "# From scratch: Adam at 3e-3 (the automatic recipe takes 3e-4 when it starts from ImageNet weights); "
+PRESET_NOTES = {  # the preset a download's TOML sets, by its channels, and why
+    1: ("affine", "grey images (digits, letters, scans) get shifts and small rotations, never a mirror image"),
+    3: ("light", "colour photos get mirror images, a small affine and a little brightness/contrast"),
+}
 
 
-def _scratch(found: Found) -> dict[str, object]:
-    """The recipe keys a download's TOML sets: the from-scratch learning rate, and the augmentation preset
-    by the kind of image (grey glyphs such as pixel CSVs: `affine`, which never flips; photos: `light`)."""
-    return {"lr": 3e-3, "preset": "affine" if found.top.get("channels") == 1 else "light"}
+def _scratch(found: Found) -> tuple[str, dict[str, object]]:
+    """The comment and the recipe keys a download's TOML sets: the from-scratch learning rate, and the
+    augmentation preset by the kind of image (grey: `affine`, which never flips; colour: `light`)."""
+    preset, why = PRESET_NOTES[1 if found.top.get("channels") == 1 else 3]
+    return SCRATCH_NOTE + why, {"lr": 3e-3, "preset": preset}
 
 
 def _render(name: str, found: Found, sub: dict[str, object], metric: str, source: Path, kaggle: str | None) -> str:
@@ -92,6 +96,7 @@ def _render(name: str, found: Found, sub: dict[str, object], metric: str, source
     lines = [f"{k} = {_value(v)}" for k, v in top.items() if v is not None]
     lines += _table("layout", found.layout)
     lines += _table("submission", sub)
-    lines += ["", "[train]", SCRATCH_NOTE] + [f"{k} = {_value(v)}" for k, v in _scratch(found).items()]
+    note, recipe = _scratch(found)
+    lines += ["", "[train]", note] + [f"{k} = {_value(v)}" for k, v in recipe.items()]
     lines += _table("data", {"how": f"flow import {name} --kaggle" if kaggle else f"flow import {name} {source}"})
     return "\n".join(lines) + "\n"
