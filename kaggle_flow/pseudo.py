@@ -5,7 +5,9 @@
 Noisy Student (Xie et al., 2020), as Kaggle image solutions use it: a run (the teacher: one run, a
 cross-validation run's folds averaged, or an ensemble) predicts the test set once, and the images it
 gives a top probability of at least the threshold join every fold's TRAINING rows, with the argmax as
-their label, or with `--pseudo-soft` the predicted probabilities as a soft target. Validation never
+their label (the threshold is a share of what the teacher gives when it is sure: a teacher trained
+with label smoothing eps over K classes tops out at 1 - eps + eps / K, 0.91 for 0.1 and ten
+classes, so 0.95 means p >= 0.8645 there; submit/teacher.py's `sure`), or with `--pseudo-soft` the predicted probabilities as a soft target. Validation never
 changes, so the score stays comparable; with `--folds all` each fold gets the same test rows, and no
 out-of-fold prediction is ever used. The launching process predicts and writes the file before any
 process starts (submit/teacher.py); every process, and a resumed run, reads the same file back.
@@ -45,6 +47,12 @@ class PseudoLabels:
     soft: bool
     rows: pd.DataFrame
     n_test: int  # test images predicted
+    sure: float = 1.0  # the top probability the teacher gives when sure (below 1 after label smoothing)
+
+    @property
+    def cut(self) -> float:
+        """The top probability an image needs: the threshold's share of what the teacher gives when sure."""
+        return self.threshold * self.sure
 
     def config_keys(self) -> dict[str, object]:
         """What a new run's RunConfig records of them."""
@@ -55,21 +63,28 @@ class PseudoLabels:
         counts = self.rows["label"].value_counts()
         per_class = ", ".join(f"{name}: {int(counts.get(k, 0)):,}" for k, name in enumerate(classes))
         how = "as soft targets (their predicted probabilities)" if self.soft else "with the predicted label"
-        return (f"Pseudo-labels from {self.source}: {len(self.rows):,} of {self.n_test:,} test images at p >= {self.threshold:g} "
+        return (f"Pseudo-labels from {self.source}: {len(self.rows):,} of {self.n_test:,} test images at {self.at()} "
                 f"join training {how} ({per_class}); validation unchanged")
 
+    def at(self) -> str:
+        """'p >= 0.95', or 'p >= 0.865 (0.95 of the 0.91 it gives when sure, after label smoothing)'."""
+        if self.sure >= 1.0:
+            return f"p >= {self.threshold:g}"
+        return f"p >= {self.cut:.4g} ({self.threshold:g} of the {self.sure:.3g} it gives when sure, after label smoothing)"
 
-def select(source: str, test: pd.DataFrame, probs: np.ndarray, threshold: float, *, soft: bool) -> PseudoLabels:
-    """The test rows whose top probability is at least `threshold`, labelled with the argmax."""
+
+def select(source: str, test: pd.DataFrame, probs: np.ndarray, threshold: float, *, soft: bool, sure: float = 1.0) -> PseudoLabels:
+    """The test rows whose top probability is at least `threshold` of `sure` (what the teacher gives
+    when sure: a teacher trained with label smoothing never reaches 1), labelled with the argmax."""
     test = test.reset_index(drop=True)
     top = probs.max(axis=1)
-    keep = top >= threshold
+    keep = top >= threshold * sure
     rows = test.loc[keep, ["id", "path"]].reset_index(drop=True)
     rows["label"] = probs[keep].argmax(axis=1).astype(np.int64)
     rows["split"] = "test"
     rows["prob"] = top[keep].astype(np.float64)
     rows[prob_columns(probs.shape[1])] = probs[keep].astype(np.float64)
-    return PseudoLabels(source, threshold, soft, rows, len(test))
+    return PseudoLabels(source, threshold, soft, rows, len(test), sure)
 
 
 def write_pseudo(run_dir: Path, labels: PseudoLabels) -> Path:
@@ -116,5 +131,5 @@ def soft_targets(rows: pd.DataFrame, num_classes: int) -> np.ndarray:
 
 
 def warn_none(labels: PseudoLabels) -> None:
-    console.warn(f"--pseudo {labels.source}: none of its {labels.n_test:,} test predictions reaches p >= {labels.threshold:g}; "
+    console.warn(f"--pseudo {labels.source}: none of its {labels.n_test:,} test predictions reaches {labels.at()}; "
                  f"training uses the labelled rows alone (a lower --pseudo-threshold lets some join)")

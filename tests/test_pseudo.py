@@ -30,8 +30,9 @@ def _confident(n: int, k: int = 10) -> np.ndarray:
 
 @pytest.fixture
 def teacher(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fake run whose test predictions are `_confident` (no model is run)."""
-    run = fake_run(workdir / RUNS, TEACHER)
+    """A fake run trained without label smoothing (sure means 1) whose test predictions are `_confident`
+    (no model is run)."""
+    run = fake_run(workdir / RUNS, TEACHER, label_smoothing=0.0)
     monkeypatch.setattr("kaggle_flow.submit.teacher.predict_probs", lambda r, rows: _confident(len(rows)))
     return run.path
 
@@ -190,3 +191,25 @@ def test_a_resumed_run_reads_the_same_rows_back(teacher: Path) -> None:
     (run.path / "pseudo.csv").unlink()
     with pytest.raises(DataError, match=f"not the {K} pseudo-labelled rows 20250101-000001-smallcnn-f0 started with"):
         run_pseudo(run)
+
+
+def test_the_threshold_is_a_share_of_what_a_teacher_trained_with_label_smoothing_gives_when_sure(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Label smoothing 0.1 over ten classes tops a sure teacher out at 0.91: at the default 0.95 an image
+    needs 0.95 x 0.91 = 0.8645, not 0.95, which no image of a well-trained smoothed teacher reaches."""
+    fake_run(workdir / RUNS, TEACHER, label_smoothing=0.1)
+    tops = np.array([0.91, 0.87, 0.8646, 0.864, 0.5])
+    probs = np.tile(((1.0 - tops) / 9)[:, None], (1, 10)).astype(np.float32)
+    probs[np.arange(5), np.arange(5)] = tops
+
+    def predicted(run, rows):  # type: ignore[no-untyped-def]
+        out = np.full((len(rows), 10), 0.1, np.float32)
+        out[:5] = probs
+        return out
+
+    monkeypatch.setattr("kaggle_flow.submit.teacher.predict_probs", predicted)
+    result = flow("train", "digits", "--model", "smallcnn", "--size", "8", "--epochs", "1", "--pseudo", TEACHER)
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output.split())
+    assert "3 of 297 test images at p >= 0.8645 (0.95 of the 0.91 it gives when sure, after label smoothing)" in line, line
+    joined = pd.read_csv(_new_run() / "pseudo.csv")
+    assert joined["label"].tolist() == [0, 1, 2]

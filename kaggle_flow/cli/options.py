@@ -65,7 +65,8 @@ TRAINING_OPTIONS: dict[str, Any] = {
                    "TRAINING rows with that label; validation never changes. Test predictions only, never out-of-fold ones.",
                    metavar="RUN"),
     "pseudo_threshold": _opt(float, "--pseudo-threshold", "With --pseudo: the top probability a test image needs to join "
-                             "training, above 0 and at most 1 (default 0.95).", metavar="P"),
+                             "training, above 0 and at most 1 (default 0.95), as a share of the most the teacher gives "
+                             "(1 - eps + eps/K after label smoothing eps).", metavar="P"),
     "pseudo_soft": Annotated[bool, typer.Option("--pseudo-soft", help="With --pseudo: the test images join with their "
                                                 "predicted probabilities as soft targets instead of the argmax label.")],
     "max_params": _opt(int, "--max-params", "Refuse models with more parameters (default: the competition's limit)."),

@@ -32,6 +32,7 @@ from kaggle_flow.engine.step import EMA, ONE_PROCESS, Parallel, Precision
 from kaggle_flow.errors import FlowError
 from kaggle_flow.machine import raise_if_terminated
 from kaggle_flow.metrics import METRICS
+from kaggle_flow.thresholds import epoch_score
 from kaggle_flow.target import TARGETS, Target
 
 if TYPE_CHECKING:
@@ -338,8 +339,9 @@ def evaluate(
     parallel: Parallel = ONE_PROCESS,
 ) -> Evaluation:
     """Validation loss, accuracy, the competition metric and per-class recall and precision from the
-    probabilities, each as the target defines it (labels: `target.encode`'s; the metric at 0.5 for
-    a multi-label target: its thresholds are fitted on the best epoch's predictions, after training).
+    probabilities, each as the target defines it (labels: `target.encode`'s; for a thresholded
+    target the metric at its best global threshold, thresholds.epoch_score: the per-class thresholds
+    are fitted on the best epoch's predictions after training).
 
     With several processes, each predicts its shard of the loader and gets every shard back, so
     every process computes the figures a single process evaluating all of `labels` would.
@@ -351,7 +353,7 @@ def evaluate(
     pred = target.decide(probs)
     per_class = {"labels": list(range(k)), "average": None, "zero_division": 0}
     recall, precise = recall_score(labels, pred, **per_class), precision_score(labels, pred, **per_class)
-    metric = METRICS[config.metric](labels, probs)
+    metric = epoch_score(labels, probs, METRICS[config.metric]) if target.thresholded else METRICS[config.metric](labels, probs)
     return Evaluation(probs, pred, target.val_loss(labels, probs), float((pred == labels).mean()), metric, recall, precise)
 
 

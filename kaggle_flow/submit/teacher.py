@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
@@ -18,7 +19,7 @@ from kaggle_flow.config import RunConfig
 from kaggle_flow.errors import FlowError
 from kaggle_flow.pseudo import PseudoLabels, select, warn_none
 from kaggle_flow.run_state import state_of
-from kaggle_flow.runs import FAILED, Run, RunFolder, resolve_run
+from kaggle_flow.runs import FAILED, Ensemble, Run, RunFolder, resolve_run
 from kaggle_flow.submit.predict import predict_probs
 from kaggle_flow.submit.testset import read_test_rows
 from kaggle_flow.target import TARGETS
@@ -50,6 +51,15 @@ def find_teacher(ws: Workspace, name: str) -> RunFolder:
     return run
 
 
+def sure(teacher: RunFolder) -> float:
+    """The top probability the teacher gives an image it is sure of: 1 - eps + eps / K after training with
+    label smoothing eps (0.91 for 0.1 and ten classes), 1 without; an ensemble's, its members' mean."""
+    if isinstance(teacher, Ensemble):
+        return float(np.mean([sure(m) for m in teacher.members()]))
+    config = teacher.config
+    return 1.0 - config.label_smoothing + config.label_smoothing / len(config.classes)
+
+
 def pseudo_labels(ws: Workspace, teacher: RunFolder | None, config: RunConfig, table: pd.DataFrame) -> PseudoLabels | None:
     """The test images the teacher (`find_teacher(ws, config.pseudo)`) predicts with a top probability of
     at least the threshold, said in one line (a warning when there are none); None without --pseudo."""
@@ -60,7 +70,7 @@ def pseudo_labels(ws: Workspace, teacher: RunFolder | None, config: RunConfig, t
         probs = predict_probs(teacher, test)
     except FlowError as exc:  # weights that cannot predict (NaN, unreadable): the line names the teacher
         raise type(exc)(f"--pseudo {config.pseudo}: {exc}") from None
-    labels = select(teacher.id, test, probs, config.pseudo_threshold, soft=config.pseudo_soft)
+    labels = select(teacher.id, test, probs, config.pseudo_threshold, soft=config.pseudo_soft, sure=sure(teacher))
     if labels.rows.empty:
         warn_none(labels)
     else:
