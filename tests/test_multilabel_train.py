@@ -129,6 +129,13 @@ def test_a_multi_label_run_trains_on_sets_and_fits_thresholds_on_its_out_of_fold
     assert "precision" in result.output and (run.path / "precision_recall.png").is_file()
     assert not run.confusion.is_file()
 
+    reviewed = flow("review", "tags")  # the sets reviewed: losses summed over the classes, cleanlab's multi-label issues
+    assert reviewed.exit_code == 0, reviewed.output
+    issues = pd.read_csv(run.path / "review" / "label_issues.csv", dtype=str, keep_default_na=False)
+    names = dict(zip(oof.ids, (TARGETS["multi"].describe(TARGETS["multi"].format(row), [str(d) for d in DIGITS]) for row in oof.labels)))
+    assert (issues["label"] == issues["id"].map(names)).all()  # each issue's given set, by class names
+    assert (run.path / "review" / "top_losses.png").is_file() and not (run.path / "review" / "confused.png").exists()
+
 
 @pytest.mark.parametrize("loss", ["focal", "asl"])
 def test_focal_and_asymmetric_losses_train_a_multi_label_run(tags: pd.DataFrame, loss: str) -> None:
@@ -200,3 +207,23 @@ def test_asymmetric_and_focal_losses_are_binary_cross_entropy_without_their_focu
     assert float(optim.sigmoid_focal_loss(logits, q, gamma=0)) == pytest.approx(bce, rel=1e-5)
     # ASL's defaults weigh the easy negatives down: under the BCE of the same predictions
     assert float(optim.asymmetric_loss(logits, q)) < bce
+
+
+def test_planted_multi_label_errors_rank_first_among_cleanlabs_issues() -> None:
+    """Sets a confident model disagrees with (a class added or dropped) are the likeliest label errors."""
+    from kaggle_flow.oof import OutOfFold
+    from kaggle_flow.submit.review import label_issues, top_losses
+
+    rng = np.random.default_rng(0)
+    truth = (rng.random((300, 4)) < 0.35).astype(np.uint8)
+    probs = np.clip(np.where(truth == 1, 0.9, 0.1) + rng.normal(0, 0.05, truth.shape), 0.01, 0.99)
+    given = truth.copy()
+    given[:12, 2] = 1 - given[:12, 2]  # twelve labels planted wrong: class 2 added or dropped
+    oof = OutOfFold(np.array([f"im{i}" for i in range(300)]), given, (probs >= 0.5).astype(np.uint8), probs)
+    issues = label_issues(oof, ["a", "b", "c", "d"])
+    planted = {f"im{i}" for i in range(12)}
+    assert len(set(issues["id"].head(12)) & planted) >= 10  # a random ranking finds about 0.5 of them
+    first = int(issues["id"].iloc[0].removeprefix("im"))
+    assert issues["suggested"].iloc[0] == TARGETS["multi"].describe(TARGETS["multi"].format(truth[first]), ["a", "b", "c", "d"])
+    losses = top_losses(oof, ["a", "b", "c", "d"], 12)
+    assert set(losses["id"]) == {f"im{i}" for i in range(12)}  # the highest summed cross entropies

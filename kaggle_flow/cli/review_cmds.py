@@ -32,7 +32,7 @@ def review_cmd(
 ) -> None:
     """Top losses, confused classes and likely label errors of a run, from its out-of-fold predictions.
 
-    Reads runs/COMP/RUN/oof.csv (no model is loaded) and writes runs/COMP/RUN/review/: top_losses.png,
+    Reads runs/COMP/RUN/oof.csv (no model is loaded; a multi-label run is reviewed as sets) and writes runs/COMP/RUN/review/: top_losses.png,
     confused.png, label_issues.png and label_issues.csv (id, label, suggested, score; cleanlab's
     find_label_issues ranked by self-confidence, most likely first; score = the label quality score,
     lower = more likely wrong). A cross-validation run (`flow train --folds all`) reviews every

@@ -9,7 +9,11 @@
 
 Only oof.csv is read (oof.py), never a model: no paddle. A cross-validation run's predictions cover
 every training row; a single run's only its validation fold. Label issues are cleanlab's
-`find_label_issues` ranked by self-confidence. `flow review --exclude` turns the list (or a CSV of
+`find_label_issues` ranked by self-confidence. A multi-label run (target "multi") is reviewed as
+sets: its loss is the binary cross entropy summed over the classes, its answers the classes at the
+run's thresholds (thresholds.json), its label issues cleanlab's multi-label ones
+(`multi_label=True`, scored by cleanlab.multilabel_classification); confused pairs are a
+single-label view, left out. `flow review --exclude` turns the list (or a CSV of
 ids edited by hand) into runs/COMP/exclude.json, which later training follows (exclusion.py).
 """
 
@@ -31,6 +35,7 @@ from kaggle_flow.runs import Run, load_run, resolve_run
 from kaggle_flow.submit.review_plots import Tile, gallery, rows_of
 from kaggle_flow.table.layouts import labelled
 from kaggle_flow.target import TARGETS
+from kaggle_flow.thresholds import apply, read_thresholds
 
 if TYPE_CHECKING:
     from kaggle_flow.workspace import Workspace
@@ -85,8 +90,33 @@ def reviewed_run(ws: Workspace, name: str | None) -> tuple[Run, str]:
 
 
 def per_sample_loss(oof: OutOfFold) -> np.ndarray:
-    """Cross-entropy of each row: -log of the probability of its true class."""
+    """Cross-entropy of each row: -log of the probability of its true class (of a set of classes: the
+    binary cross entropy summed over the classes)."""
+    if oof.labels.ndim == 2:
+        p = np.clip(oof.probs, EPS, 1.0 - EPS)
+        return -(oof.labels * np.log(p) + (1 - oof.labels) * np.log(1.0 - p)).sum(axis=1)
     return -np.log(np.clip(oof.probs[np.arange(len(oof)), oof.labels], EPS, 1.0))
+
+
+def _multi_label_issues(oof: OutOfFold, names: list[str], answers: np.ndarray) -> pd.DataFrame:
+    """id, label, suggested, score of a multi-label run: cleanlab's multi-label issues, most likely first."""
+    from cleanlab.filter import find_label_issues  # heavy (scikit-learn): only `flow review` loads it
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    sets = [[int(j) for j in np.flatnonzero(row)] for row in oof.labels]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ranked = find_label_issues(sets, oof.probs, multi_label=True, return_indices_ranked_by="self_confidence", n_jobs=1)
+            scores = get_label_quality_scores(sets, oof.probs)
+    except (ValueError, AssertionError) as exc:
+        raise FlowError(f"cleanlab cannot rank these out-of-fold predictions: {str(exc).strip().splitlines()[0]}") from None
+    ranked = np.asarray(ranked, dtype=int)
+    multi = TARGETS["multi"]
+    return pd.DataFrame({
+        "id": oof.ids[ranked], "label": [multi.describe(multi.format(oof.labels[i]), names) for i in ranked],
+        "suggested": [multi.describe(multi.format(answers[i]), names) for i in ranked], "score": scores[ranked],
+    })
 
 
 def confused_pairs(oof: OutOfFold, names: list[str], top: int = PAIRS) -> pd.DataFrame:
@@ -99,8 +129,11 @@ def confused_pairs(oof: OutOfFold, names: list[str], top: int = PAIRS) -> pd.Dat
                          "true_index": counts["true"].to_numpy(), "pred_index": counts["pred"].to_numpy(), "count": counts["count"].to_numpy()})
 
 
-def label_issues(oof: OutOfFold, names: list[str]) -> pd.DataFrame:
-    """id, label, suggested, score: cleanlab's likely label errors, most likely first."""
+def label_issues(oof: OutOfFold, names: list[str], answers: np.ndarray | None = None) -> pd.DataFrame:
+    """id, label, suggested, score: cleanlab's likely label errors, most likely first (`answers`: a
+    multi-label run's decided sets, the suggestion of each row)."""
+    if oof.labels.ndim == 2:
+        return _multi_label_issues(oof, names, oof.preds if answers is None else answers)
     from cleanlab.filter import find_label_issues  # heavy (scikit-learn): only `flow review` loads it
     from cleanlab.rank import get_label_quality_scores
 
@@ -119,10 +152,17 @@ def label_issues(oof: OutOfFold, names: list[str]) -> pd.DataFrame:
     })
 
 
-def top_losses(oof: OutOfFold, names: list[str], top: int) -> pd.DataFrame:
-    """id, label, predicted, probability (of the prediction), loss: the `top` highest losses."""
+def top_losses(oof: OutOfFold, names: list[str], top: int, answers: np.ndarray | None = None) -> pd.DataFrame:
+    """id, label, predicted, probability (of the prediction), loss: the `top` highest losses (a
+    multi-label run: the label and predicted sets, `answers` the decided ones; no one probability)."""
     loss = per_sample_loss(oof)
     order = np.argsort(-loss, kind="stable")[:top]
+    if oof.labels.ndim == 2:
+        multi, answers = TARGETS["multi"], oof.preds if answers is None else answers
+        return pd.DataFrame({
+            "id": oof.ids[order], "label": [multi.describe(multi.format(oof.labels[i]), names) for i in order],
+            "predicted": [multi.describe(multi.format(answers[i]), names) for i in order], "probability": np.nan, "loss": loss[order],
+        })
     return pd.DataFrame({
         "id": oof.ids[order], "label": [names[i] for i in oof.labels[order]], "predicted": [names[i] for i in oof.preds[order]],
         "probability": oof.probs[order, oof.preds[order]], "loss": loss[order],
@@ -134,21 +174,22 @@ def review_run(ws: Workspace, name: str | None, *, top: int = 16) -> Review:
     run, scope = reviewed_run(ws, name)
     names = ws.class_names()
     target = TARGETS[run.config.target]
-    if target.thresholded:
-        raise FlowError(f"{run.path}: flow review ranks runs of one label an image (confusions, label issues, arg-max losses); "
-                        f"it does not review multi-label runs")
     oof = read_oof(run.oof, run.config.num_classes, target)
-    issues = label_issues(oof, names)
-    losses = top_losses(oof, names, top)
-    pairs = confused_pairs(oof, names)
+    answers = apply(oof.probs, read_thresholds(run.path, run.config.num_classes)) if target.thresholded else oof.preds
+    issues = label_issues(oof, names, answers)
+    losses = top_losses(oof, names, top, answers)
+    pairs = confused_pairs(oof, names) if not target.thresholded else pd.DataFrame(columns=["label", "predicted", "true_index", "pred_index", "count"])
     folder = run.path / REVIEW
     files = [write_csv(folder / ISSUES_CSV, issues, float_format="%.6g")]
     table = ws.table(quiet=True)
     paths = dict(zip(table["id"], table["path"].astype(str)))
     draw = _Drawer(paths, ws.comp.channels)
-    files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label} -> {r.predicted} ({r.probability:.2f}), loss {r.loss:.2f}")
+    how = (" (the sets at the run's thresholds), loss = binary cross entropy summed over the classes" if target.thresholded
+           else " (its probability), loss = -ln p(label)")
+    files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label} -> {r.predicted}"
+                                     + ("" if np.isnan(r.probability) else f" ({r.probability:.2f})") + f", loss {r.loss:.2f}")
                                for r in losses.itertuples()], 4), folder / "top_losses.png",
-                      f"{run.id}: top losses, highest first\nid; label -> predicted (its probability), loss = -ln p(label)"))
+                      f"{run.id}: top losses, highest first\nid; label -> predicted{how}"))
     if not pairs.empty:
         files.append(draw(_pair_grid(oof, pairs, paths), folder / "confused.png",
                           f"{run.id}: most confused classes, a row per pair, most frequent first\n"
