@@ -11,8 +11,10 @@ position:
    Prints each member's CV and test accuracy, the equal-weight mean's CV, the blend's CV, weights and
    test accuracy.
 2. Pseudo-labels. Member 1 is the teacher: `flow train --pseudo MEMBER1` with member 1's recipe, epochs
-   and seed; the test digits it predicts at p >= 0.95 (the default) join training. Prints how many
-   joined per class, the share of them labelled right, and both runs' CV and test accuracy.
+   and seed; the test digits it predicts with a top probability of at least 0.95 (the default) of what
+   it gives when sure join training: the recipe's label smoothing 0.1 over ten classes tops the teacher
+   out at 0.91, so p >= 0.8645. Prints how many joined per class, the share of them labelled right, and
+   both runs' CV and test accuracy.
 3. lr-find. `flow lr-find` on the same tree with member 1's recipe; member 1 (the recipe's lr) and a
    run with the suggestion (same seed, epochs, everything else), each scored on the test digits.
 4. The saturated metric. A Histopathologic-shaped tree (train_labels.csv, RGB TIFFs, AUC, a
@@ -28,7 +30,11 @@ position:
    probabilities. (--quick: 60 and 100 of each, 6 epochs; the hold-out may saturate only at the
    epoch of the lowest val loss, and then both rules keep the same epoch.)
 
-    PYTHONPATH=. .venv/bin/python bench/bench_medal.py [--quick]
+    PYTHONPATH=. .venv/bin/python bench/bench_medal.py [--quick] [--only PART ...]
+
+--only blend|pseudo|lr-find|saturated (repeatable; default: all four) runs only those parts. The
+pseudo and lr-find parts need member 1, so without the blend it alone is trained first (the same run
+as the blend's member 1: same tree, flags and seed).
 
 About 17 min on 2 busy cores (1,047 s at a load of 7 to 8; --quick: 250 s at a load of 2 to 7). CPU runs
 repeat with their seeds.
@@ -85,7 +91,8 @@ MEMBERS = [
 DIGIT_FLAGS = ["--batch-size", "64", "--preset", "affine"]  # affine: a mirrored digit is another glyph
 SATURATED_FLAGS = ["--model", "smallcnn", "--size", "28", "--batch-size", "8", "--schedule", "constant",
                    "--warmup-epochs", "0", "--seed", "0"]
-PSEUDO_THRESHOLD = 0.95  # flow's default
+PSEUDO_THRESHOLD = 0.95  # flow's default: a share of what the teacher gives when sure
+PARTS = ("blend", "pseudo", "lr-find", "saturated")
 
 
 class Flow:
@@ -181,15 +188,20 @@ def test_binary(submission: pd.DataFrame, solution: pd.DataFrame) -> tuple[float
     return float(roc_auc_score(truth, p)), float(loss), float(np.mean((p >= 0.5) == truth))
 
 
+def member(flow: Flow, scale: Scale, solution: pd.DataFrame, name: str, flags: list[str]) -> dict:
+    """One blend member trained and submitted: its run, CV, test accuracy, wall time and flags."""
+    run, wall = flow.train(DIGITS, *flags, *DIGIT_FLAGS, "--epochs", str(scale.epochs))
+    cv, test = flow.summary(DIGITS, run)["best_score"], test_accuracy(flow.submit(DIGITS, run), solution)
+    print(f"  member {name}: CV {cv:.4f}, test {test:.4f}, trained in {wall:.0f} s ({run})", flush=True)
+    return {"name": name, "run": run, "cv": cv, "test": test, "wall": wall, "flags": flags}
+
+
 def blend(flow: Flow, scale: Scale, solution: pd.DataFrame) -> tuple[list[tuple[str, str, str]], dict]:
     """The members, `flow blend` and the ensemble's submission: table rows, and member 1 for lr-find."""
     rows, members = [], []
     for name, flags in MEMBERS:
-        run, wall = flow.train(DIGITS, *flags, *DIGIT_FLAGS, "--epochs", str(scale.epochs))
-        cv, test = flow.summary(DIGITS, run)["best_score"], test_accuracy(flow.submit(DIGITS, run), solution)
-        members.append({"name": name, "run": run, "cv": cv, "test": test, "wall": wall, "flags": flags})
-        print(f"  member {name}: CV {cv:.4f}, test {test:.4f}, trained in {wall:.0f} s ({run})", flush=True)
-        rows.append((f"blend member {name}", f"CV {cv:.4f}", f"test {test:.4f}"))
+        members.append(member(flow, scale, solution, name, flags))
+        rows.append((f"blend member {name}", f"CV {members[-1]['cv']:.4f}", f"test {members[-1]['test']:.4f}"))
     before = flow.runs(DIGITS)
     out = flow("blend", DIGITS, *[m["run"] for m in members])
     (ensemble,) = flow.runs(DIGITS) - before
@@ -213,20 +225,20 @@ def _weights(config: dict) -> dict[str, float]:
     return dict(zip(members, weights)) if isinstance(weights, list) else dict(weights)
 
 
-def lr_find(flow: Flow, scale: Scale, solution: pd.DataFrame, member: dict) -> list[tuple[str, str, str]]:
+def lr_find(flow: Flow, scale: Scale, solution: pd.DataFrame, teacher: dict) -> list[tuple[str, str, str]]:
     """lr-find's suggestion against the recipe's lr: member 1 and the same run with the suggestion."""
     start = time.perf_counter()
-    flags = member["flags"][:4] + DIGIT_FLAGS[:2]  # model, size, batch size: what lr-find takes
+    flags = teacher["flags"][:4] + DIGIT_FLAGS[:2]  # model, size, batch size: what lr-find takes
     out = flow("lr-find", DIGITS, *flags, "--steps", str(scale.lr_steps))
     suggestion = float(re.search(r"--lr ([0-9.e+-]+)", out).group(1))
     sweep = time.perf_counter() - start
-    recipe_lr = flow.config(DIGITS, member["run"])["lr"]
-    run, wall = flow.train(DIGITS, *member["flags"], *DIGIT_FLAGS, "--epochs", str(scale.epochs), "--lr", str(suggestion))
+    recipe_lr = flow.config(DIGITS, teacher["run"])["lr"]
+    run, wall = flow.train(DIGITS, *teacher["flags"], *DIGIT_FLAGS, "--epochs", str(scale.epochs), "--lr", str(suggestion))
     cv, test = flow.summary(DIGITS, run)["best_score"], test_accuracy(flow.submit(DIGITS, run), solution)
     print(f"  lr-find ({sweep:.0f} s) suggests {suggestion:.1e}; the recipe's lr {recipe_lr:.1e}: "
-          f"CV {member['cv']:.4f} test {member['test']:.4f}; the suggestion's: CV {cv:.4f} test {test:.4f} "
+          f"CV {teacher['cv']:.4f} test {teacher['test']:.4f}; the suggestion's: CV {cv:.4f} test {test:.4f} "
           f"(trained in {wall:.0f} s)", flush=True)
-    return [(f"lr {recipe_lr:.1e} (the recipe's), {member['name']}", f"CV {member['cv']:.4f}", f"test {member['test']:.4f}"),
+    return [(f"lr {recipe_lr:.1e} (the recipe's), {teacher['name']}", f"CV {teacher['cv']:.4f}", f"test {teacher['test']:.4f}"),
             (f"lr {suggestion:.1e} (lr-find's), same run otherwise", f"CV {cv:.4f}", f"test {test:.4f}")]
 
 
@@ -238,6 +250,7 @@ def pseudo(flow: Flow, scale: Scale, solution: pd.DataFrame, teacher: dict) -> l
     wall = time.perf_counter() - start
     (run,) = flow.runs(DIGITS) - before
     line = " ".join(re.search(r"Pseudo-labels from .*?validation unchanged", out, re.S).group(0).split())
+    at = re.search(r"test images at (p >= [0-9.]+)", line).group(1)  # the cut: the threshold's share of sure
     joined = pd.read_csv(flow.work / "runs" / DIGITS / run / "pseudo.csv", dtype={"id": str})
     truth = solution.set_index(solution["ImageId"].astype(str))["Label"]  # the tree's test images are ImageId.png
     right = float(np.mean(joined["label"].to_numpy() == truth.loc[[Path(i).stem for i in joined["id"]]].to_numpy()))
@@ -248,7 +261,7 @@ def pseudo(flow: Flow, scale: Scale, solution: pd.DataFrame, teacher: dict) -> l
           f"with the pseudo-labels: CV {cv:.4f} test {test:.4f} (trained in {wall:.0f} s, the teacher in "
           f"{teacher['wall']:.0f} s)", flush=True)
     return [(f"pseudo: teacher {teacher['name']} (no pseudo-labels)", f"CV {teacher['cv']:.4f}", f"test {teacher['test']:.4f}"),
-            (f"pseudo: same run + {len(joined)} of {len(solution)} test digits at p>={PSEUDO_THRESHOLD:g} "
+            (f"pseudo: same run + {len(joined)} of {len(solution)} test digits at {at.replace(' ', '')} "
              f"({counts.min()}-{counts.max()} a class, {right:.1%} right)", f"CV {cv:.4f}", f"test {test:.4f}"),
             ("pseudo: after - before", f"CV {cv - teacher['cv']:+.4f}", f"test {test - teacher['test']:+.4f}")]
 
@@ -289,25 +302,38 @@ def saturated(flow: Flow, scale: Scale) -> list[tuple[str, str, str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer digits, epochs and lr-find steps (about 4 min on 2 busy cores)")
+    parser.add_argument("--only", action="append", choices=PARTS, metavar="PART",
+                        help=f"run only this part ({', '.join(PARTS)}); repeatable; default: all. pseudo and "
+                             "lr-find train member 1 first when the blend does not run")
     args = parser.parse_args(argv)
+    parts = [p for p in PARTS if args.only is None or p in args.only]
     scale = QUICK if args.quick else FULL
     kaggle_trees.PER_CLASS[DIGITS] = scale.digits  # more digits than bench_kaggle's tree: a hold-out of 400
     train_n, test_n = scale.digits
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}; "
           f"Digit Recognizer tree {10 * train_n} training digits (hold-out {VAL_SIZE:.0%}), {10 * test_n} test; "
-          f"{scale.epochs} epochs a run", flush=True)
+          f"{scale.epochs} epochs a run; parts: {', '.join(parts)}", flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_medal_") as tmp:
         flow = Flow(Path(tmp))
-        solution = prepare(flow, DIGITS, kaggle_trees.make(DIGITS, flow.work / "downloads"), "accuracy", VAL_SIZE)
-        print("1. blend", flush=True)
-        rows, member = blend(flow, scale, solution)
-        print("2. pseudo-labels", flush=True)
-        rows += pseudo(flow, scale, solution, member)
-        print("3. lr-find", flush=True)
-        rows += lr_find(flow, scale, solution, member)
-        print(f"4. saturated metric (MNIST {NEGATIVE} or {POSITIVE}, AUC, a {HOLD_OUT}-image hold-out)", flush=True)
-        rows += saturated(flow, scale)
+        rows: list[tuple[str, str, str]] = []
+        if {"blend", "pseudo", "lr-find"} & set(parts):
+            solution = prepare(flow, DIGITS, kaggle_trees.make(DIGITS, flow.work / "downloads"), "accuracy", VAL_SIZE)
+            if "blend" in parts:
+                print("1. blend", flush=True)
+                rows, first = blend(flow, scale, solution)
+            else:
+                print("1. blend: member 1 only (the teacher, lr-find's recipe)", flush=True)
+                first = member(flow, scale, solution, *MEMBERS[0])
+            if "pseudo" in parts:
+                print("2. pseudo-labels", flush=True)
+                rows += pseudo(flow, scale, solution, first)
+            if "lr-find" in parts:
+                print("3. lr-find", flush=True)
+                rows += lr_find(flow, scale, solution, first)
+        if "saturated" in parts:
+            print(f"4. saturated metric (MNIST {NEGATIVE} or {POSITIVE}, AUC, a {HOLD_OUT}-image hold-out)", flush=True)
+            rows += saturated(flow, scale)
     width = max(len(r[0]) for r in rows)
     print()
     for figure, cv, test in rows:
