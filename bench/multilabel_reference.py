@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from multilabel_trees import FOLDERS, TRAIN_CSV, TREES, Tree, multi_hot
+from multilabel_trees import FOLDERS, TRAIN_CSV, TREES, Tree, multi_hot, test_folders
 
 HPA_CHANNELS = ("red", "green", "blue", "yellow")
 
@@ -30,13 +30,16 @@ def sklearn_metric(name: str, truth: np.ndarray, pred: np.ndarray) -> float:
     return float(f1_score(truth, pred, average=name.split("_")[0], zero_division=0))
 
 
-def _load(folder: Path, ids: list[str], name: str) -> np.ndarray:
-    """float32 [n, C, H, W] in [0, 1]."""
+def _load(folders: list[Path], ids: list[str], name: str) -> np.ndarray:
+    """float32 [n, C, H, W] in [0, 1]; each image from the first of `folders` that holds it (Planet's two test folders)."""
     if name == "hpa":
+        folder = folders[0]
         arrays = [np.stack([np.asarray(Image.open(folder / f"{i}_{c}.png")) for c in HPA_CHANNELS], axis=0) for i in ids]
     else:
         suffix = {"planet": ".jpg", "imet": ".png", "plant2021": ""}[name]
-        arrays = [np.asarray(Image.open(folder / f"{i}{suffix}").convert("RGB")).transpose(2, 0, 1) for i in ids]
+        files = [next((f / f"{i}{suffix}" for f in folders if (f / f"{i}{suffix}").is_file()), folders[0] / f"{i}{suffix}")
+                 for i in ids]
+        arrays = [np.asarray(Image.open(file).convert("RGB")).transpose(2, 0, 1) for file in files]
     return np.stack(arrays).astype(np.float32) / 255.0
 
 
@@ -82,7 +85,7 @@ def run(folder: Path, name: str, seconds: float, seed: int = 0) -> dict:
     start = time.perf_counter()
     frame = pd.read_csv(folder / TRAIN_CSV[name], dtype=str, keep_default_na=False)
     y = multi_hot(frame.iloc[:, 1], tree).astype(np.float32)
-    x = _load(folder / FOLDERS[name][0], frame.iloc[:, 0].tolist(), name)
+    x = _load([folder / FOLDERS[name][0]], frame.iloc[:, 0].tolist(), name)
     order = rng.permutation(len(x))
     hold, train = order[: len(x) // 10], order[len(x) // 10:]
     model = _net(x.shape[1], len(tree.classes))
@@ -114,6 +117,6 @@ def run(folder: Path, name: str, seconds: float, seed: int = 0) -> dict:
     threshold = float(max(grid, key=lambda t: sklearn_metric(tree.metric, y[hold], held >= t)))
     solution = pd.read_csv(folder / "solution.csv", dtype=str, keep_default_na=False)
     truth = multi_hot(solution[tree.label_column], tree)
-    test = _probs(model, _load(folder / FOLDERS[name][1], solution[tree.id_column].tolist(), name))
+    test = _probs(model, _load([folder / f for f in test_folders(name)], solution[tree.id_column].tolist(), name))
     return {"score": sklearn_metric(tree.metric, truth, test >= threshold), "at_half": sklearn_metric(tree.metric, truth, test >= 0.5),
             "threshold": threshold, "epochs": epochs + 1, "seconds": time.perf_counter() - start}

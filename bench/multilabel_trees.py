@@ -6,8 +6,9 @@ digits it shows, so the labels are read from the shapes alone (no colour, no pos
 away). Training and test digits are drawn from disjoint halves of the pool.
 
     planet        train_v2.csv image_name,tags (tag words, space-separated), train-jpg/train_N.jpg,
-                  test-jpg/test_N.jpg; sample_submission_v2.csv image_name,tags, every row the same
-                  default string, some of whose words are no training tag; mean F2
+                  test-jpg/test_N.jpg and, for a third of the test images, test-jpg-additional/file_N.jpg
+                  (Kaggle's two test folders); sample_submission_v2.csv image_name,tags listing both, every
+                  row the same default string, some of whose words are no training tag; mean F2
     hpa           train.csv Id,Target (class indices, space-separated); each sample four grey PNGs
                   train/{Id}_red.png, _green, _blue, _yellow: the digits in green (the protein, as in
                   HPA), other digits as distractors in red and yellow, noise in blue; test/ the same;
@@ -146,6 +147,13 @@ FOLDERS = {"planet": ("train-jpg", "test-jpg"), "hpa": ("train", "test"), "imet"
            "plant2021": ("train_images", "test_images")}
 TRAIN_CSV = {"planet": "train_v2.csv", "hpa": "train.csv", "imet": "train.csv", "plant2021": "train.csv"}
 SAMPLE_CSV = {"planet": "sample_submission_v2.csv"}
+ADDITIONAL = {"planet": ("test-jpg-additional", "file")}  # a second test folder and its ids' prefix
+ADDITIONAL_SHARE = 1 / 3  # of the test images, in the second folder (Planet: 20,522 of 61,191)
+
+
+def test_folders(name: str) -> list[str]:
+    """The folders of a tree's test images: its test folder, and the second one where it has one."""
+    return [FOLDERS[name][1], *(ADDITIONAL[name][:1] if name in ADDITIONAL else [])]
 
 
 def make(name: str, root: Path, n_train: int = 1600, n_test: int = 400, seed: int = 0) -> Path:
@@ -155,12 +163,16 @@ def make(name: str, root: Path, n_train: int = 1600, n_test: int = 400, seed: in
     k = len(tree.classes)
     train, test = _samples(n_train, k, 0, seed), _samples(n_test, k, 1, seed)
     hexed = name in ("hpa", "imet")
-    train_ids, test_ids = _ids("train", n_train, hexed), _ids("test", n_test, hexed)
+    n_more = int(n_test * ADDITIONAL_SHARE) if name in ADDITIONAL else 0
+    train_ids = _ids("train", n_train, hexed)
+    test_ids = _ids("test", n_test - n_more, hexed) + (_ids(ADDITIONAL[name][1], n_more, hexed) if n_more else [])
     if name == "plant2021":
         train_ids, test_ids = [f"{i}.jpg" for i in _ids("8a0d", n_train, True)], [f"{i}.jpg" for i in _ids("85f8", n_test, True)]
     train_dir, test_dir = FOLDERS[name]
     _write_images(folder / train_dir, train_ids, train, name)
-    _write_images(folder / test_dir, test_ids, test, name)
+    _write_images(folder / test_dir, test_ids[: n_test - n_more], test[: n_test - n_more], name)
+    if n_more:
+        _write_images(folder / ADDITIONAL[name][0], test_ids[n_test - n_more:], test[n_test - n_more:], name)
     train_column = {"planet": "tags", "hpa": "Target", "imet": "attribute_ids", "plant2021": "labels"}[name]
     pd.DataFrame({tree.id_column: train_ids, train_column: [_cell(tree, s[0]) for s in train]}).to_csv(
         folder / TRAIN_CSV[name], index=False)

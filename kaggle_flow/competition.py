@@ -73,15 +73,40 @@ class Layout(_Strict):
     valid_csv: str | None = None  # prefix: labels of valid_dir from a CSV
     valid_id_column: str = "imgName"
     valid_label_column: str = "Label"
-    test_dir: str | None = "test"  # unlabelled test images (flat, or one folder per class); may equal train_dir
-                                   # (one images/ folder): the test ids then come from test_csv or the sample
+    test_dir: str | list[str] | None = "test"  # unlabelled test images (flat, or one folder per class); may equal
+    # train_dir (one images/ folder): the test ids then come from test_csv or the sample; a list: several folders read
+    # as one test set, ids unique across them (Planet: ["test-jpg", "test-jpg-additional"])
     channel_files: list[str] = Field(default_factory=list)  # csv: several grey files a sample, {id}_{name}{id_extension},
     # stacked as its channels in this order (HPA: ["red", "green", "blue", "yellow"]); see kaggle_flow.sample_files
+
+    @property
+    def test_folders(self) -> list[str]:
+        """The test folders test_dir names: none, one, or the several of a list."""
+        if self.test_dir is None:
+            return []
+        return [self.test_dir] if isinstance(self.test_dir, str) else list(self.test_dir)
+
+    @model_validator(mode="after")
+    def _several_test_folders(self) -> Layout:
+        """A list of test folders: each named once, none the training folder, their images read as they lie
+        (no test_csv, no pixel CSV: those give the ids of one folder)."""
+        if not isinstance(self.test_dir, list):
+            return self
+        twice = next((name for name in self.test_dir if self.test_dir.count(name) > 1), None)
+        if twice is not None:
+            raise ValueError(f"layout.test_dir: {json.dumps(twice)} is named twice")
+        if self.train_dir in self.test_dir:
+            raise ValueError(f"layout.test_dir: a list of test folders holds no training folder ({json.dumps(self.train_dir)}); "
+                             "a test set shared with train_dir is test_dir = train_dir")
+        if self.test_csv or self.kind == "pixels":
+            key = "layout 'pixels'" if self.kind == "pixels" else "layout.test_csv"
+            raise ValueError(f"layout.test_dir: {key} gives the test images of one folder, not of a list")
+        return self
 
     @model_validator(mode="after")
     def _pixels_write_apart(self) -> Layout:
         """A pixel layout writes PNGs: into folders of their own, never the data folder itself."""
-        if self.kind != "pixels":
+        if self.kind != "pixels" or isinstance(self.test_dir, list):  # a list: _several_test_folders says
             return self
         if self.train_csv is None:
             raise ValueError("layout 'pixels' needs layout.train_csv")
@@ -229,10 +254,12 @@ class Competition(_Strict):
     _known_metric = field_validator("metric")(known_metric)
     _kaggle_slug = field_validator("kaggle")(check_kaggle_slug)
 
-    def data_paths(self) -> dict[str, str]:
-        """Every path the TOML names inside the data folder, by key: {"layout.train_dir": "train", ...}."""
-        return {f"{table}.{key}": value for table, keys in DATA_PATHS.items() for key in keys
-                if (value := getattr(getattr(self, table), key)) is not None}
+    def data_paths(self) -> list[tuple[str, str]]:
+        """Every path the TOML names inside the data folder, with its key: [("layout.train_dir", "train"), ...];
+        a key of several (test_dir's list) once for each."""
+        named = ((f"{table}.{key}", getattr(getattr(self, table), key)) for table, keys in DATA_PATHS.items() for key in keys)
+        return [(key, value) for key, values in named if values is not None
+                for value in ([values] if isinstance(values, str) else values)]
 
     @model_validator(mode="before")
     @classmethod
@@ -246,7 +273,7 @@ class Competition(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Competition:
-        for key, value in self.data_paths().items():
+        for key, value in self.data_paths():
             if climbs_out(value):
                 raise ValueError(f"{key} = {json.dumps(value)}: a TOML's paths are relative to the data folder "
                                  "and stay inside it (no absolute path, no '..')")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from kaggle_flow.errors import ConfigError, DataError, FlowError
@@ -65,11 +66,11 @@ def is_data_folder(value: str) -> bool:
     return os.path.normpath(value or ".") == "."
 
 
-def check_data_paths(root: Path, paths: dict[str, str], toml: Path) -> None:
+def check_data_paths(root: Path, paths: Iterable[tuple[str, str]], toml: Path) -> None:
     """Every path a TOML names (`Competition.data_paths`) stays inside the data folder `root` once
     its links are followed; one that leads elsewhere is a ConfigError naming the TOML, key and value."""
     real = root.resolve()
-    for key, value in paths.items():
+    for key, value in paths:
         target = (root / value).resolve()
         if not target.is_relative_to(real):
             raise ConfigError(f"{toml}: {key} = {json.dumps(value)} leads to {target}, outside the data folder {root} (a link)")

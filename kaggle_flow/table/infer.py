@@ -67,6 +67,7 @@ class Found:
     sources: list[tuple[str, str]] = field(default_factory=list)  # (what, file it came from)
     train_ids: tuple[str, str] = ("id", "label")  # the training CSV's id and label columns, for a missing sample
     test_ids: list[str] | None = None  # pixels: the test rows' ids; else None (the test folder's files)
+    test_folders: list[str] = field(default_factory=list)  # the folders named like test ones: the sample may name several
 
     def note(self, what: str, where: Path | str) -> None:
         where = Path(where)
@@ -132,7 +133,11 @@ def _train_csv(root: Path) -> Path | None:
 
 
 def _by_words(names: list[str], *words: str) -> str | None:
-    return next((n for n in names if any(w in n.lower() for w in words)), None)
+    return next(iter(_all_by_words(names, *words)), None)
+
+
+def _all_by_words(names: list[str], *words: str) -> list[str]:
+    return [n for n in names if any(w in n.lower() for w in words)]
 
 
 def _index_classes(values: list[str], where: Path) -> list[str]:
@@ -328,9 +333,9 @@ def _label_file(found: Found, train: Path, tokens: list[str]) -> list[str] | Non
 
 def _csv_test(found: Found, image_dir: str, id_col: str, ext: str) -> None:
     folders = _folders(found.root)
-    test_dir = _by_words([f for f in folders if f != image_dir], "test")
+    tests = _all_by_words([f for f in folders if f != image_dir], "test")
     test_csv = found.root / "test.csv"
-    if "train" not in image_dir.lower() and test_dir is None:  # one shared images/ folder
+    if "train" not in image_dir.lower() and not tests:  # one shared images/ folder
         found.layout["test_dir"] = image_dir
         found.note(f"test images in {image_dir}/ too", found.root / image_dir)
         if test_csv.is_file():
@@ -338,13 +343,15 @@ def _csv_test(found: Found, image_dir: str, id_col: str, ext: str) -> None:
             found.layout.update(test_csv=test_csv.name, test_id_column=id_col if id_col in columns else columns[0])
             found.note(f"test ids: column '{found.layout['test_id_column']}'", test_csv)
         return
-    _test_dir(found, test_dir)
+    _test_dirs(found, tests)
 
 
-def _test_dir(found: Found, test_dir: str | None) -> None:
-    found.layout["test_dir"] = test_dir
-    if test_dir is not None:
-        found.note(f"test images in {test_dir}/", found.root / test_dir)
+def _test_dirs(found: Found, tests: list[str]) -> None:
+    """test_dir the first folder named like a test one; the sample may name images of the others (sample.py)."""
+    found.layout["test_dir"] = tests[0] if tests else None
+    found.test_folders = tests
+    if tests:
+        found.note(f"test images in {tests[0]}/", found.root / tests[0])
 
 
 def _folder_layout(found: Found) -> None:
@@ -361,7 +368,7 @@ def _folder_layout(found: Found) -> None:
         if valid is not None:
             found.layout["valid_dir"] = valid
             found.note(f"validation images in {valid}/, one folder per class", found.root / valid)
-        _test_dir(found, next((f for f in folders if f.lower() == "test"), None))
+        _test_dirs(found, [f for f in folders if f.lower() == "test"])
         return
     names = image_files(train)
     prefixes = [m.group(1) if (m := PREFIX.match(n)) else None for n in names]
@@ -372,7 +379,7 @@ def _folder_layout(found: Found) -> None:
     found.classes = [p.rstrip("._- ") for p in distinct]
     found.layout.update(kind="prefix", train_dir=train_name, prefix_labels={p: i for i, p in enumerate(distinct)})
     found.note(f"labels: the file-name prefixes {', '.join(distinct)}", train)
-    _test_dir(found, _by_words([f for f in folders if f != train_name], "test"))
+    _test_dirs(found, _all_by_words([f for f in folders if f != train_name], "test"))
 
 
 def read_download(root: Path, train_csv: Path | None = None) -> Found:

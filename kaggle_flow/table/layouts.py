@@ -24,7 +24,9 @@ layout reads for `train_dir`, `valid_dir` or `test_dir` is found by one rule (`f
 Hidden entries and __MACOSX do not count, nor do other files (a readme, the zip itself). The ids
 stay as the competition knows them (file names, class/file.jpg, valid_dir/file.jpg), whatever the
 depth. So train_dir = "PALM-Training400" reads PALM-Training400/PALM-Training400/, and
-train_dir = "train" reads train/train/CLASS/ as well as train/CLASS/.
+train_dir = "train" reads train/train/CLASS/ as well as train/CLASS/. A test_dir that lists several
+folders (Planet's ["test-jpg", "test-jpg-additional"]) reads each, found by that rule and required;
+an id in two of them is one line naming both files.
 
 Validation labels (`valid_csv`) are a .csv or an .xlsx (PALM ships PM_Label_and_Fovea_Location.xlsx),
 looked for in valid_dir, then the data folder; when the named file is in neither, a labels.csv there
@@ -45,7 +47,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition
+from kaggle_flow.competition import IMAGE_EXTENSIONS, Competition, Layout
 from kaggle_flow.console import shortlist
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
@@ -53,7 +55,7 @@ from kaggle_flow.names import check_data_paths, path_inside
 from kaggle_flow.sample_files import sample_files
 from kaggle_flow.table.labelfiles import read_label_map, read_labels
 from kaggle_flow.table.pixels import write_pixel_images
-from kaggle_flow.table.sample_paths import channel_test_samples, image_path
+from kaggle_flow.table.sample_paths import channel_test_samples, check_unique_test_ids, image_path
 from kaggle_flow.table.tags import classes_present, csv_labels, parse_label
 from kaggle_flow.target import TARGETS
 
@@ -160,8 +162,8 @@ def _labels_file(root: Path, valid: Path, name: str) -> Path | None:
 
 
 def _listed_test_rows(root: Path, comp: Competition, file: Path, column: str) -> list[Row]:
-    """Test images named by a CSV's `column` (test_csv, or the sample's ids), in test_dir."""
-    folder = _require_dir(root, comp.layout.test_dir or comp.layout.train_dir, comp, "test image")
+    """Test images named by a CSV's `column` (test_csv, or the sample's ids), in test_dir (one folder: Layout checks)."""
+    folder = _require_dir(root, str(comp.layout.test_dir or comp.layout.train_dir), comp, "test image")
     ids = read_csv(file, [column])[column].str.strip()
     _check_unique(ids, file)
     rows: list[Row] = []
@@ -177,7 +179,7 @@ def _listed_test_rows(root: Path, comp: Competition, file: Path, column: str) ->
 def _test_rows(root: Path, comp: Competition, train: Sequence[Row] = ()) -> list[Row]:
     """Test images: those test_csv names; in a test_dir shared with train_dir, the sample's ids
     (else the images no training row reads); else a flat folder, or one folder per class (labels
-    hidden: scoring uses solution.csv)."""
+    hidden: scoring uses solution.csv), or the images of each folder of a list of them."""
     layout = comp.layout
     if layout.test_csv and layout.test_dir:
         return _listed_test_rows(root, comp, root / layout.test_csv, layout.test_id_column)
@@ -185,10 +187,18 @@ def _test_rows(root: Path, comp: Competition, train: Sequence[Row] = ()) -> list
     sample = root / comp.submission.sample if comp.submission.sample else None
     if shared and sample is not None and sample.is_file():
         return _listed_test_rows(root, comp, sample, comp.submission.id_column)
-    test_dir = find_dir(root, layout.test_dir, comp.classes)
-    if test_dir is None:
-        return []
     taken = {path for _, path, _, _ in train} if shared else set()
+    if len(layout.test_folders) > 1:  # several, each required: a list names folders the download has
+        folders = [_require_dir(root, name, comp, "test image") for name in layout.test_folders]
+        rows = [row for folder in folders for row in _folder_test_rows(folder, layout, taken)]
+        check_unique_test_ids(rows)
+        return rows
+    test_dir = find_dir(root, next(iter(layout.test_folders), None), comp.classes)
+    return _folder_test_rows(test_dir, layout, taken) if test_dir is not None else []
+
+
+def _folder_test_rows(test_dir: Path, layout: Layout, taken: set[str]) -> list[Row]:
+    """The test images of one folder, flat or one folder per class (ids relative to it), but those in `taken`."""
     if layout.channel_files:  # one sample a group of channel files (table.sample_paths)
         samples = channel_test_samples(test_dir, layout.channel_files, layout.id_extension)
         return [(i, p, None, "test") for i, p in samples if p not in taken]
@@ -347,14 +357,14 @@ class Note(NamedTuple):
 
 def no_test_images(root: Path, comp: Competition, table: pd.DataFrame) -> str:
     """Why there is nothing to submit, and what scores the model instead (one line)."""
-    test_dir = comp.layout.test_dir
-    folder = find_dir(root, test_dir, comp.classes)
-    if test_dir is None:
+    names = comp.layout.test_folders
+    folders = [find_dir(root, name, comp.classes) for name in names]
+    if not names:
         where = "the layout names no test_dir"
-    elif folder is None:
-        where = f"no {test_dir} folder in {root}"
+    elif None in folders:
+        where = f"no {names[folders.index(None)]} folder in {root}"
     else:
-        where = f"{folder} holds no images"
+        where = f"{' and '.join(map(str, folders))} hold{'s' if len(folders) == 1 else ''} no images"
     n_valid = split_counts(table)["valid"]
     instead = (
         f"flow train scores each run on the download's {n_valid} validation images"
@@ -391,8 +401,8 @@ def unread_images(root: Path, comp: Competition, table: pd.DataFrame) -> str | N
     folders = [f"{folder} ({n})" for folder, n in unread.most_common()]
     layout = comp.layout
     first = unread.most_common(1)[0][0].split("/")[0] if unread else ""
-    keys = {"valid_dir": layout.valid_dir, "test_dir": layout.test_dir}
-    key = next((k for k, v in keys.items() if v and v.split("/")[0] == first), "train_dir")
+    keys = [("valid_dir", layout.valid_dir), *(("test_dir", name) for name in layout.test_folders)]
+    key = next((k for k, v in keys if v and v.split("/")[0] == first), "train_dir")
     toml = comp.path.relative_to(Path.cwd()) if comp.path.is_relative_to(Path.cwd()) else comp.path
     return (
         f"{root}: the layout reads {len(read_files)} of the {len(files)} images below it; images in folders "

@@ -13,7 +13,9 @@ names, or their stems; pixel contests number the test rows from 1), the rest wha
 A column that holds no prediction (Kaggle's Usage of Public/Private, any text that names no class, the
 row number) is `copied`: the submission writes it as the sample has it, never a prediction over it.
 A binary contest whose sample holds a default 0 or 1 writes a probability when the metric scores
-probabilities (auc, logloss); a sample whose ids match no test image is an error naming them.
+probabilities (auc, logloss); a sample whose ids match no test image is an error naming them. When
+several folders are named like test ones and the sample's ids are in more than one (Planet's test-jpg/
+and test-jpg-additional/), test_dir lists those, so the layout reads every image the sample names.
 """
 
 from __future__ import annotations
@@ -46,15 +48,39 @@ def check_metric(name: str) -> str:
 
 
 def _test_names(found: Found) -> list[str] | None:
-    """The test ids a sample may name: the test folder's image files, or the pixel rows' numbers."""
+    """The test ids a sample may name: the test folders' image files, or the pixel rows' numbers."""
     if found.test_ids is not None:
         return found.test_ids
     test_dir = found.layout.get("test_dir")
-    folder = find_dir(found.root, test_dir) if isinstance(test_dir, str) else None
+    names = [test_dir] if isinstance(test_dir, str) else test_dir if isinstance(test_dir, list) else []
+    folders = [folder for name in names if (folder := find_dir(found.root, name)) is not None]
+    return [file for folder in folders for file in _folder_names(found, folder)] if folders else None
+
+
+def _folder_names(found: Found, folder: Path) -> list[str]:
+    """The ids one test folder holds: its image files, or the ids its channel files share."""
     channels = found.layout.get("channel_files")
-    if folder is not None and isinstance(channels, list):  # several files a sample: the ids they share
+    if isinstance(channels, list):
         return [i for i, _ in channel_test_samples(folder, channels, str(found.layout.get("id_extension", "")))]
-    return image_files(folder) if folder is not None else None
+    return image_files(folder)
+
+
+def _spread_tests(found: Found, sample: Path, ids: pd.Series) -> None:
+    """Several folders named like test ones whose images the sample names (Planet's test-jpg and
+    test-jpg-additional): test_dir lists each, so the layout reads them all."""
+    if len(found.test_folders) < 2 or found.layout.get("test_dir") != found.test_folders[0]:
+        return
+    wanted = {str(i).strip() for i in ids}
+    holding = []
+    for name in found.test_folders:
+        folder = find_dir(found.root, name)
+        files = _folder_names(found, folder) if folder is not None else []
+        if any(f in wanted or f.rsplit(".", 1)[0] in wanted for f in files):
+            holding.append(name)
+    if len(holding) > 1 and holding[0] == found.test_folders[0]:
+        found.layout["test_dir"] = holding
+        for name in holding[1:]:
+            found.note(f"test images in {name}/ too: the sample names them", found.root / name)
 
 
 def _id_form(found: Found, sample: Path, ids: list[str]) -> str:
@@ -74,7 +100,8 @@ def _id_form(found: Found, sample: Path, ids: list[str]) -> str:
         if not missing:
             return "stem"
     test_dir = found.layout.get("test_dir") or "test"
-    raise DataError(f"{sample}: ids that match no test image in {test_dir}: {shortlist(repr(i) for i in missing[:3])}")
+    where = " and ".join(test_dir) if isinstance(test_dir, list) else test_dir
+    raise DataError(f"{sample}: ids that match no test image in {where}: {shortlist(repr(i) for i in missing[:3])}")
 
 
 def _no_prediction(cells: list[str], classes: list[str]) -> str | None:
@@ -109,6 +136,7 @@ def read_sample(found: Found, sample: Path, metric: str | None) -> dict[str, obj
     columns = list(frame.columns)
     if len(columns) < 2:
         raise DataError(f"{sample}: need an id column and at least one value column (found: {', '.join(columns)})")
+    _spread_tests(found, sample, frame[columns[0]])
     ids = [str(v).strip() for v in frame[columns[0]].head(PROBE)]
     sub: dict[str, object] = {"id_column": columns[0], "id_form": _id_form(found, sample, ids)}
     if sample.name != DEFAULT_SAMPLE:  # the submission follows the sample's row order

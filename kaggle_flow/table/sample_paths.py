@@ -10,13 +10,14 @@
 A training sample with a channel file missing is one line naming the file and the id. A test sample
 with some of its channel files is kept: decoding it fails, and it is listed with the other broken
 test images (data.images.warn_failed) and predicted as they are. A flat test folder of channel
-files is grouped into samples by id (`channel_test_samples`).
+files is grouped into samples by id (`channel_test_samples`); the ids of several test folders are
+unique across them (`check_unique_test_ids`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from kaggle_flow.competition import IMAGE_EXTENSIONS, Layout
@@ -70,3 +71,14 @@ def channel_test_samples(folder: Path, channels: Sequence[str], extension: str) 
             ids.update(stem[: -len(n) - 1] for n in channels if stem.endswith(f"_{n}") and len(stem) > len(n) + 1)
     base = folder.resolve()
     return [(i, sample_path(base, i, channels, extension)) for i in sorted(ids) if "{" not in i and "}" not in i]
+
+
+def check_unique_test_ids(rows: Iterable[tuple[str, str, object, str]]) -> None:
+    """The test rows (id, path, label, split) of several test folders hold no id twice; one that is in two
+    folders is one line naming both files (the site's ids are file names: a submission could not tell them apart)."""
+    first: dict[str, str] = {}
+    for image_id, path, _, _ in rows:
+        if image_id in first:
+            raise DataError(f"{first[image_id]} and {path}: two test images with the one id '{image_id}' in two test "
+                            "folders; rename one, or move it out of the test folders")
+        first[image_id] = path
