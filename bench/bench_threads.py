@@ -1,7 +1,7 @@
 """paddle's CPU threads: training images/s at 1 thread and at the cores flow uses, same model and data.
 
 paddle pins itself to one thread (OMP_NUM_THREADS=1) when the variable is unset; flow sets it to the
-cores the process may use (kaggle_flow.machine.usable_cores). Each setting trains in a fresh process
+cores the process may use less one, left to the data pipeline (kaggle_flow.machine.cpu_threads). Each setting trains in a fresh process
 (the variable is read when paddle is imported): `flow train` for 2 epochs, and the images/s of the
 training steps of epoch 2 come from the run's summary.json.
 
@@ -52,6 +52,9 @@ def main() -> None:
     cores = usable_cores()
     workdir = Path(tempfile.mkdtemp(prefix="flow-bench-threads-"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {cores} usable by this process; paddle CPU")
+    from kaggle_flow.machine import cpu_threads
+
+    print(f"flow's default here: {cpu_threads()} thread(s) (the usable cores less one, unless OMP_NUM_THREADS is set)")
     for comp, flags in CASES:
         one = images_per_s(comp, flags, 1, workdir)
         many = images_per_s(comp, flags, cores, workdir)

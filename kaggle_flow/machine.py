@@ -9,8 +9,11 @@ that one, even `kill -9` (Linux's parent-death signal: `child_dies_with_this` fo
 starts, `die_with_parent` for itself, `forks_die_with_this` for its DataLoader workers).
 
 paddle pins its CPU kernels to one thread when it is imported with OMP_NUM_THREADS unset (and sets
-the variable to 1). `use_cpu_threads` gives them the cores this process may use instead; a value the
-user set (read here, before paddle can overwrite it: kaggle_flow's __init__ imports this module) wins.
+the variable to 1). `use_cpu_threads` gives them the cores this process may use less one, which the
+data pipeline keeps busy (paddle's reader thread decodes, augments and batches beside the kernels;
+an OpenMP thread that loses its core to it stalls the others at every barrier: on 2 cores, 2 kernel
+threads trained at 0.42x and 0.83x the speed of 1, bench/bench_threads.py); a value the user set
+(read here, before paddle can overwrite it: kaggle_flow's __init__ imports this module) wins.
 """
 
 from __future__ import annotations
@@ -61,11 +64,12 @@ def usable_cores() -> int:
 
 
 def cpu_threads() -> int:
-    """The threads paddle's CPU kernels should use: the user's OMP_NUM_THREADS, else the usable cores."""
+    """The threads paddle's CPU kernels should use: the user's OMP_NUM_THREADS, else the usable cores
+    less the one the data pipeline keeps busy (at least 1)."""
     try:
-        return max(1, int(USER_THREADS)) if USER_THREADS else usable_cores()
+        return max(1, int(USER_THREADS)) if USER_THREADS else max(1, usable_cores() - 1)
     except ValueError:
-        return usable_cores()
+        return max(1, usable_cores() - 1)
 
 
 def use_cpu_threads() -> int:

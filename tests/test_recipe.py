@@ -85,7 +85,10 @@ def test_usable_cores_follow_the_affinity_and_the_cgroup_quota(tmp_path: Path, m
 def test_the_users_thread_count_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(machine, "usable_cores", lambda: 8)
     monkeypatch.setattr(machine, "USER_THREADS", None)
-    assert machine.cpu_threads() == 8
+    assert machine.cpu_threads() == 7  # one core left to the data pipeline
+    monkeypatch.setattr(machine, "usable_cores", lambda: 1)
+    assert machine.cpu_threads() == 1
+    monkeypatch.setattr(machine, "usable_cores", lambda: 8)
     monkeypatch.setattr(machine, "USER_THREADS", "3")
     assert machine.cpu_threads() == 3
     import paddle
