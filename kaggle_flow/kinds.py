@@ -73,6 +73,18 @@ class SampleValues:
     target: str = "single"  # the download's labels: one class an image, or several (kaggle_flow.target)
 
 
+def _listed(value: str, allowed: set[str], what: str, pos: int, word: str) -> list[str]:
+    """The space-separated classes of a submitted cell; one line for one not in `allowed` or given twice."""
+    items = value.split()
+    bad = [t for t in items if t not in allowed]
+    if bad:
+        raise FlowError(f"submission line {csv_line(pos)}: {word} '{bad[0]}' is not a class ({what})")
+    if len(set(items)) != len(items):
+        twice = next(t for t in items if items.count(t) > 1)
+        raise FlowError(f"submission line {csv_line(pos)}: {word} '{twice}' is given twice in '{value}'")
+    return items
+
+
 @dataclass(frozen=True)
 class Kind(ABC):
     """One submission kind: its columns, values, check, scoring and recognition (see the module doc)."""
@@ -287,13 +299,7 @@ class TopK(_Ranked):
         allowed, what = allowed_labels(comp)
         k = comp.submission.k
         for pos, value in enumerate(frame[comp.submission.label_column].astype(str)):
-            guesses = value.split()
-            bad = [g for g in guesses if g not in allowed]
-            if bad:
-                raise FlowError(f"submission line {csv_line(pos)}: label '{bad[0]}' is not a class ({what})")
-            if len(set(guesses)) != len(guesses):
-                twice = next(g for g in guesses if guesses.count(g) > 1)
-                raise FlowError(f"submission line {csv_line(pos)}: label '{twice}' is given twice in '{value}'")
+            guesses = _listed(value, allowed, what, pos, "label")
             if len(guesses) > k:
                 raise FlowError(f"submission line {csv_line(pos)}: {len(guesses)} labels in '{value}', more than k = {k}")
 
@@ -334,13 +340,7 @@ class Tags(Kind):
     def check(self, comp: Competition, frame: pd.DataFrame) -> None:
         allowed, what = allowed_labels(comp)
         for pos, value in enumerate(frame[comp.submission.label_column]):
-            tags = text_cell(value).split()
-            bad = [t for t in tags if t not in allowed]
-            if bad:
-                raise FlowError(f"submission line {csv_line(pos)}: tag '{bad[0]}' is not a class ({what})")
-            if len(set(tags)) != len(tags):
-                twice = next(t for t in tags if tags.count(t) > 1)
-                raise FlowError(f"submission line {csv_line(pos)}: tag '{twice}' is given twice in '{text_cell(value)}'")
+            _listed(text_cell(value), allowed, what, pos, "tag")
 
     def score(self, comp: Competition, metric: Metric, y_true: np.ndarray, frame: pd.DataFrame, order: np.ndarray, file: Path) -> float:
         if metric.scores != "labels":

@@ -8,8 +8,8 @@ one label an image:
     target.column                       "label" (single) or "labels" (multi): the canonical table's column
     y = target.encode(table, k)         single: int64 [n] class indices; multi: uint8 [n, k] multi-hot
     target.activation                   "softmax" (rows sum to 1) or "sigmoid" (each class on its own)
-    p = target.probabilities(logits)    numpy [n, k] logits -> probabilities
-    target.val_loss(y, p)               mean cross entropy of the true classes / mean binary cross entropy
+    target.image_losses(y, p)           each image's cross entropy / binary cross entropy over the classes
+    target.val_loss(y, p)               their mean, as validation reports it
     target.decide(p, thresholds)        single: arg-max [n]; multi: 0/1 [n, k], each class at its threshold
     target.format(row) / parse(text)    a label as one cell of oof.csv and pseudo.csv: "3", or "0 3 16"
     target.dtype                        the canonical table's dtype of its column: "Int64" or "string"
@@ -72,12 +72,12 @@ class Target(ABC):
         """float32 [n, k] targets of encoded labels: one 1 a row (single), the multi-hot rows (multi)."""
 
     @abstractmethod
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """float [n, k] probabilities of [n, k] logits."""
+    def image_losses(self, y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """float [n]: each image's loss against its encoded label (`flow review`'s top losses)."""
 
-    @abstractmethod
     def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
         """The mean loss of the probabilities against encoded labels, as validation reports it."""
+        return float(self.image_losses(y, probs).mean())
 
     @abstractmethod
     def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
@@ -148,14 +148,10 @@ class Single(Target):
     def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
         return np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        z = np.asarray(logits, dtype=np.float64)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-
-    def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
+    def image_losses(self, y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Cross entropy: -ln of the probability of the true class."""
         y = np.asarray(y, dtype=np.int64)
-        return float(-np.log(np.clip(probs[np.arange(len(y)), y], LOSS_EPS, None)).mean())
+        return -np.log(np.clip(np.asarray(probs, dtype=np.float64)[np.arange(len(y)), y], LOSS_EPS, None))
 
     def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(probs).argmax(axis=1)
@@ -211,13 +207,11 @@ class Multi(Target):
     def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
         return np.asarray(y, dtype=np.float32).reshape(-1, num_classes)
 
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-
-    def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
+    def image_losses(self, y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Binary cross entropy averaged over the classes (so their mean is paddle's BCE of the batch)."""
         p = np.clip(np.asarray(probs, dtype=np.float64), LOSS_EPS, 1 - LOSS_EPS)
         y = np.asarray(y, dtype=np.float64)
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(axis=1)
 
     def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
         cut = THRESHOLD if thresholds is None else np.asarray(thresholds, dtype=np.float64).reshape(1, -1)
@@ -235,9 +229,8 @@ class Multi(Target):
     def item_labels(self, rows: pd.DataFrame, num_classes: int) -> np.ndarray:
         out = np.zeros((len(rows), num_classes), dtype=np.float32)
         if self.column in rows:
-            for i, cell in enumerate(rows[self.column]):
-                if not pd.isna(cell):
-                    out[i] = self.parse(cell, num_classes, f"table row {i + 1}")
+            known = rows[self.column].notna().to_numpy()
+            out[known] = self.encode(rows[known], num_classes)
         return out
 
     def batch_targets(self, labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:

@@ -129,7 +129,7 @@ def test_a_multi_label_run_trains_on_sets_and_fits_thresholds_on_its_out_of_fold
     assert "precision" in result.output and (run.path / "precision_recall.png").is_file()
     assert not run.confusion.is_file()
 
-    reviewed = flow("review", "tags")  # the sets reviewed: losses summed over the classes, cleanlab's multi-label issues
+    reviewed = flow("review", "tags")  # the sets reviewed: losses averaged over the classes, cleanlab's multi-label issues
     assert reviewed.exit_code == 0, reviewed.output
     issues = pd.read_csv(run.path / "review" / "label_issues.csv", dtype=str, keep_default_na=False)
     names = dict(zip(oof.ids, (TARGETS["multi"].describe(TARGETS["multi"].format(row), [str(d) for d in DIGITS]) for row in oof.labels)))

@@ -28,7 +28,7 @@ def test_single_keeps_one_class_an_image() -> None:
     y = single.encode(pd.DataFrame({"label": [1, 0, 1]}), 2)
     assert single.counts(y, 2).tolist() == [1, 2]
     assert single.decide(np.array([[0.2, 0.8], [0.9, 0.1]])).tolist() == [1, 0]
-    assert single.probabilities(np.array([[0.0, np.log(3.0)]])) == pytest.approx(np.array([[0.25, 0.75]]))
+    assert single.image_losses(np.array([1, 0]), np.array([[0.25, 0.75], [0.5, 0.5]])) == pytest.approx([-np.log(0.75), np.log(2)])
     assert single.val_loss(np.array([1]), np.array([[0.25, 0.75]])) == pytest.approx(-np.log(0.75))
 
 

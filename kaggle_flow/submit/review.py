@@ -10,7 +10,7 @@
 Only oof.csv is read (oof.py), never a model: no paddle. A cross-validation run's predictions cover
 every training row; a single run's only its validation fold. Label issues are cleanlab's
 `find_label_issues` ranked by self-confidence. A multi-label run (target "multi") is reviewed as
-sets: its loss is the binary cross entropy summed over the classes, its answers the classes at the
+sets: its loss is the binary cross entropy averaged over the classes, its answers the classes at the
 run's thresholds (thresholds.json), its label issues cleanlab's multi-label ones
 (`multi_label=True`, scored by cleanlab.multilabel_classification); confused pairs are a
 single-label view, left out. `flow review --exclude` turns the list (or a CSV of
@@ -34,7 +34,7 @@ from kaggle_flow.oof import OutOfFold, read_oof
 from kaggle_flow.runs import Run, load_run, resolve_run
 from kaggle_flow.submit.review_plots import Tile, gallery, rows_of
 from kaggle_flow.table.layouts import labelled
-from kaggle_flow.target import TARGETS
+from kaggle_flow.target import TARGETS, Target
 from kaggle_flow.thresholds import apply, read_thresholds
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 REVIEW = "review"  # the folder in the run's
 ISSUES_CSV = "label_issues.csv"
-EPS = 1e-15  # probabilities clipped as scikit-learn's log loss clips them
 PAIRS = 6  # confused pairs drawn, and images of each
 PER_PAIR = 5
 
@@ -89,13 +88,9 @@ def reviewed_run(ws: Workspace, name: str | None) -> tuple[Run, str]:
                  f"`{train} --folds all` reviews every training row")
 
 
-def per_sample_loss(oof: OutOfFold) -> np.ndarray:
-    """Cross-entropy of each row: -log of the probability of its true class (of a set of classes: the
-    binary cross entropy summed over the classes)."""
-    if oof.labels.ndim == 2:
-        p = np.clip(oof.probs, EPS, 1.0 - EPS)
-        return -(oof.labels * np.log(p) + (1 - oof.labels) * np.log(1.0 - p)).sum(axis=1)
-    return -np.log(np.clip(oof.probs[np.arange(len(oof)), oof.labels], EPS, 1.0))
+def _target_of(oof: OutOfFold) -> Target:
+    """The target whose form oof.csv's labels have: sets [N, K] or class indices [N]."""
+    return TARGETS["multi" if oof.labels.ndim == 2 else "single"]
 
 
 def _multi_label_issues(oof: OutOfFold, names: list[str], answers: np.ndarray) -> pd.DataFrame:
@@ -132,7 +127,7 @@ def confused_pairs(oof: OutOfFold, names: list[str], top: int = PAIRS) -> pd.Dat
 def label_issues(oof: OutOfFold, names: list[str], answers: np.ndarray | None = None) -> pd.DataFrame:
     """id, label, suggested, score: cleanlab's likely label errors, most likely first (`answers`: a
     multi-label run's decided sets, the suggestion of each row)."""
-    if oof.labels.ndim == 2:
+    if _target_of(oof).thresholded:
         return _multi_label_issues(oof, names, oof.preds if answers is None else answers)
     from cleanlab.filter import find_label_issues  # heavy (scikit-learn): only `flow review` loads it
     from cleanlab.rank import get_label_quality_scores
@@ -155,9 +150,9 @@ def label_issues(oof: OutOfFold, names: list[str], answers: np.ndarray | None = 
 def top_losses(oof: OutOfFold, names: list[str], top: int, answers: np.ndarray | None = None) -> pd.DataFrame:
     """id, label, predicted, probability (of the prediction), loss: the `top` highest losses (a
     multi-label run: the label and predicted sets, `answers` the decided ones; no one probability)."""
-    loss = per_sample_loss(oof)
+    loss = _target_of(oof).image_losses(oof.labels, oof.probs)
     order = np.argsort(-loss, kind="stable")[:top]
-    if oof.labels.ndim == 2:
+    if _target_of(oof).thresholded:
         multi, answers = TARGETS["multi"], oof.preds if answers is None else answers
         return pd.DataFrame({
             "id": oof.ids[order], "label": [multi.describe(multi.format(oof.labels[i]), names) for i in order],
@@ -184,7 +179,7 @@ def review_run(ws: Workspace, name: str | None, *, top: int = 16) -> Review:
     table = ws.table(quiet=True)
     paths = dict(zip(table["id"], table["path"].astype(str)))
     draw = _Drawer(paths, ws.comp.channels)
-    how = (" (the sets at the run's thresholds), loss = binary cross entropy summed over the classes" if target.thresholded
+    how = (" (the sets at the run's thresholds), loss = binary cross entropy averaged over the classes" if target.thresholded
            else " (its probability), loss = -ln p(label)")
     files.append(draw(rows_of([_tile(paths, r.id, f"{r.id}\n{r.label} -> {r.predicted}"
                                      + ("" if np.isnan(r.probability) else f" ({r.probability:.2f})") + f", loss {r.loss:.2f}")
