@@ -207,7 +207,9 @@ def test_init_reads_a_top_k_sample(workdir: Path, tmp_path: Path) -> None:
 
 
 def _digit_jpegs(workdir: Path, root: Path, mode: str) -> Path:
-    """A folder-per-class download of 3 classes x 12 real MNIST digits and 6 test digits, JPEGs in `mode`."""
+    """A folder-per-class download of 3 classes x 12 real MNIST digits and 6 test digits, JPEGs in `mode`
+    ("colour": RGB, each digit drawn in a colour of its own)."""
+    import numpy as np
     import pandas as pd
     from PIL import Image
 
@@ -216,13 +218,18 @@ def _digit_jpegs(workdir: Path, root: Path, mode: str) -> Path:
     for k, (image_id, label) in enumerate(zip(rows["id"], rows["label"])):
         folder = root / ("test" if k % 7 == 6 else f"train/{label}")  # 12 a class for training, 6 for test
         folder.mkdir(parents=True, exist_ok=True)
-        Image.open(workdir / "data/mnist/train" / image_id).convert(mode).save(folder / f"{k}.jpg", quality=90)
+        image = Image.open(workdir / "data/mnist/train" / image_id).convert("RGB" if mode == "colour" else mode)
+        if mode == "colour":
+            colour = np.random.default_rng(k).uniform(0.2, 1.0, size=3)
+            image = Image.fromarray((np.asarray(image) * colour).astype(np.uint8))
+        image.save(folder / f"{k}.jpg", quality=90)
     return root
 
 
 @pytest.mark.parametrize(("mode", "channels", "preset", "why"), [
     ("L", 1, "affine", "grey images (digits, letters, scans) get shifts and small rotations, never a mirror image"),
-    ("RGB", 3, "light", "colour photos get mirror images, a small affine and a little brightness/contrast"),
+    ("RGB", 1, "affine", "grey images (digits, letters, scans) get shifts and small rotations, never a mirror image"),
+    ("colour", 3, "light", "colour photos get mirror images, a small affine and a little brightness/contrast"),
 ])
 def test_grey_jpegs_get_one_channel_and_no_mirror_images(workdir: Path, tmp_path: Path, mode: str, channels: int,
                                                           preset: str, why: str) -> None:
@@ -239,7 +246,8 @@ def test_grey_jpegs_get_one_channel_and_no_mirror_images(workdir: Path, tmp_path
     text = (workdir / "competitions/comp.toml").read_text()
     assert text.split("[train]\n")[1].splitlines()[0].endswith(why)  # the comment says what the preset does
     if channels == 1:
-        assert re.search(r"grey images \(mode L in all \d+ sampled of \d+\): channels = 1, mean 0\.\d+ and std 0\.\d+ of their pixels \(train\)",
+        how = "mode L" if mode == "L" else "RGB with three equal channels"  # grey saved as colour JPEGs is grey too
+        assert re.search(rf"grey images \({how} in all \d+ sampled of \d+\): channels = 1, mean 0\.\d+ and std 0\.\d+ of their pixels \(train\)",
                          result.output), result.output
         assert 0.05 < written.mean[0] < 0.3 and 0.15 < written.std[0] < 0.45  # MNIST's: 0.13 and 0.31
     assert flow("import", "comp", download).exit_code == 0

@@ -58,6 +58,9 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})  # PIL modes of one grey channel
 
 
+GREY_RGB = 4  # grey levels: how far an RGB pixel's channels may stray apart and the image still count as grey
+
+
 def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.ndarray:
     """One image file -> uint8 [size, size, channels]: EXIF-rotated, alpha on white, resized.
 
@@ -81,6 +84,12 @@ def load_image(path: str | os.PathLike[str], size: int, channels: int) -> np.nda
         image = image.resize((size, size), Image.BILINEAR)
     array = np.asarray(image, dtype=np.uint8)
     return array[:, :, None] if channels == 1 else array
+
+
+def equal_channels(path: str | os.PathLike[str], size: int = 64) -> bool:
+    """An RGB file whose three channels are equal to JPEG's rounding: grey content saved as colour (scans)."""
+    rgb = load_image(path, size, 3).astype(np.int16)
+    return int(np.abs(rgb - rgb[:, :, :1]).max()) <= GREY_RGB
 
 
 def _own_bands(image: Image.Image, size: int, channels: int) -> np.ndarray:

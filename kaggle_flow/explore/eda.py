@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_flow import console
-from kaggle_flow.data.images import GREY_MODES
+from kaggle_flow.data.images import GREY_MODES, equal_channels
 from kaggle_flow.errors import DataError
 from kaggle_flow.explore import plots, twins
 from kaggle_flow.fileio import write_csv, write_json
@@ -79,7 +79,8 @@ def imbalance_ratio(counts: pd.DataFrame) -> float | None:
 
 
 def mode_note(
-    mode: str, channels: int, *, bits: int = 8, grey_palette: bool = False, transparency: bool = False
+    mode: str, channels: int, *, bits: int = 8, grey_palette: bool = False, transparency: bool = False,
+    equal_rgb: bool = False,
 ) -> str:
     """Why an image mode deserves a look in a competition with `channels` channels ("" if it is normal)."""
     notes = []
@@ -98,7 +99,7 @@ def mode_note(
         notes.append("premultiplied alpha: read as if on black")
     elif transparency and mode in ("L", "RGB"):
         notes.append("transparent colour: ignored when read (its pixels keep their colour)")
-    grey = mode in GREY_MODES or (mode in ("P", "PA") and grey_palette)
+    grey = mode in GREY_MODES or (mode in ("P", "PA") and grey_palette) or (mode == "RGB" and equal_rgb)
     if channels == 3 and grey:
         notes.append("greyscale in a 3-channel competition")
     elif channels == 1 and not grey:
@@ -186,15 +187,24 @@ def find_duplicates(
 
 
 def flag_images(images: pd.DataFrame, channels: int) -> pd.DataFrame:
-    """Add `mode_note` and `exif_rotated` to the scan of the usable images."""
+    """Add `mode_note` and `exif_rotated` to the scan of the usable images. In a 1-channel competition
+    an RGB image is decoded (small) to tell grey content saved as colour from a colour image."""
     out = images.copy()
     usable = out["problem"] == ""
+    equal = [u and m == "RGB" and channels == 1 and _equal_rgb(p) for p, m, u in zip(out["path"], out["mode"], usable)]
     out["mode_note"] = [
-        mode_note(m, channels, bits=b, grey_palette=g, transparency=t) if u else ""
-        for m, b, g, t, u in zip(out["mode"], out["bits"], out["grey_palette"], out["transparency"], usable)
+        mode_note(m, channels, bits=b, grey_palette=g, transparency=t, equal_rgb=e) if u else ""
+        for m, b, g, t, e, u in zip(out["mode"], out["bits"], out["grey_palette"], out["transparency"], equal, usable)
     ]
     out["exif_rotated"] = usable & ~out["orientation"].isin([0, 1])
     return out
+
+
+def _equal_rgb(path: str) -> bool:
+    try:
+        return equal_channels(path)
+    except Exception:  # a header that parses over pixels that do not: the scan has said what it could
+        return False
 
 
 def broken_list(images: pd.DataFrame) -> pd.DataFrame:

@@ -17,8 +17,9 @@ What is read, in order (each finding keeps the file it came from, for `flow init
 
 The submission comes from the sample (submit_format.py). A JSON of code -> name beside the data
 (label_num_to_disease_map.json) is recorded as `label_map`. Grey training images (every one of
-SAMPLE spread over the training folder in a grey mode) give `channels = 1`, with the mean and std of
-their pixels: training then reads one channel, not three equal ones.
+SAMPLE spread over the training folder in a grey mode, or RGB files whose three channels are equal,
+as scans saved as colour JPEGs are) give `channels = 1`, with the mean and std of their pixels:
+training then reads one channel, not three equal ones.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from PIL import Image
 
 from kaggle_flow.competition import IMAGE_EXTENSIONS
 from kaggle_flow.console import shortlist
-from kaggle_flow.data.images import GREY_MODES, load_image
+from kaggle_flow.data.images import GREY_MODES, equal_channels, load_image
 from kaggle_flow.errors import DataError
 from kaggle_flow.fileio import read_csv
 from kaggle_flow.table.channel_download import match_channel_files, record_channels
@@ -396,8 +397,9 @@ def read_download(root: Path, train_csv: Path | None = None) -> Found:
 
 
 def _grey(found: Found) -> None:
-    """channels = 1 and the pixels' mean and std when every sampled training image is grey (a pixel
-    CSV has said so already); an image PIL cannot open is left to `flow eda` to name."""
+    """channels = 1 and the pixels' mean and std when every sampled training image is grey: a grey mode,
+    or RGB with three equal channels (a pixel CSV has said so already); an image PIL cannot open is left
+    to `flow eda` to name."""
     train = find_dir(found.root, str(found.layout.get("train_dir", ".")))
     if "channels" in found.top or train is None:
         return
@@ -407,12 +409,16 @@ def _grey(found: Found) -> None:
         try:
             with Image.open(path) as image:
                 modes[path] = image.mode
+            if modes[path] == "RGB" and not equal_channels(path):
+                return
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            continue
-    if not modes or any(mode not in GREY_MODES for mode in modes.values()):
+            modes.pop(path, None)
+    if not modes or any(mode not in (*GREY_MODES, "RGB") for mode in modes.values()):
         return
     pixels = np.concatenate([load_image(path, STATS_SIZE, 1).ravel() for path in modes]) / 255.0
     mean, std = round(float(pixels.mean()), 4), round(max(float(pixels.std()), 1e-3), 4)
     found.top.update(channels=1, mean=[mean], std=[std])
-    found.note(f"grey images (mode {'/'.join(sorted(set(modes.values())))} in all {len(modes)} sampled of {len(files)}): "
+    grey = sorted(set(modes.values()) - {"RGB"})
+    how = ", ".join([f"mode {'/'.join(grey)}"] * bool(grey) + ["RGB with three equal channels"] * ("RGB" in modes.values()))
+    found.note(f"grey images ({how} in all {len(modes)} sampled of {len(files)}): "
                f"channels = 1, mean {mean:g} and std {std:g} of their pixels", train)
