@@ -1,4 +1,5 @@
-"""Multi-label training: a sigmoid head, BCE / focal / ASL, oof.csv of label sets, thresholds fitted after training.
+"""Multi-label training: a sigmoid head, BCE / focal / ASL, oof.csv of label sets, thresholds fitted after training,
+with EMA, mixup and cutmix and resume as a single-label run has them.
 
 The competition is generated here: 16x16 grey images holding 0-2 handwritten digits (scikit-learn's
 8x8 digits, the embedded `digits` data) in random cells of a 2x2 grid; its classes are the digits
@@ -11,11 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import paddle
 import pandas as pd
 import pytest
 from clitools import flow, one_line_error
 from PIL import Image
 
+from kaggle_flow.engine import fit
 from kaggle_flow.oof import read_oof
 from kaggle_flow.runs import load_run
 from kaggle_flow.target import TARGETS
@@ -170,6 +173,41 @@ def test_cross_validation_fits_the_thresholds_on_every_fold_s_predictions(tags: 
     assert refit.exit_code == 0, refit.output
     kept = read_thresholds(_run())
     assert kept is not None and kept.values.tolist() == found.values.tolist()
+
+
+def test_a_multi_label_run_with_ema_mixup_and_cutmix_resumes_to_the_weights_of_the_run_never_stopped(
+    tags: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags = ("--ema", "0.99", "--mixup", "0.2", "--cutmix", "1.0")
+    result = flow("train", "tags", *flags)
+    assert result.exit_code == 0, result.output
+    whole = load_run(_run())
+    assert (whole.config.ema, whole.config.mixup, whole.config.cutmix) == (0.99, 0.2, 1.0)
+    oof = read_oof(whole.oof, 4, TARGETS["multi"])
+    assert oof.labels.tolist() == TARGETS["multi"].encode(tags.set_index("id").loc[oof.ids].reset_index(), 4).tolist()
+    assert (whole.path / "thresholds.json").is_file()
+
+    real, calls = fit.train_one_epoch, []
+
+    def second_interrupted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "train_one_epoch", second_interrupted)
+    stopped = flow("train", "tags", *flags)
+    assert stopped.exit_code == 1 and "interrupted after epoch 1 of 2" in stopped.output, stopped.output
+    monkeypatch.setattr(fit, "train_one_epoch", real)
+    broken = _run()
+    assert broken != whole.path and not (broken / "thresholds.json").exists()
+    resumed = flow("train", "tags", "--resume", broken.name)
+    assert resumed.exit_code == 0, resumed.output
+    for name in ("best.pdparams", "last.pdparams"):
+        a, b = paddle.load(str(whole.path / name)), paddle.load(str(broken / name))
+        assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a), name
+    for name in ("metrics.csv", "oof.csv", "thresholds.json"):
+        assert (broken / name).read_text() == (whole.path / name).read_text(), name
 
 
 def test_a_loss_of_the_other_target_is_one_line_naming_the_valid_ones(tags: pd.DataFrame) -> None:
