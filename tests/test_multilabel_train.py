@@ -1,5 +1,5 @@
 """Multi-label training: a sigmoid head, BCE / focal / ASL, oof.csv of label sets, thresholds fitted after training,
-with EMA, mixup and cutmix and resume as a single-label run has them.
+with EMA, mixup and cutmix, resume and two processes as a single-label run has them.
 
 The competition is generated here: 16x16 grey images holding 0-2 handwritten digits (scikit-learn's
 8x8 digits, the embedded `digits` data) in random cells of a 2x2 grid; its classes are the digits
@@ -208,6 +208,22 @@ def test_a_multi_label_run_with_ema_mixup_and_cutmix_resumes_to_the_weights_of_t
         assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a), name
     for name in ("metrics.csv", "oof.csv", "thresholds.json"):
         assert (broken / name).read_text() == (whole.path / name).read_text(), name
+
+
+def test_two_processes_train_a_multi_label_run_and_fit_its_thresholds(tags: pd.DataFrame) -> None:
+    result = flow("train", "tags", "--epochs", "1", "--nproc", "2")
+    assert result.exit_code == 0, result.output
+    run = load_run(_run())
+    assert (run.config.nproc, run.config.world_size) == (2, 2)
+    folds = pd.read_csv(Path("runs") / "tags" / "folds.csv")
+    oof = read_oof(run.oof, 4, TARGETS["multi"])
+    assert sorted(oof.ids) == sorted(folds.loc[folds["fold"] == 0, "id"])  # both processes' validation rows, gathered
+    assert oof.labels.tolist() == TARGETS["multi"].encode(tags.set_index("id").loc[oof.ids].reset_index(), 4).tolist()
+    from kaggle_flow.thresholds import read_thresholds
+
+    found = read_thresholds(run.path)
+    assert found is not None and len(found.values) == 4
+    assert 0 <= run.summary.best_score <= 1 and 0 <= found.score <= 1
 
 
 def test_a_loss_of_the_other_target_is_one_line_naming_the_valid_ones(tags: pd.DataFrame) -> None:
