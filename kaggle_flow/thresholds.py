@@ -107,11 +107,12 @@ def _global(y: np.ndarray, probs: np.ndarray, metric: Metric) -> float:
     return best
 
 
-def epoch_score(y: np.ndarray, probs: np.ndarray, metric: Metric) -> float:
-    """An epoch's validation score: the metric at its best global threshold (0.5 unless one of GRID
-    beats it). At 0.5 an untrained head that answers every class wins mean F2 (recall counts four
-    times), so the best epoch is picked as the answers will be made, with a fitted cut."""
-    if metric.scores != "labels":
+def epoch_score(y: np.ndarray, probs: np.ndarray, metric: Metric, target: str) -> float:
+    """An epoch's validation score, and a cross-validation's of the out-of-fold predictions: for a
+    thresholded target the metric at its best global threshold (0.5 unless one of GRID beats it), the
+    metric of the probabilities otherwise. At 0.5 an untrained head that answers every class wins mean
+    F2 (recall counts four times), so the best epoch is picked as the answers will be made, with a cut."""
+    if not TARGETS[target].thresholded or metric.scores != "labels":
         return float(metric(y, probs))
     t = _global(y, probs, metric)
     return float(metric.of_labels(y, TARGETS["multi"].decide(probs, np.full(probs.shape[1], t)), probs.shape[1]))

@@ -160,6 +160,12 @@ def test_cross_validation_fits_the_thresholds_on_every_fold_s_predictions(tags: 
     found = read_thresholds(run.path)
     assert found is not None and found.score >= found.score_at_half
     assert f"Thresholds fitted on {N_TRAIN} out-of-fold predictions" in result.output
+    # the CV score is the out-of-fold predictions' at their best global threshold, as each fold's epochs are scored
+    from kaggle_flow.metrics import METRICS
+
+    summary = run.summary
+    at_grid = [METRICS["mean_f2"].of_labels(oof.labels, (oof.probs >= t).astype(int), 4) for t in np.arange(0.05, 0.951, 0.05)]
+    assert summary.cv_score == pytest.approx(max(at_grid)) and summary.cv_score >= found.score_at_half
     # the folds' test predictions are averaged as probabilities, before any threshold decides
     from kaggle_flow.submit.predict import predict_probs
 

@@ -353,7 +353,7 @@ def evaluate(
     pred = target.decide(probs)
     per_class = {"labels": list(range(k)), "average": None, "zero_division": 0}
     recall, precise = recall_score(labels, pred, **per_class), precision_score(labels, pred, **per_class)
-    metric = epoch_score(labels, probs, METRICS[config.metric]) if target.thresholded else METRICS[config.metric](labels, probs)
+    metric = epoch_score(labels, probs, METRICS[config.metric], config.target)
     return Evaluation(probs, pred, target.val_loss(labels, probs), float((pred == labels).mean()), metric, recall, precise)
 
 

@@ -56,6 +56,7 @@ from kaggle_flow.runs import (
 from kaggle_flow.submit.teacher import find_teacher, pseudo_labels
 from kaggle_flow.table.layouts import labelled
 from kaggle_flow.target import TARGETS
+from kaggle_flow.thresholds import epoch_score
 
 if TYPE_CHECKING:
     from kaggle_flow.engine.distributed import Launch
@@ -297,7 +298,7 @@ def _cv_summary(run: Run) -> Summary:
     oof = joined([read_oof(f.oof, run.config.num_classes, target) for f in folds])
     write_oof(run.oof, oof, target)
     labels = oof.labels
-    cv = METRICS[run.config.metric](labels, oof.probs)
+    cv = epoch_score(labels, oof.probs, METRICS[run.config.metric], run.config.target)  # as each fold's best epoch is scored
     summaries = [f.summary for f in folds]
     summary = run.write_summary(Summary(
         status="finished", reason=chance_level(run.config, labels, cv), metric=run.config.metric, best_score=cv, cv_score=cv,
