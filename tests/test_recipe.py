@@ -38,6 +38,15 @@ def test_model_follows_the_device_the_data_and_max_params() -> None:
         recipe.choose_model(facts(), 1000, 4, 3)
 
 
+def test_tiny_images_on_a_cpu_train_the_small_cnn() -> None:
+    name, why = recipe.choose_model(facts(n=1442, w=56, h=56), None, 10, 1)
+    assert name == "smallcnn" and why == "smallcnn: CPU, tiny images (median short side 56 px, under 64), 0.1 M parameters"
+    assert recipe.choose_model(facts(n=1442, w=64, h=80), None, 10, 1)[0] == "resnet-t"  # the family's stem halves 64 px
+    assert recipe.choose_model(facts(n=1442, w=28, h=28, place="gpu"), None, 10, 1)[0] == "resnet-m"
+    with pytest.raises(FlowError, match=r"^max_params 1,000: even smallcnn has [\d,]+ parameters; give --model$"):
+        recipe.choose_model(facts(n=1442, w=28, h=28), 1000, 10, 1)
+
+
 def test_epochs_aim_at_a_number_of_images_and_fit_the_cpu_budget() -> None:
     assert recipe.choose_epochs(facts(n=5000), None)[0] == 10
     assert recipe.choose_epochs(facts(n=1000), None)[0] == 50

@@ -122,13 +122,13 @@ def test_photos_with_weights_at_hand_start_from_imagenet(cache: Path) -> None:
     assert (gpu.model, gpu.image_size) == ("resnet18", 224)
 
 
-def test_grey_or_tiny_images_keep_the_family(cache: Path) -> None:
+def test_grey_or_tiny_images_train_from_scratch(cache: Path) -> None:
     from kaggle_flow.engine import recipe
 
     wanted = recipe.Choices(**AUTO_MODEL)
-    for facts, channels in ((photo_facts(w=28, h=28), 3), (photo_facts(), 1)):
+    for facts, channels, model in ((photo_facts(w=28, h=28), 3, "smallcnn"), (photo_facts(), 1, "resnet-t")):
         chosen = recipe.resolve(wanted, facts, num_classes=10, channels=channels, max_params=None)
-        assert (chosen.model, chosen.pretrained, chosen.note) == ("resnet-t", False, "")
+        assert (chosen.model, chosen.pretrained, chosen.note) == (model, False, "")
 
 
 def test_no_weights_offline_is_one_line_and_the_family(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,9 +8,12 @@ choice comes with a one-line reason, printed before training and saved in config
     model   RGB photos (short side >= 64 px) with ImageNet weights at hand (in paddle's cache, or the
             network answers and --no-download was not given): a pretrained model, resnet50 on a GPU,
             resnet18 on a CPU (a smaller one within max_params), with Adam 3e-4, one frozen-backbone
-            epoch and ImageNet's mean/std (`transfer_values`). Otherwise the from-scratch family:
-            on a CPU resnet-t below 2,000 training images (more epochs fit the time), else resnet-s;
-            on a GPU resnet-m (resnet-l from 20,000 images); the largest that fits max_params
+            epoch and ImageNet's mean/std (`transfer_values`). Otherwise, on a CPU, smallcnn for
+            tiny images (short side under 64 px, where the family's stem keeps the full
+            resolution: slower, and it learned digit composites more slowly per epoch), else the
+            from-scratch family: on a CPU resnet-t below 2,000 training images (more epochs fit the
+            time), else resnet-s; on a GPU resnet-m (resnet-l from 20,000 images); the largest that
+            fits max_params
     batch   64 on a CPU (32 for a few hundred images), 128 on a GPU (64 from 160 px)
     epochs  about 50,000 images seen (10-60 epochs); on a CPU, fewer when the training speed
             measured for this model and size says the run would pass CPU_BUDGET_S. The speed is
@@ -54,6 +57,7 @@ EPOCHS = (10, 60)
 MIN_CPU_EPOCHS = 3  # under the CPU time budget: fewer than this and a cosine schedule barely anneals
 CPU_BUDGET_S = 3.5 * 60  # s of training steps: a CPU baseline takes minutes (validation and set-up on top)
 SMALL_DATA = 2_000  # training images below which the CPU model is the tiny preset (more epochs in the budget)
+TINY_SIDE, TINY_MODEL = 64, "smallcnn"  # px: a median short side under which a CPU trains the small CNN
 FAMILY = ("resnet-t", "resnet-s", "resnet-m", "resnet-l")  # smallest first
 PHOTO_SIDE = 64  # px: a median short side from which RGB images are taken for photos, as ImageNet's are
 PRETRAINED = {  # the pretrained models the recipe picks from, preferred first: the first within max_params with weights
@@ -138,6 +142,12 @@ def choose_size(facts: Facts, min_size: int = MIN_SIZE) -> tuple[int, str]:
 
 
 def choose_model(facts: Facts, max_params: int | None, num_classes: int, channels: int) -> tuple[str, str]:
+    if facts.place == "cpu" and facts.short_side < TINY_SIDE:
+        params = models.param_count(TINY_MODEL, num_classes, channels)
+        if max_params is not None and params > max_params:
+            raise DataError(f"max_params {max_params:,}: even {TINY_MODEL} has {params:,} parameters; give --model")
+        return TINY_MODEL, (f"{TINY_MODEL}: CPU, tiny images (median short side {facts.short_side} px, under {TINY_SIDE}), "
+                            f"{params / 1e6:.1f} M parameters")
     if facts.place == "gpu":
         wanted = "resnet-l" if facts.n_train >= 20_000 else "resnet-m"
     else:
