@@ -86,6 +86,8 @@ def test_init_recognises_the_channel_files(hpa: Path, workdir: Path) -> None:
     assert comp.layout.channel_files == list(CHANNELS) and comp.layout.id_extension == ".png"
     assert comp.channels == 4 and len(comp.mean) == len(comp.std) == 4
     assert comp.mean[2] < comp.mean[1]  # measured: noise below 120 in blue, digits up to 255 in green
+    train_part = (workdir / "competitions" / "hpa.toml").read_text().split("[train]\n")[1]
+    assert "images of several channels (microscopy, satellite bands) get mirror images" in train_part.splitlines()[0]
     assert (comp.layout.id_column, comp.submission.id_column, comp.submission.id_form) == ("Id", "Id", "name")
     table = read_table(hpa, comp)
     train = table[table["split"] == "train"]

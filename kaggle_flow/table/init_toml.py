@@ -79,13 +79,16 @@ SCRATCH_NOTE = "# From scratch: Adam at 3e-3 (the automatic recipe takes 3e-4 wh
 PRESET_NOTES = {  # the preset a download's TOML sets, by its channels, and why
     1: ("affine", "grey images (digits, letters, scans) get shifts and small rotations, never a mirror image"),
     3: ("light", "colour photos get mirror images, a small affine and a little brightness/contrast"),
+    0: ("light", "images of several channels (microscopy, satellite bands) get mirror images, a small affine and a "
+               "little brightness/contrast"),
 }
 
 
 def _scratch(found: Found) -> tuple[str, dict[str, object]]:
     """The comment and the recipe keys a download's TOML sets: the from-scratch learning rate, and the
     augmentation preset by the kind of image (grey: `affine`, which never flips; colour: `light`)."""
-    preset, why = PRESET_NOTES[1 if found.top.get("channels") == 1 else 3]
+    channels = found.top.get("channels", 3)
+    preset, why = PRESET_NOTES[channels if channels in (1, 3) else 0]
     return SCRATCH_NOTE + why, {"lr": 3e-3, "preset": preset}
 
 
