@@ -9,6 +9,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("FLOW_NO_PROGRESS", "1")
+# A width in the environment fixes rich's console width when kaggle_flow.console is imported, and the
+# tests that set COLUMNS for their tables would get it instead: a shell's COLUMNS, or the COLUMNS=80
+# and LINES=24 that readline puts in pytest's own environment for the processes it starts (the
+# pytest-xdist workers among them).
+for name in ("COLUMNS", "LINES"):
+    os.environ.pop(name, None)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # course_trees: generated course downloads
 
 import kaggle_flow  # noqa: E402,F401  (reads OMP_NUM_THREADS before any test module imports paddle)

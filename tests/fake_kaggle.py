@@ -3,8 +3,8 @@
 kagglesdk's KaggleHttpClient POSTs JSON to `<endpoint>/api/v1/<Service>/<Method>` (camelCase fields,
 enums by name, dates in ISO with a Z) and reads an error from a JSON body `{"code": 4xx, "message":
 ...}`; a submission's file goes up with a PUT to the `createUrl` the server hands out. The client's
-endpoint comes from kagglesdk.kaggle_env (KaggleEnv.TEST is http://localhost:7777); KaggleApi asks for
-the production endpoint, so `serving` points that entry at this server for the test's duration.
+endpoint comes from kagglesdk.kaggle_env; KaggleApi asks for the production endpoint, so `serving`
+points that entry at this server, on a free port of its own, for the test's duration.
 
 Logging in with an access token asks security.OAuthService/IntrospectToken (`tokens`); the refresh
 token of `kaggle auth login` (~/.kaggle/credentials.json) gets an access token from
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-HOST, PORT = "127.0.0.1", 7777  # kagglesdk's KaggleEnv.TEST port, on the loopback address only
+HOST = "127.0.0.1"  # the loopback address only; the port is the free one the system gives each server
 API = "/api/v1/"  # then <Service>/<Method>
 RULES = "You must accept this competition's rules before you'll be able to submit."
 DAILY = "Your team has used its daily Submission allowance (5) today, please try again tomorrow UTC"
@@ -46,6 +46,7 @@ class FakeKaggle:
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> its user (GenerateAccessToken)
     limit: int = 60
     _pending: dict[str, str] = field(default_factory=dict)  # upload token -> file name
+    url: str = ""  # http://HOST:PORT, set by `serving`
 
     def score(self, ref: int, public: str, private: str = "", status: str = "COMPLETE", error: str = "") -> None:
         """Kaggle scored submission `ref` (or failed it, with `error`)."""
@@ -71,7 +72,7 @@ class FakeKaggle:
         if method == "StartSubmissionUpload":
             token = f"tok{len(self._pending) + 1}"
             self._pending[token] = body["fileName"]
-            return 200, {"token": token, "createUrl": f"http://{HOST}:{PORT}/upload/{token}"}
+            return 200, {"token": token, "createUrl": f"{self.url}/upload/{token}"}
         if method == "CreateSubmission":
             ref = 1000 + len(self.submissions)
             now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
@@ -82,7 +83,7 @@ class FakeKaggle:
             size, page = int(body.get("pageSize") or 20), int(body.get("page") or 1)
             return 200, {"submissions": self.submissions[(page - 1) * size:page * size]}
         if method == "DownloadDataFiles":  # a redirect to the archive, as Kaggle answers with a signed URL
-            return 302, {"location": f"http://{HOST}:{PORT}/files/{body['competitionName']}.zip"}
+            return 302, {"location": f"{self.url}/files/{body['competitionName']}.zip"}
         if method == "GetSubmissionLimits":
             return 200, {"numAllowedNow": 4}
         return 404, {"code": 404, "message": f"no method {method}"}
@@ -147,17 +148,16 @@ def _handler(fake: FakeKaggle) -> type[BaseHTTPRequestHandler]:
 
 @contextlib.contextmanager
 def serving(fake: FakeKaggle) -> Iterator[FakeKaggle]:
-    """Serve `fake` on 127.0.0.1:7777 with the kaggle client pointed at it; stopped and joined after.
-
-    OSError when the port is taken (the caller skips)."""
+    """Serve `fake` on 127.0.0.1 (a free port) with the kaggle client pointed at it; stopped and joined after."""
     from kagglesdk import kaggle_env
 
-    server = HTTPServer((HOST, PORT), _handler(fake))
+    server = HTTPServer((HOST, 0), _handler(fake))
+    fake.url = f"http://{HOST}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     endpoints = kaggle_env._env_to_endpoint
     saved = endpoints[kaggle_env.KaggleEnv.PROD]
-    endpoints[kaggle_env.KaggleEnv.PROD] = f"http://{HOST}:{PORT}/api"  # the /api prefix of the TEST endpoint
+    endpoints[kaggle_env.KaggleEnv.PROD] = f"{fake.url}/api"  # the /api prefix of the TEST endpoint
     try:
         yield fake
     finally:

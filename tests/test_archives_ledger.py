@@ -121,6 +121,14 @@ def _flat_cactus(root: Path, compression: int) -> Path:
     return archive
 
 
+@pytest.fixture(autouse=True)
+def own_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The temp folder of this test alone: what `_left_behind` finds there is this test's, never a
+    `flow init` of a test running beside it."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+
+
 def _left_behind(workdir: Path) -> list[str]:
     """What a failed init or import left: a TOML, anything in data/ besides the embedded data, a temp outline."""
     found = [p.name for p in (workdir / "competitions").glob("*.toml") if p.name != "cac.toml"]

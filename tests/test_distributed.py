@@ -132,11 +132,12 @@ def _pids(run: Path) -> list[int]:
 
 
 def _left_running(run: Path) -> list[int]:
-    """Live processes whose command line names the run: its ranks and their DataLoader workers."""
-    found = []
+    """Live processes whose command line names the run, working in its working folder: its ranks and
+    their DataLoader workers (never those of a run of the same name in another test's folder)."""
+    found, workdir = [], run.parents[2].resolve()  # WORKDIR/runs/COMP/RUN
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            if run.name.encode() in (entry / "cmdline").read_bytes() and _alive(int(entry.name)):
+            if run.name.encode() in (entry / "cmdline").read_bytes() and (entry / "cwd").resolve() == workdir and _alive(int(entry.name)):
                 found.append(int(entry.name))
         except OSError:
             continue
