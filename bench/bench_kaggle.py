@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -135,8 +136,10 @@ def one_multi(name: str, root: Path, reference: bool) -> dict:
     flow("init", name, "--from", str(tree_dir), "--metric", tree.metric)
     flow("import", name, str(tree_dir))
     start = time.perf_counter()
-    flow("run", name)
+    output = flow("run", name).stdout
     wall = time.perf_counter() - start
+    chosen = {key: re.search(rf"^\s+{key}\s+(\S+?):", output, re.M) for key in ("model", "epochs")}
+    recipe = ", ".join(f"{m[1]}" + (" epochs" if key == "epochs" else "") for key, m in chosen.items() if m)
     (csv,) = [p for p in (work / "submissions" / name).glob("*.csv") if p.name != "ledger.csv"]
     submission = pd.read_csv(csv, dtype=str, keep_default_na=False)
     sample = pd.read_csv(next(tree_dir.glob("sample_submission*.csv")), dtype=str)
@@ -145,7 +148,7 @@ def one_multi(name: str, root: Path, reference: bool) -> dict:
     truth = multi_hot(solution[tree.label_column], tree)
     score = sklearn_metric(tree.metric, truth, multi_hot(submission.set_index(tree.id_column).loc[solution[tree.id_column], tree.label_column], tree))
     row = {"layout": name, "metric": tree.metric, "score": score, "at_half": _at_half(work, name, solution),
-           "format": "ok" if fits else "WRONG", "run_s": wall}
+           "format": "ok" if fits else "WRONG", "run_s": wall, "recipe": recipe}
     if reference:
         row["reference"] = reference_run(tree_dir, name, wall)
     return row
@@ -153,7 +156,7 @@ def one_multi(name: str, root: Path, reference: bool) -> dict:
 
 def print_multi(row: dict) -> None:
     line = (f"{row['layout']:<18} {row['metric']:<9} {row['score']:.4f} at the fitted thresholds, {row['at_half']:.4f} at 0.5  "
-            f"format {row['format']:<5}  flow run {row['run_s']:6.1f} s")
+            f"format {row['format']:<5}  flow run {row['run_s']:6.1f} s ({row['recipe']})")
     if "reference" in row:
         ref = row["reference"]
         line += (f"  | reference {ref['score']:.4f} (threshold {ref['threshold']:.2f}; {ref['at_half']:.4f} at 0.5), "
