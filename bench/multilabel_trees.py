@@ -11,8 +11,10 @@ away). Training and test digits are drawn from disjoint halves of the pool.
                   row the same default string, some of whose words are no training tag; mean F2
     hpa           train.csv Id,Target (class indices, space-separated); each sample four grey PNGs
                   train/{Id}_red.png, _green, _blue, _yellow: the digits in green (the protein, as in
-                  HPA), other digits as distractors in red and yellow, noise in blue; test/ the same;
-                  sample_submission.csv Id,Predicted; macro F1
+                  HPA), other digits as distractors in red and yellow, noise in blue; every digit drawn
+                  mirrored with probability 1/2, since a microscope's cells have no handedness (a mirror
+                  image keeps every label, as in HPA); test/ the same; sample_submission.csv Id,Predicted;
+                  macro F1
     imet          train.csv id,attribute_ids (indices), labels.csv attribute_id,attribute_name,
                   train/{id}.png, test/{id}.png; sample_submission.csv id,attribute_ids; mean F2
     plant2021     train.csv image,labels (names, space-separated), train_images/, test_images/;
@@ -97,18 +99,25 @@ def _composite(digits: list[Array], rng: np.random.Generator) -> Array:
     return canvas
 
 
-def _samples(n: int, num_classes: int, part: int, seed: int) -> list[tuple[list[int], Array, Array]]:
-    """n samples: (labels, the composite of those digits, a composite of other digits as a distractor)."""
+def _samples(n: int, num_classes: int, part: int, seed: int, mirrored: bool = False) -> list[tuple[list[int], Array, Array]]:
+    """n samples: (labels, the composite of those digits, a composite of other digits as a distractor).
+    `mirrored`: each digit drawn mirrored with probability 1/2 (a mirror image keeps every label)."""
     images, _ = _mnist()
     pools = _pools(num_classes, part)
     rng = np.random.default_rng([seed, part])
+    flips = np.random.default_rng([seed, part, 1])
+
+    def digit(c: int) -> Array:
+        image = images[rng.choice(pools[c])]
+        return image[:, ::-1] if mirrored and flips.random() < 0.5 else image
+
     out = []
     for _ in range(n):
         count = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
         labels = sorted(int(c) for c in rng.choice(num_classes, size=count, replace=False))
-        picture = _composite([images[rng.choice(pools[c])] for c in labels], rng)
+        picture = _composite([digit(c) for c in labels], rng)
         others = rng.choice(num_classes, size=2, replace=False)
-        distractor = _composite([images[rng.choice(pools[c])] for c in others], rng)
+        distractor = _composite([digit(c) for c in others], rng)
         out.append((labels, picture, distractor))
     return out
 
@@ -143,6 +152,7 @@ def _write_images(folder: Path, ids: list[str], samples: list, name: str) -> Non
             Image.fromarray(picture).save(folder / f"{image_id}.png")
 
 
+MIRRORED = ("hpa",)  # trees whose digits are drawn mirrored at random: a cell has no handedness, as the zodiac's animals face either way
 FOLDERS = {"planet": ("train-jpg", "test-jpg"), "hpa": ("train", "test"), "imet": ("train", "test"),
            "plant2021": ("train_images", "test_images")}
 TRAIN_CSV = {"planet": "train_v2.csv", "hpa": "train.csv", "imet": "train.csv", "plant2021": "train.csv"}
@@ -161,7 +171,8 @@ def make(name: str, root: Path, n_train: int = 1600, n_test: int = 400, seed: in
     tree = TREES[name]
     folder = Path(root) / name
     k = len(tree.classes)
-    train, test = _samples(n_train, k, 0, seed), _samples(n_test, k, 1, seed)
+    mirrored = name in MIRRORED
+    train, test = _samples(n_train, k, 0, seed, mirrored), _samples(n_test, k, 1, seed, mirrored)
     hexed = name in ("hpa", "imet")
     n_more = int(n_test * ADDITIONAL_SHARE) if name in ADDITIONAL else 0
     train_ids = _ids("train", n_train, hexed)
