@@ -21,6 +21,23 @@ def flow(*args: str | Path) -> Any:
     return runner.invoke(app, argv)
 
 
+def ctrl_c_in_second_epoch(monkeypatch: Any) -> Any:
+    """The next training is stopped by Ctrl-C as its second epoch starts; returns the real epoch
+    function, for the caller to put back (`monkeypatch.setattr(fit, "train_one_epoch", real)`)."""
+    from kaggle_flow.engine import fit
+
+    real, calls = fit.train_one_epoch, []
+
+    def second_interrupted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit, "train_one_epoch", second_interrupted)
+    return real
+
+
 def one_line_error(result: Any) -> str:
     """The single line a failed command printed; fails unless it exited 1 with exactly one line."""
     assert result.exit_code == 1, result.output

@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import pandas as pd
 import pytest
-from clitools import flow, one_line_error
+from clitools import ctrl_c_in_second_epoch, flow, one_line_error
 
 from kaggle_flow.engine import fit
 from kaggle_flow.runs import load_run
@@ -27,15 +27,7 @@ def _runs(workdir: Path) -> list[Path]:
 
 def _interrupted_after_one_epoch(workdir: Path, monkeypatch: pytest.MonkeyPatch, *flags: str) -> Path:
     """A 2-epoch run stopped by Ctrl-C during its second epoch: one checkpoint, resumable."""
-    real, calls = fit.train_one_epoch, []
-
-    def second_interrupted(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fit, "train_one_epoch", second_interrupted)
+    real = ctrl_c_in_second_epoch(monkeypatch)
     result = flow("train", "digits", *TINY, "--epochs", "2", *flags)
     assert result.exit_code == 1 and "interrupted after epoch 1 of 2" in result.output, result.output
     monkeypatch.setattr(fit, "train_one_epoch", real)

@@ -15,7 +15,7 @@ import numpy as np
 import paddle
 import pandas as pd
 import pytest
-from clitools import flow, one_line_error
+from clitools import ctrl_c_in_second_epoch, flow, one_line_error
 from PIL import Image
 
 from kaggle_flow.engine import fit
@@ -193,15 +193,7 @@ def test_a_multi_label_run_with_ema_mixup_and_cutmix_resumes_to_the_weights_of_t
     assert oof.labels.tolist() == TARGETS["multi"].encode(tags.set_index("id").loc[oof.ids].reset_index(), 4).tolist()
     assert (whole.path / "thresholds.json").is_file()
 
-    real, calls = fit.train_one_epoch, []
-
-    def second_interrupted(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(fit, "train_one_epoch", second_interrupted)
+    real = ctrl_c_in_second_epoch(monkeypatch)
     stopped = flow("train", "tags", *flags)
     assert stopped.exit_code == 1 and "interrupted after epoch 1 of 2" in stopped.output, stopped.output
     monkeypatch.setattr(fit, "train_one_epoch", real)
