@@ -186,15 +186,21 @@ def find_duplicates(
     }
 
 
+RGB_SAMPLE = 32  # RGB images decoded in a 1-channel competition to tell grey saved as colour from colour
+
+
 def flag_images(images: pd.DataFrame, channels: int) -> pd.DataFrame:
     """Add `mode_note` and `exif_rotated` to the scan of the usable images. In a 1-channel competition
-    an RGB image is decoded (small) to tell grey content saved as colour from a colour image."""
+    up to RGB_SAMPLE of its RGB images are decoded (small): when each has three equal channels, its RGB
+    images are taken for grey content saved as colour (as `flow init` took them), not colour."""
     out = images.copy()
     usable = out["problem"] == ""
-    equal = [u and m == "RGB" and channels == 1 and _equal_rgb(p) for p, m, u in zip(out["path"], out["mode"], usable)]
+    rgb = out.loc[usable & (out["mode"] == "RGB"), "path"] if channels == 1 else out["path"].iloc[:0]
+    sample = rgb.iloc[:: max(1, len(rgb) // RGB_SAMPLE)][:RGB_SAMPLE]
+    equal = len(sample) > 0 and all(_equal_rgb(p) for p in sample)
     out["mode_note"] = [
-        mode_note(m, channels, bits=b, grey_palette=g, transparency=t, equal_rgb=e) if u else ""
-        for m, b, g, t, e, u in zip(out["mode"], out["bits"], out["grey_palette"], out["transparency"], equal, usable)
+        mode_note(m, channels, bits=b, grey_palette=g, transparency=t, equal_rgb=equal) if u else ""
+        for m, b, g, t, u in zip(out["mode"], out["bits"], out["grey_palette"], out["transparency"], usable)
     ]
     out["exif_rotated"] = usable & ~out["orientation"].isin([0, 1])
     return out
