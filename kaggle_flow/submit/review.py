@@ -150,9 +150,10 @@ def label_issues(oof: OutOfFold, names: list[str], answers: np.ndarray | None = 
 def top_losses(oof: OutOfFold, names: list[str], top: int, answers: np.ndarray | None = None) -> pd.DataFrame:
     """id, label, predicted, probability (of the prediction), loss: the `top` highest losses (a
     multi-label run: the label and predicted sets, `answers` the decided ones; no one probability)."""
-    loss = _target_of(oof).image_losses(oof.labels, oof.probs)
+    target = _target_of(oof)
+    loss = target.image_losses(oof.labels, oof.probs)
     order = np.argsort(-loss, kind="stable")[:top]
-    if _target_of(oof).thresholded:
+    if target.thresholded:
         multi, answers = TARGETS["multi"], oof.preds if answers is None else answers
         return pd.DataFrame({
             "id": oof.ids[order], "label": [multi.describe(multi.format(oof.labels[i]), names) for i in order],
