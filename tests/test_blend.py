@@ -240,11 +240,11 @@ def test_flow_blend_averages_ranks_for_mean_auc(tmp_path: Path, monkeypatch: pyt
     (path,) = (tmp_path / "runs/tiny").glob("ensemble-*")
     config = json.loads((path / "config.json").read_text())
     assert config["rank"] is True and config["members"] == ["soft", "sharp"]
-    np.testing.assert_allclose(config["weights"], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(config["weights"], [1 / 4, 3 / 4])  # mean AUC 0.9896 (1/3, 2/3: 0.9844)
     written = pd.read_csv(path / "oof.csv")[["prob_0", "prob_1", "prob_2"]].to_numpy()
-    ranks = 1 / 3 * scaled_ranks(members["soft"]) + 2 / 3 * scaled_ranks(members["sharp"])
+    ranks = 1 / 4 * scaled_ranks(members["soft"]) + 3 / 4 * scaled_ranks(members["sharp"])
     np.testing.assert_allclose(written, ranks, atol=1e-5)
     mean_auc = METRICS["mean_auc"]
     blend = json.loads((path / "summary.json").read_text())["best_score"]
-    assert blend == mean_auc(labels, ranks) > mean_auc(labels, 1 / 3 * members["soft"] + 2 / 3 * members["sharp"])
+    assert blend == mean_auc(labels, ranks) > mean_auc(labels, 1 / 4 * members["soft"] + 3 / 4 * members["sharp"])
     assert blend > max(mean_auc(labels, p) for p in members.values())

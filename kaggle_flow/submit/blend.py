@@ -88,16 +88,15 @@ def hill_climb(members: Sequence[np.ndarray], labels: np.ndarray, metric: Metric
 
     singles = [metric(labels, m) for m in members]
     first = best_of(singles)
-    counts = np.zeros(len(members), dtype=np.int64)
-    counts[first] = 1
-    total = members[first].copy()
+    one = np.eye(len(members), dtype=np.int64)
+    counts = one[first].copy()
     best_counts, best_score, stale = counts.copy(), singles[first], 0
     while counts.sum() < steps and stale < patience:
-        size = counts.sum() + 1
-        trials = [metric(labels, (total + m) / size) for m in members]
+        # each trial is scored as `combine` will write it: a running mean rounds differently, and on
+        # tied ranks those last bits can move a score
+        trials = [metric(labels, combine(members, counts + one[i])) for i in range(len(members))]
         pick = best_of(trials)
         counts[pick] += 1
-        total += members[pick]
         if metric.better(trials[pick], best_score):
             best_counts, best_score, stale = counts.copy(), trials[pick], 0
         else:
