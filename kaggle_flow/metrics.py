@@ -121,13 +121,10 @@ class Metric:
         assert self.fn is not None
         return float(self.fn(self._indices(y_true), _class_indices(y_pred), num_classes))
 
-    def column_scores(self, y_true: np.ndarray, sets: np.ndarray, j: int, columns: np.ndarray) -> np.ndarray:
-        """[G] scores of the 0/1 `sets` [n, k] with class j's column replaced by each of `columns` [n, G]:
-        what fitting class j's threshold weighs (an F score recounts only the rows that change)."""
-        if isinstance(self.multi, FScore):
-            return self.multi.sweep(np.asarray(y_true), np.asarray(sets), j, columns)
-        trials = [np.column_stack([sets[:, :j], columns[:, g], sets[:, j + 1:]]) for g in range(columns.shape[1])]
-        return np.array([self.of_labels(y_true, trial, sets.shape[1]) for trial in trials])
+    def sweep(self, y_true: np.ndarray, sets: np.ndarray) -> Sweep:
+        """The 0/1 `sets` [n, k] against multi-hot y_true, to score one class column replaced by candidate
+        columns at a time (fitting thresholds: thresholds.py)."""
+        return Sweep(self, np.asarray(y_true).astype(bool), np.asarray(sets).astype(bool))
 
     def _indices(self, y_true: np.ndarray) -> np.ndarray:
         if self.fn is None:
@@ -243,10 +240,39 @@ def f_beta(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float) -> np.nd
     return np.divide(num, den, out=np.zeros(np.shape(den)), where=den > 0)
 
 
-def _set_counts(y: np.ndarray, d: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Counts = tuple[np.ndarray, np.ndarray, np.ndarray]  # true positives, false positives, false negatives
+
+
+def _set_counts(y: np.ndarray, d: np.ndarray, axis: int | None) -> Counts:
     """True positives, false positives and false negatives of 0/1 sets, summed along `axis`."""
     y, d = y.astype(bool), d.astype(bool)
     return (y & d).sum(axis=axis), (~y & d).sum(axis=axis), (y & ~d).sum(axis=axis)
+
+
+class Sweep:
+    """0/1 sets [n, k] whose class columns are tried and set one at a time: `scores(j, columns)` gives
+    the metric with column j replaced by each candidate, `set(j, column)` keeps one. An F score keeps
+    the sets' counts and recounts only column j (a class of iMet's 1,103 costs one column, not all);
+    another metric scores each trial whole."""
+
+    def __init__(self, metric: Metric, y: np.ndarray, sets: np.ndarray) -> None:
+        self.metric, self.y, self.sets = metric, y, sets.copy()
+        self.f = metric.multi if isinstance(metric.multi, FScore) else None
+        self.counts = self.f.counts(y, self.sets) if self.f is not None else None
+
+    def scores(self, j: int, columns: np.ndarray) -> np.ndarray:
+        """[G] scores of the sets with column j replaced by each of `columns` [n, G]."""
+        if self.f is not None and self.counts is not None:
+            return self.f.sweep(self.y, self.sets, j, np.asarray(columns, dtype=bool), self.counts)
+        k = self.sets.shape[1]
+        trials = [np.column_stack([self.sets[:, :j], columns[:, g], self.sets[:, j + 1:]]) for g in range(columns.shape[1])]
+        return np.array([self.metric.of_labels(self.y, trial, k) for trial in trials])
+
+    def set(self, j: int, column: np.ndarray) -> None:
+        column = np.asarray(column, dtype=bool)
+        if self.f is not None and self.counts is not None:
+            self.counts = self.f.recount(self.counts, self.y[:, j], self.sets[:, j], column, j)
+        self.sets[:, j] = column
 
 
 @dataclass(frozen=True)
@@ -254,8 +280,9 @@ class FScore:
     """F-beta of 0/1 sets against multi-hot truth: each image's, averaged ("samples"); all decisions
     pooled ("micro"); each class's, averaged over the classes true or predicted somewhere ("macro").
 
-    `sweep` gives the scores of one class column replaced by candidate columns, touching only the
-    rows that change: fitting a threshold a class calls it once a class and pass (thresholds.py).
+    `sweep` gives the scores of one class column replaced by candidate columns from the sets' kept
+    `counts`, touching only the rows that change: fitting a threshold a class calls it once a class
+    and pass (thresholds.py); `recount` updates the counts when a column moves.
     """
 
     beta: float
@@ -270,24 +297,45 @@ class FScore:
         present = (tp + fp + fn) > 0  # a class absent from both would add a meaningless 0
         return float(f_beta(tp, fp, fn, self.beta)[present].mean()) if present.any() else 0.0
 
-    def sweep(self, y: np.ndarray, d: np.ndarray, j: int, columns: np.ndarray) -> np.ndarray:
-        """[G] scores of the sets `d` with column j replaced by each of `columns` [n, G]."""
-        yj, c = y[:, j].astype(bool)[:, None], np.asarray(columns, dtype=bool)
+    @property
+    def axis(self) -> int | None:
+        """The axis `counts` sums along: each image's (samples), all (micro), each class's (macro)."""
+        return {"samples": 1, "micro": None, "macro": 0}[self.average]
+
+    def counts(self, y: np.ndarray, d: np.ndarray) -> Counts:
+        return _set_counts(y, d, self.axis)
+
+    def recount(self, counts: Counts, yj: np.ndarray, old: np.ndarray, new: np.ndarray, j: int) -> Counts:
+        """`counts` after class j's column (truth yj) went from `old` to `new`."""
         if self.average == "macro":
-            tp, fp, fn = (np.delete(v, j) for v in _set_counts(y, d, 0))
+            moved = tuple(c.copy() for c in counts)
+            for c, v in zip(moved, _set_counts(yj, new, None)):
+                c[j] = v
+            return moved  # type: ignore[return-value]
+        axis = None if self.axis is None else 1
+        before, after = (_set_counts(yj[:, None], col[:, None], axis) for col in (old, new))
+        return tuple(c - b + a for c, b, a in zip(counts, before, after))  # type: ignore[return-value]
+
+    def sweep(self, y: np.ndarray, d: np.ndarray, j: int, columns: np.ndarray, counts: Counts | None = None) -> np.ndarray:
+        """[G] scores of the sets `d` with column j replaced by each of `columns` [n, G]; `counts`: those
+        of (y, d) when the caller keeps them (counted here otherwise)."""
+        yj, c = y[:, j].astype(bool)[:, None], np.asarray(columns, dtype=bool)
+        dj = d[:, j].astype(bool)
+        tp, fp, fn = counts if counts is not None else self.counts(y, d)
+        if self.average == "macro":
+            tp, fp, fn = (np.delete(v, j) for v in (tp, fp, fn))
             present = (tp + fp + fn) > 0
             others = f_beta(tp, fp, fn, self.beta)[present].sum()
             tpj, fpj, fnj = (yj & c).sum(0), (~yj & c).sum(0), (yj & ~c).sum(0)
             n_present = present.sum() + ((tpj + fpj + fnj) > 0)
             return np.divide(others + f_beta(tpj, fpj, fnj, self.beta), n_present,
                              out=np.zeros(c.shape[1]), where=n_present > 0)
-        axis = 1 if self.average == "samples" else None
-        tp, fp, fn = (a - b for a, b in zip(_set_counts(y, d, axis), _set_counts(y[:, j:j + 1], d[:, j:j + 1], axis)))
+        axis = None if self.axis is None else 1
+        tp, fp, fn = (a - b for a, b in zip((tp, fp, fn), _set_counts(yj, dj[:, None], axis)))
         if self.average == "micro":
             return f_beta(tp + (yj & c).sum(0), fp + (~yj & c).sum(0), fn + (yj & ~c).sum(0), self.beta)
-        whole = f_beta(tp + (yj[:, 0] & d[:, j].astype(bool)), fp + (~yj[:, 0] & d[:, j].astype(bool)),
-                       fn + (yj[:, 0] & ~d[:, j].astype(bool)), self.beta)
-        rows = (c != d[:, j].astype(bool)[:, None]).any(axis=1)  # only these images' scores move
+        whole = f_beta(tp + (yj[:, 0] & dj), fp + (~yj[:, 0] & dj), fn + (yj[:, 0] & ~dj), self.beta)
+        rows = (c != dj[:, None]).any(axis=1)  # only these images' scores move
         yr, cr = yj[rows], c[rows]
         moved = f_beta(tp[rows, None] + (yr & cr), fp[rows, None] + (~yr & cr), fn[rows, None] + (yr & ~cr), self.beta)
         return (whole.sum() - whole[rows].sum() + moved.sum(axis=0)) / max(len(y), 1)

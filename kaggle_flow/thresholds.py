@@ -2,16 +2,25 @@
 
 A sigmoid head gives each class its own probability, and 0.5 is seldom the best place to cut it: F2
 rewards recall, so the best cut of a mean-F2 competition is lower; a rare class is predicted with
-less confidence than a common one. After training, `fit_thresholds` picks a threshold a class on the
-out-of-fold predictions (every labelled image predicted by a model that did not train on it):
+less confidence than a common one. After training, `fit_thresholds` cuts the out-of-fold predictions
+(every labelled image predicted by a model that did not train on it) one of three ways, HOWS:
 
-1. the global threshold: the one value of GRID that scores best for every class at once;
-2. coordinate ascent from there: for each class in turn, the value of GRID that scores best with the
-   other classes held, PASSES times over the classes (until a pass changes nothing). A class with
-   fewer than MIN_POSITIVES positive images keeps the global threshold: a threshold fitted to a
-   handful of images fits those images, not the test set;
-3. `at_least_one`: an image with no class over its threshold gets its most probable class, when that
-   raises the metric on the same rows (mean F2 of an image with no answer is 0).
+- "0.5" for every class;
+- "global": the one value of GRID that scores best for every class at once;
+- "per class": coordinate ascent from the global one: for each class in turn, the value of GRID that
+  scores best with the other classes held, PASSES times over the classes (until a pass changes
+  nothing). A class with fewer than MIN_POSITIVES positive images keeps the global threshold: a
+  threshold fitted to a handful of images fits those images, not the test set.
+
+A fitted way (global, per class) also gives an image with no class over its threshold its most
+probable class (`at_least_one`) when that raises the metric on the rows fitted (mean F2 of an image
+with no answer is 0).
+
+Which way wins is decided on rows the fit did not see: the rows are cut in PARTS stratified parts,
+each way is fitted on all parts but one and decides the one left out, in turn, and the way whose
+held-out answers score best is fitted on every row (a tie keeps the simpler way). Scored on the rows
+it was fitted on, a threshold per class always looks best; on a hold-out of a few hundred images it
+can be fitted to their noise and lose to one global cut, or to 0.5, on the test set.
 
 A threshold moves only when the score rises, and 0.5 is in GRID: the fitted score is never below the
 score at 0.5 on the rows fitted. A metric of probabilities (mean_auc) has no cut: 0.5 everywhere.
@@ -35,6 +44,8 @@ from kaggle_flow.target import TARGETS, THRESHOLD
 GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)  # the candidate thresholds, 0.5 among them
 PASSES = 3  # coordinate ascent passes over the classes (fewer when a pass changes nothing)
 MIN_POSITIVES = 10  # positive oof images a class needs for its own threshold; fewer: the global one
+HOWS = ("0.5", "global", "per class")  # the ways to cut, simplest first: a tie between them keeps the simpler
+PARTS = 5  # stratified parts of the rows: each way is fitted on PARTS - 1 and scored on the one left out
 FILE = "thresholds.json"  # in the run folder
 
 
@@ -46,14 +57,18 @@ class Thresholds:
     at_least_one: bool = False
     score_at_half: float = math.nan
     score: float = math.nan
+    how: str = "per class"  # one of HOWS
+    held_out: tuple[float, ...] = ()  # each way's score (HOWS' order) on the rows left out of its fit; () untold
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Thresholds) and np.array_equal(self.values, other.values) and (
-            self.at_least_one, self.score_at_half, self.score) == (other.at_least_one, other.score_at_half, other.score)
+            self.at_least_one, self.score_at_half, self.score, self.how, self.held_out) == (
+            other.at_least_one, other.score_at_half, other.score, other.how, other.held_out)
 
     def to_json(self) -> dict[str, object]:
         return {"values": [float(v) for v in self.values], "at_least_one": self.at_least_one,
-                "score_at_half": self.score_at_half, "score": self.score}
+                "score_at_half": self.score_at_half, "score": self.score, "how": self.how,
+                "held_out": dict(zip(HOWS, self.held_out))}
 
     @classmethod
     def from_json(cls, data: object) -> Thresholds:
@@ -67,14 +82,24 @@ class Thresholds:
             raise ValueError(f"at_least_one is {data['at_least_one']!r}, not true or false")
         if not (_number(data["score_at_half"]) and _number(data["score"])):
             raise ValueError("score_at_half or score is not a number")
-        return cls(np.asarray(values, dtype=np.float64), data["at_least_one"],
-                   float(data["score_at_half"]), float(data["score"]))
+        how, held_out = data.get("how", "per class"), data.get("held_out", {})  # files of older runs have neither
+        if how not in HOWS:
+            raise ValueError(f"how is {how!r}, not one of {', '.join(HOWS)}")
+        if not isinstance(held_out, dict) or (held_out and (set(held_out) != set(HOWS) or not all(map(_number, held_out.values())))):
+            raise ValueError(f"held_out is not an object of a number for each of {', '.join(HOWS)}")
+        return cls(np.asarray(values, dtype=np.float64), data["at_least_one"], float(data["score_at_half"]),
+                   float(data["score"]), how, tuple(float(held_out[h]) for h in HOWS) if held_out else ())
 
     def summary(self, metric: str) -> str:
-        """'mean_f2 0.8712 at 0.5, 0.8891 at the fitted thresholds (0.15-0.45; at least one label an image)'."""
+        """'mean_f2 0.8712 at 0.5, 0.8891 at the fitted thresholds (per class, 0.15-0.45; at least one label
+        an image); on rows left out of the fit: 0.8712 at 0.5, 0.8790 global, 0.8755 per class'."""
         spread = f"{self.values.min():g}-{self.values.max():g}" if self.values.min() < self.values.max() else f"{self.values.min():g}"
         one = "; at least one label an image" if self.at_least_one else ""
-        return f"{metric} {self.score_at_half:.4f} at 0.5, {self.score:.4f} at the fitted thresholds ({spread}{one})"
+        line = f"{metric} {self.score_at_half:.4f} at 0.5, {self.score:.4f} at the fitted thresholds ({self.how}, {spread}{one})"
+        if self.held_out:
+            line += "; on rows left out of the fit: " + ", ".join(
+                f"{score:.4f} {'at 0.5' if how == '0.5' else how}" for how, score in zip(HOWS, self.held_out))
+        return line
 
 
 def _number(v: object) -> bool:
@@ -122,37 +147,68 @@ def _ascend(y: np.ndarray, probs: np.ndarray, metric: Metric, values: np.ndarray
     """Coordinate ascent over the `fitted` classes from `values`: each class's best value of GRID with
     the others held, PASSES times (fewer when a pass changes nothing)."""
     values = values.copy()
-    sets = TARGETS["multi"].decide(probs, values)
+    sweep = metric.sweep(y, TARGETS["multi"].decide(probs, values))
     for _ in range(PASSES):
         moved = False
         for j in fitted:
-            columns = (probs[:, j:j + 1] >= GRID[None, :]).astype(np.uint8)
-            scores = metric.column_scores(y, sets, j, columns)
+            columns = probs[:, j:j + 1] >= GRID[None, :]
+            scores = sweep.scores(j, columns)
             current = scores[int(np.abs(GRID - values[j]).argmin())]
             g = int(np.argmax([metric.key(s) for s in scores]))
             if _improves(metric, scores[g], current):
-                values[j], sets[:, j], moved = GRID[g], columns[:, g], True
+                values[j], moved = GRID[g], True
+                sweep.set(j, columns[:, g])
         if not moved:
             break
     return values
 
 
+def _fitted(y: np.ndarray, probs: np.ndarray, metric: Metric, how: str) -> Thresholds:
+    """The thresholds of one of HOWS fitted on these rows (values and at_least_one; no scores)."""
+    k = probs.shape[1]
+    if how == "0.5":
+        return Thresholds(np.full(k, THRESHOLD))
+    values = np.full(k, _global(y, probs, metric))
+    if how == "per class":
+        values = _ascend(y, probs, metric, values, np.flatnonzero(y.sum(axis=0) >= MIN_POSITIVES))
+    forced = metric.of_labels(y, apply(probs, Thresholds(values, True)), k)
+    return Thresholds(values, _improves(metric, forced, metric.of_labels(y, apply(probs, Thresholds(values)), k)))
+
+
+def _held_out(y: np.ndarray, probs: np.ndarray, metric: Metric) -> tuple[float, ...]:
+    """Each way's score (HOWS' order) on answers it was not fitted on: fitted on PARTS - 1 stratified
+    parts of the rows, deciding the part left out, in turn; the answers of all parts scored together."""
+    from kaggle_flow.explore.multifolds import kfold
+
+    part = kfold(y, PARTS, seed=0, name=str)
+    sets = {how: np.zeros_like(y) for how in HOWS}
+    for p in range(PARTS):
+        held = part == p
+        for how in HOWS:
+            sets[how][held] = apply(probs[held], _fitted(y[~held], probs[~held], metric, how))
+    return tuple(metric.of_labels(y, sets[how], y.shape[1]) for how in HOWS)
+
+
 def fit_thresholds(y_true: np.ndarray, probs: np.ndarray, metric: Metric) -> Thresholds:
-    """Thresholds a class that maximise `metric` on these rows (multi-hot y_true [n, k], probs [n, k])."""
+    """Thresholds a class that maximise `metric` (multi-hot y_true [n, k], probs [n, k]): the way of HOWS
+    that scores best on rows left out of its fit, fitted on all of them."""
     y, probs = np.asarray(y_true, dtype=np.uint8), np.asarray(probs, dtype=np.float64)
     if y.ndim != 2 or y.shape != probs.shape or y.shape[1] < 2:
         raise FlowError(f"thresholds: labels of shape {y.shape} for probabilities of shape {probs.shape}")
     k = y.shape[1]
     at_half = metric(y, probs)
     if metric.scores == "probabilities":  # ranks, not sets: no cut to fit
-        return Thresholds(np.full(k, THRESHOLD), False, at_half, at_half)
-    start = np.full(k, _global(y, probs, metric))
-    values = _ascend(y, probs, metric, start, np.flatnonzero(y.sum(axis=0) >= MIN_POSITIVES))
-    score = metric.of_labels(y, apply(probs, Thresholds(values)), k)
-    forced = metric.of_labels(y, apply(probs, Thresholds(values, True)), k)
-    if _improves(metric, forced, score):
-        return Thresholds(values, True, at_half, forced)
-    return Thresholds(values, False, at_half, score)
+        return Thresholds(np.full(k, THRESHOLD), False, at_half, at_half, "0.5")
+    if len(y) < 2 * PARTS:  # too few rows to leave some out: the fit on all of them
+        held_out, how = (), HOWS[-1]
+    else:
+        held_out, best = _held_out(y, probs, metric), 0
+        for i in range(1, len(HOWS)):
+            best = i if _improves(metric, held_out[i], held_out[best]) else best
+        how = HOWS[best]
+    found = _fitted(y, probs, metric, how)
+    score = metric.of_labels(y, apply(probs, found), k)
+    return Thresholds(found.values, found.at_least_one, at_half, score, how, held_out)
 
 
 def thresholds_file(run_dir: str | Path) -> Path:

@@ -80,17 +80,21 @@ def test_a_metric_refuses_the_other_form_in_one_line() -> None:
 
 
 @pytest.mark.parametrize("name", ["mean_f2", "mean_f1", "micro_f1", "macro_f1"])
-def test_column_scores_equal_scoring_each_replaced_column(name: str) -> None:
+def test_a_sweep_scores_each_replaced_column_as_scoring_it_whole(name: str) -> None:
     rng = np.random.default_rng(0)
     y = (rng.random((40, 5)) < 0.3).astype(np.uint8)
     d = (rng.random((40, 5)) < 0.3).astype(np.uint8)
-    columns = (rng.random((40, 4)) < 0.5).astype(np.uint8)
     metric = METRICS[name]
-    swept = metric.column_scores(y, d, 2, columns)
-    for g in range(4):
-        trial = d.copy()
-        trial[:, 2] = columns[:, g]
-        assert swept[g] == pytest.approx(metric.of_labels(y, trial, 5))
+    sweep = metric.sweep(y, d)
+    for j in (2, 0, 2, 4):  # columns set one after another: the kept counts follow each move
+        columns = (rng.random((40, 4)) < 0.5).astype(np.uint8)
+        swept = sweep.scores(j, columns)
+        for g in range(4):
+            trial = d.copy()
+            trial[:, j] = columns[:, g]
+            assert swept[g] == pytest.approx(metric.of_labels(y, trial, 5))
+        d[:, j] = columns[:, 1]
+        sweep.set(j, columns[:, 1])
 
 
 def test_every_multi_label_metric_is_checked_here() -> None:

@@ -63,7 +63,30 @@ def test_a_rare_class_keeps_the_global_threshold() -> None:
     best_global = max(metric(y, p, np.full(4, g)) for g in GRID)
     assert metric(y, p, np.full(4, t.values[3])) == pytest.approx(best_global)
     assert t.values[3] > 0.35  # its own fit would have gone below its positives
-    assert fit_thresholds(*_planted(rare_positives=MIN_POSITIVES), metric).values[3] <= 0.25  # enough: its own
+    enough = fit_thresholds(*_planted(rare_positives=2 * MIN_POSITIVES), metric)  # in every fit of the parts too
+    assert enough.how == "per class" and enough.values[3] <= 0.25
+
+
+def test_the_way_to_cut_is_chosen_on_rows_left_out_of_its_fit() -> None:
+    metric = METRICS["mean_f2"]
+    y, p = _planted()  # a shy class: its own threshold wins on rows it never saw
+    t = fit_thresholds(y, p, metric)
+    assert t.how == "per class" and t.held_out[2] > max(t.held_out[:2])
+    assert t.held_out[0] == pytest.approx(t.score_at_half)  # 0.5 is fitted on nothing: the same everywhere
+    rng = np.random.default_rng(1)  # eight alike classes, 10-24 positives each, overlapping probabilities
+    y = (rng.random((160, 8)) < 0.1).astype(np.uint8)
+    p = np.clip(np.where(y == 1, rng.normal(0.35, 0.15, y.shape), rng.normal(0.15, 0.1, y.shape)), 0, 1)
+    t = fit_thresholds(y, p, metric)
+    per_class = _fitted_on_all(y, p, "per class")
+    assert t.how == "global" and len(set(t.values)) == 1
+    assert per_class > t.score  # on the rows fitted, per-class cuts look better; left out, they were not
+    assert t.held_out[2] < t.held_out[1]
+
+
+def _fitted_on_all(y: np.ndarray, p: np.ndarray, how: str) -> float:
+    from kaggle_flow.thresholds import _fitted
+
+    return METRICS["mean_f2"].of_labels(y, apply(p, _fitted(y, p, METRICS["mean_f2"], how)), y.shape[1])
 
 
 def test_at_least_one_label_an_image_when_it_raises_the_score() -> None:
@@ -83,7 +106,7 @@ def test_at_least_one_label_an_image_when_it_raises_the_score() -> None:
 def test_a_metric_of_probabilities_has_no_cut() -> None:
     y, p = _planted()
     t = fit_thresholds(y, p, METRICS["mean_auc"])
-    assert np.all(t.values == 0.5) and not t.at_least_one and t.score == t.score_at_half
+    assert np.all(t.values == 0.5) and not t.at_least_one and t.score == t.score_at_half and t.how == "0.5"
 
 
 def test_thresholds_round_trip_through_the_run_folder(tmp_path: Path) -> None:
