@@ -30,6 +30,7 @@ otherwise treat a set of classes as one.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -78,6 +79,10 @@ class Target(ABC):
     def val_loss(self, y: np.ndarray, probs: np.ndarray) -> float:
         """The mean loss of the probabilities against encoded labels, as validation reports it."""
         return float(self.image_losses(y, probs).mean())
+
+    @abstractmethod
+    def chance_loss(self, num_classes: int) -> float:
+        """The loss of a model that knows nothing (every class equally likely): what a blown-up run is measured by."""
 
     @abstractmethod
     def decide(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
@@ -148,6 +153,9 @@ class Single(Target):
     def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
         return np.eye(num_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
+    def chance_loss(self, num_classes: int) -> float:
+        return math.log(max(num_classes, 2))  # cross entropy of 1/K
+
     def image_losses(self, y: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Cross entropy: -ln of the probability of the true class."""
         y = np.asarray(y, dtype=np.int64)
@@ -206,6 +214,9 @@ class Multi(Target):
 
     def one_hot(self, y: np.ndarray, num_classes: int) -> np.ndarray:
         return np.asarray(y, dtype=np.float32).reshape(-1, num_classes)
+
+    def chance_loss(self, num_classes: int) -> float:
+        return math.log(2)  # each class's binary cross entropy of 1/2, averaged over the classes
 
     def image_losses(self, y: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """Binary cross entropy averaged over the classes (so their mean is paddle's BCE of the batch)."""

@@ -80,6 +80,18 @@ def test_a_loss_that_explodes_while_finite_fails_the_run(workdir: Path) -> None:
     assert not (run / "best.pdparams").exists()
 
 
+def test_a_multi_label_loss_explodes_at_ten_times_ln_2() -> None:
+    """A sigmoid head's binary cross entropy starts near ln 2 whatever the class count: a loss of 8 for
+    17 tags has blown up, though it is under 10 x ln 17, where one class an image would still be."""
+    from kaggle_flow.engine.loop import EpochResult, ExplodingLoss, check_loss
+    from kaggle_flow.target import TARGETS
+
+    epoch = EpochResult(loss=8.0, acc=0.5, lr=3e-3, images=64, seconds=1.0)
+    with pytest.raises(ExplodingLoss):
+        check_loss(epoch, 0.69, TARGETS["multi"].chance_loss(17))
+    check_loss(epoch, 2.8, TARGETS["single"].chance_loss(17))  # 8 < 10 x ln 17: no error
+
+
 def _after_the_epoch(monkeypatch: pytest.MonkeyPatch, change: object, *, epoch: int = 1) -> None:
     """fit's epochs as they are, with `change(model)` applied to the weights after epoch `epoch`'s steps."""
     real, calls = fit.train_one_epoch, []

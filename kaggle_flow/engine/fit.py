@@ -48,6 +48,7 @@ from kaggle_flow.errors import FlowError, TrainingDiverged, TrainingInterrupted
 from kaggle_flow.machine import terminated, use_device
 from kaggle_flow.metrics import METRICS
 from kaggle_flow.runs import FAILED, Run, Summary
+from kaggle_flow.target import TARGETS
 
 
 def fit(
@@ -161,7 +162,7 @@ def _epoch(
     result, size = _train_epoch(state, data, reporter, epoch)
     if progress.first_loss is None:  # the run's first step: what an exploding loss is measured against
         progress.first_loss = result.first_loss
-    check_loss(result, progress.first_loss, config.num_classes)
+    check_loss(result, progress.first_loss, TARGETS[config.target].chance_loss(config.num_classes))
     state.parallel.average_buffers(state.model, state.ema.shadow)
     with state.ema.applied(state.model):  # validate and keep the averaged weights under --ema
         check_weights(state.model)  # never a best (or last) checkpoint of NaN weights

@@ -218,15 +218,16 @@ class NonFiniteWeights(Diverged):
 EXPLODED = 10.0  # an epoch's mean loss this many times the start's: diverged, though finite
 
 
-def check_loss(result: EpochResult, start: float, num_classes: int) -> None:
+def check_loss(result: EpochResult, start: float, chance: float) -> None:
     """Raise ExplodingLoss when the epoch's mean training loss passed EXPLODED x the start's.
 
-    The start is the larger of the run's first step (the model before any update) and ln K, the
-    cross-entropy of a model that knows nothing, so a run starting from good weights still has room.
+    The start is the larger of the run's first step (the model before any update) and `chance`, the
+    loss of a model that knows nothing (Target.chance_loss: ln K for one class an image, ln 2 for a
+    class's binary cross entropy), so a run starting from good weights still has room.
     A healthy run's loss falls from there; ten times above it the weights have blown up, even while
     every number stays finite (a learning rate far too high ends at chance with a loss of ~50).
     """
-    reference = max(start, math.log(max(num_classes, 2)))
+    reference = max(start, chance)
     if result.loss > EXPLODED * reference:
         raise ExplodingLoss(result.loss, reference, result.lr)
 
