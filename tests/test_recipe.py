@@ -39,8 +39,15 @@ def test_model_follows_the_device_the_data_and_max_params() -> None:
 
 
 def test_tiny_images_on_a_cpu_train_the_small_cnn() -> None:
-    name, why = recipe.choose_model(facts(n=1442, w=56, h=56), None, 10, 1)
-    assert name == "smallcnn" and why == "smallcnn: CPU, tiny images (median short side 56 px, under 64), 0.1 M parameters"
+    name, why = recipe.choose_model(facts(n=1442, w=28, h=28), None, 10, 1)
+    assert name == "smallcnn" and why == "smallcnn: CPU, tiny images (median short side 28 px, under 64), 0.1 M parameters"
+    name, why = recipe.choose_model(facts(n=1442, w=56, h=56), None, 10, 1)  # objects wider than smallcnn's 30 px view
+    assert name == "smallcnn3" and why == "smallcnn3: CPU, tiny images (median short side 56 px, under 64), 0.3 M parameters"
+    from kaggle_flow.models import param_count
+
+    limit = param_count("smallcnn3", 10, 1) - 1
+    name, why = recipe.choose_model(facts(n=1442, w=56, h=56), limit, 10, 1)
+    assert name == "smallcnn" and why.endswith(f"0.1 M parameters, within max_params {limit:,}")
     assert recipe.choose_model(facts(n=1442, w=64, h=80), None, 10, 1)[0] == "resnet-t"  # the family's stem halves 64 px
     assert recipe.choose_model(facts(n=1442, w=28, h=28, place="gpu"), None, 10, 1)[0] == "resnet-m"
     with pytest.raises(FlowError, match=r"^max_params 1,000: even smallcnn has [\d,]+ parameters; give --model$"):

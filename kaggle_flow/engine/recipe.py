@@ -8,9 +8,10 @@ choice comes with a one-line reason, printed before training and saved in config
     model   RGB photos (short side >= 64 px) with ImageNet weights at hand (in paddle's cache, or the
             network answers and --no-download was not given): a pretrained model, resnet50 on a GPU,
             resnet18 on a CPU (a smaller one within max_params), with Adam 3e-4, one frozen-backbone
-            epoch and ImageNet's mean/std (`transfer_values`). Otherwise, on a CPU, smallcnn for
+            epoch and ImageNet's mean/std (`transfer_values`). Otherwise, on a CPU, a small CNN for
             tiny images (short side under 64 px, where the family's stem keeps the full
-            resolution: slower, and it learned digit composites more slowly per epoch), else the
+            resolution: slower, and it learned digit composites more slowly per epoch): smallcnn,
+            smallcnn3 from 48 px (a third pooled stage: each output sees 62 px, not 30), else the
             from-scratch family: on a CPU resnet-t below 2,000 training images (more epochs fit the
             time), else resnet-s; on a GPU resnet-m (resnet-l from 20,000 images); the largest that
             fits max_params
@@ -57,7 +58,8 @@ EPOCHS = (10, 60)
 MIN_CPU_EPOCHS = 3  # under the CPU time budget: fewer than this and a cosine schedule barely anneals
 CPU_BUDGET_S = 3.5 * 60  # s of training steps: a CPU baseline takes minutes (validation and set-up on top)
 SMALL_DATA = 2_000  # training images below which the CPU model is the tiny preset (more epochs in the budget)
-TINY_SIDE, TINY_MODEL = 64, "smallcnn"  # px: a median short side under which a CPU trains the small CNN
+TINY_SIDE = 64  # px: a median short side under which a CPU trains a small CNN
+TINY_MODELS = (("smallcnn3", 48), ("smallcnn", 0))  # (model, the median short side from which it is picked), preferred first
 FAMILY = ("resnet-t", "resnet-s", "resnet-m", "resnet-l")  # smallest first
 PHOTO_SIDE = 64  # px: a median short side from which RGB images are taken for photos, as ImageNet's are
 PRETRAINED = {  # the pretrained models the recipe picks from, preferred first: the first within max_params with weights
@@ -143,11 +145,13 @@ def choose_size(facts: Facts, min_size: int = MIN_SIZE) -> tuple[int, str]:
 
 def choose_model(facts: Facts, max_params: int | None, num_classes: int, channels: int) -> tuple[str, str]:
     if facts.place == "cpu" and facts.short_side < TINY_SIDE:
-        params = models.param_count(TINY_MODEL, num_classes, channels)
-        if max_params is not None and params > max_params:
-            raise DataError(f"max_params {max_params:,}: even {TINY_MODEL} has {params:,} parameters; give --model")
-        return TINY_MODEL, (f"{TINY_MODEL}: CPU, tiny images (median short side {facts.short_side} px, under {TINY_SIDE}), "
-                            f"{params / 1e6:.1f} M parameters")
+        for name, side in TINY_MODELS:
+            params = models.param_count(name, num_classes, channels)
+            if facts.short_side >= side and (max_params is None or params <= max_params):
+                limit = f", within max_params {max_params:,}" if name != TINY_MODELS[0][0] and facts.short_side >= TINY_MODELS[0][1] else ""
+                return name, (f"{name}: CPU, tiny images (median short side {facts.short_side} px, under {TINY_SIDE}), "
+                              f"{params / 1e6:.1f} M parameters{limit}")
+        raise DataError(f"max_params {max_params:,}: even {name} has {params:,} parameters; give --model")
     if facts.place == "gpu":
         wanted = "resnet-l" if facts.n_train >= 20_000 else "resnet-m"
     else:

@@ -19,11 +19,16 @@ class SmallCNN(nn.Layer):
     two per stage at 1/2 and 1/4; the global average pool keeps it size-agnostic. About 108k
     parameters and 7 M multiply-adds per 28 px image: 12 epochs of 3,600 MNIST digits take under two
     minutes on one CPU core and reach about 98.5% held-out accuracy.
+
+    Each of its outputs sees 30 px of the image: enough for a 28 px digit, too little for 48-64 px
+    images whose objects take most of the image. `stages=3` (smallcnn3) adds a pool and a 128-wide
+    convolution at 1/8, which widens that view to 62 px (256k parameters; 1.2x the time at 56 px).
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, width: int = 32, dropout: float = 0.2, stages: int = 2) -> None:
         super().__init__()
         w = width
+        third = [nn.MaxPool2D(2, 2), _conv_bn(4 * w, 4 * w)] if stages == 3 else []
         self.features = nn.Sequential(
             _conv_bn(in_channels, w // 2),
             nn.MaxPool2D(2, 2),
@@ -32,6 +37,7 @@ class SmallCNN(nn.Layer):
             nn.MaxPool2D(2, 2),
             _conv_bn(w, 2 * w),
             _conv_bn(2 * w, 4 * w),
+            *third,
         )
         self.pool = nn.AdaptiveAvgPool2D(1)
         self.dropout = nn.Dropout(dropout)
