@@ -11,7 +11,7 @@ choice comes with a one-line reason, printed before training and saved in config
             epoch and ImageNet's mean/std (`transfer_values`). Otherwise, on a CPU, a small CNN for
             tiny images (short side under 64 px, where the family's stem keeps the full
             resolution: slower, and it learned digit composites more slowly per epoch): smallcnn,
-            smallcnn3 from 48 px (a third pooled stage: each output sees 62 px, not 30), else the
+            smallcnn3 from 48 px (a third pooled stage: each output sees 50 px, not 30), else the
             from-scratch family: on a CPU resnet-t below 2,000 training images (more epochs fit the
             time), else resnet-s; on a GPU resnet-m (resnet-l from 20,000 images); the largest that
             fits max_params

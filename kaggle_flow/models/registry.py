@@ -60,7 +60,7 @@ def _family(name: str) -> Builder:
 MODELS: Registry[ModelInfo] = Registry("model", [
         ModelInfo("smallcnn", "Small BatchNorm CNN for tiny images (8-48 px, e.g. digits); fast on CPU", 8,
                   lambda k, c, size: SmallCNN(k, in_channels=c), head="fc"),
-        ModelInfo("smallcnn3", "smallcnn with a third pooled stage, for 48-64 px images (it sees 62 px, smallcnn 30)", 16,
+        ModelInfo("smallcnn3", "smallcnn with a third pooled stage, for 48-64 px images (it sees 50 px, smallcnn 30)", 16,
                   lambda k, c, size: SmallCNN(k, in_channels=c, stages=3), head="fc"),
         ModelInfo("resnet-t", "Tiny plain ResNet, 3x3 convs only (fast on CPU): a first try on small data", 8,
                   _family("resnet-t"), head="head"),
