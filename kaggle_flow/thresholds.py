@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from kaggle_flow.errors import DataError, FlowError
+from kaggle_flow.explore.multifolds import kfold
 from kaggle_flow.fileio import write_json
 from kaggle_flow.metrics import Metric
 from kaggle_flow.target import TARGETS, THRESHOLD
@@ -178,8 +179,6 @@ def _fitted(y: np.ndarray, probs: np.ndarray, metric: Metric, how: str) -> Thres
 def _held_out(y: np.ndarray, probs: np.ndarray, metric: Metric) -> tuple[float, ...]:
     """Each way's score (HOWS' order) on answers it was not fitted on: fitted on PARTS - 1 stratified
     parts of the rows, deciding the part left out, in turn; the answers of all parts scored together."""
-    from kaggle_flow.explore.multifolds import kfold
-
     part = kfold(y, PARTS, seed=0, name=str)
     sets = {how: np.zeros_like(y) for how in HOWS}
     for p in range(PARTS):
