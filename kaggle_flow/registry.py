@@ -4,7 +4,7 @@ A Registry is a read-only mapping of name -> frozen entry that carries its build
 description. Looking up a name it does not hold is one line listing the valid ones:
 
     >>> MODELS["nope"]
-    NotFoundError: unknown model 'nope' (valid: smallcnn, resnet-t, ...)
+    NotFoundError: unknown model 'nope' (valid: smallcnn, smallcnn3, resnet-t, ...)
 """
 
 from __future__ import annotations

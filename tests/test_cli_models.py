@@ -55,7 +55,7 @@ def test_models_speed_notes_a_size_below_the_minimum(tmp_path: Path, monkeypatch
 def test_models_speed_unknown_model(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     line = one_line_error(flow("models", "--speed", "--model", "resnet9000"))
-    assert line.startswith("Error: unknown model 'resnet9000' (valid: smallcnn, resnet-t, ")
+    assert line.startswith("Error: unknown model 'resnet9000' (valid: smallcnn, smallcnn3, resnet-t, ")
 
 
 def test_models_filter(tmp_path: Path, monkeypatch) -> None:
