@@ -125,9 +125,9 @@ class Metric:
     def sweep(self, y_true: np.ndarray, sets: np.ndarray) -> Sweep:
         """The 0/1 `sets` [n, k] against multi-hot y_true, to score one class column replaced by candidate
         columns at a time (fitting thresholds: thresholds.py)."""
-        y, sets = np.asarray(y_true).astype(bool), np.asarray(sets).astype(bool)
-        f = self.multi if isinstance(self.multi, FScore) else None
-        return Sweep(y, sets, f, lambda truth, trial: self.of_labels(truth, trial, sets.shape[1]))
+        if not isinstance(self.multi, FScore):
+            raise FlowError(f"metric '{self.name}' scores no label sets at a threshold: nothing to fit")
+        return Sweep(np.asarray(y_true).astype(bool), np.asarray(sets).astype(bool), self.multi)
 
     def _indices(self, y_true: np.ndarray) -> np.ndarray:
         if self.fn is None:

@@ -5,7 +5,6 @@ entries hold one), `Sweep` tries one class column after another, recounting only
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,25 +29,20 @@ def _set_counts(y: np.ndarray, d: np.ndarray, axis: int | None) -> Counts:
 
 class Sweep:
     """0/1 sets [n, k] whose class columns are tried and set one at a time: `scores(j, columns)` gives
-    the metric with column j replaced by each candidate, `set(j, column)` keeps one. An F score keeps
-    the sets' counts and recounts only column j (a class of iMet's 1,103 costs one column, not all);
-    another metric (`f` None) scores each trial whole with `score(y, sets)`."""
+    the F score with column j replaced by each candidate, `set(j, column)` keeps one. The sets' counts
+    are kept and only column j is recounted (a class of iMet's 1,103 costs one column, not all)."""
 
-    def __init__(self, y: np.ndarray, sets: np.ndarray, f: FScore | None, score: Callable[[np.ndarray, np.ndarray], float]) -> None:
-        self.y, self.sets, self.f, self.score = y, sets.copy(), f, score
-        self.counts = f.counts(y, self.sets) if f is not None else None
+    def __init__(self, y: np.ndarray, sets: np.ndarray, f: FScore) -> None:
+        self.y, self.sets, self.f = y, sets.copy(), f
+        self.counts = f.counts(y, self.sets)
 
     def scores(self, j: int, columns: np.ndarray) -> np.ndarray:
         """[G] scores of the sets with column j replaced by each of `columns` [n, G]."""
-        if self.f is not None and self.counts is not None:
-            return self.f.sweep(self.y, self.sets, j, np.asarray(columns, dtype=bool), self.counts)
-        trials = [np.column_stack([self.sets[:, :j], columns[:, g], self.sets[:, j + 1:]]) for g in range(columns.shape[1])]
-        return np.array([self.score(self.y, trial) for trial in trials])
+        return self.f.sweep(self.y, self.sets, j, np.asarray(columns, dtype=bool), self.counts)
 
     def set(self, j: int, column: np.ndarray) -> None:
         column = np.asarray(column, dtype=bool)
-        if self.f is not None and self.counts is not None:
-            self.counts = self.f.recount(self.counts, self.y[:, j], self.sets[:, j], column, j)
+        self.counts = self.f.recount(self.counts, self.y[:, j], self.sets[:, j], column, j)
         self.sets[:, j] = column
 
 
@@ -93,12 +87,12 @@ class FScore:
         before, after = (_set_counts(yj[:, None], col[:, None], axis) for col in (old, new))
         return tuple(c - b + a for c, b, a in zip(counts, before, after))  # type: ignore[return-value]
 
-    def sweep(self, y: np.ndarray, d: np.ndarray, j: int, columns: np.ndarray, counts: Counts | None = None) -> np.ndarray:
+    def sweep(self, y: np.ndarray, d: np.ndarray, j: int, columns: np.ndarray, counts: Counts) -> np.ndarray:
         """[G] scores of the sets `d` with column j replaced by each of `columns` [n, G]; `counts`: those
-        of (y, d) when the caller keeps them (counted here otherwise)."""
+        of (y, d), kept by the caller (`Sweep`)."""
         yj, c = y[:, j].astype(bool)[:, None], np.asarray(columns, dtype=bool)
         dj = d[:, j].astype(bool)
-        tp, fp, fn = counts if counts is not None else self.counts(y, d)
+        tp, fp, fn = counts
         if self.average == "macro":
             tp, fp, fn = (np.delete(v, j) for v in (tp, fp, fn))
             present = (tp + fp + fn) > 0

@@ -145,12 +145,15 @@ def choose_size(facts: Facts, min_size: int = MIN_SIZE) -> tuple[int, str]:
 
 def choose_model(facts: Facts, max_params: int | None, num_classes: int, channels: int) -> tuple[str, str]:
     if facts.place == "cpu" and facts.short_side < TINY_SIDE:
+        limit = ""  # said once a model the size asks for is over max_params
         for name, side in TINY_MODELS:
             params = models.param_count(name, num_classes, channels)
-            if facts.short_side >= side and (max_params is None or params <= max_params):
-                limit = f", within max_params {max_params:,}" if name != TINY_MODELS[0][0] and facts.short_side >= TINY_MODELS[0][1] else ""
+            if facts.short_side < side:
+                continue
+            if max_params is None or params <= max_params:
                 return name, (f"{name}: CPU, tiny images (median short side {facts.short_side} px, under {TINY_SIDE}), "
                               f"{params / 1e6:.1f} M parameters{limit}")
+            limit = f", within max_params {max_params:,}"
         raise DataError(f"max_params {max_params:,}: even {name} has {params:,} parameters; give --model")
     if facts.place == "gpu":
         wanted = "resnet-l" if facts.n_train >= 20_000 else "resnet-m"
